@@ -1,0 +1,216 @@
+"""The embedded Apache Kafka broker: a single-node KRaft broker+controller on 127.0.0.1.
+
+Jars come from Maven Central: ``mvn dependency:copy-dependencies`` on ``infra/conf/kafka-pom.xml``
+resolves ``org.apache.kafka:kafka_2.13:<version>`` and its runtime dependencies into
+``<cache_dir>/kafka/<version>/libs`` once; later starts reuse them. Storage is formatted with
+``kafka.tools.StorageTool format`` (KIP-500 / KIP-631 KRaft mode) and the broker runs as
+``java -cp libs/* kafka.Kafka server.properties``. Data and logs live in ``<data_dir>/kafka``.
+
+Version choice: 3.9.x, the last line with ZooKeeper-era protocol versions still present
+(Kafka 4.0 removed them, KIP-896); faust-streaming pins old request versions in places.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import signal
+import subprocess
+import uuid
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from infra.errors import EnvironmentProblem, ServiceFailed
+from infra.process import (
+    PidFile,
+    ensure_port_free,
+    ensure_writable_dir,
+    spawn_detached,
+    stop_pid,
+    wait_until,
+)
+from streams.settings import Settings
+
+__all__ = ["KafkaBroker", "broker_ready", "resolve_kafka_jars"]
+
+_MARKER = ".complete"
+
+
+def _require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise EnvironmentProblem(f"{tool} is not installed: {hint}")
+    return path
+
+
+def resolve_kafka_jars(cache_dir: Path, version: str) -> Path:
+    """Resolve the broker's jars from Maven Central into ``cache_dir/kafka/<version>/libs``.
+
+    Returns the libs directory. Reuses a complete earlier download (a marker file is written
+    last, so an interrupted download is redone). Raises :class:`EnvironmentProblem` when Maven
+    is missing or Maven Central cannot be reached.
+    """
+    libs = cache_dir / "kafka" / version / "libs"
+    if (libs / _MARKER).exists():
+        return libs
+    mvn = _require("mvn", "apt-get install maven (needed to fetch the Kafka broker jars)")
+    libs.mkdir(parents=True, exist_ok=True)
+    pom = Path(str(files("infra").joinpath("conf", "kafka-pom.xml")))
+    proc = subprocess.run(
+        [
+            mvn, "-q", "-B", "-f", str(pom),
+            f"-Dkafka.version={version}",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+            "dependency:copy-dependencies",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise EnvironmentProblem(
+            f"mvn could not resolve org.apache.kafka:kafka_2.13:{version} from Maven Central "
+            f"(exit {proc.returncode}): {tail[0][:200]}"
+        )
+    (libs / _MARKER).write_text(version)
+    return libs
+
+
+def broker_ready(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True when a metadata request to ``bootstrap`` succeeds within ``timeout_s`` seconds."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - any client error means "not ready yet"; we poll again
+        return False
+    return bool(meta.brokers)
+
+
+@dataclass(frozen=True)
+class KafkaBroker:
+    """The embedded broker described by ``settings`` (ports, version, data dir, heap)."""
+
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        """``<data_dir>/kafka``: config, data (``data/``), logs and the pid file."""
+        return self.settings.data_dir.resolve() / "kafka"
+
+    @property
+    def pidfile(self) -> PidFile:
+        return PidFile(self.home / "broker.pid")
+
+    def pid(self) -> int | None:
+        """The live broker's pid, or None (stale pid files are removed)."""
+        return self.pidfile.read_alive()
+
+    def _write_config(self) -> Path:
+        k = self.settings.kafka
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{k.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{k.port},CONTROLLER://127.0.0.1:{k.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{k.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.home / "data"),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "12",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # Every topic is created explicitly from the catalog with its partition count
+            # (Faust fails with PartitionsMismatch against auto-created topics).
+            "auto.create.topics.enable": "false",
+            "num.partitions": "1",
+            "log.retention.hours": "-1",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+        }
+        path = self.home / "server.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
+        log4j = self.home / "log4j.properties"
+        log4j.write_text(
+            "log4j.rootLogger=INFO, file\n"
+            "log4j.appender.file=org.apache.log4j.RollingFileAppender\n"
+            f"log4j.appender.file.File={self.home / 'server.log'}\n"
+            "log4j.appender.file.MaxFileSize=20MB\n"
+            "log4j.appender.file.MaxBackupIndex=2\n"
+            "log4j.appender.file.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.kafka.request.logger=WARN\n"
+            "log4j.logger.state.change.logger=WARN\n"
+        )
+        return path
+
+    def _java(self, libs: Path) -> list[str]:
+        java = _require("java", "apt-get install openjdk-17-jre-headless (Kafka needs Java 11+)")
+        return [
+            java,
+            f"-Xms{min(256, self.settings.kafka.heap_mb)}m",
+            f"-Xmx{self.settings.kafka.heap_mb}m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
+            f"-Dkafka.logs.dir={self.home}",
+            "-cp",
+            f"{libs}/*",
+        ]
+
+    def start(self) -> int:
+        """Start the broker unless it runs; wait until metadata answers. Returns its pid.
+
+        Raises :class:`EnvironmentProblem` (Java/Maven missing, Maven Central unreachable, port
+        taken, data dir not writable) or :class:`ServiceFailed` (no metadata in time; the
+        broker's log is named).
+        """
+        k = self.settings.kafka
+        running = self.pid()
+        if running is not None:
+            return running
+        ensure_writable_dir(self.home)
+        ensure_port_free(k.port, "the Kafka broker", "LVLUP_KAFKA__PORT")
+        ensure_port_free(k.controller_port, "the KRaft controller", "LVLUP_KAFKA__CONTROLLER_PORT")
+        libs = resolve_kafka_jars(self.settings.cache_dir, k.version)
+        config = self._write_config()
+        java = self._java(libs)
+        if not (self.home / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = subprocess.run(
+                [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if fmt.returncode != 0:
+                raise ServiceFailed(f"kafka storage format failed: {fmt.stderr.strip()[:300]}")
+        pid = spawn_detached(
+            [*java, "kafka.Kafka", str(config)],
+            log_path=self.home / "stdout.log",
+            cwd=self.home,
+        )
+        self.pidfile.write(pid)
+        if not wait_until(lambda: broker_ready(k.bootstrap(), 1.0), timeout_s=k.start_timeout_s):
+            raise ServiceFailed(
+                f"Kafka did not answer metadata on {k.bootstrap()} within {k.start_timeout_s:.0f} s;"
+                f" see {self.home / 'server.log'}"
+            )
+        return pid
+
+    def stop(self, *, kill: bool = False) -> bool:
+        """Stop the broker (SIGTERM, or SIGKILL with ``kill``). Returns True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        stop_pid(
+            pid, timeout_s=60, name="Kafka broker", sig=signal.SIGKILL if kill else signal.SIGTERM
+        )
+        self.pidfile.clear()
+        return True

