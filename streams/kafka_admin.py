@@ -1,0 +1,116 @@
+"""Topic administration on a Kafka cluster (confluent-kafka ``AdminClient``).
+
+Topics are created explicitly with their partition count and configs, idempotently: an
+existing topic with the same partition count is left alone; one with a different count is an
+error (Faust would fail later with ``PartitionsMismatch``, and repartitioning breaks keyed
+order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.errors import LvlupError
+
+__all__ = ["TopicSpec", "create_topics", "delete_topics", "end_offsets", "topic_partitions"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: ``name``, ``partitions``, ``replication``, and broker ``config``."""
+
+    name: str
+    partitions: int
+    replication: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def _admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def topic_partitions(bootstrap: str, timeout_s: float = 10.0) -> dict[str, int]:
+    """Existing topics and their partition counts."""
+    meta = _admin(bootstrap).list_topics(timeout=timeout_s)
+    return {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
+
+
+def create_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Create each topic unless it exists; returns ``{name: "created" | "exists"}``.
+
+    Raises :class:`LvlupError` when a topic exists with another partition count, or the
+    broker refuses a creation (bad config, unreachable broker).
+    """
+    specs = list(specs)
+    existing = topic_partitions(bootstrap, timeout_s)
+    result: dict[str, str] = {}
+    todo: list[NewTopic] = []
+    for spec in specs:
+        if spec.name in existing:
+            if existing[spec.name] != spec.partitions:
+                raise LvlupError(
+                    f"topic {spec.name} has {existing[spec.name]} partitions, the catalog says "
+                    f"{spec.partitions}: fix the catalog or recreate the topic"
+                )
+            result[spec.name] = "exists"
+        else:
+            todo.append(
+                NewTopic(spec.name, spec.partitions, spec.replication, config=dict(spec.config))
+            )
+    if not todo:
+        return result
+    admin = _admin(bootstrap)  # keep a reference: the futures die with the client
+    futures = admin.create_topics(todo, operation_timeout=timeout_s)
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=timeout_s)
+            result[name] = "created"
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                result[name] = "exists"
+                continue
+            raise LvlupError(f"creating topic {name} failed: {err}") from exc
+    return result
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> None:
+    """Delete topics; a topic that does not exist is ignored."""
+    names = list(names)
+    if not names:
+        return
+    admin = _admin(bootstrap)
+    futures = admin.delete_topics(names, operation_timeout=timeout_s)
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue
+            raise LvlupError(f"deleting topic {name} failed: {err}") from exc
+
+
+def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """High watermark (next offset to be written) per partition of ``topic``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lvlup-admin-probe",
+                         "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+        out: dict[int, int] = {}
+        for pid in meta.topics[topic].partitions:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, pid), timeout=timeout_s
+            )
+            out[pid] = high
+        return out
+    finally:
+        consumer.close()
