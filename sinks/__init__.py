@@ -1,0 +1,3 @@
+"""Sinks and stores: Postgres and ClickHouse writers, migrations, store clients."""
+
+__all__: list[str] = []

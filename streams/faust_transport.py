@@ -17,14 +17,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 __all__ = ["IdempotentProducer", "Transport"]
 
 
-class IdempotentProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+class IdempotentProducer(faust_aiokafka.Producer):
     """aiokafka producer with ``acks="all"`` and ``enable_idempotence=True`` always on."""
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
 
 
-class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class Transport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with :class:`IdempotentProducer`."""
 
     Producer = IdempotentProducer

@@ -85,7 +85,7 @@ class ChdbClient:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         try:
-            self._conn = chdb.connect(str(path))
+            self._conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]
         except RuntimeError as exc:
             raise ChdbLocked(
                 f"chdb data dir {path} is in use by another process (pid {_status_pid(path)}); "
@@ -131,7 +131,7 @@ class ChdbClient:
                 ins.finish()
         except RuntimeError as exc:
             raise QueryError(str(exc).strip()[:500]) from exc
-        return data.num_rows
+        return int(data.num_rows)
 
     def close(self) -> None:
         self._conn.close()
@@ -174,7 +174,7 @@ class ServerClient:
             return 0
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         self._call(self._client.insert_arrow, table, data, settings=settings)
-        return data.num_rows
+        return int(data.num_rows)
 
     def close(self) -> None:
         self._client.close()

@@ -24,7 +24,8 @@ def build_app() -> typer.Typer:
     """A fresh typer app with every command group registered."""
     app = typer.Typer(
         name="lvlup",
-        help="Lvl_UP Streams: an event-driven platform for running, testing and auditing AI agents.",
+        help="Lvl_UP Streams: an event-driven platform for running, testing and auditing "
+        "AI agents.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,

@@ -40,7 +40,10 @@ def _wait_for(bootstrap: str, topic: str, total: int, worker: subprocess.Popen, 
               timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if topic in topic_partitions(bootstrap) and sum(end_offsets(bootstrap, topic).values()) >= total:
+        if topic not in topic_partitions(bootstrap):
+            time.sleep(0.5)
+            continue
+        if sum(end_offsets(bootstrap, topic).values()) >= total:
             return
         if worker.poll() is not None:
             raise AssertionError(f"worker exited {worker.returncode}: {log.read_text()[-3000:]}")
