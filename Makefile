@@ -40,9 +40,11 @@ test-stack-up: setup
 test-stack-down:
 	$(TEST_ENV) $(LVLUP) down
 
+PACKAGES := $(wildcard streams agents schemas sinks inference api infra)
+
 lint: setup
-	$(VENV)/bin/ruff check streams agents schemas sinks inference api infra tests
-	$(VENV)/bin/mypy streams agents schemas sinks inference api infra
+	$(VENV)/bin/ruff check $(PACKAGES) tests
+	$(VENV)/bin/mypy $(PACKAGES)
 
 bench: setup
 	@echo "no benchmarks wired yet"
