@@ -1,0 +1,322 @@
+"""Postgres views (tables) materialized from the log, with the seeds' fields.
+
+SQLAlchemy 2 Core tables on one :data:`METADATA`; Alembic migrations
+(``sinks/postgres/migrations``) create them. Every view row carries the position of the
+record that last wrote it (``src_topic``/``src_partition``/``src_offset``) so an auditor can
+go from a row to the log. Indexes follow the API's filters: agent_id, event type, time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = ["METADATA", "VIEW_TABLES"]
+
+METADATA = MetaData()
+TS = DateTime(timezone=True)
+
+
+def _src() -> list[Column[object]]:
+    return [
+        Column("src_topic", String, nullable=False),
+        Column("src_partition", Integer, nullable=False),
+        Column("src_offset", BigInteger, nullable=False),
+    ]
+
+
+sink_offsets = Table(
+    "sink_offsets", METADATA,
+    Column("consumer_group", String, primary_key=True),
+    Column("topic", String, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+)
+
+view_watermarks = Table(
+    "view_watermarks", METADATA,
+    Column("view", String, primary_key=True),
+    Column("max_occurred_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+agents = Table(
+    "agents", METADATA,
+    Column("agent_id", String, primary_key=True),
+    Column("agent_type", String),
+    Column("status", String, nullable=False),
+    Column("priority", Integer),
+    Column("capabilities", JSONB),
+    Column("registered_at", TS),
+    Column("updated_at", TS, nullable=False),
+    Column("last_reason", Text),
+    *_src(),
+)
+
+agent_metrics = Table(
+    "agent_metrics", METADATA,
+    Column("agent_id", String, primary_key=True),
+    Column("agent_type", String, nullable=False),
+    Column("learning_score", Float, nullable=False),
+    Column("success_rate", Float, nullable=False),
+    Column("failure_rate", Float, nullable=False),
+    Column("total_learning_cycles", Integer, nullable=False),
+    Column("last_learning_cycle", TS),
+    Column("last_success", TS),
+    Column("last_failure", TS),
+    Column("learning_patterns", JSONB, nullable=False),
+    Column("improvement_suggestions", JSONB, nullable=False),
+    Column("xp", Integer, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("prestige", Integer, nullable=False),
+    Column("capabilities", JSONB, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    *_src(),
+)
+
+learning_cycles = Table(
+    "learning_cycles", METADATA,
+    Column("cycle_id", String, primary_key=True),
+    Column("start_time", TS),
+    Column("end_time", TS),
+    Column("status", String, nullable=False),
+    Column("trigger", String),
+    Column("participating_agents", JSONB),
+    Column("total_learning_value", Float),
+    Column("insights", JSONB),
+    Column("success_count", Integer),
+    Column("failure_count", Integer),
+    Column("reason", Text),
+    Column("updated_at", TS, nullable=False),
+    *_src(),
+)
+
+learning_logs = Table(
+    "learning_logs", METADATA,
+    Column("event_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("agent_type", String, nullable=False),
+    Column("event_type", String, nullable=False),
+    Column("topic", String, nullable=False),
+    Column("insight", Text, nullable=False),
+    Column("learning_value", Float, nullable=False),
+    Column("source", String, nullable=False),
+    Column("impact_score", Float, nullable=False),
+    Column("cycle_id", String),
+    Column("metadata", JSONB),
+    *_src(),
+    Index("ix_learning_logs_agent_time", "agent_id", "occurred_at"),
+    Index("ix_learning_logs_type_time", "event_type", "occurred_at"),
+)
+
+internet_learning_results = Table(
+    "internet_learning_results", METADATA,
+    Column("event_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("agent_type", String, nullable=False),
+    Column("topic", String, nullable=False),
+    Column("source_url", String, nullable=False),
+    Column("title", Text),
+    Column("content_summary", Text),
+    Column("relevance_score", Float),
+    Column("learning_value", Float),
+    Column("insights_extracted", JSONB),
+    Column("cycle_id", String),
+    *_src(),
+    Index("ix_internet_results_agent_time", "agent_id", "occurred_at"),
+)
+
+knowledge_transfers = Table(
+    "knowledge_transfers", METADATA,
+    Column("transfer_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("from_agent_id", String, nullable=False),
+    Column("topic", String),
+    Column("knowledge", Text),
+    Column("transfer_value", Float),
+    Column("accepted", Boolean),
+    Column("cycle_id", String),
+    *_src(),
+    Index("ix_knowledge_transfers_agent_time", "agent_id", "occurred_at"),
+)
+
+trusted_sources = Table(
+    "trusted_sources", METADATA,
+    Column("source_id", String, primary_key=True),
+    Column("url", String, nullable=False),
+    Column("trusted", Boolean, nullable=False),
+    Column("trust_score", Float),
+    Column("changed_by", String),
+    Column("reason", Text),
+    Column("updated_at", TS, nullable=False),
+    *_src(),
+)
+
+proposals = Table(
+    "proposals", METADATA,
+    Column("proposal_id", String, primary_key=True),
+    Column("agent_id", String, nullable=False),
+    Column("agent_type", String),
+    Column("title", Text),
+    Column("description", Text),
+    Column("file_path", String),
+    Column("unified_diff", Text),
+    Column("target_repo", String),
+    Column("status", String, nullable=False),
+    Column("submitted_at", TS),
+    Column("updated_at", TS, nullable=False),
+    Column("decided_by", String),
+    Column("decision_reason", Text),
+    *_src(),
+    Index("ix_proposals_agent", "agent_id", "updated_at"),
+    Index("ix_proposals_status", "status"),
+)
+
+proposal_history = Table(
+    "proposal_history", METADATA,
+    Column("event_id", String, primary_key=True),
+    Column("proposal_id", String, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("record_type", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("detail", JSONB),
+    *_src(),
+    Index("ix_proposal_history_proposal", "proposal_id", "occurred_at"),
+)
+
+guardian_suggestions = Table(
+    "guardian_suggestions", METADATA,
+    Column("finding_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("proposal_id", String),
+    Column("agent_id", String),
+    Column("rule_id", String, nullable=False),
+    Column("cwe", String),
+    Column("severity", String, nullable=False),
+    Column("confidence", String),
+    Column("file_path", String),
+    Column("line", Integer),
+    Column("message", Text),
+    Column("tool", String),
+    *_src(),
+    Index("ix_guardian_severity_time", "severity", "occurred_at"),
+)
+
+experiments = Table(
+    "experiments", METADATA,
+    Column("experiment_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("proposal_id", String),
+    Column("agent_id", String),
+    Column("status", String, nullable=False),
+    Column("passed", Boolean),
+    Column("duration_ms", BigInteger),
+    Column("exit_code", Integer),
+    Column("tests_run", Integer),
+    Column("tests_failed", Integer),
+    Column("output_excerpt", Text),
+    *_src(),
+)
+
+token_usage = Table(
+    "token_usage", METADATA,
+    Column("agent_id", String, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("model", String, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    *_src(),
+)
+
+notifications = Table(
+    "notifications", METADATA,
+    Column("notification_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("recipient", String),
+    Column("agent_id", String),
+    Column("kind", String, nullable=False),
+    Column("title", Text),
+    Column("message", Text),
+    Column("priority", String),
+    Column("read", Boolean, nullable=False),
+    Column("link", String),
+    *_src(),
+    Index("ix_notifications_recipient", "recipient", "read", "occurred_at"),
+)
+
+error_learning = Table(
+    "error_learning", METADATA,
+    Column("fingerprint", String, primary_key=True),
+    Column("agent_id", String),
+    Column("component", String),
+    Column("error_class", String, nullable=False),
+    Column("message", Text),
+    Column("severity", String),
+    Column("occurrences", BigInteger, nullable=False),
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    *_src(),
+)
+
+custody_runs = Table(
+    "custody_runs", METADATA,
+    Column("run_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("agent_type", String),
+    Column("category", String),
+    Column("tier", String),
+    Column("level", Integer),
+    Column("items_total", Integer),
+    Column("items_passed", Integer),
+    Column("epochs", Integer),
+    Column("score", Float),
+    Column("wilson_lower", Float),
+    Column("verdict", String),
+    Column("xp_awarded", Integer),
+    Column("seed", BigInteger),
+    Column("duration_ms", BigInteger),
+    *_src(),
+    Index("ix_custody_runs_agent_time", "agent_id", "occurred_at"),
+)
+
+agent_levels = Table(
+    "agent_levels", METADATA,
+    Column("agent_id", String, primary_key=True),
+    Column("agent_type", String),
+    Column("level", Integer, nullable=False),
+    Column("prestige", Integer),
+    Column("xp", Integer),
+    Column("reason", Text),
+    Column("run_id", String),
+    Column("updated_at", TS, nullable=False),
+    *_src(),
+)
+
+VIEW_TABLES: tuple[Table, ...] = (
+    agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,
+    knowledge_transfers, trusted_sources, proposals, proposal_history, guardian_suggestions,
+    experiments, token_usage, notifications, error_learning, custody_runs, agent_levels,
+)

@@ -1,0 +1,255 @@
+"""The sink consumer loop: consume → decode → batch → write → commit, at least once.
+
+Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto-commit off.
+
+1. Batches close at ``max_batch`` records or ``max_wait_s`` seconds, whichever first.
+2. A record that cannot be decoded goes to ``<group>.dlq`` (:mod:`streams.dlq`); the DLQ is
+   flushed (acked) before the batch is written, so committing past it loses nothing.
+3. ``writer.write(group, batch)`` — on :class:`~sinks.errors.StoreUnavailable` the write is
+   retried with exponential backoff (tenacity; :class:`~sinks.errors.BackPressure`'s
+   ``retry_after`` is honoured) while every assigned partition is paused and the consumer
+   keeps polling, so the group membership survives and memory stays bounded by one batch.
+4. Only after the write returns are the offsets committed (synchronously).
+5. On assignment the consumer seeks to the offsets the writer stored with its data (Postgres
+   stores them in the same transaction), so a write whose commit was lost is not re-applied.
+   On revocation the uncommitted records of the revoked partitions are dropped: the new
+   owner reads them again (at-least-once; the writers are idempotent).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+import tenacity
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from sinks.errors import BackPressure, StoreUnavailable
+from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
+from streams.dlq import DeadLetterQueue, DlqPolicy, SourceRecord
+from streams.messages import message_headers, message_position
+
+__all__ = ["SinkConfig", "SinkRunner", "SinkStats", "SinkWriter"]
+
+log = structlog.get_logger(__name__)
+
+
+class SinkWriter(Protocol):
+    """A store the runner writes batches to."""
+
+    name: str
+
+    def stored_offsets(
+        self, group: str, partitions: Sequence[TopicPartitionKey]
+    ) -> dict[TopicPartitionKey, int]:
+        """Next offsets stored with the data, per partition ({} if the store keeps none)."""
+
+    def write(self, group: str, batch: Batch) -> None:
+        """Write the batch idempotently. Raise ``StoreUnavailable`` to have it retried."""
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """One sink consumer: its group, source topics, batching and retry limits (seconds)."""
+
+    group: str
+    topics: tuple[str, ...]
+    max_batch: int = 5000
+    max_wait_s: float = 0.2
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+    session_timeout_ms: int = 10_000
+    dlq: DlqPolicy = field(default_factory=DlqPolicy)
+    consumer_config: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class SinkStats:
+    """Counters of one runner (read by metrics and tests)."""
+
+    batches: int = 0
+    written: int = 0
+    dead_lettered: int = 0
+    write_retries: int = 0
+    commit_failures: int = 0
+    last_commit: dict[TopicPartitionKey, int] = field(default_factory=dict)
+
+
+class SinkRunner:
+    """Runs one :class:`SinkWriter` over the topics of ``config``.
+
+    ``dlq`` routes undecodable records; ``after_write`` (tests, fault injection) is called
+    between a confirmed write and the commit.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        config: SinkConfig,
+        writer: SinkWriter,
+        codec: Codec,
+        dlq: DeadLetterQueue,
+        *,
+        after_write: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.codec = codec
+        self.dlq = dlq
+        self.stats = SinkStats()
+        self._after_write = after_write
+        self._stop = threading.Event()
+        self._batch = Batch()
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": config.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": config.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, config.session_timeout_ms // 10),
+            "max.poll.interval.ms": 300_000,
+            "enable.partition.eof": False,
+            **dict(config.consumer_config),
+        })
+
+    # -- rebalance callbacks -------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        stored = self._retrying(lambda: self.writer.stored_offsets(self.config.group, keys))
+        for tp in partitions:
+            if (tp.topic, tp.partition) in stored:
+                tp.offset = stored[(tp.topic, tp.partition)]
+        consumer.assign(partitions)
+        log.info("sink.assigned", group=self.config.group, writer=self.writer.name,
+                 partitions=len(partitions), seeks=len(stored))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._batch.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
+        consumer.unassign()
+
+    # -- the loop ------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`run` to write what it holds, commit, and return."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; raises ``DlqLimitExceeded`` when the DLQ limits trip."""
+        cfg = self.config
+        self._consumer.subscribe(list(cfg.topics), on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke)
+        try:
+            opened = time.monotonic()
+            while not self._stop.is_set():
+                room = cfg.max_batch - len(self._batch)
+                wait = max(0.0, cfg.max_wait_s - (time.monotonic() - opened))
+                for msg in self._consumer.consume(num_messages=max(1, room), timeout=wait):
+                    self._take(msg)
+                full = len(self._batch) >= cfg.max_batch
+                if full or time.monotonic() - opened >= cfg.max_wait_s:
+                    self._flush()
+                    opened = time.monotonic()
+            self._flush()
+        finally:
+            self._consumer.close()
+
+    def _take(self, msg: Message) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                return
+            raise StoreUnavailable(f"consumer error: {err}")
+        topic, partition, offset = message_position(msg)
+        value = msg.value()
+        try:
+            if value is None:
+                raise SchemaError("tombstone (null value) on an event topic", topic=topic,
+                                  partition=partition, offset=offset)
+            record_type, record = self.codec.decode(
+                value, "latest", topic=topic, partition=partition, offset=offset
+            )
+        except SchemaError as exc:
+            self.stats.dead_lettered += 1
+            self._batch.advance(topic, partition, offset)
+            self.dlq.send(SourceRecord(topic, partition, offset, msg.key(), value,
+                                       message_headers(msg)), exc)
+            return
+        self.dlq.ok()
+        self._batch.add(ConsumedRecord(topic, partition, offset, msg.timestamp()[1],
+                                       record_type, record, msg.key()))
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch.empty:
+            return
+        # A fresh buffer first: records polled while a retry waits belong to the next batch.
+        self._batch = Batch()
+        self.dlq.flush()
+        if batch.records:
+            self._retrying(lambda: self.writer.write(self.config.group, batch))
+            self.stats.written += len(batch)
+        self.stats.batches += 1
+        if self._after_write is not None:
+            self._after_write(batch)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self.stats.last_commit.update(batch.next_offsets)
+        except Exception as exc:  # noqa: BLE001 - KafkaException; the data is written, idempotent
+            self.stats.commit_failures += 1
+            log.warning("sink.commit_failed", group=self.config.group, error=str(exc),
+                        note="records will be redelivered; the writer is idempotent")
+
+    # -- retries while paused --------------------------------------------------------------
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        base = tenacity.wait_exponential(multiplier=self.config.retry_initial_s,
+                                         max=self.config.retry_max_s)(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, BackPressure):
+            return max(base, exc.retry_after)
+        return float(base)
+
+    def _sleep_polling(self, seconds: float) -> None:
+        """Sleep with every partition paused, polling so the group keeps us."""
+        assignment = self._consumer.assignment()
+        if assignment:
+            self._consumer.pause(assignment)
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline and not self._stop.is_set():
+                msg = self._consumer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+                if msg is not None:  # fetched before the pause: keep it for the next batch
+                    self._pending.append(msg)
+        finally:
+            if assignment:
+                self._consumer.resume(assignment)
+
+    _pending: list[Message]
+
+    def _retrying(self, fn: Callable[[], Any]) -> Any:
+        self._pending = []
+
+        def _before_sleep(state: tenacity.RetryCallState) -> None:
+            self.stats.write_retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("sink.store_unavailable", group=self.config.group,
+                        writer=self.writer.name, attempt=state.attempt_number, error=str(exc))
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StoreUnavailable),
+            wait=self._wait,
+            stop=lambda _state: self._stop.is_set(),
+            sleep=self._sleep_polling,
+            before_sleep=_before_sleep,
+            reraise=True,
+        )
+        result = retrying(fn)
+        pending, self._pending = self._pending, []
+        for msg in pending:
+            self._take(msg)
+        return result
