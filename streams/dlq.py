@@ -26,7 +26,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+
+from confluent_kafka import KafkaError, Message, Producer
 
 from streams.errors import LvlupError
 
@@ -34,7 +35,6 @@ __all__ = [
     "DeadLetterQueue",
     "DlqLimitExceeded",
     "DlqPolicy",
-    "DlqProducer",
     "SourceRecord",
     "dlq_topic",
 ]
@@ -80,21 +80,6 @@ class SourceRecord:
     headers: Headers = ()
 
 
-class DlqProducer(Protocol):
-    """The part of a Kafka producer the DLQ needs (confluent-kafka's ``Producer`` fits)."""
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes | None = ...,
-        key: bytes | None = ...,
-        headers: list[tuple[str, bytes | None]] | None = ...,
-        on_delivery: Callable[..., None] | None = ...,
-    ) -> None: ...
-
-    def flush(self, timeout: float = ...) -> int: ...
-
-
 @dataclass
 class DeadLetterQueue:
     """Routes invalid records of ``group`` to its DLQ topic and enforces ``policy``.
@@ -104,7 +89,7 @@ class DeadLetterQueue:
     the DLQ (acked) before its source offset is committed: nothing is lost.
     """
 
-    producer: DlqProducer
+    producer: Producer
     group: str
     policy: DlqPolicy = field(default_factory=DlqPolicy)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -134,7 +119,7 @@ class DeadLetterQueue:
         Raises :class:`DlqLimitExceeded` when a limit is crossed (the record itself is
         already on its way to the DLQ).
         """
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             *list(record.headers),
             ("dlq.error.class", type(error).__name__.encode()),
             ("dlq.error.message", str(error)[:2000].encode()),
@@ -151,7 +136,7 @@ class DeadLetterQueue:
         self._push(True)
         self._check()
 
-    def _delivered(self, err: object, _msg: object) -> None:
+    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self._errors.append(str(err))
 

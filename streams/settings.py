@@ -22,6 +22,7 @@ __all__ = [
     "ModelSettings",
     "PostgresSettings",
     "Settings",
+    "SinkSettings",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -122,6 +123,26 @@ class ModelSettings(BaseModel):
     chat_format: str = Field(default="gemma", description="llama-cpp-python chat format")
 
 
+class SinkSettings(BaseModel):
+    """Batching, retries and dead-letter limits of the sink consumers."""
+
+    max_batch: int = Field(default=5000, ge=1, le=1_000_000, description="records per batch")
+    max_wait_ms: int = Field(
+        default=200, ge=1, le=60_000, description="a batch closes after this many ms"
+    )
+    retry_max_s: float = Field(
+        default=10.0, gt=0, description="longest backoff between write retries, seconds"
+    )
+    dlq_max_consecutive: int = Field(
+        default=100, ge=1, description="invalid records in a row before the consumer stops"
+    )
+    dlq_max_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="share of invalid records (over the window) "
+        "before the consumer stops"
+    )
+    dlq_window: int = Field(default=1000, ge=1, description="records in the DLQ ratio window")
+
+
 class Settings(BaseSettings):
     """All settings of one process. Build with ``Settings()`` in ``main()`` and pass it down."""
 
@@ -141,6 +162,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    sinks: SinkSettings = Field(default_factory=SinkSettings)
 
     def chdb_path(self) -> Path:
         """The chdb data directory (absolute)."""

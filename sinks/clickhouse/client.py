@@ -11,6 +11,7 @@ naming the owner's pid when the directory is taken.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +78,17 @@ def _status_pid(path: Path) -> str:
 
 
 class ChdbClient:
-    """ClickHouse in process (chdb) over the data directory ``path``."""
+    """ClickHouse in process (chdb) over the data directory ``path``.
+
+    Thread-safe: one lock serialises calls (the owner serves queries from another thread).
+    """
 
     def __init__(self, path: Path) -> None:
         import chdb
 
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._lock = threading.RLock()
         try:
             self._conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]
         except RuntimeError as exc:
@@ -94,13 +99,15 @@ class ChdbClient:
 
     def command(self, sql: str) -> None:
         try:
-            self._conn.query(sql)
+            with self._lock:
+                self._conn.query(sql)
         except RuntimeError as exc:
             raise QueryError(str(exc).strip()[:500]) from exc
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         try:
-            raw = self._conn.query(sql, "JSONCompact", params=dict(params) if params else None)
+            with self._lock:
+                raw = self._conn.query(sql, "JSONCompact", params=dict(params) if params else None)
         except RuntimeError as exc:
             raise QueryError(str(exc).strip()[:500]) from exc
         text = raw.bytes().decode() if hasattr(raw, "bytes") else str(raw)
@@ -124,7 +131,7 @@ class ChdbClient:
         if dedup_token is not None:
             settings = f" SETTINGS insert_deduplication_token = '{_quote(dedup_token)}'"
         try:
-            with self._conn.send_insert(
+            with self._lock, self._conn.send_insert(
                 f"INSERT INTO {table} ({cols}){settings}", "ArrowStream"
             ) as ins:
                 ins.append(sink.getvalue().to_pybytes())
@@ -134,7 +141,8 @@ class ChdbClient:
         return int(data.num_rows)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 class ServerClient:
