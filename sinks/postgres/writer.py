@@ -18,12 +18,12 @@ runner stops rather than commit past it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Date, DateTime, Engine, Table, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sinks.errors import QueryError, StoreUnavailable
@@ -33,10 +33,41 @@ from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 __all__ = ["PostgresWriter"]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = date(1970, 1, 1)
+
+
 def _adapt(value: Any) -> Any:
     if isinstance(value, dict | list):
         return Jsonb(value)
     return value
+
+
+def to_datetime(value: Any) -> Any:
+    """Avro ``timestamp-millis`` (int ms since the epoch, UTC) → aware datetime; else as is."""
+    if isinstance(value, int):
+        return _EPOCH + timedelta(milliseconds=value)
+    return value
+
+
+def to_date(value: Any) -> Any:
+    """Avro ``date`` (int days since 1970-01-01) → date; else as is."""
+    if isinstance(value, int):
+        return _EPOCH_DAY + timedelta(days=value)
+    return value
+
+
+def _converters(table: Table) -> dict[str, Callable[[Any], Any]]:
+    """Per column, how a physical Avro value becomes what psycopg should send."""
+    out: dict[str, Callable[[Any], Any]] = {}
+    for col in table.columns:
+        if isinstance(col.type, DateTime):
+            out[col.name] = to_datetime
+        elif isinstance(col.type, Date):
+            out[col.name] = to_date
+        else:
+            out[col.name] = _adapt
+    return out
 
 
 def _set_clause(proj: Projection, col: str) -> str:
@@ -63,6 +94,7 @@ class PostgresWriter:
         self.engine = engine
         self.projections = list(projections)
         self._by_type: dict[str, list[Projection]] = defaultdict(list)
+        self._convert = {proj.name: _converters(proj.table) for proj in self.projections}
         for proj in self.projections:
             for record_type in proj.record_types:
                 self._by_type[record_type].append(proj)
@@ -139,7 +171,8 @@ class PostgresWriter:
                      "VALUES (:v, :at, :now) ON CONFLICT (view) DO UPDATE SET "
                      "max_occurred_at = GREATEST(view_watermarks.max_occurred_at, "
                      "EXCLUDED.max_occurred_at), updated_at = EXCLUDED.updated_at"),
-                [{"v": v, "at": at, "now": datetime.now(UTC)} for v, at in newest.items()],
+                [{"v": v, "at": to_datetime(at), "now": datetime.now(UTC)}
+                 for v, at in newest.items()],
             )
 
     def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]]) -> None:
@@ -165,8 +198,9 @@ class PostgresWriter:
             raise StoreUnavailable("postgres: connection closed before COPY")
         col_list = ", ".join(f'"{c}"' for c in cols)
         with raw.cursor() as cur, cur.copy(f'COPY "{stage}" ({col_list}) FROM STDIN') as copy:
+            convert = [self._convert[table][c] for c in cols]
             for row in rows:
-                copy.write_row([_adapt(row[c]) for c in cols])
+                copy.write_row([fn(row[c]) for fn, c in zip(convert, cols, strict=True)])
         key = ", ".join(f'"{k}"' for k in proj.key)
         updatable = [c for c in cols if c not in proj.key and c not in proj.insert_only]
         if proj.merge == "keep_first" or not updatable:
