@@ -1,0 +1,210 @@
+"""The topic catalog: one ``topics/<name>.yaml`` per Kafka topic, loaded into frozen dataclasses.
+
+Each topic carries exactly one record type (``value_schema``; every version of it may appear
+on the topic) and is keyed by one field of that record (``key``). :class:`Topic` lists the
+names statically for code that refers to a topic; a test keeps it equal to the YAML files.
+Dead-letter topics are not in the catalog: a consumer group ``g`` writes its failures to
+``dlq_topic(g)`` = ``"g.dlq"``.
+
+A YAML file holds: ``name``, ``key``, ``value_schema``, ``partitions``,
+``replication_factor``, ``retention_ms`` (``-1`` = kept forever), ``cleanup_policy``
+(``delete`` for event logs, ``compact`` for latest-state-per-key topics), ``system_of_record``
+(the platform's state is rebuilt from it, so it is never deleted by time), ``owner`` (the
+component that writes it), ``consumers`` (consumer groups) and ``description``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+import yaml
+
+from schemas import resources
+from schemas.errors import CatalogError
+
+__all__ = ["Catalog", "Topic", "TopicSpec", "dlq_topic", "load_catalog", "parse_topic"]
+
+_NAME = re.compile(r"^lvlup(\.[a-z0-9][a-z0-9-]*)+$")
+_FIELDS = (
+    "name",
+    "key",
+    "value_schema",
+    "partitions",
+    "replication_factor",
+    "retention_ms",
+    "cleanup_policy",
+    "system_of_record",
+    "owner",
+    "consumers",
+    "description",
+)
+
+
+class Topic(StrEnum):
+    """Every topic of the catalog, by name (kept equal to ``topics/*.yaml`` by a test)."""
+
+    AGENT_COMMANDS = "lvlup.agents.commands"
+    AGENT_METRICS = "lvlup.agents.metrics"
+    AGENT_LEVELS = "lvlup.agents.levels"
+    LEARNING_EVENTS = "lvlup.learning.events"
+    LEARNING_CYCLES_STARTED = "lvlup.learning.cycles.started"
+    LEARNING_CYCLES_COMPLETED = "lvlup.learning.cycles.completed"
+    INTERNET_RESULTS = "lvlup.learning.internet-results"
+    KNOWLEDGE_TRANSFERS = "lvlup.learning.knowledge-transfers"
+    TRUSTED_SOURCES = "lvlup.learning.trusted-sources"
+    CUSTODY_REQUESTS = "lvlup.custody.requests"
+    CUSTODY_ITEM_RESULTS = "lvlup.custody.item-results"
+    CUSTODY_RUN_RESULTS = "lvlup.custody.run-results"
+    PROPOSALS_SUBMITTED = "lvlup.proposals.submitted"
+    PROPOSALS_GATED = "lvlup.proposals.gated"
+    PROPOSALS_SCANNED = "lvlup.proposals.scanned"
+    PROPOSALS_EXPERIMENTED = "lvlup.proposals.experimented"
+    PROPOSALS_DECIDED = "lvlup.proposals.decided"
+    GUARDIAN_FINDINGS = "lvlup.guardian.findings"
+    EXPERIMENT_REQUESTS = "lvlup.experiments.requests"
+    EXPERIMENT_RESULTS = "lvlup.experiments.results"
+    BUILD_EVENTS = "lvlup.builds.events"
+    CONQUEST_RECOMMENDATIONS = "lvlup.conquest.recommendations"
+    INFERENCE_REQUESTS = "lvlup.inference.requests"
+    INFERENCE_RESPONSES = "lvlup.inference.responses"
+    TOKEN_USAGE = "lvlup.inference.token-usage"  # noqa: S105 - a topic name, not a secret
+    NOTIFICATIONS = "lvlup.notifications"
+    ERRORS = "lvlup.errors"
+    COMMAND_AUDIT = "lvlup.api.command-audit"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic's definition (see the module docstring for the meaning of each field).
+
+    ``retention_ms`` is in milliseconds, ``-1`` meaning unlimited.
+    """
+
+    name: str
+    key: str
+    value_schema: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int
+    cleanup_policy: Literal["delete", "compact"]
+    system_of_record: bool
+    owner: str
+    consumers: tuple[str, ...]
+    description: str
+
+    def config(self) -> dict[str, str]:
+        """Topic-level broker config for creating the topic (``cleanup.policy``,
+        ``retention.ms``), as the string map Kafka admin clients take."""
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+def dlq_topic(group: str) -> str:
+    """The dead-letter topic of consumer group ``group``: ``"<group>.dlq"``."""
+    return f"{group}.dlq"
+
+
+def _require(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CatalogError(
+            f"{where}: field {name!r} is missing or not {getattr(kind, '__name__', kind)}"
+        )
+    return value
+
+
+def parse_topic(doc: Any, where: str = "<topic>") -> TopicSpec:
+    """Check one parsed YAML document and build its :class:`TopicSpec`.
+
+    ``where`` names the source in errors. Raises :class:`CatalogError` for a missing or unknown
+    field, a wrong type, a bad name (``lvlup.<part>[.<part>…]``, lower case), a partition
+    count < 1, a retention < -1 or a cleanup policy other than ``delete``/``compact``.
+    """
+    if not isinstance(doc, Mapping):
+        raise CatalogError(f"{where}: a topic file must hold a mapping")
+    unknown = sorted(set(doc) - set(_FIELDS))
+    if unknown:
+        raise CatalogError(f"{where}: unknown field {unknown[0]!r}")
+    name = _require(doc, "name", str, where)
+    if not _NAME.match(name) or name.endswith(".dlq"):
+        raise CatalogError(f"{where}: bad topic name {name!r}")
+    partitions = _require(doc, "partitions", int, where)
+    retention = _require(doc, "retention_ms", int, where)
+    policy = _require(doc, "cleanup_policy", str, where)
+    if partitions < 1 or retention < -1 or policy not in {"delete", "compact"}:
+        raise CatalogError(f"{where}: partitions >= 1, retention_ms >= -1, delete|compact")
+    consumers = _require(doc, "consumers", list, where)
+    if not all(isinstance(c, str) for c in consumers):
+        raise CatalogError(f"{where}: 'consumers' must be a list of consumer group names")
+    return TopicSpec(
+        name=name,
+        key=_require(doc, "key", str, where),
+        value_schema=_require(doc, "value_schema", str, where),
+        partitions=partitions,
+        replication_factor=_require(doc, "replication_factor", int, where),
+        retention_ms=retention,
+        cleanup_policy=policy,
+        system_of_record=_require(doc, "system_of_record", bool, where),
+        owner=_require(doc, "owner", str, where),
+        consumers=tuple(consumers),
+        description=_require(doc, "description", str, where).strip(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Every topic, with lookups by name and by record type."""
+
+    topics: tuple[TopicSpec, ...]
+
+    def __post_init__(self) -> None:
+        """Reject two topics with one name or one record type on two topics."""
+        for attr in ("name", "value_schema"):
+            values = [getattr(t, attr) for t in self.topics]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise CatalogError(f"{attr} {dupes[0]!r} appears in more than one topic")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Topic names, sorted."""
+        return tuple(sorted(t.name for t in self.topics))
+
+    def topic(self, name: str) -> TopicSpec:
+        """The topic named ``name`` (a ``str`` or :class:`Topic`); :class:`CatalogError` if none."""
+        for spec in self.topics:
+            if spec.name == name:
+                return spec
+        raise CatalogError(f"unknown topic {name!r}")
+
+    def for_record(self, record_type: str) -> TopicSpec:
+        """The topic carrying ``record_type``; :class:`CatalogError` if none does."""
+        for spec in self.topics:
+            if spec.value_schema == record_type:
+                return spec
+        raise CatalogError(f"no topic carries record type {record_type!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The catalog of the packaged ``topics/*.yaml`` files, loaded once (cached).
+
+    Raises :class:`CatalogError` for invalid YAML, an invalid definition, or a file whose name
+    is not ``<topic name>.yaml``.
+    """
+    specs = []
+    for filename in resources.list_files("topics", ".yaml"):
+        where = f"topics/{filename}"
+        try:
+            doc = yaml.safe_load(resources.read_text("topics", filename))
+        except yaml.YAMLError as exc:
+            raise CatalogError(f"{where}: invalid YAML: {exc}") from exc
+        spec = parse_topic(doc, where)
+        if filename != f"{spec.name}.yaml":
+            raise CatalogError(f"{where}: file must be named {spec.name}.yaml")
+        specs.append(spec)
+    return Catalog(tuple(specs))
