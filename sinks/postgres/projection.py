@@ -69,6 +69,10 @@ class Projection:
             raise ValueError(f"projection {self.table.name}: merge='sum' needs sum_columns")
 
 
+def _num(value: Any) -> Any:
+    return 0 if value is None else value
+
+
 def merge_rows(projection: Projection, rows: Iterable[Mapping[str, Any]]) -> list[Row]:
     """Merge rows (in log order) per key according to ``projection`` (see module doc)."""
     ordered = list(rows)
@@ -87,7 +91,7 @@ def merge_rows(projection: Projection, rows: Iterable[Mapping[str, Any]]) -> lis
             continue
         updated = {**current, **row} if projection.merge == "patch" else dict(row)
         for col in projection.sum_columns:
-            updated[col] = (current.get(col) or 0) + (row.get(col) or 0)
+            updated[col] = _num(current.get(col)) + _num(row.get(col))
         for col in keep:
             if current.get(col) is not None:
                 updated[col] = current[col]
