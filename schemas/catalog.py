@@ -188,6 +188,11 @@ class Catalog:
                 return spec
         raise CatalogError(f"no topic carries record type {record_type!r}")
 
+    def route(self, record_type: str) -> tuple[str, str]:
+        """``(topic, key field)`` for ``record_type`` (the producer SDK's router)."""
+        spec = self.for_record(record_type)
+        return spec.name, spec.key
+
 
 @functools.lru_cache(maxsize=1)
 def load_catalog() -> Catalog:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from schemas.catalog import dlq_topic
 from streams.errors import LvlupError
 
 __all__ = [
@@ -40,11 +41,6 @@ __all__ = [
 ]
 
 Headers = Sequence[tuple[str, bytes | None]]
-
-
-def dlq_topic(group: str) -> str:
-    """The dead-letter topic of consumer group ``group``."""
-    return f"{group}.dlq"
 
 
 class DlqLimitExceeded(LvlupError):

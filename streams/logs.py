@@ -18,6 +18,8 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     """Route structlog and stdlib logging to stderr at ``level`` (DEBUG|INFO|WARNING|ERROR)."""
     numeric = logging.getLevelName(level)
     logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
+    for noisy in ("alembic", "aiokafka", "kafka"):  # chatty at INFO; their warnings still show
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

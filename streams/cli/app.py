@@ -12,7 +12,7 @@ import typer
 
 from infra.errors import StackError
 from sinks.errors import SinkError
-from streams.cli import stack
+from streams.cli import data, ops, stack
 from streams.errors import LvlupError
 from streams.logs import configure_logging
 from streams.settings import Settings
@@ -38,6 +38,8 @@ def build_app() -> typer.Typer:
         ctx.obj = settings
 
     stack.register(app)
+    data.register(app)
+    ops.register(app)
     return app
 
 

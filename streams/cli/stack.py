@@ -8,6 +8,7 @@ from rich.table import Table
 
 from infra.stack import ServiceStatus, stack_down, stack_status, stack_up
 from streams.settings import Settings
+from streams.setup import create_catalog_topics, migrate_all
 
 __all__ = ["register"]
 
@@ -28,6 +29,10 @@ def register(app: typer.Typer) -> None:
         """Start the local stack (Kafka, Postgres; chdb needs no server). Idempotent."""
         settings: Settings = ctx.obj
         _print(stack_up(settings))
+        created = create_catalog_topics(settings)
+        fresh = sum(1 for state in created.values() if state == "created")
+        typer.echo(f"topics: {len(created)} in the catalog, {fresh} created")
+        typer.echo(f"migrations: {migrate_all(settings)}")
 
     @app.command()
     def down(ctx: typer.Context) -> None:

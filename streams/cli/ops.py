@@ -1,0 +1,88 @@
+"""Operations: ``lvlup dlq list|replay``, ``lvlup bench NAME``, ``lvlup sink``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.bench import bench_codec
+from streams.dlq_replay import list_dlqs, replay_dlq
+from streams.errors import LvlupError
+from streams.settings import Settings
+
+__all__ = ["register"]
+
+BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
+    "codec": lambda _settings: bench_codec(),
+}
+
+
+def _print_flat(result: dict[str, Any]) -> None:
+    table = Table("figure", "value")
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            table.add_row(prefix, f"{value:.3f}" if isinstance(value, float) else str(value))
+
+    walk("", result)
+    Console(stderr=True).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operations commands to ``app``."""
+    dlq = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
+    app.add_typer(dlq, name="dlq")
+
+    @dlq.command("list")
+    def dlq_list(ctx: typer.Context) -> None:
+        """Dead-letter topics and how many records each holds."""
+        for name, count in list_dlqs(ctx.obj.kafka.bootstrap()).items():
+            typer.echo(f"{count:10d}  {name}")
+
+    @dlq.command("replay")
+    def dlq_replay(
+        ctx: typer.Context,
+        group: Annotated[str, typer.Argument(help="the consumer group whose DLQ to replay")],
+        max_records: Annotated[int, typer.Option("--max", min=1)] = 100,
+    ) -> None:
+        """Send DLQ records back to their source topics (after the cause is fixed)."""
+        report = replay_dlq(ctx.obj.kafka.bootstrap(), group, max_records)
+        typer.echo(f"replayed {report.replayed}: {json.dumps(report.by_topic)}")
+
+    @app.command()
+    def bench(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help=f"one of: {', '.join(BENCHES)}")],
+        as_json: Annotated[bool, typer.Option("--json", help="JSON object on stdout's last "
+                                                     "line")] = False,
+    ) -> None:
+        """Run a benchmark and print its figures."""
+        if name not in BENCHES:
+            raise LvlupError(f"unknown benchmark {name!r}: one of {', '.join(BENCHES)}")
+        result = BENCHES[name](ctx.obj)
+        _print_flat(result)
+        if as_json:
+            typer.echo(json.dumps({"bench": name, **result}, default=str))
+
+    @app.command()
+    def sink(
+        ctx: typer.Context,
+        kind: Annotated[str, typer.Argument(help="postgres | clickhouse | all")] = "all",
+    ) -> None:
+        """Run sink consumers in the foreground until SIGTERM/SIGINT."""
+        from streams.sinks_process import run_sinks
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        run_sinks(ctx.obj, kind, stop)

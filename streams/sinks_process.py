@@ -1,0 +1,79 @@
+"""The sink process (``lvlup sink``): Postgres and/or ClickHouse sinks over every catalog
+topic. The ClickHouse sink owns chdb here: it migrates, writes, and serves read queries to
+the API and ``lvlup sql`` (docs/ARCHITECTURE.md, "chdb ownership")."""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+
+from schemas.catalog import load_catalog
+from schemas.codec import load_codec
+from sinks.app import build_sink, migrate_stores, postgres_engine
+from sinks.clickhouse.client import ClickHouse, open_clickhouse
+from sinks.clickhouse.migrate import migrate_up
+from sinks.clickhouse.owner import OwnerServer, owner_file
+from sinks.runner import SinkRunner
+from streams.errors import LvlupError
+from streams.settings import Settings
+
+__all__ = ["run_sinks"]
+
+log = structlog.get_logger(__name__)
+
+
+def run_sinks(settings: Settings, kind: str, stop: threading.Event) -> None:
+    """Run the sinks of ``kind`` (postgres | clickhouse | all) until ``stop`` is set.
+
+    Raises :class:`LvlupError` for an unknown kind; a sink that fails re-raises its error
+    after the others were stopped.
+    """
+    if kind not in ("postgres", "clickhouse", "all"):
+        raise LvlupError(f"unknown sink {kind!r}: postgres, clickhouse or all")
+    codec, topics = load_codec(), list(load_catalog().names)
+    runners: list[SinkRunner] = []
+    clickhouse: ClickHouse | None = None
+    owner: OwnerServer | None = None
+    if kind in ("postgres", "all"):
+        migrate_stores(settings, None)
+        runners.append(build_sink(settings, codec, topics, kind="postgres",
+                                  engine=postgres_engine(settings)))
+    if kind in ("clickhouse", "all"):
+        clickhouse = open_clickhouse(settings.clickhouse, settings.chdb_path())
+        migrate_up(clickhouse, settings.clickhouse.database)
+        runners.append(build_sink(settings, codec, topics, kind="clickhouse",
+                                  clickhouse=clickhouse))
+        if settings.clickhouse.embedded:
+            owner = OwnerServer(clickhouse, owner_file(settings))
+            owner.start()
+    errors: list[BaseException] = []
+
+    def guarded(runner: SinkRunner) -> None:
+        try:
+            runner.run()
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+            raise
+
+    threads = [threading.Thread(target=guarded, args=(r,), name=f"sink-{r.writer.name}")
+               for r in runners]
+    for thread in threads:
+        thread.start()
+    log.info("sinks.running", kinds=[r.writer.name for r in runners], topics=len(topics))
+    try:
+        while not stop.wait(0.5):
+            if not any(t.is_alive() for t in threads):
+                break
+    finally:
+        for runner in runners:
+            runner.stop()
+        for thread in threads:
+            thread.join(60)
+        if owner is not None:
+            owner.stop()
+        if clickhouse is not None:
+            clickhouse.close()
+    if errors:
+        raise errors[0]
