@@ -44,5 +44,5 @@ def check_read_only(sql: str) -> str:
                                 "DESCRIBE/EXPLAIN/EXISTS are allowed")
     match = _FUNC.search(body)
     if match:
-        raise ReadOnlyViolation(f"table function {match.group(1)}() is not allowed here")
+        raise ReadOnlyViolation(f"table function {match.group(1).lower()}() is not allowed here")
     return sql.strip().rstrip(";").strip()

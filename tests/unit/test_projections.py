@@ -1,0 +1,104 @@
+"""Projections: merge rules per view kind, and the views' row functions."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table
+
+from sinks.postgres.projection import Projection, merge_rows
+from sinks.postgres.views import build_projections
+from sinks.postgres.writer import to_date, to_datetime
+from sinks.records import ConsumedRecord
+
+META = MetaData()
+T = Table("t", META, Column("k", String, primary_key=True), Column("v", Integer),
+          Column("n", Integer), Column("first", Integer), Column("ver", Integer),
+          Column("label", String))
+
+
+def _proj(merge, **kw):
+    return Projection(T, frozenset({"x"}), ("k",), lambda r: [], merge, **kw)
+
+
+def test_replace_keeps_the_last_row_per_key():
+    rows = [{"k": "a", "v": 1}, {"k": "b", "v": 2}, {"k": "a", "v": 3}]
+    assert sorted(merge_rows(_proj("replace"), rows), key=lambda r: r["k"]) == [
+        {"k": "a", "v": 3}, {"k": "b", "v": 2}]
+
+
+def test_sum_adds_counters_and_keeps_insert_only_columns():
+    p = _proj("sum", sum_columns=("n",), insert_only=("first",))
+    rows = [{"k": "a", "n": 1, "first": 10, "v": 1}, {"k": "a", "n": 2.5, "first": 20, "v": 2}]
+    assert merge_rows(p, rows) == [{"k": "a", "n": 3.5, "first": 10, "v": 2}]
+
+
+def test_sum_of_float_zeros_stays_float():
+    p = _proj("sum", sum_columns=("n",))
+    merged = merge_rows(p, [{"k": "a", "n": 0.0}, {"k": "a", "n": 0.0}])
+    assert merged == [{"k": "a", "n": 0.0}] and isinstance(merged[0]["n"], float)
+
+
+def test_keep_first_never_changes_a_row():
+    assert merge_rows(_proj("keep_first"), [{"k": "a", "v": 1}, {"k": "a", "v": 9}]) == [
+        {"k": "a", "v": 1}]
+
+
+def test_patch_with_version_orders_updates_and_fills_descriptive_columns():
+    p = _proj("patch", version_column="ver", fill_columns=("label",))
+    rows = [  # arrival order differs from version order (two topics)
+        {"k": "a", "ver": 3, "v": 30},
+        {"k": "a", "ver": 1, "v": 10, "label": "submitted"},
+        {"k": "a", "ver": 2, "v": 20},
+    ]
+    assert merge_rows(p, rows) == [{"k": "a", "ver": 3, "v": 30, "label": "submitted"}]
+
+
+def test_projection_rejects_unknown_columns():
+    with pytest.raises(ValueError, match="unknown columns"):
+        _proj("sum", sum_columns=("nope",))
+    with pytest.raises(ValueError, match="needs sum_columns"):
+        _proj("sum")
+
+
+def _rec(record_type, topic="t", offset=0, **fields):
+    base = {"event_id": f"e{offset}", "occurred_at": 1_700_000_000_000 + offset,
+            "producer": "p", "schema_version": 1}
+    return ConsumedRecord(topic, 0, offset, 0, record_type, {**base, **fields})
+
+
+def test_agent_commands_drive_the_registry_state():
+    proj = next(p for p in build_projections() if p.name == "agents")
+    recs = [_rec("agent_command", offset=0, agent_id="a1", action="register",
+                 agent_type="guardian", priority=5, capabilities={}, reason=None),
+            _rec("agent_command", offset=1, agent_id="a1", action="pause", reason="ops"),
+            _rec("agent_command", offset=2, agent_id="a1", action="noop", reason=None)]
+    rows = [row for r in recs for row in proj.to_rows(r)]
+    assert len(rows) == 2, "an unknown action changes nothing"
+    merged = merge_rows(proj, rows)
+    assert merged[0]["status"] == "paused" and merged[0]["agent_type"] == "guardian"
+    assert merged[0]["registered_at"] == 1_700_000_000_000
+
+
+def test_token_usage_rows_count_one_request_each():
+    proj = next(p for p in build_projections() if p.name == "token_usage")
+    recs = [_rec("token_usage", offset=i, agent_id="a", day=20000, model="m",
+                 prompt_tokens=10, completion_tokens=i, cost_usd=0.5) for i in range(3)]
+    merged = merge_rows(proj, [row for r in recs for row in proj.to_rows(r)])
+    assert len(merged) == 1
+    assert (merged[0]["requests"], merged[0]["prompt_tokens"], merged[0]["completion_tokens"],
+            merged[0]["cost_usd"]) == (3, 30, 3, 1.5)
+
+
+def test_every_projection_names_real_record_types():
+    from schemas.registry import load_registry
+
+    known = set(load_registry().record_types)
+    for proj in build_projections():
+        assert proj.record_types <= known, proj.name
+
+
+def test_physical_avro_values_convert():
+    assert to_datetime(0).isoformat() == "1970-01-01T00:00:00+00:00"
+    assert to_datetime(1_500).microsecond == 500_000
+    assert str(to_date(20000)) == "2024-10-04"
+    assert to_date("x") == "x"
