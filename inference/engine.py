@@ -1,0 +1,248 @@
+"""The local engine: one llama.cpp model (llama-cpp-python) loaded once per process.
+
+:class:`LlamaEngine` renders the chat with llama-cpp-python's formatter for the configured
+``chat_format`` (``format_gemma`` for Gemma 3), merging system messages into the first user turn
+when the format has no system role (:data:`NO_SYSTEM_ROLE_FORMATS`), then calls
+``Llama.create_completion`` on the tokens. Going through ``create_completion`` rather than
+``create_chat_completion`` gives us ``stopping_criteria``, used to stop at a deadline.
+
+Sampling: ``temperature``, ``top_p`` and ``seed`` come from the request; llama-cpp-python's
+defaults hold for the rest (``top_k`` 40, ``min_p`` 0.05, ``repeat_penalty`` 1.0). The same
+seed and temperature give the same text on the same build and model.
+
+One request at a time: llama-cpp-python is not safe for concurrent calls on one model
+(abetlen/llama-cpp-python#873), so :meth:`complete` holds a ``threading.Lock``; the async
+:class:`~inference.dispatch.Dispatcher` also queues with an ``asyncio.Lock``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from inference.errors import DeadlineExceeded, InvalidRequest, ModelLoadError, StructuredOutputError
+from inference.prompt import build_messages, merge_system_into_first_user
+from inference.types import EngineResult, InferenceRequest
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from streams.settings import ModelSettings, Settings
+
+__all__ = ["NO_SYSTEM_ROLE_FORMATS", "CompletionEngine", "LlamaEngine", "file_sha256"]
+
+#: llama-cpp-python chat formats whose template has no system role.
+NO_SYSTEM_ROLE_FORMATS = frozenset({"gemma"})
+
+
+class CompletionEngine(Protocol):
+    """What the dispatcher needs from a local engine (a test stand-in implements this)."""
+
+    @property
+    def sha256(self) -> str: ...
+
+    def complete(
+        self,
+        request: InferenceRequest,
+        *,
+        grammar: str | None = None,
+        timeout_s: float | None = None,
+    ) -> EngineResult: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in ``chunk_bytes`` chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class LlamaEngine:
+    """One ``llama_cpp.Llama`` and the calls we make on it.
+
+    Args:
+        model_path: the GGUF file (``Settings.model_path()``).
+        n_threads: llama.cpp threads; n_ctx: context window in tokens; chat_format: a
+            llama-cpp-python chat format with a ``format_<name>`` formatter.
+
+    Raises:
+        ModelLoadError: the file is missing, the chat format unknown, or llama.cpp fails.
+    """
+
+    def __init__(
+        self, model_path: Path, *, n_threads: int = 2, n_ctx: int = 2048, chat_format: str = "gemma"
+    ) -> None:
+        from llama_cpp import Llama, llama_chat_format
+
+        if not model_path.is_file():
+            raise ModelLoadError(f"model file not found: {model_path}")
+        formatter = getattr(llama_chat_format, f"format_{chat_format.replace('-', '_')}", None)
+        if formatter is None:
+            raise ModelLoadError(f"unknown chat format {chat_format!r}")
+        self.model_path = model_path
+        self.chat_format = chat_format
+        self._formatter: Callable[..., Any] = formatter
+        self._lock = threading.Lock()
+        started = time.perf_counter()
+        try:
+            self._llama: Llama = Llama(
+                model_path=str(model_path),
+                chat_format=chat_format,
+                n_threads=n_threads,
+                n_ctx=n_ctx,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"llama.cpp cannot load {model_path}: {exc}") from exc
+        #: Seconds spent loading the model.
+        self.load_seconds = time.perf_counter() - started
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LlamaEngine:
+        """Engine for ``settings.model_path()`` with ``settings.model``'s threads and context."""
+        return cls.from_model_settings(settings.model_path(), settings.model)
+
+    @classmethod
+    def from_model_settings(cls, model_path: Path, model: ModelSettings) -> LlamaEngine:
+        """Engine for ``model_path`` with ``model``'s threads, context and chat format."""
+        return cls(
+            model_path, n_threads=model.n_threads, n_ctx=model.n_ctx, chat_format=model.chat_format
+        )
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the GGUF file, computed once (~1 s for 253 MB)."""
+        return file_sha256(self.model_path)
+
+    @property
+    def n_ctx(self) -> int:
+        """Context window, tokens."""
+        return int(self._llama.n_ctx())
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` with the model's tokenizer (no BOS)."""
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def check_grammar(self, gbnf: str) -> None:
+        """Raise ``StructuredOutputError("schema_unsupported")`` if llama.cpp cannot parse it.
+
+        llama-cpp-python adds a grammar sampler without checking for NULL, which crashes the
+        process on a bad grammar; ``llama_sampler_init_grammar`` returns NULL instead.
+        """
+        import llama_cpp
+
+        vocab = self._llama._model.vocab
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+        if not sampler:
+            raise StructuredOutputError("schema_unsupported", "llama.cpp cannot parse the grammar")
+        llama_cpp.llama_sampler_free(sampler)
+
+    def render_prompt(self, request: InferenceRequest) -> str:
+        """The prompt text the model sees for ``request`` (chat template applied)."""
+        return str(self._render(request).prompt)
+
+    def _render(self, request: InferenceRequest) -> Any:
+        messages = build_messages(request)
+        if self.chat_format in NO_SYSTEM_ROLE_FORMATS:
+            messages = merge_system_into_first_user(messages)
+        return self._formatter(messages=messages)
+
+    def complete(
+        self,
+        request: InferenceRequest,
+        *,
+        grammar: str | None = None,
+        timeout_s: float | None = None,
+    ) -> EngineResult:
+        """Run one completion; blocks the calling thread.
+
+        Args:
+            grammar: a GBNF grammar with root rule ``root``; checked with :meth:`check_grammar`.
+            timeout_s: stop generating after this many seconds (prompt evaluation is not
+                interruptible; generation stops at the next token).
+
+        Raises:
+            InvalidRequest: prompt plus ``max_tokens`` exceed the context window.
+            DeadlineExceeded: ``timeout_s`` elapsed during generation.
+            StructuredOutputError: llama.cpp cannot parse ``grammar`` (schema_unsupported).
+        """
+        from llama_cpp.llama import StoppingCriteriaList
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        started = time.perf_counter()
+        if grammar is not None:
+            self.check_grammar(grammar)
+        rendered = self._render(request)
+        tokens = self._llama.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+        if len(tokens) + request.max_tokens > self.n_ctx:
+            raise InvalidRequest(
+                f"prompt ({len(tokens)} tokens) + max_tokens ({request.max_tokens}) exceed the "
+                f"context window ({self.n_ctx})"
+            )
+        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
+        deadline = None if timeout_s is None else started + timeout_s
+        expired = threading.Event()
+
+        def past_deadline(_ids: Any, _logits: Any) -> bool:
+            if deadline is not None and time.perf_counter() > deadline:
+                expired.set()
+            return expired.is_set()
+
+        with self._lock:
+            out: Any = self._llama.create_completion(
+                prompt=tokens,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                top_p=request.top_p,
+                seed=request.seed,
+                stop=[s for s in stop if s],
+                grammar=None if grammar is None else LlamaGrammar.from_string(grammar, False),
+                stopping_criteria=StoppingCriteriaList([past_deadline]),
+            )
+        if expired.is_set():
+            raise DeadlineExceeded(f"generation stopped after {timeout_s:.3f} s")
+        choice, usage = out["choices"][0], out["usage"]
+        return EngineResult(
+            text=choice["text"],
+            finish_reason=choice["finish_reason"] or "stop",
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage["completion_tokens"]),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def perf(self) -> dict[str, float]:
+        """llama.cpp's counters since the last :meth:`reset_perf`: evaluated tokens and ms.
+
+        Keys: ``prompt_tokens``, ``prompt_ms``, ``generated_tokens``, ``generation_ms``.
+        Prompt tokens served from llama-cpp-python's prefix reuse are not counted.
+        """
+        import llama_cpp
+
+        data = llama_cpp.llama_perf_context(self._llama._ctx.ctx)
+        return {
+            "prompt_tokens": float(data.n_p_eval),
+            "prompt_ms": float(data.t_p_eval_ms),
+            "generated_tokens": float(data.n_eval),
+            "generation_ms": float(data.t_eval_ms),
+        }
+
+    def reset_perf(self) -> None:
+        """Zero llama.cpp's performance counters."""
+        import llama_cpp
+
+        llama_cpp.llama_perf_context_reset(self._llama._ctx.ctx)
+
+    def close(self) -> None:
+        """Free the model and context now rather than at garbage collection."""
+        self._llama.close()
