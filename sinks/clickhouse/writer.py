@@ -1,7 +1,10 @@
-"""The ClickHouse sink writer: every record into ``events``, one insert per partition chunk.
+"""The ClickHouse sink writer: every record into ``events``, one insert per batch.
 
-Each chunk carries ``insert_deduplication_token = "topic:partition:first-last"``: a batch
-retried after a failed or partial insert is stored once. Records redelivered in a batch cut
+Each insert carries ``insert_deduplication_token`` = the batch's offset ranges,
+``topic:partition:first-last`` per partition joined by ``,`` (sorted; hashed with SHA-256
+when longer than 200 characters): a batch retried after a failed or partial insert is stored
+once. One insert per batch, not per partition — every insert makes a part, and six small
+parts per batch cost more than the rows themselves. Records redelivered in a batch cut
 differently (after a crash) collapse in ``ReplacingMergeTree(offset)`` on the sorting key,
 and every analytics view reads ``events FINAL``. Offsets are committed to Kafka by the
 runner after the insert returns (ClickHouse has no transaction to share with them).
@@ -9,19 +12,18 @@ runner after the insert returns (ClickHouse has no transaction to share with the
 
 from __future__ import annotations
 
-import json
-import uuid
+import hashlib
 from collections.abc import Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from sinks.clickhouse.client import ClickHouse
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
-__all__ = ["EVENTS_SCHEMA", "ClickHouseWriter", "record_json"]
+__all__ = ["EVENTS_SCHEMA", "ClickHouseWriter", "batch_token", "record_json", "to_arrow"]
 
 EVENTS_SCHEMA = pa.schema([
     ("event_id", pa.string()),
@@ -39,9 +41,7 @@ EVENTS_SCHEMA = pa.schema([
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | Decimal):
+    if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
@@ -49,8 +49,12 @@ def _default(value: Any) -> Any:
 
 
 def record_json(record: dict[str, Any]) -> str:
-    """The record as compact JSON (datetimes ISO 8601, UUIDs as text, bytes as hex)."""
-    return json.dumps(record, default=_default, separators=(",", ":"), ensure_ascii=False)
+    """The record as compact JSON (orjson: ~6x the stdlib here, the sink's hottest step).
+
+    Avro physical values (ints for timestamps) pass as they are; datetimes become RFC 3339,
+    UUIDs text, bytes hex.
+    """
+    return orjson.dumps(record, default=_default).decode()
 
 
 def to_arrow(records: Sequence[ConsumedRecord]) -> pa.Table:
@@ -88,7 +92,17 @@ class ClickHouseWriter:
         return {}
 
     def write(self, group: str, batch: Batch) -> None:
-        """Insert each partition's records with a deterministic deduplication token."""
-        for (topic, partition), records in batch.by_partition():
-            token = f"{topic}:{partition}:{records[0].offset}-{records[-1].offset}"
-            self.client.insert_arrow(self.table, to_arrow(records), dedup_token=token)
+        """Insert the batch's records with a deterministic deduplication token."""
+        if batch.records:
+            self.client.insert_arrow(self.table, to_arrow(batch.records),
+                                     dedup_token=batch_token(batch))
+
+
+def batch_token(batch: Batch) -> str:
+    """The deduplication token of ``batch``: its offset ranges (see the module doc)."""
+    ranges = sorted(f"{t}:{p}:{recs[0].offset}-{recs[-1].offset}"
+                    for (t, p), recs in batch.by_partition())
+    token = ",".join(ranges)
+    if len(token) > 200:
+        token = "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    return token

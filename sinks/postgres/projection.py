@@ -85,7 +85,7 @@ def merge_rows(projection: Projection, rows: Iterable[Mapping[str, Any]]) -> lis
         key = tuple(row[k] for k in projection.key)
         current = merged.get(key)
         if current is None:
-            merged[key] = dict(row)
+            merged[key] = row if isinstance(row, dict) else dict(row)
             continue
         if projection.merge == "keep_first":
             continue

@@ -22,8 +22,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Date, DateTime, Engine, Table, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sinks.errors import QueryError, StoreUnavailable
@@ -37,10 +39,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1)
 
 
-def _adapt(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return Jsonb(value)
-    return value
+def _orjson_dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def to_jsonb(value: Any) -> Any:
+    """A dict/list for a JSONB column (serialised with orjson); None stays NULL."""
+    return None if value is None else Jsonb(value, dumps=_orjson_dumps)
 
 
 def to_datetime(value: Any) -> Any:
@@ -58,15 +63,15 @@ def to_date(value: Any) -> Any:
 
 
 def _converters(table: Table) -> dict[str, Callable[[Any], Any]]:
-    """Per column, how a physical Avro value becomes what psycopg should send."""
+    """Columns whose physical Avro value needs converting for psycopg, and how."""
     out: dict[str, Callable[[Any], Any]] = {}
     for col in table.columns:
         if isinstance(col.type, DateTime):
             out[col.name] = to_datetime
         elif isinstance(col.type, Date):
             out[col.name] = to_date
-        else:
-            out[col.name] = _adapt
+        elif isinstance(col.type, JSONB):
+            out[col.name] = to_jsonb
     return out
 
 
@@ -163,8 +168,11 @@ class PostgresWriter:
                     if proj.name not in newest or at > newest[proj.name]:
                         newest[proj.name] = at
         for proj in self.projections:
-            if rows.get(proj.name):
-                self._upsert(conn, proj, merge_rows(proj, rows[proj.name]))
+            produced = rows.get(proj.name)
+            if produced:
+                # keep_first: ON CONFLICT DO NOTHING already keeps the first of duplicates
+                merged = produced if proj.merge == "keep_first" else merge_rows(proj, produced)
+                self._upsert(conn, proj, merged)
         if newest:
             conn.execute(
                 text("INSERT INTO view_watermarks (view, max_occurred_at, updated_at) "
@@ -177,8 +185,11 @@ class PostgresWriter:
 
     def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]]) -> None:
         """Upsert rows; rows with different column sets (``patch``) go in separate passes."""
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         order = list(proj.table.columns.keys())
+        if proj.merge != "patch":  # every row has every column
+            self._upsert_columns(conn, proj, order, rows)
+            return
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_columns[tuple(c for c in order if c in row)].append(row)
         for cols, group in by_columns.items():
@@ -198,9 +209,13 @@ class PostgresWriter:
             raise StoreUnavailable("postgres: connection closed before COPY")
         col_list = ", ".join(f'"{c}"' for c in cols)
         with raw.cursor() as cur, cur.copy(f'COPY "{stage}" ({col_list}) FROM STDIN') as copy:
-            convert = [self._convert[table][c] for c in cols]
+            fixes = [(i, self._convert[table][c]) for i, c in enumerate(cols)
+                     if c in self._convert[table]]
             for row in rows:
-                copy.write_row([fn(row[c]) for fn, c in zip(convert, cols, strict=True)])
+                values = [row.get(c) for c in cols]
+                for i, fn in fixes:
+                    values[i] = fn(values[i])
+                copy.write_row(values)
         key = ", ".join(f'"{k}"' for k in proj.key)
         updatable = [c for c in cols if c not in proj.key and c not in proj.insert_only]
         if proj.merge == "keep_first" or not updatable:

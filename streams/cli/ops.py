@@ -19,8 +19,15 @@ from streams.settings import Settings
 
 __all__ = ["register"]
 
+def _bench_sinks(settings: Settings) -> dict[str, Any]:
+    from sinks.bench import bench_sinks
+
+    return bench_sinks(settings)
+
+
 BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "codec": lambda _settings: bench_codec(),
+    "sinks": _bench_sinks,
 }
 
 
