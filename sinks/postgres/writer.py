@@ -168,10 +168,10 @@ class PostgresWriter:
                     if proj.name not in newest or at > newest[proj.name]:
                         newest[proj.name] = at
         for proj in self.projections:
-            produced = rows.get(proj.name)
-            if produced:
+            pending = rows.get(proj.name)
+            if pending:
                 # keep_first: ON CONFLICT DO NOTHING already keeps the first of duplicates
-                merged = produced if proj.merge == "keep_first" else merge_rows(proj, produced)
+                merged = pending if proj.merge == "keep_first" else merge_rows(proj, pending)
                 self._upsert(conn, proj, merged)
         if newest:
             conn.execute(

@@ -110,7 +110,7 @@ def reference_views(records: list[ConsumedRecord]) -> dict[str, set[str]]:
         full = []
         for row in merged:
             fixed = {}
-            for col in proj.table.columns.keys():
+            for col in proj.table.columns.keys():  # noqa: SIM118 - a ColumnCollection
                 value = row.get(col)
                 kind = type(convert[col]).__name__
                 value = to_datetime(value) if kind == "DateTime" else value

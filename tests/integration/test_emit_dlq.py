@@ -94,7 +94,7 @@ def test_emit_cli_reports_lines_and_exit_code(stack, tmp_path):
     catalog = load_catalog()
     before = sum(end_offsets(stack.kafka.bootstrap(), catalog.for_record("learning_event").name)
                  .values())
-    rt, rec = next((r for r in SampleStream(seed=3).records(50) if r[0] == "learning_event"))
+    rt, rec = next(r for r in SampleStream(seed=3).records(50) if r[0] == "learning_event")
     good = _json_line(rt, {**rec, "event_id": str(uuid.uuid4())})
     path = tmp_path / "in.jsonl"
     path.write_text(f"{good}\n\n{{broken\n" + json.dumps({"type": "nope"}) + "\n")
