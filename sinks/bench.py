@@ -108,7 +108,7 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
                         "ON CONFLICT (event_id) DO NOTHING")
     base_s = time.perf_counter() - start
     with engine.connect() as conn:
-        written = conn.execute(text("SELECT count(*) FROM learning_logs")).scalar_one()
+        written = int(conn.execute(text("SELECT count(*) FROM learning_logs")).scalar_one())
         written -= len(warm[:batch])
     raw.close()
     engine.dispose()

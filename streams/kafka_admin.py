@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import tenacity
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -78,7 +79,30 @@ def create_topics(
                 result[name] = "exists"
                 continue
             raise LvlupError(f"creating topic {name} failed: {err}") from exc
+    _wait_for_leaders(admin, [t.topic for t in todo], timeout_s)
     return result
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    """Return once every partition of ``names`` has a leader (creation is asynchronous:
+    clients asking right after it get UNKNOWN_TOPIC or NOT_LEADER errors)."""
+
+    def ready() -> bool:
+        meta = admin.list_topics(timeout=timeout_s)
+        for name in names:
+            topic = meta.topics.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                return False
+            if any(p.leader < 0 for p in topic.partitions.values()):
+                return False
+        return True
+
+    poll = tenacity.Retrying(stop=tenacity.stop_after_delay(timeout_s),
+                             wait=tenacity.wait_fixed(0.1),
+                             retry=tenacity.retry_if_result(lambda ok: not ok),
+                             retry_error_callback=lambda _state: False)
+    if not poll(ready):
+        raise LvlupError(f"topics {names} have no leader after {timeout_s} s")
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> None:

@@ -11,13 +11,14 @@ Reference: pydantic-settings, "Parsing environment variable values" and "Nested 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ClickHouseSettings",
+    "InferenceSettings",
     "KafkaSettings",
     "ModelSettings",
     "PostgresSettings",
@@ -143,6 +144,32 @@ class SinkSettings(BaseModel):
     dlq_window: int = Field(default=1000, ge=1, description="records in the DLQ ratio window")
 
 
+class InferenceSettings(BaseModel):
+    """Inference workers: budgets, cache, timeouts, cloud routes (litellm) and keys."""
+
+    agent_daily_usd: float = Field(default=1.0, ge=0, description="per-agent limit, USD/day")
+    global_daily_usd: float = Field(default=10.0, ge=0, description="all agents, USD/day")
+    on_exceed: Literal["downgrade", "reject"] = Field(
+        default="downgrade", description="over budget: downgrade to the local model or reject"
+    )
+    cache_ttl_s: float = Field(default=3600.0, gt=0, description="response cache TTL, seconds")
+    cache_max_entries: int = Field(default=1024, ge=1, description="response cache size")
+    request_timeout_s: float = Field(
+        default=120.0, gt=0, description="timeout of a request without a deadline, seconds"
+    )
+    routes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="cloud aliases for litellm (inference.router.RouteSpec as JSON); empty → "
+        "local model only",
+    )
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="provider → API key for the cloud routes"
+    )
+    replay: bool = Field(
+        default=False, description="answer from recorded responses instead of the model"
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one process. Build with ``Settings()`` in ``main()`` and pass it down."""
 
@@ -163,6 +190,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     sinks: SinkSettings = Field(default_factory=SinkSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
 
     def chdb_path(self) -> Path:
         """The chdb data directory (absolute)."""

@@ -237,18 +237,23 @@ experiments = Table(
     *_src(),
 )
 
-token_usage = Table(
-    "token_usage", METADATA,
-    Column("agent_id", String, primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("model", String, primary_key=True),
-    Column("requests", BigInteger, nullable=False),
+token_usage_log = Table(
+    "token_usage_log", METADATA,
+    Column("event_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("request_id", String, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("model", String, nullable=False),
+    Column("route", String, nullable=False),
     Column("prompt_tokens", BigInteger, nullable=False),
     Column("completion_tokens", BigInteger, nullable=False),
     Column("cost_usd", Float, nullable=False),
-    Column("updated_at", TS, nullable=False),
     *_src(),
+    Index("ix_token_usage_log_agent_day", "agent_id", "day"),
 )
+"""One row per token-usage record (by event_id); the ``token_usage`` SQL view (migration
+0001) sums it per agent × day × model."""
 
 notifications = Table(
     "notifications", METADATA,
@@ -318,5 +323,5 @@ agent_levels = Table(
 VIEW_TABLES: tuple[Table, ...] = (
     agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,
     knowledge_transfers, trusted_sources, proposals, proposal_history, guardian_suggestions,
-    experiments, token_usage, notifications, error_learning, custody_runs, agent_levels,
+    experiments, token_usage_log, notifications, error_learning, custody_runs, agent_levels,
 )

@@ -143,9 +143,8 @@ def _experiments(rec: ConsumedRecord) -> Iterable[Row]:
 
 def _token_usage(rec: ConsumedRecord) -> Iterable[Row]:
     r = rec.record
-    return [{"agent_id": r["agent_id"], "day": r["day"], "model": r["model"], "requests": 1,
-             "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
-             "cost_usd": r["cost_usd"], "updated_at": r["occurred_at"], **_src(rec)}]
+    return [{**_pick(r, "event_id", "occurred_at", "request_id", "agent_id", "day", "model",
+                     "route", "prompt_tokens", "completion_tokens", "cost_usd"), **_src(rec)}]
 
 
 def _notifications(rec: ConsumedRecord) -> Iterable[Row]:
@@ -211,9 +210,8 @@ def build_projections() -> list[Projection]:
         p(m.guardian_suggestions, frozenset({"guardian_finding"}), ("finding_id",), _findings,
           "keep_first"),
         p(m.experiments, frozenset({"experiment_result"}), ("experiment_id",), _experiments),
-        p(m.token_usage, frozenset({"token_usage"}), ("agent_id", "day", "model"),
-          _token_usage, "sum",
-          sum_columns=("requests", "prompt_tokens", "completion_tokens", "cost_usd")),
+        p(m.token_usage_log, frozenset({"token_usage"}), ("event_id",), _token_usage,
+          "keep_first"),
         p(m.notifications, frozenset({"notification"}), ("notification_id",), _notifications),
         p(m.error_learning, frozenset({"error_event"}), ("fingerprint",), _errors, "sum",
           sum_columns=("occurrences",), insert_only=("first_seen",), version_column="last_seen"),

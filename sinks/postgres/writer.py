@@ -90,6 +90,11 @@ def _set_clause(proj: Projection, col: str) -> str:
             f'THEN EXCLUDED."{c}" ELSE "{t}"."{c}" END')
 
 
+def _offsets(rows: Sequence[Any]) -> dict[TopicPartitionKey, int]:
+    """``(topic, partition, next_offset)`` rows → ``{(topic, partition): next_offset}``."""
+    return {(str(row[0]), int(row[1])): int(row[2]) for row in rows}
+
+
 class PostgresWriter:
     """Writes batches through ``projections`` into the database behind ``engine``."""
 
@@ -121,7 +126,8 @@ class PostgresWriter:
         except OperationalError as exc:
             raise StoreUnavailable(f"postgres: {exc.orig}") from exc
         wanted = set(partitions)
-        return {(t, p): int(o) for t, p, o in rows if (t, p) in wanted}
+        stored = _offsets(rows)
+        return {tp: o for tp, o in stored.items() if tp in wanted}
 
     def write(self, group: str, batch: Batch) -> None:
         """Apply ``batch`` and store its offsets in one transaction (see module doc)."""
@@ -154,7 +160,7 @@ class PostgresWriter:
                  "WHERE consumer_group = :g AND topic = ANY(:topics) FOR UPDATE"),
             {"g": group, "topics": sorted({t for t, _ in batch.next_offsets})},
         ).all()
-        return {(t, p): int(o) for t, p, o in rows}
+        return _offsets(rows)
 
     def _apply(self, conn: Connection, records: list[ConsumedRecord]) -> None:
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)

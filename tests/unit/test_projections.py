@@ -79,14 +79,17 @@ def test_agent_commands_drive_the_registry_state():
     assert merged[0]["registered_at"] == 1_700_000_000_000
 
 
-def test_token_usage_rows_count_one_request_each():
-    proj = next(p for p in build_projections() if p.name == "token_usage")
-    recs = [_rec("token_usage", offset=i, agent_id="a", day=20000, model="m",
-                 prompt_tokens=10, completion_tokens=i, cost_usd=0.5) for i in range(3)]
+def test_token_usage_log_keeps_one_row_per_event():
+    proj = next(p for p in build_projections() if p.name == "token_usage_log")
+    recs = [_rec("token_usage", offset=i, agent_id="a", day=20000, model="m", route="local",
+                 request_id="r1", prompt_tokens=10, completion_tokens=i, cost_usd=0.5)
+            for i in range(3)]
+    recs.append(_rec("token_usage", offset=0, agent_id="a", day=20000, model="m",
+                     route="local", request_id="r1", prompt_tokens=99, completion_tokens=99,
+                     cost_usd=9.0))  # the same event again (a re-served request)
     merged = merge_rows(proj, [row for r in recs for row in proj.to_rows(r)])
-    assert len(merged) == 1
-    assert (merged[0]["requests"], merged[0]["prompt_tokens"], merged[0]["completion_tokens"],
-            merged[0]["cost_usd"]) == (3, 30, 3, 1.5)
+    assert sorted(r["event_id"] for r in merged) == ["e0", "e1", "e2"]
+    assert next(r for r in merged if r["event_id"] == "e0")["completion_tokens"] == 0
 
 
 def test_every_projection_names_real_record_types():

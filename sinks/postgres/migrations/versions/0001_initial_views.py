@@ -329,19 +329,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("consumer_group", "topic", "partition"),
     )
     op.create_table(
-        "token_usage",
+        "token_usage_log",
+        sa.Column("event_id", sa.String(), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("request_id", sa.String(), nullable=False),
         sa.Column("agent_id", sa.String(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("model", sa.String(), nullable=False),
-        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("route", sa.String(), nullable=False),
         sa.Column("prompt_tokens", sa.BigInteger(), nullable=False),
         sa.Column("completion_tokens", sa.BigInteger(), nullable=False),
         sa.Column("cost_usd", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("src_topic", sa.String(), nullable=False),
         sa.Column("src_partition", sa.Integer(), nullable=False),
         sa.Column("src_offset", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("agent_id", "day", "model"),
+        sa.PrimaryKeyConstraint("event_id"),
+    )
+    op.create_index("ix_token_usage_log_agent_day", "token_usage_log", ["agent_id", "day"])
+    # agent × day × model totals: a view over the log, so a re-served request (same
+    # event_id) is counted once however often it was delivered
+    op.execute(
+        "CREATE VIEW token_usage AS SELECT agent_id, day, model, count(*) AS requests, "
+        "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
+        "sum(cost_usd) AS cost_usd, max(occurred_at) AS updated_at "
+        "FROM token_usage_log GROUP BY agent_id, day, model"
     )
     op.create_table(
         "trusted_sources",
@@ -369,7 +380,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("view_watermarks")
     op.drop_table("trusted_sources")
-    op.drop_table("token_usage")
+    op.execute("DROP VIEW token_usage")
+    op.drop_index("ix_token_usage_log_agent_day", table_name="token_usage_log")
+    op.drop_table("token_usage_log")
     op.drop_table("sink_offsets")
     op.drop_index("ix_proposals_status", table_name="proposals")
     op.drop_index("ix_proposals_agent", table_name="proposals")

@@ -1,0 +1,178 @@
+"""The inference worker on Kafka: ``lvlup.inference.requests`` → model → responses + usage.
+
+One model per worker process (llama-cpp-python serves one request at a time per model,
+abetlen/llama-cpp-python#873); scale out with more processes in the consumer group
+``lvlup.inference``. Records are handled in order, one at a time:
+
+1. decode (an undecodable record goes to ``lvlup.inference.dlq``);
+2. :meth:`InferenceService.handle` — never raises for a bad request; every failure is a
+   response with ``error`` set;
+3. produce the ``inference_response`` (keyed by request_id) and a ``token_usage`` record,
+   wait for both acks (``acks=all``, idempotent);
+4. commit the request's offset.
+
+A crash between 3 and 4 serves the request again. Both records then carry the same
+``event_id`` (UUIDv5 of the request id), so ClickHouse collapses them and Postgres'
+token-usage log keeps one; the client takes the first response per request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from confluent_kafka import Producer
+
+from inference.service import InferenceService
+from inference.types import InferenceResponse
+from schemas.catalog import Catalog
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.producer import EventProducer
+
+__all__ = ["INFERENCE_GROUP", "InferenceWorker", "LOCAL_MODEL_NAME", "event_id_for"]
+
+INFERENCE_GROUP = "lvlup.inference"
+LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
+_NAMESPACE = uuid.UUID("6f1c2d4e-9a7b-4c3d-8e5f-0a1b2c3d4e5f")
+
+log = structlog.get_logger(__name__)
+
+
+def event_id_for(kind: str, request_id: str) -> str:
+    """The deterministic event id of the ``kind`` record answering ``request_id`` (UUIDv5)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{request_id}"))
+
+
+def request_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """An ``inference_request`` Avro record → :class:`InferenceRequest` fields.
+
+    ``json_schema`` travels as a JSON string; one that does not parse stays a string so the
+    service answers ``invalid_request`` instead of dropping it.
+    """
+    fields = {k: record.get(k) for k in (
+        "request_id", "requester", "agent_id", "model_alias", "messages", "temperature",
+        "top_p", "seed", "max_tokens", "language", "deadline_ms")}
+    schema = record.get("json_schema")
+    if isinstance(schema, str):
+        try:
+            fields["json_schema"] = json.loads(schema)
+        except json.JSONDecodeError:
+            fields["json_schema"] = schema
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def response_record(resp: InferenceResponse, agent_id: str, producer: str) -> dict[str, Any]:
+    """An :class:`InferenceResponse` → ``inference_response`` Avro fields."""
+    return {
+        "event_id": event_id_for("inference_response", resp.request_id),
+        "producer": producer,
+        "request_id": resp.request_id,
+        "agent_id": agent_id,
+        "text": resp.text,
+        "json": None if resp.json is None else json.dumps(resp.json),
+        "finish_reason": resp.finish_reason,
+        "prompt_tokens": resp.prompt_tokens,
+        "completion_tokens": resp.completion_tokens,
+        "latency_ms": resp.latency_ms,
+        "model_sha256": resp.model_sha256 or "",
+        "route": resp.route,
+        "cost_usd": resp.cost_usd,
+        "cached": resp.cached,
+        "error": None if resp.error is None else {"code": resp.error.code,
+                                                   "message": resp.error.message},
+    }
+
+
+def usage_record(resp: InferenceResponse, agent_id: str, producer: str,
+                 now: datetime) -> dict[str, Any]:
+    """The ``token_usage`` record of a response (also for failures: tokens may be spent)."""
+    model = LOCAL_MODEL_NAME if resp.route in ("local", "") else resp.route
+    return {
+        "event_id": event_id_for("token_usage", resp.request_id),
+        "producer": producer,
+        "request_id": resp.request_id,
+        "agent_id": agent_id,
+        "model": model,
+        "route": resp.route or "none",
+        "prompt_tokens": resp.prompt_tokens,
+        "completion_tokens": resp.completion_tokens,
+        "cost_usd": resp.cost_usd,
+        "day": (now.date() - datetime(1970, 1, 1, tzinfo=UTC).date()).days,
+    }
+
+
+class InferenceWorker:
+    """Consumes requests, serves them with ``service``, produces responses and usage."""
+
+    def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog,
+                 service: InferenceService, producer: EventProducer, *,
+                 group: str = INFERENCE_GROUP, name: str = "inference.local",
+                 request_topic: str | None = None) -> None:
+        self.bootstrap, self.codec, self.catalog = bootstrap, codec, catalog
+        self.request_topic = request_topic or catalog.for_record("inference_request").name
+        self.service, self.producer = service, producer
+        self.group, self.name = group, name
+        self.served = 0
+        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                             "enable.idempotence": True}), group)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set."""
+        topic = self.request_topic
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+            max_poll_interval_ms=600_000, max_poll_records=1,
+        )
+        await consumer.start()
+        log.info("inference.worker_started", group=self.group, topic=topic)
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=1)
+                for tp, messages in batch.items():
+                    for msg in messages:
+                        await self._serve(msg)
+                        await consumer.commit({TopicPartition(tp.topic, tp.partition):
+                                               msg.offset + 1})
+        finally:
+            await consumer.stop()
+
+    async def _serve(self, msg: ConsumerRecord[bytes, bytes]) -> None:
+        topic, partition, offset, key, value = (msg.topic, msg.partition, msg.offset, msg.key,
+                                                msg.value)
+        try:
+            if value is None:
+                raise SchemaError("empty request record", topic=topic, partition=partition,
+                                  offset=offset)
+            record_type, record = self.codec.decode(value, "latest", topic=topic,
+                                                    partition=partition, offset=offset)
+            if record_type != "inference_request":
+                raise SchemaError(f"{record_type} on the request topic", topic=topic,
+                                  partition=partition, offset=offset)
+        except SchemaError as exc:
+            self.dlq.send(SourceRecord(topic, partition, offset, key, value,
+                                       list(msg.headers or ())), exc)
+            self.dlq.flush()
+            return
+        self.dlq.ok()
+        response = await self.service.handle(request_fields(record))
+        agent_id = str(record.get("agent_id") or "")
+        now = datetime.now(UTC)
+        await asyncio.gather(
+            self.producer.emit_async("inference_response",
+                                     response_record(response, agent_id, self.name)),
+            self.producer.emit_async("token_usage",
+                                     usage_record(response, agent_id, self.name, now)),
+        )
+        self.served += 1
+        log.info("inference.served", request_id=response.request_id, route=response.route,
+                 error=None if response.error is None else response.error.code,
+                 latency_ms=response.latency_ms)
