@@ -54,6 +54,7 @@ class Topic(StrEnum):
     LEARNING_EVENTS = "lvlup.learning.events"
     LEARNING_CYCLES_STARTED = "lvlup.learning.cycles.started"
     LEARNING_CYCLES_COMPLETED = "lvlup.learning.cycles.completed"
+    LEARNING_CYCLES_REQUESTED = "lvlup.learning.cycles.requested"
     INTERNET_RESULTS = "lvlup.learning.internet-results"
     KNOWLEDGE_TRANSFERS = "lvlup.learning.knowledge-transfers"
     TRUSTED_SOURCES = "lvlup.learning.trusted-sources"

@@ -13,6 +13,7 @@ from schemas.registry import NAMESPACE, SchemaRegistry, build_version, load_regi
 
 RECORD_TYPES = {
     "agent_command", "learning_event", "learning_cycle_started", "learning_cycle_completed",
+    "learning_cycle_requested",
     "internet_learning_result", "knowledge_transfer", "trusted_source_changed",
     "custody_test_requested", "custody_item_result", "custody_run_result", "agent_level_changed",
     "proposal_submitted", "proposal_gated", "proposal_scanned", "proposal_experimented",
