@@ -65,7 +65,8 @@ def test_envelope_and_agent_id():
 
 def test_agent_records_carry_agent_id_and_agent_type_is_a_free_string():
     registry = load_registry()
-    without = {"learning_cycle_started", "learning_cycle_completed", "trusted_source_changed"}
+    without = {"learning_cycle_started", "learning_cycle_completed", "trusted_source_changed",
+               "learning_cycle_requested"}
     for rt in RECORD_TYPES - without:
         names = registry.latest(rt).field_names
         assert "agent_id" in names, rt
