@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ClickHouseSettings",
     "InferenceSettings",
+    "LearningSettings",
     "KafkaSettings",
     "ModelSettings",
     "PostgresSettings",
@@ -170,6 +171,22 @@ class InferenceSettings(BaseModel):
     )
 
 
+class LearningSettings(BaseModel):
+    """Imperium's learning cycles (the seed's orchestrator constants)."""
+
+    interval_s: float = Field(
+        default=1800.0, gt=0, description="scheduled cycle interval, seconds (seed: 30 min)"
+    )
+    max_concurrent: int = Field(
+        default=3, ge=1, le=64, description="agents learning at once (MAX_CONCURRENT_LEARNING)"
+    )
+    timeout_s: float = Field(
+        default=300.0, gt=0, description="a cycle's time limit, seconds (LEARNING_TIMEOUT)"
+    )
+    topics_per_agent: int = Field(default=1, ge=1, le=16, description="topics per agent/cycle")
+    source_timeout_s: float = Field(default=5.0, gt=0, description="per document fetch, s")
+
+
 class Settings(BaseSettings):
     """All settings of one process. Build with ``Settings()`` in ``main()`` and pass it down."""
 
@@ -191,6 +208,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     sinks: SinkSettings = Field(default_factory=SinkSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     def chdb_path(self) -> Path:
         """The chdb data directory (absolute)."""

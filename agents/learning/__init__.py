@@ -1,0 +1,3 @@
+"""Learning orchestration (imperium): registry, sources, cycles, metrics."""
+
+__all__: list[str] = []
