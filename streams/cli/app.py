@@ -12,7 +12,7 @@ import typer
 
 from infra.errors import StackError
 from sinks.errors import SinkError
-from streams.cli import data, ops, stack
+from streams.cli import apicmd, data, ops, runcmd, stack, workers
 from streams.errors import LvlupError
 from streams.logs import configure_logging
 from streams.settings import Settings
@@ -40,6 +40,9 @@ def build_app() -> typer.Typer:
     stack.register(app)
     data.register(app)
     ops.register(app)
+    workers.register(app)
+    runcmd.register(app)
+    apicmd.register(app)
     return app
 
 

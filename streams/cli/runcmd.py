@@ -1,0 +1,118 @@
+"""``lvlup run [--duration S]``: the whole platform, supervised, with a live status."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from schemas.catalog import load_catalog
+from schemas.codec import load_codec
+from sinks.app import postgres_engine
+from streams.producer import EventProducer
+from streams.run import Summary, bootstrap, child_env, child_specs, collect_summary
+from streams.settings import Settings
+from streams.setup import create_catalog_topics, migrate_all
+from streams.supervisor import Supervisor
+
+__all__ = ["register"]
+
+LOOK_FURTHER = """look further:
+  lvlup sql "SELECT agent_id, sum(events) FROM lvlup.learning_by_agent_topic_day GROUP BY ALL"
+  lvlup sql "SELECT record_type, count() FROM lvlup.events FINAL GROUP BY ALL"
+  lvlup dlq list
+"""
+
+
+def _status(sup: Supervisor, summary: Summary, rate: float) -> Group:
+    procs = Table("process", "state", "pid", "restarts", title="processes")
+    for c in sup.children:
+        procs.add_row(c.spec.name, c.state, str(c.proc.pid if c.proc else "-"), str(c.restarts))
+    views = Table("view", "rows", title=f"views  ·  {rate:,.0f} events/s on the log")
+    for name, rows in summary.rows_per_view.items():
+        if rows:
+            views.add_row(name, str(rows))
+    cyc = summary.last_cycle
+    last = (f"last cycle {cyc.get('cycle_id')}: {cyc.get('status')}, "
+            f"{cyc.get('success_count')} insights" if cyc else "no learning cycle finished yet")
+    tok = summary.tokens
+    budget = (f"tokens {int(tok.get('prompt_tokens', 0)) + int(tok.get('completion_tokens', 0))}"
+              f" in {int(tok.get('requests', 0))} requests, ${tok.get('cost_usd', 0):.4f}")
+    return Group(procs, views, f"{last}  ·  {budget}  ·  unhandled errors "
+                               f"{summary.unhandled_errors}")
+
+
+def _print_summary(console: Console, summary: Summary, settings: Settings) -> None:
+    table = Table("topic", "records", title="records per topic")
+    for name, n in summary.records_per_topic.items():
+        if n:
+            table.add_row(name, str(n))
+    console.print(table)
+    views = Table("view", "rows", "watermark (max occurred_at)", title="Postgres views")
+    for name, n in summary.rows_per_view.items():
+        views.add_row(name, str(n), summary.watermarks.get(name, ""))
+    console.print(views)
+    console.print(f"last learning cycle: {summary.last_cycle or 'none'}")
+    console.print(f"tokens: {summary.tokens}")
+    console.print(f"dead-letter records: {summary.dlq_records or 0}; worker restarts: "
+                  f"{summary.restarts}")
+    console.print(f"unhandled errors: {summary.unhandled_errors}")
+    console.print(LOOK_FURTHER + f"  data: {settings.data_dir.resolve()}  ·  logs: "
+                  f"{settings.run_dir()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lvlup run`` to ``app``."""
+
+    @app.command()
+    def run(
+        ctx: typer.Context,
+        duration: Annotated[float, typer.Option(help="stop after this many seconds "
+                                                     "(0 = until Ctrl-C)", min=0)] = 0,
+    ) -> None:
+        """The main job: stack + agents + inference + sinks (+ API), until stopped."""
+        from infra.stack import stack_up
+
+        settings: Settings = ctx.obj
+        console = Console()
+        stack_up(settings)
+        create_catalog_topics(settings)
+        migrate_all(settings)
+        producer = EventProducer(settings.kafka.bootstrap(), load_codec(), load_catalog(),
+                                 name="lvlup run")
+        console.print(f"first start: {bootstrap(settings, producer) or 'nothing to add'}")
+        producer.close()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        sup = Supervisor(child_specs(settings), child_env(settings), settings.run_dir())
+        engine = postgres_engine(settings)
+        sup.start()
+        started = time.monotonic()
+        summary = collect_summary(settings, engine, sup)
+        last_total, last_at = sum(summary.records_per_topic.values()), time.monotonic()
+        try:
+            with Live(_status(sup, summary, 0.0), console=console, refresh_per_second=1,
+                      transient=not sys.stdout.isatty()) as live:
+                while not stop.wait(2.0):
+                    sup.poll()
+                    summary = collect_summary(settings, engine, sup)
+                    total, now = sum(summary.records_per_topic.values()), time.monotonic()
+                    live.update(_status(sup, summary, (total - last_total) / (now - last_at)))
+                    last_total, last_at = total, now
+                    if duration and now - started >= duration:
+                        break
+        finally:
+            sup.stop()
+        summary = collect_summary(settings, engine, sup)
+        _print_summary(console, summary, settings)
+        engine.dispose()
+        if summary.unhandled_errors:
+            raise typer.Exit(1)

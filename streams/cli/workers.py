@@ -1,0 +1,59 @@
+"""``lvlup worker inference|imperium``: the platform's worker processes (``lvlup run``
+supervises them; each can also run on its own, on other machines, in the same groups)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from streams.errors import LvlupError
+from streams.settings import Settings
+
+__all__ = ["register"]
+
+
+async def _inference(settings: Settings) -> None:
+    from inference.factory import build_service
+    from inference.kafka_worker import InferenceWorker
+    from schemas.catalog import load_catalog
+    from schemas.codec import load_codec
+    from streams.producer import EventProducer
+
+    codec, catalog = load_codec(), load_catalog()
+    producer = EventProducer(settings.kafka.bootstrap(), codec, catalog, name="inference.local")
+    worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog,
+                             build_service(settings), producer)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.run(stop)
+    finally:
+        producer.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lvlup worker`` to ``app``."""
+
+    @app.command()
+    def worker(
+        ctx: typer.Context,
+        kind: Annotated[str, typer.Argument(help="inference | imperium")],
+    ) -> None:
+        """Run one worker process in the foreground until SIGTERM/SIGINT."""
+        settings: Settings = ctx.obj
+        if kind == "inference":
+            asyncio.run(_inference(settings))
+        elif kind == "imperium":
+            from faust.worker import Worker
+
+            from agents.imperium import build_imperium
+
+            app_ = build_imperium(settings)
+            Worker(app_, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+        else:
+            raise LvlupError(f"unknown worker {kind!r}: inference or imperium")

@@ -1,0 +1,137 @@
+"""``lvlup run``: the main job — stack, topics, migrations, first-start data, supervised
+workers, a live status, and a summary at the end.
+
+First start (empty topics): the four built-in agents are registered with the seed's topics,
+the default trusted sources (installed packages' documentation — real offline text) are
+added, and the shipped sample events (``infra/sample/events.jsonl``) go through the same path
+as ``lvlup emit``. Every start requests a learning cycle.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from schemas.catalog import load_catalog
+from streams.emit import emit_lines
+from streams.kafka_admin import end_offsets, topic_partitions
+from streams.producer import EventProducer
+from streams.settings import Settings
+from streams.supervisor import ChildSpec, Supervisor
+
+__all__ = ["BUILTIN_AGENTS", "Summary", "bootstrap", "child_specs", "collect_summary"]
+
+BUILTIN_AGENTS = ("imperium", "guardian", "sandbox", "conquest")
+SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "infra" / "sample" / "events.jsonl"
+VIEWS = ("agents", "agent_metrics", "learning_cycles", "learning_logs",
+         "internet_learning_results", "knowledge_transfers", "trusted_sources", "proposals",
+         "guardian_suggestions", "experiments", "token_usage_log", "notifications",
+         "error_learning", "custody_runs", "agent_levels")
+
+
+def _topic_total(bootstrap: str, topic: str) -> int:
+    return sum(end_offsets(bootstrap, topic).values())
+
+
+def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
+    """First-start records (see the module doc); returns what was sent per kind."""
+    from agents.learning.defaults import DEFAULT_SOURCE_PACKAGES
+    from agents.learning.registry import register_command
+
+    bs, catalog, sent = settings.kafka.bootstrap(), load_catalog(), {}
+    if _topic_total(bs, catalog.for_record("agent_command").name) == 0:
+        for i, agent in enumerate(BUILTIN_AGENTS):
+            producer.emit("agent_command",
+                          register_command(agent, agent, priority=90 - 10 * i,
+                                           requested_by="lvlup run"))
+        sent["agents"] = len(BUILTIN_AGENTS)
+    if _topic_total(bs, catalog.for_record("trusted_source_changed").name) == 0:
+        for name in DEFAULT_SOURCE_PACKAGES:
+            producer.emit("trusted_source_changed", {
+                "source_id": f"pkg-{name}", "url": f"package:{name}", "change": "added",
+                "trusted": True, "trust_score": 0.8, "changed_by": "lvlup run",
+                "reason": "installed package documentation (offline corpus)"})
+        sent["sources"] = len(DEFAULT_SOURCE_PACKAGES)
+    if _topic_total(bs, catalog.for_record("learning_event").name) == 0 and SAMPLE_EVENTS.exists():
+        with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
+            report = emit_lines(fh, producer)
+        sent["sample_events"] = report.accepted
+    producer.emit("learning_cycle_requested", {
+        "request_id": f"run-{uuid.uuid4().hex[:8]}", "requested_by": "lvlup run", "agents": [],
+        "reason": "platform started"})
+    if producer.flush(60):
+        raise RuntimeError("first-start records were not all acked")
+    return sent
+
+
+def child_specs(settings: Settings) -> list[ChildSpec]:
+    """The supervised processes: sinks, inference worker, imperium, and the API if built."""
+    lvlup = (sys.executable, "-m", "streams.cli")
+    specs = [ChildSpec("sinks", (*lvlup, "sink", "all")),
+             ChildSpec("inference", (*lvlup, "worker", "inference")),
+             ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
+    if importlib.util.find_spec("api.app") is not None:
+        specs.append(ChildSpec("api", (*lvlup, "api")))
+    return specs
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of every child: ours, with the embedded services' addresses pinned."""
+    env = dict(os.environ)
+    env.setdefault("LVLUP_DATA_DIR", str(settings.data_dir.resolve()))
+    return env
+
+
+@dataclass
+class Summary:
+    """What a run did (printed at the end; also the invariants the e2e test checks)."""
+
+    records_per_topic: dict[str, int] = field(default_factory=dict)
+    rows_per_view: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, str] = field(default_factory=dict)
+    last_cycle: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, float] = field(default_factory=dict)
+    dlq_records: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unhandled_errors(self) -> int:
+        """Crashed workers plus records nobody could process."""
+        return sum(self.restarts.values()) + sum(self.dlq_records.values())
+
+
+def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor | None) -> Summary:
+    """Read the log's and the views' state now."""
+    bs, out = settings.kafka.bootstrap(), Summary()
+    for spec in load_catalog().topics:
+        out.records_per_topic[spec.name] = _topic_total(bs, spec.name)
+    existing = topic_partitions(bs)
+    for name in existing:
+        if name.endswith(".dlq"):
+            out.dlq_records[name] = _topic_total(bs, name)
+    with engine.connect() as conn:
+        for view in VIEWS:
+            out.rows_per_view[view] = int(conn.execute(
+                text(f'SELECT count(*) FROM "{view}"')).scalar_one())  # noqa: S608 - our names
+        for wm in conn.execute(text("SELECT view, max_occurred_at FROM view_watermarks")):
+            out.watermarks[str(wm[0])] = str(wm[1])
+        row = conn.execute(text(
+            "SELECT cycle_id, status, success_count, failure_count, total_learning_value, "
+            "reason FROM learning_cycles WHERE end_time IS NOT NULL "
+            "ORDER BY end_time DESC LIMIT 1")).mappings().first()
+        out.last_cycle = dict(row) if row else {}
+        tok = conn.execute(text("SELECT coalesce(sum(requests),0), coalesce(sum(prompt_tokens),0),"
+                                " coalesce(sum(completion_tokens),0), coalesce(sum(cost_usd),0) "
+                                "FROM token_usage")).one()
+        out.tokens = {"requests": float(tok[0]), "prompt_tokens": float(tok[1]),
+                      "completion_tokens": float(tok[2]), "cost_usd": float(tok[3])}
+    if supervisor is not None:
+        out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
+    return out
