@@ -6,15 +6,20 @@
 - Cycles: a leader-only timer (``settings.learning.interval_s``) and on-demand
   ``learning_cycle_requested`` records. A cycle never runs twice at once (a lock).
 - Records that cannot be decoded go to ``lvlup.agents.imperium.dlq``.
-- Supervisor: :func:`streams.app.create_faust_app` uses ``mode.CrashingSupervisor``: an
-  agent that dies takes the worker down and ``lvlup run`` restarts it (faust#175).
+- Supervision: a record a handler cannot process goes to the DLQ; an agent that dies for
+  any other reason ends the process with exit code 70 (:func:`_exit_on_crash`) so the
+  process supervisor (``lvlup run``, systemd) restarts it and counts it. mode's
+  ``CrashingSupervisor`` alone stopped the services but left the process alive here — the
+  worker that looks alive and consumes nothing of faust-streaming/faust#175.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -40,6 +45,20 @@ IMPERIUM_GROUP = "lvlup.agents.imperium"
 log = structlog.get_logger(__name__)
 
 
+EXIT_AGENT_CRASHED = 70
+
+
+async def _exit_on_crash(name: str, body: Awaitable[None]) -> None:
+    """Run an agent's loop; if it raises, log and end the process (see module doc)."""
+    try:
+        await body
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        log.critical("imperium.agent_crashed", agent=name, error=repr(exc), exc_info=True)
+        os._exit(EXIT_AGENT_CRASHED)
+
+
 class _Runtime:
     """Collaborators owned by one worker process (made in :func:`build_imperium`)."""
 
@@ -57,15 +76,36 @@ class _Runtime:
         self.cycles = 0
 
     def decode(self, event: faust.types.EventT[bytes]) -> tuple[str, dict[str, Any]] | None:
+        """The decoded record, or None after routing an undecodable one to the DLQ."""
         msg = event.message
         try:
             return self.codec.decode(event.value, "latest", topic=msg.topic,
                                      partition=msg.partition, offset=msg.offset)
         except SchemaError as exc:
-            self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, event.key,
-                                       event.value, []), exc)
-            self.dlq.flush()
+            self.dead_letter(event, exc)
             return None
+
+    def dead_letter(self, event: faust.types.EventT[bytes], exc: BaseException) -> None:
+        """Route ``event`` to the DLQ with ``exc`` (acked before the stream moves on)."""
+        msg = event.message
+        self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, event.key,
+                                   event.value, []), exc)
+        self.dlq.flush()
+
+    def apply(self, event: faust.types.EventT[bytes],
+              handler: Callable[[dict[str, Any]], None]) -> None:
+        """Decode ``event`` and run ``handler`` on it; a record the handler cannot process
+        goes to the DLQ with the error instead of crashing the worker (which would only
+        meet the same record again after the restart)."""
+        decoded = self.decode(event)
+        if decoded is None:
+            return
+        try:
+            handler(decoded[1])
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("imperium.record_failed", error=repr(exc), topic=event.message.topic,
+                        offset=event.message.offset)
+            self.dead_letter(event, exc)
 
 
 def build_imperium(settings: Settings) -> faust.App:
@@ -84,26 +124,29 @@ def build_imperium(settings: Settings) -> faust.App:
     commands = raw_topic(commands_spec.name, commands_spec.partitions)
     sources_topic = raw_topic(sources_spec.name, sources_spec.partitions)
     requests = raw_topic(requests_spec.name, requests_spec.partitions)
-    registry = app.GlobalTable("registry", default=None, partitions=commands_spec.partitions)
-    sources = app.GlobalTable("sources", default=None, partitions=sources_spec.partitions)
+    registry = app.GlobalTable("registry", partitions=commands_spec.partitions)
+    sources = app.GlobalTable("sources", partitions=sources_spec.partitions)
+
+    def command(record: dict[str, Any]) -> None:
+        agent_id = record["agent_id"]
+        registry[agent_id] = apply_command(registry.get(agent_id), record)
+
+    def source(record: dict[str, Any]) -> None:
+        source_id = record["source_id"]
+        sources[source_id] = apply_source_change(sources.get(source_id), record)
+
+    async def each(stream: faust.StreamT[bytes],
+                   handler: Callable[[dict[str, Any]], None]) -> None:
+        async for event in stream.events():
+            rt.apply(event, handler)
 
     @app.agent(commands)
     async def on_command(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            decoded = rt.decode(event)
-            if decoded is not None:
-                _, record = decoded
-                registry[record["agent_id"]] = apply_command(registry[record["agent_id"]],
-                                                             record)
+        await _exit_on_crash("on_command", each(stream, command))
 
     @app.agent(sources_topic)
     async def on_source(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            decoded = rt.decode(event)
-            if decoded is not None:
-                _, record = decoded
-                sources[record["source_id"]] = apply_source_change(sources[record["source_id"]],
-                                                                   record)
+        await _exit_on_crash("on_source", each(stream, source))
 
     async def cycle(trigger: str, only: list[str] | None = None) -> None:
         async with rt.lock:
@@ -127,16 +170,19 @@ def build_imperium(settings: Settings) -> faust.App:
             log.info("imperium.cycle_done", cycle_id=cycle_id, status=outcome.status,
                      successes=outcome.successes, failures=outcome.failures)
 
-    @app.agent(requests)
-    async def on_request(stream: faust.StreamT[bytes]) -> None:
+    async def serve_requests(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             decoded = rt.decode(event)
             if decoded is not None:
                 await cycle("manual", list(decoded[1].get("agents") or []) or None)
 
+    @app.agent(requests)
+    async def on_request(stream: faust.StreamT[bytes]) -> None:
+        await _exit_on_crash("on_request", serve_requests(stream))
+
     @app.timer(settings.learning.interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def scheduled() -> None:
-        await cycle("schedule")
+        await _exit_on_crash("scheduled", cycle("schedule"))
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_client() -> None:

@@ -122,13 +122,27 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0)
             raise LvlupError(f"deleting topic {name} failed: {err}") from exc
 
 
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT}
+
+
+def _transient(exc: BaseException) -> bool:
+    return (isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError)
+            and exc.args[0].code() in _TRANSIENT)
+
+
 def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
-    """High watermark (next offset to be written) per partition of ``topic``."""
+    """High watermark (next offset to be written) per partition of ``topic``.
+
+    Transient errors (no leader yet after a broker start, timeouts) are retried for up to
+    ``timeout_s`` seconds (tenacity); others raise ``KafkaException``.
+    """
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lvlup-admin-probe",
                          "enable.auto.commit": False})
-    try:
+
+    def read() -> dict[int, int]:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         out: dict[int, int] = {}
         for pid in meta.topics[topic].partitions:
@@ -137,5 +151,14 @@ def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int
             )
             out[pid] = high
         return out
+
+    try:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            stop=tenacity.stop_after_delay(timeout_s * 3),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
+            reraise=True,
+        )
+        return retrying(read)
     finally:
         consumer.close()

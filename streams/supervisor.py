@@ -105,7 +105,7 @@ class Supervisor:
                 child.next_start = 0.0
                 self._start(child)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM every child's process group, wait ``timeout_s``, SIGKILL the rest."""
         for child in self.children:
             if child.proc is not None and child.proc.poll() is None:
