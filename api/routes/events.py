@@ -1,0 +1,96 @@
+"""``POST /api/events``: batch ingest for producers without Kafka access.
+
+The body is a JSON array of input records, each validated like ``lvlup emit`` does
+(:func:`schemas.validation.validate_json_record`: a ``type`` field plus the record's fields).
+Valid records are sent (``acks=all``) and awaited together; the answer lists every item::
+
+    {"accepted": n, "rejected": n, "failed": n,
+     "results": [{"index": 0, "status": "accepted", "topic": …, "partition": …,
+                  "offset": …, "event_id": …},
+                 {"index": 1, "status": "rejected", "reason": "…", "field": "…"}, …]}
+
+Status: 202 when every item was accepted, 207 when some were not, 422 (error shape, the
+results in ``details``) when none was valid, 503 when the broker acked none of the valid
+ones. ``failed`` items were valid but not acked: sending them again is safe for views keyed
+by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import Field, RootModel
+
+from api.auth import Scope
+from api.errors import ApiError, JsonResponse
+from api.operations import Call, Operation
+from api.shapes import obj
+from schemas.errors import SchemaError
+from schemas.validation import validate_json_record
+
+__all__ = ["operations"]
+
+
+class EventBatch(RootModel[list[dict[str, Any]]]):
+    """A JSON array of input records (objects with a ``type`` field)."""
+
+    root: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+
+async def _ingest(call: Call) -> JsonResponse:
+    items: list[dict[str, Any]] = call.body.root
+    state = call.state
+    if len(items) > state.api.max_batch_items:
+        raise ApiError(413, "payload_too_large",
+                       f"at most {state.api.max_batch_items} records per batch",
+                       {"max_items": state.api.max_batch_items, "got": len(items)})
+    results: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], Any]] = []
+    for index, item in enumerate(items):
+        try:
+            record_type, record = validate_json_record(item)
+        except SchemaError as exc:
+            results.append({"index": index, "status": "rejected", "reason": str(exc),
+                            "field": getattr(exc, "field", None)})
+            continue
+        result = {"index": index, "status": "accepted", "event_id": record["event_id"]}
+        results.append(result)
+        pending.append((result, state.producer.emit_async(record_type, record)))
+    acks = await asyncio.gather(
+        *(asyncio.wait_for(fut, state.api.command_timeout_s) for _r, fut in pending),
+        return_exceptions=True)
+    for (result, _fut), ack in zip(pending, acks, strict=True):
+        if isinstance(ack, BaseException):
+            result.update(status="failed", reason=str(ack)[:300] or type(ack).__name__)
+        else:
+            result.update(topic=ack.topic, partition=ack.partition, offset=ack.offset)
+    counts = {s: sum(1 for r in results if r["status"] == s)
+              for s in ("accepted", "rejected", "failed")}
+    call.audit_payload = {"items": len(items), **counts}
+    body = {**counts, "results": results}
+    if counts["accepted"] == len(items):
+        return JsonResponse(body, status_code=202)
+    if not pending:
+        raise ApiError(422, "validation_failed", "no record in the batch is valid", body)
+    if counts["accepted"] == 0:
+        raise ApiError(503, "broker_unavailable", "the broker acked none of the records",
+                       body, {"Retry-After": "1"})
+    return JsonResponse(body, status_code=207)
+
+
+def operations() -> list[Operation]:
+    """The batch ingest operation."""
+    str_, int_ = {"type": "string"}, {"type": "integer"}
+    result = {"type": "object", "required": ["index", "status"], "properties": {
+        "index": int_, "status": {"type": "string",
+                                  "enum": ["accepted", "rejected", "failed"]},
+        "reason": str_, "field": {"anyOf": [str_, {"type": "null"}]}, "topic": str_,
+        "partition": int_, "offset": int_, "event_id": str_}}
+    answer = obj({"accepted": int_, "rejected": int_, "failed": int_,
+                  "results": {"type": "array", "items": result}})
+    return [Operation("POST", "/api/events", _ingest,
+                      "Batch ingest of JSON records (validated like lvlup emit)", "events",
+                      answer, scope=Scope.COMMAND, status=202, body_model=EventBatch,
+                      command="events.ingest", success_statuses=(207,),
+                      statuses=(400, 401, 403, 413, 415, 422, 429, 503))]
