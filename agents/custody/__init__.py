@@ -1,0 +1,3 @@
+"""Custody protocol core (issue #7): test bank, scorers, sandbox, runs, progression, gate."""
+
+__all__: list[str] = []
