@@ -108,6 +108,50 @@ class _Runtime:
             self.dead_letter(event, exc)
 
 
+class _Cycles:
+    """Runs learning cycles over the registry and sources tables, one at a time."""
+
+    def __init__(self, rt: _Runtime, registry: Any, sources: Any) -> None:
+        self.rt, self.registry, self.sources = rt, registry, sources
+
+    async def settled(self, timeout_s: float = 60.0) -> None:
+        """Wait until both tables are non-empty and unchanged for 3 s (at start the request
+        topic can be read before the command topics have caught up)."""
+        last, stable = (-1, -1), 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and stable < 3:
+            now = (sum(1 for v in self.registry.values() if v),
+                   sum(1 for v in self.sources.values() if v))
+            stable = stable + 1 if now == last and min(now) > 0 else 0
+            last = now
+            await asyncio.sleep(1.0)
+
+    async def run(self, trigger: str, only: list[str] | None = None) -> None:
+        """One cycle over the active agents (all, or ``only`` these ids)."""
+        await self.settled()
+        rt = self.rt
+        async with rt.lock:
+            agents = [AgentInfo(e["agent_id"], e["agent_type"], int(e["priority"] or 0),
+                                tuple(e["topics"]))
+                      for e in self.registry.values()
+                      if e and e["status"] == "active" and (not only or e["agent_id"] in only)]
+            urls = sorted(s["url"] for s in self.sources.values() if s)
+            if not agents or not urls:
+                log.info("imperium.cycle_skipped", agents=len(agents), sources=len(urls))
+                return
+            rt.cycles += 1
+            cycle_id = f"cycle-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            lc = rt.settings.learning
+            outcome = await run_cycle(
+                cycle_id, rt.cycles, agents, sources=urls,
+                deps=_deps(rt, set(urls), lc.source_timeout_s),
+                cfg=CycleConfig(max_concurrent=lc.max_concurrent, timeout_s=lc.timeout_s,
+                                topics_per_agent=lc.topics_per_agent),
+                metrics=rt.metrics, trigger=trigger)
+            log.info("imperium.cycle_done", cycle_id=cycle_id, status=outcome.status,
+                     successes=outcome.successes, failures=outcome.failures)
+
+
 def build_imperium(settings: Settings) -> faust.App:
     """The imperium Faust app, wired to ``settings``."""
     rt = _Runtime(settings)
@@ -148,33 +192,13 @@ def build_imperium(settings: Settings) -> faust.App:
     async def on_source(stream: faust.StreamT[bytes]) -> None:
         await _exit_on_crash("on_source", each(stream, source))
 
-    async def cycle(trigger: str, only: list[str] | None = None) -> None:
-        async with rt.lock:
-            agents = [AgentInfo(e["agent_id"], e["agent_type"], int(e["priority"] or 0),
-                                tuple(e["topics"]))
-                      for e in registry.values()
-                      if e and e["status"] == "active" and (not only or e["agent_id"] in only)]
-            urls = sorted(s["url"] for s in sources.values() if s)
-            if not agents or not urls:
-                log.info("imperium.cycle_skipped", agents=len(agents), sources=len(urls))
-                return
-            rt.cycles += 1
-            cycle_id = f"cycle-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-            lc = settings.learning
-            outcome = await run_cycle(
-                cycle_id, rt.cycles, agents, sources=urls,
-                deps=_deps(rt, set(urls), lc.source_timeout_s),
-                cfg=CycleConfig(max_concurrent=lc.max_concurrent, timeout_s=lc.timeout_s,
-                                topics_per_agent=lc.topics_per_agent),
-                metrics=rt.metrics, trigger=trigger)
-            log.info("imperium.cycle_done", cycle_id=cycle_id, status=outcome.status,
-                     successes=outcome.successes, failures=outcome.failures)
+    cycles = _Cycles(rt, registry, sources)
 
     async def serve_requests(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             decoded = rt.decode(event)
             if decoded is not None:
-                await cycle("manual", list(decoded[1].get("agents") or []) or None)
+                await cycles.run("manual", list(decoded[1].get("agents") or []) or None)
 
     @app.agent(requests)
     async def on_request(stream: faust.StreamT[bytes]) -> None:
@@ -182,7 +206,7 @@ def build_imperium(settings: Settings) -> faust.App:
 
     @app.timer(settings.learning.interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def scheduled() -> None:
-        await _exit_on_crash("scheduled", cycle("schedule"))
+        await _exit_on_crash("scheduled", cycles.run("schedule"))
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_client() -> None:

@@ -36,7 +36,7 @@ __all__ = ["AgentInfo", "CycleConfig", "CycleDeps", "CycleOutcome", "INSIGHT_SCH
 INSIGHT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "insight": {"type": "string", "minLength": 10, "maxLength": 160},
+        "insight": {"type": "string", "minLength": 10, "maxLength": 120},
         "relevance": {"type": "integer", "minimum": 0, "maximum": 10},
     },
     "required": ["insight", "relevance"],
@@ -60,7 +60,7 @@ class CycleConfig:
     max_concurrent: int = 3
     timeout_s: float = 300.0
     topics_per_agent: int = 1
-    max_tokens: int = 64
+    max_tokens: int = 128
 
 
 class InferFailed(RuntimeError):

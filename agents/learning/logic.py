@@ -55,12 +55,12 @@ def best_excerpt(topic: str, text: str, size: int = 1200) -> tuple[str, float]:
 
 
 def learning_value(model_relevance: int, doc_relevance: float, insight: str) -> float:
-    """Learning value in [0, 1]: the model's 0–10 relevance rating weighted by how relevant
-    the document was (keyword overlap) and a length factor (very short insights say little).
-    """
+    """Learning value in [0, 1]: 60 % the model's 0–10 relevance rating, 40 % how relevant
+    the source excerpt was (keyword overlap, so a small model's self-rating cannot zero out
+    real evidence), times a length factor (very short insights say little)."""
     rating = max(0, min(10, model_relevance)) / 10
     length = min(1.0, len(insight.strip()) / 80)
-    return round(rating * (0.5 + 0.5 * doc_relevance) * (0.5 + 0.5 * length), 4)
+    return round((0.6 * rating + 0.4 * doc_relevance) * (0.5 + 0.5 * length), 4)
 
 
 @dataclass(frozen=True)
