@@ -51,7 +51,7 @@ def test_learning_value_rewards_relevance_and_substance():
     assert learning_value(10, 1.0, "ok") < learning_value(10, 1.0, long)
     assert learning_value(42, 1.0, long) == learning_value(10, 1.0, long) <= 1.0
     assert learning_value(0, 0.0, long) == 0.0
-    assert learning_value(0, 1.0, long) == 0.4, "evidence counts even when the model rates 0"
+    assert learning_value(0, 1.0, long) == 0.3875, "evidence counts even when the model rates 0"
 
 
 def test_metrics_fold_cycles():
