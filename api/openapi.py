@@ -78,7 +78,11 @@ def _operation(op: Operation, defs: dict[str, Any]) -> dict[str, Any]:
     if params:
         out["parameters"] = params
     if op.body_model is not None:
-        schema = _model_schema(op.body_model, defs)
+        if op.body_schema is not None:
+            schema = dict(op.body_schema)
+            defs.update(schema.pop("$defs", {}))
+        else:
+            schema = _model_schema(op.body_model, defs)
         out["requestBody"] = {"required": bool(schema.get("required")) or
                               schema.get("type") == "array",
                               "content": {"application/json": {"schema": schema}}}

@@ -81,6 +81,9 @@ class Operation:
     success_statuses: tuple[int, ...] = ()
     cacheable: bool = False
     description: str = ""
+    body_schema: dict[str, Any] | None = None
+    """Documented request body schema when ``body_model`` is looser than the contract (its
+    ``$defs`` go to the components)."""
 
     @property
     def operation_id(self) -> str:

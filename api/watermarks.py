@@ -83,24 +83,34 @@ class EndOffsets:
         return entry is not None and entry[1] > time.monotonic()
 
     def _fetch(self, topics: Sequence[str]) -> dict[str, Offsets | None]:
+        """End offsets per topic; a topic whose metadata or offsets fail maps to None."""
         out: dict[str, Offsets | None] = {}
-        try:
-            requests: dict[TopicPartition, OffsetSpec] = {}
-            for topic in topics:
+        requests: dict[TopicPartition, OffsetSpec] = {}
+        for topic in topics:
+            try:
                 meta = self._admin.list_topics(topic, timeout=self._timeout_s).topics.get(topic)
-                if meta is None or meta.error is not None:
-                    out[topic] = None
-                    continue
-                for pid in meta.partitions:
-                    requests[TopicPartition(topic, pid)] = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-            if requests:
-                futures = self._admin.list_offsets(requests,
-                                                   request_timeout=self._timeout_s)
-                for tp, fut in futures.items():
-                    res = fut.result(timeout=self._timeout_s)
-                    out.setdefault(tp.topic, {})[tp.partition] = int(res.offset)  # type: ignore[index]
-        except (KafkaException, TimeoutError, RuntimeError):
-            return {t: None for t in topics}
+            except KafkaException:
+                meta = None
+            if meta is None or meta.error is not None or not meta.partitions:
+                out[topic] = None
+                continue
+            out[topic] = {}
+            for pid in meta.partitions:
+                requests[TopicPartition(topic, pid)] = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        if not requests:
+            return out
+        try:
+            futures = self._admin.list_offsets(requests, request_timeout=self._timeout_s)
+        except (KafkaException, ValueError):
+            return dict.fromkeys(topics)
+        for tp, fut in futures.items():
+            offsets = out.get(tp.topic)
+            if offsets is None:
+                continue
+            try:
+                offsets[tp.partition] = int(fut.result(timeout=self._timeout_s).offset)
+            except (KafkaException, TimeoutError):
+                out[tp.topic] = None
         return out
 
 

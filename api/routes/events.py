@@ -27,15 +27,37 @@ from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
 from api.shapes import obj
 from schemas.errors import SchemaError
+from schemas.models import record_model
+from schemas.registry import load_registry
 from schemas.validation import validate_json_record
 
 __all__ = ["operations"]
 
 
-class EventBatch(RootModel[list[dict[str, Any]]]):
-    """A JSON array of input records (objects with a ``type`` field)."""
+_MAX_ITEMS = 1000
 
-    root: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+class EventBatch(RootModel[list[Any]]):
+    """A JSON array of input records; each item is validated on its own."""
+
+    root: list[Any] = Field(min_length=1, max_length=_MAX_ITEMS)
+
+
+def _batch_schema() -> dict[str, Any]:
+    """The documented body: an array of records, each one of the record types' models with a
+    ``type`` constant (what :func:`validate_json_record` accepts)."""
+    defs: dict[str, Any] = {}
+    variants = []
+    for record_type in sorted(load_registry().record_types):
+        schema = record_model(record_type).model_json_schema(
+            ref_template="#/components/schemas/{model}")
+        defs.update(schema.pop("$defs", {}))
+        schema["properties"] = {"type": {"const": record_type}, **schema["properties"]}
+        schema["required"] = ["type", *schema.get("required", [])]
+        schema["title"] = record_type
+        variants.append(schema)
+    return {"type": "array", "minItems": 1, "maxItems": _MAX_ITEMS,
+            "items": {"oneOf": variants}, "$defs": defs}
 
 
 async def _ingest(call: Call) -> JsonResponse:
@@ -93,4 +115,5 @@ def operations() -> list[Operation]:
                       "Batch ingest of JSON records (validated like lvlup emit)", "events",
                       answer, scope=Scope.COMMAND, status=202, body_model=EventBatch,
                       command="events.ingest", success_statuses=(207,),
+                      body_schema=_batch_schema(),
                       statuses=(400, 401, 403, 413, 415, 422, 429, 503))]

@@ -1,8 +1,8 @@
-"""Imperium (learning orchestration): cycles, status, dashboard, persistence, internet learning.
+"""Imperium (learning orchestration): cycles, trigger, status, dashboard, persistence,
+internet learning.
 
-``POST /api/imperium/trigger`` answers 501: no record type for "start a learning cycle now"
-exists yet (``learning_cycle_started`` is the orchestrator's statement that a cycle *did*
-start; the API must not write it on the orchestrator's behalf).
+``POST /api/imperium/trigger`` writes ``learning_cycle_requested`` (``request_id`` = the
+command id; the cycle the orchestrator opens for it cites that id).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import Connection, func, select
 
-from api.auth import Scope
-from api.errors import NotImplementedYet
+from api.commands import publish
+from api.errors import JsonResponse
 from api.operations import Call, Operation
-from api.reads import ReadQuery, ViewSpec, clickhouse_page, clickhouse_where, pg_snapshot
-from api.routes.common import list_op
+from api.reads import Ident, ReadQuery, ViewSpec, clickhouse_page, clickhouse_where, pg_snapshot
+from api.routes.common import Body, Text, command_op, list_op
 from api.shapes import obj, table_row, view_answer
 from sinks.postgres import models as m
 
@@ -33,13 +33,18 @@ class CyclesQuery(ReadQuery):
     status: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$")
 
 
-async def _trigger(_call: Call) -> dict[str, Any]:
-    raise NotImplementedYet(
-        "triggering a learning cycle is not available yet: no record type asks the "
-        "orchestrator to start a cycle",
-        missing="record type 'learning_cycle_requested' (schemas/avro) and its consumer in "
-                "the learning orchestrator (issue #6)",
-        alternative="cycles start on the orchestrator's schedule; see GET /api/imperium/cycles")
+class TriggerBody(Body):
+    """Which agents a requested cycle includes (none = every active agent), and why."""
+
+    agents: list[Ident] = Field(default_factory=list, max_length=100)
+    reason: str | None = Text
+
+
+async def _trigger(call: Call) -> JsonResponse:
+    b: TriggerBody = call.body
+    return await publish(call, "learning_cycle_requested", {
+        "request_id": call.command_id, "requested_by": call.actor, "agents": list(b.agents),
+        "reason": b.reason})
 
 
 async def _status(call: Call) -> dict[str, Any]:
@@ -108,10 +113,9 @@ def operations() -> list[Operation]:
                     *([cyc.c.status == q.status] if q.status else []),
                     *([cyc.c.participating_agents.contains([q.agent_id])] if q.agent_id
                       else [])]),
-        Operation("POST", "/api/imperium/trigger", _trigger, "Trigger a learning cycle (501)",
-                  tag, {"type": "object"}, scope=Scope.COMMAND, status=202,
-                  statuses=(501,), command="imperium.trigger",
-                  description="Not built yet: answers 501 with what is missing."),
+        command_op("POST", "/api/imperium/trigger", _trigger,
+                   "Request a learning cycle now (request_id = command_id)", tag,
+                   command="imperium.trigger", body=TriggerBody),
         Operation("GET", "/api/imperium/status", _status, "Orchestrator status", tag,
                   view_answer({"agents": {"type": "object",
                                           "additionalProperties": _INT},
