@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import textwrap
 from typing import Any
 
 __all__ = [
@@ -41,8 +42,8 @@ def extract_code(text: str) -> str:
 
     Fenced blocks tagged ``python``/``py`` (or untagged) win; of several, the longest; an
     unterminated fence (answer cut at the token limit) runs to the end. Without fences, leading
-    prose is dropped up to the first line that starts like code, and trailing prose lines are
-    dropped until the rest parses. Returns ``""`` for an empty answer.
+    prose is dropped up to the first line that starts like code (indented code is dedented),
+    and trailing prose lines are dropped until the rest parses. Returns ``""`` for an empty answer.
     """
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in _PY_LANGS]
     if blocks:
@@ -50,8 +51,8 @@ def extract_code(text: str) -> str:
     lines = text.strip("\n").splitlines()
     if _parses("\n".join(lines)):
         return "\n".join(lines)
-    start = next((i for i, line in enumerate(lines) if _CODE_START.match(line)), 0)
-    body = lines[start:]
+    start = next((i for i, line in enumerate(lines) if _CODE_START.match(line.lstrip())), 0)
+    body = textwrap.dedent("\n".join(lines[start:])).splitlines()
     for end in range(len(body), 0, -1):
         candidate = "\n".join(body[:end])
         if _parses(candidate):
