@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, text
 
 from schemas.catalog import load_catalog
+from schemas.codec import load_codec
 from streams.emit import emit_lines
 from streams.kafka_admin import end_offsets, topic_partitions
 from streams.producer import EventProducer
@@ -40,25 +42,60 @@ def _topic_total(bootstrap: str, topic: str) -> int:
     return sum(end_offsets(bootstrap, topic).values())
 
 
+def _keys_seen(bootstrap: str, topic: str, field: str) -> set[str]:
+    """Every ``field`` value in ``topic`` (command and source topics are small)."""
+    codec = load_codec()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lvlup-run-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    seen: set[str] = set()
+    try:
+        for partition, high in end_offsets(bootstrap, topic).items():
+            if not high:
+                continue
+            consumer.assign([TopicPartition(topic, partition, 0)])
+            read = 0
+            while read < high:
+                batch = consumer.consume(min(1000, high - read), timeout=5)
+                if not batch:
+                    break
+                for msg in batch:
+                    read += 1
+                    value = msg.value()
+                    if msg.error() is None and value:
+                        seen.add(str(codec.decode(value, "latest")[1][field]))
+    finally:
+        consumer.close()
+    return seen
+
+
 def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
-    """First-start records (see the module doc); returns what was sent per kind."""
+    """First-start records (see the module doc); returns what was sent per kind.
+
+    Agents and sources are added only if the log never had them, so a restart (or an
+    operator's pause) is never undone.
+    """
     from agents.learning.defaults import DEFAULT_SOURCE_PACKAGES
     from agents.learning.registry import register_command
 
     bs, catalog, sent = settings.kafka.bootstrap(), load_catalog(), {}
-    if _topic_total(bs, catalog.for_record("agent_command").name) == 0:
-        for i, agent in enumerate(BUILTIN_AGENTS):
-            producer.emit("agent_command",
-                          register_command(agent, agent, priority=90 - 10 * i,
-                                           requested_by="lvlup run"))
-        sent["agents"] = len(BUILTIN_AGENTS)
-    if _topic_total(bs, catalog.for_record("trusted_source_changed").name) == 0:
-        for name in DEFAULT_SOURCE_PACKAGES:
+    known = _keys_seen(bs, catalog.for_record("agent_command").name, "agent_id")
+    missing = [a for a in BUILTIN_AGENTS if a not in known]
+    for agent in missing:
+        producer.emit("agent_command",
+                      register_command(agent, agent, priority=90 - 10 * BUILTIN_AGENTS.index(agent),
+                                       requested_by="lvlup run"))
+    if missing:
+        sent["agents"] = len(missing)
+    known_sources = _keys_seen(bs, catalog.for_record("trusted_source_changed").name,
+                               "source_id")
+    new_sources = [n for n in DEFAULT_SOURCE_PACKAGES if f"pkg-{n}" not in known_sources]
+    if new_sources:
+        for name in new_sources:
             producer.emit("trusted_source_changed", {
                 "source_id": f"pkg-{name}", "url": f"package:{name}", "change": "added",
                 "trusted": True, "trust_score": 0.8, "changed_by": "lvlup run",
                 "reason": "installed package documentation (offline corpus)"})
-        sent["sources"] = len(DEFAULT_SOURCE_PACKAGES)
+        sent["sources"] = len(new_sources)
     if _topic_total(bs, catalog.for_record("learning_event").name) == 0 and SAMPLE_EVENTS.exists():
         with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
             report = emit_lines(fh, producer)
@@ -71,14 +108,14 @@ def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
     return sent
 
 
-def child_specs(settings: Settings) -> list[ChildSpec]:
+def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
     """The supervised processes: sinks, inference worker, imperium, and the API if built."""
     lvlup = (sys.executable, "-m", "streams.cli")
     specs = [ChildSpec("sinks", (*lvlup, "sink", "all")),
              ChildSpec("inference", (*lvlup, "worker", "inference")),
              ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
     if importlib.util.find_spec("api.app") is not None:
-        specs.append(ChildSpec("api", (*lvlup, "api")))
+        specs.append(ChildSpec("api", (*lvlup, "api", "--port", str(api_port))))
     return specs
 
 

@@ -76,6 +76,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         duration: Annotated[float, typer.Option(help="stop after this many seconds "
                                                      "(0 = until Ctrl-C)", min=0)] = 0,
+        api_port: Annotated[int, typer.Option(help="port of the HTTP API", min=1,
+                                              max=65535)] = 8000,
     ) -> None:
         """The main job: stack + agents + inference + sinks (+ API), until stopped."""
         from infra.stack import stack_up
@@ -92,7 +94,7 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        sup = Supervisor(child_specs(settings), child_env(settings), settings.run_dir())
+        sup = Supervisor(child_specs(settings, api_port), child_env(settings), settings.run_dir())
         engine = postgres_engine(settings)
         sup.start()
         started = time.monotonic()

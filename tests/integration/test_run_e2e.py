@@ -1,0 +1,62 @@
+"""`lvlup run --duration N`: the whole platform on the real stack and model, end to end."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+pytestmark = [pytest.mark.integration, pytest.mark.model]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_lvlup_run_does_its_real_work(stack, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "COLUMNS": "200", "LVLUP_LEARNING__INTERVAL_S": "3600"}
+    out = tmp_path / "run.out"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "run", "--duration", "120", "--api-port",
+         str(port)], cwd=ROOT, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    api_answered = None
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and api_answered is None and proc.poll() is None:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                api_answered = resp.status_code
+            except httpx.HTTPError:
+                time.sleep(1)
+        code = proc.wait(300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = out.read_text(errors="replace")
+    print(f"lvlup run took {time.monotonic() - started:.0f} s")
+    assert code == 0, log[-4000:]
+    assert "unhandled errors: 0" in log
+    if (ROOT / "api" / "app.py").exists():
+        assert api_answered == 200, "the API did not answer /api/health during the run"
+    engine = create_engine(stack.postgres.sqlalchemy_url())
+    with engine.connect() as conn:
+        cycles = conn.execute(text(
+            "SELECT status, success_count FROM learning_cycles WHERE end_time IS NOT NULL"
+        )).all()
+        agents = conn.execute(text("SELECT agent_id FROM agents WHERE status = 'active'")).all()
+    engine.dispose()
+    assert {"imperium", "guardian", "sandbox", "conquest"} <= {a[0] for a in agents}
+    assert any(status in ("completed", "partial") and successes >= 1
+               for status, successes in cycles), cycles
