@@ -177,7 +177,8 @@ def build_program(params: Mapping[str, Any], code: str) -> str:
 
 def _run(params: Mapping[str, Any], code: str, runner: Runner) -> tuple[bool, str]:
     cpu = int(params.get("cpu_seconds", 5))
-    limits = SandboxLimits(cpu_seconds=cpu, wall_seconds=cpu * 2.0 + 2.0)
+    # CPU time decides; the wall limit only catches sleepers, so it is generous for busy hosts
+    limits = SandboxLimits(cpu_seconds=cpu, wall_seconds=cpu * 4.0 + 5.0)
     nonce = secrets.token_hex(16)
     result = runner(build_program(params, code), limits=limits, stdin=f"{nonce}\n".encode())
     finished = result.stdout.rstrip().endswith(nonce)
