@@ -28,8 +28,7 @@ $(STAMP): pyproject.toml infra/build-llama.sh
 	@touch $(STAMP)
 
 run: setup
-	$(LVLUP) up
-	$(LVLUP) status
+	$(LVLUP) run
 
 test: setup
 	$(TEST_ENV) $(PY) -m pytest -q -rfE $(PYTEST_ARGS)
@@ -47,7 +46,8 @@ lint: setup
 	$(VENV)/bin/mypy $(PACKAGES)
 
 bench: setup
-	@echo "no benchmarks wired yet"
+	$(TEST_ENV) $(LVLUP) up
+	$(TEST_ENV) $(LVLUP) bench all --write BENCHMARKS.md
 
 clean-data:
 	-$(LVLUP) down

@@ -25,9 +25,16 @@ def _bench_sinks(settings: Settings) -> dict[str, Any]:
     return bench_sinks(settings)
 
 
+def _bench_inference(settings: Settings) -> dict[str, Any]:
+    from inference.bench_kafka import bench_inference
+
+    return bench_inference(settings)
+
+
 BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "codec": lambda _settings: bench_codec(),
     "sinks": _bench_sinks,
+    "inference": _bench_inference,
 }
 
 
@@ -69,17 +76,30 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def bench(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help=f"one of: {', '.join(BENCHES)}")],
+        name: Annotated[str, typer.Argument(help=f"one of: {', '.join(BENCHES)}, or all")],
         as_json: Annotated[bool, typer.Option("--json", help="JSON object on stdout's last "
                                                      "line")] = False,
+        write: Annotated[str | None, typer.Option(help="with 'all': rewrite this Markdown "
+                                                       "file (BENCHMARKS.md)")] = None,
     ) -> None:
-        """Run a benchmark and print its figures."""
-        if name not in BENCHES:
-            raise LvlupError(f"unknown benchmark {name!r}: one of {', '.join(BENCHES)}")
-        result = BENCHES[name](ctx.obj)
-        _print_flat(result)
+        """Run a benchmark (or all of them) and print its figures."""
+        names = list(BENCHES) if name == "all" else [name]
+        unknown = [n for n in names if n not in BENCHES]
+        if unknown:
+            raise LvlupError(f"unknown benchmark {unknown[0]!r}: one of {', '.join(BENCHES)}")
+        results: dict[str, dict[str, Any]] = {}
+        for each in names:
+            results[each] = BENCHES[each](ctx.obj)
+            _print_flat(results[each])
+        if write:
+            from pathlib import Path
+
+            from streams.benchmarks import write_benchmarks
+
+            write_benchmarks(Path(write), results)
         if as_json:
-            typer.echo(json.dumps({"bench": name, **result}, default=str))
+            body = results[names[0]] if len(names) == 1 else results
+            typer.echo(json.dumps({"bench": name, **body}, default=str))
 
     @app.command()
     def sink(
