@@ -6,7 +6,8 @@ read-only), ``max_procs``, ``rlimits`` (name → [soft, hard]) and ``argv`` (the
 
 It forks the child, applies the resource limits in the child only (so the parent process never
 needs ``preexec_fn``), then supervises until the child exits, writing one JSON status line:
-``exit_code``, ``signal``, ``cpu_s`` (child user+system CPU seconds), ``killed``.
+``exit_code``, ``signal``, ``cpu_s`` (child user+system CPU seconds), ``killed`` — or
+``error`` when the sandbox itself could not be set up (the child never ran).
 
 When it runs as PID 1 of a fresh PID namespace (``unshare --pid --fork``) it also reaps orphans,
 counts the processes in the namespace (its own ``/proc`` from ``--mount-proc``) and kills them
@@ -131,7 +132,11 @@ def main() -> None:
     os.set_inheritable(status_fd, False)
     is_init = os.getpid() == 1
     if cfg["readonly"] and is_init:
-        _readonly_except(cfg["workdir"])
+        try:
+            _readonly_except(cfg["workdir"])
+        except OSError as exc:  # the environment, not the code under test: tell the parent
+            _report(status_fd, {"error": f"read-only remount failed: {exc}"})
+            return
     pid = os.fork()
     if pid == 0:
         os.close(status_fd)

@@ -36,6 +36,7 @@ __all__ = [
     "item_result_record",
     "item_seed",
     "summarize_run",
+    "trials",
     "verdict_for",
 ]
 
@@ -85,6 +86,16 @@ def item_seed(run_seed: int, item_id: str, epoch: int) -> int:
     Avro ``long``)."""
     digest = hashlib.sha256(f"{run_seed}:{item_id}:{epoch}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def trials(items: Sequence[Item], ctx: RunContext) -> list[tuple[Item, int, int]]:
+    """Every (item, epoch, seed) to run for a plan: each item ``ctx.epochs`` times, in plan
+    order, epochs ascending; the seed is :func:`item_seed`."""
+    return [
+        (item, epoch, item_seed(ctx.seed, item.id, epoch))
+        for item in items
+        for epoch in range(ctx.epochs)
+    ]
 
 
 def item_result_record(

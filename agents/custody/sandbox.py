@@ -67,8 +67,8 @@ class SandboxResult:
     ``passed`` is exit code 0 and no limit hit. ``exit_code`` is ``None`` when the child was
     killed by a signal. ``killed_reason`` is one of ``"wall_time"``, ``"cpu_time"``,
     ``"memory"`` (a ``MemoryError`` under ``RLIMIT_AS``), ``"processes"``, ``"output"``
-    (``RLIMIT_FSIZE``), ``"signal:<n>"`` or ``None``. ``isolation`` is ``"namespace"`` or
-    ``"guard"``. ``duration_ms`` is wall time in milliseconds.
+    (``RLIMIT_FSIZE``), ``"signal:<n>"``, ``"supervisor_lost"`` or ``None``. ``isolation`` is
+    ``"namespace"`` or ``"guard"``. ``duration_ms`` is wall time in milliseconds.
     """
 
     passed: bool
@@ -119,8 +119,9 @@ def run_python(
     ``stdin`` is fed to the child's standard input (from a file outside the work directory).
     ``network="auto"`` uses namespaces when :func:`namespace_prefix` finds them, else the
     guard; ``"namespace"`` raises :class:`SandboxError` when they are unavailable. ``python``
-    defaults to ``sys.executable``. Raises :class:`SandboxError` when the child cannot be
-    started at all; anything the code itself does is reported in the result.
+    defaults to ``sys.executable``. Raises :class:`SandboxError` when the sandbox cannot be
+    set up (no interpreter, the read-only remount failed); anything the code itself does is
+    reported in the result.
     """
     limits = limits or SandboxLimits()
     prefix = namespace_prefix() if network != "guard" else None
@@ -128,6 +129,8 @@ def run_python(
         raise SandboxError("Linux namespaces (unshare --net --pid --mount) are not available")
     isolation = "namespace" if prefix else "guard"
     interpreter = python or sys.executable
+    if not os.access(interpreter, os.X_OK):
+        raise SandboxError(f"interpreter not executable: {interpreter}")
     with tempfile.TemporaryDirectory(prefix="lvlup-sbx-") as root:
         work = Path(root, "work")
         work.mkdir()
@@ -137,6 +140,8 @@ def run_python(
         child = [interpreter, "-I", "-S", *script]
         started = time.monotonic()
         status, timed_out = _execute(prefix, child, work, Path(root), limits)
+        if status is not None and "error" in status:
+            raise SandboxError(f"sandbox setup failed: {status['error']}")
         duration_ms = int((time.monotonic() - started) * 1000)
         out, out_size = _read_capped(Path(root, "stdout"), limits.max_output_bytes)
         err, err_size = _read_capped(Path(root, "stderr"), limits.max_output_bytes)
@@ -235,7 +240,7 @@ def _execute(
 
 def _killed_reason(status: dict[str, Any] | None, stderr: str, limits: SandboxLimits) -> str | None:
     if status is None:
-        return "signal:9"  # the supervisor itself was killed
+        return "supervisor_lost"  # killed before reporting (e.g. by the child in guard mode)
     if status.get("killed"):
         return str(status["killed"])
     sig = status.get("signal")

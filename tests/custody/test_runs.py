@@ -13,6 +13,7 @@ from agents.custody.runs import (
     item_result_record,
     item_seed,
     summarize_run,
+    trials,
     verdict_for,
 )
 from tests.custody.avro import assert_valid
@@ -101,3 +102,15 @@ def test_partial_epochs_earn_partial_xp():
     outs = [(item(1, tier=Tier.LEGENDARY), 0, True), (item(1, tier=Tier.LEGENDARY), 1, False)]
     (summary,) = summarize_run(CTX, records(outs), occurred_at_ms=1)
     assert summary.record["xp_awarded"] == 60
+
+
+def test_trials_expand_epochs_with_their_seeds():
+    plan = [item(1), item(2)]
+    got = trials(plan, CTX)
+    assert [(i.id, e) for i, e, _ in got] == [
+        ("it-01", 0),
+        ("it-01", 1),
+        ("it-02", 0),
+        ("it-02", 1),
+    ]
+    assert all(seed == item_seed(CTX.seed, i.id, e) for i, e, seed in got)

@@ -131,3 +131,16 @@ def test_file_system_is_read_only_outside_the_work_dir(tmp_path):
     result = run_python(code, limits=FAST)
     assert result.stdout == "ok\n"
     assert "Read-only file system" in result.stderr and not target.exists()
+
+
+def test_child_killing_its_supervisor_is_reported_not_raised():
+    code = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(1)"
+    guard = run_python(code, limits=FAST, network="guard")
+    assert not guard.passed and guard.killed_reason == "supervisor_lost"
+    if namespace_prefix() is not None:  # PID 1 of a namespace ignores signals from inside it
+        assert run_python(code, limits=FAST, network="namespace").passed
+
+
+def test_missing_interpreter_is_a_sandbox_error():
+    with pytest.raises(SandboxError):
+        run_python("pass", python="/nonexistent/python3", network="guard")
