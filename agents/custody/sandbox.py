@@ -196,46 +196,50 @@ def _execute(
     }
     init = [child[0], "-I", "-S", str(_HERE / "_sandbox_init.py"), json.dumps(config)]
     argv = [*prefix, "--", *init] if prefix else init
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work)}
-    timed_out = False
-    try:
-        with (
-            open(root / "stdin", "rb") as inp,
-            open(root / "stdout", "wb") as out,
-            open(root / "stderr", "wb") as err,
-        ):
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=work,
-                    env=env,
-                    stdin=inp,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    pass_fds=(write_fd,),
-                )
-            except OSError as exc:
-                raise SandboxError(f"cannot start the sandbox: {exc}") from exc
-            finally:
-                os.close(write_fd)
-            try:
-                proc.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the group; PID 1 takes its namespace
-            proc.wait()
-        with os.fdopen(read_fd, "rb") as status_pipe:
-            read_fd = -1
-            raw = status_pipe.read()
-    finally:
-        if read_fd >= 0:
-            os.close(read_fd)
+    with os.fdopen(read_fd, "rb") as status_pipe:
+        timed_out = _spawn_and_wait(argv, work, root, limits.wall_seconds, write_fd)
+        raw = status_pipe.read()  # EOF: every holder of the write end is gone
     if not raw:
         return None, timed_out
     status: dict[str, Any] = json.loads(raw.splitlines()[0])
     return status, timed_out
+
+
+def _spawn_and_wait(
+    argv: list[str], work: Path, root: Path, wall_seconds: float, write_fd: int
+) -> bool:
+    """Run ``argv`` in a new session; SIGKILL its process group at ``wall_seconds`` and after
+    it exits. Closes ``write_fd`` once the child has it. Returns whether the wall limit hit."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work)}
+    with (
+        open(root / "stdin", "rb") as inp,
+        open(root / "stdout", "wb") as out,
+        open(root / "stderr", "wb") as err,
+    ):
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=work,
+                env=env,
+                stdin=inp,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                pass_fds=(write_fd,),
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start the sandbox: {exc}") from exc
+        finally:
+            os.close(write_fd)
+        timed_out = False
+        try:
+            proc.wait(timeout=wall_seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group; PID 1 takes its namespace along
+        proc.wait()
+    return timed_out
 
 
 def _killed_reason(status: dict[str, Any] | None, stderr: str, limits: SandboxLimits) -> str | None:
