@@ -11,7 +11,7 @@ TEST_ENV := LVLUP_DATA_DIR=$(CURDIR)/.lvlup-test LVLUP_KAFKA__PORT=49092 \
             LVLUP_KAFKA__CONTROLLER_PORT=49093 LVLUP_POSTGRES__PORT=55433
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-stack-up test-stack-down lint bench clean-data
+.PHONY: setup run test test-stack-up test-stack-down lint bench chaos clean-data
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ lint: setup
 bench: setup
 	$(TEST_ENV) $(LVLUP) up
 	$(TEST_ENV) $(LVLUP) bench all --write BENCHMARKS.md
+
+# the full fault run (issue #11): 100k events, 20 random faults, on the test stack
+chaos: setup
+	$(TEST_ENV) $(LVLUP) up
+	$(TEST_ENV) $(LVLUP) chaos --events 100000 --faults 20
 
 clean-data:
 	-$(LVLUP) down

@@ -38,6 +38,9 @@ from streams.messages import message_headers, message_position
 __all__ = ["SinkConfig", "SinkRunner", "SinkStats", "SinkWriter"]
 
 log = structlog.get_logger(__name__)
+_TRANSIENT = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+              KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE}
 
 
 class SinkWriter(Protocol):
@@ -162,6 +165,10 @@ class SinkRunner:
         err = msg.error()
         if err is not None:
             if err.code() == KafkaError._PARTITION_EOF:
+                return
+            if err.retriable() or err.code() in _TRANSIENT:
+                # the client reconnects by itself (a broker restart, a leader moving)
+                log.warning("sink.consumer_transient", group=self.config.group, error=str(err))
                 return
             raise StoreUnavailable(f"consumer error: {err}")
         topic, partition, offset = message_position(msg)

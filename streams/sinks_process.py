@@ -10,7 +10,13 @@ import structlog
 
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
-from sinks.app import build_sink, migrate_stores, postgres_engine
+from sinks.app import (
+    CLICKHOUSE_GROUP,
+    POSTGRES_GROUP,
+    build_sink,
+    migrate_stores,
+    postgres_engine,
+)
 from sinks.clickhouse.client import ClickHouse, open_clickhouse
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.owner import OwnerServer, owner_file
@@ -23,27 +29,31 @@ __all__ = ["run_sinks"]
 log = structlog.get_logger(__name__)
 
 
-def run_sinks(settings: Settings, kind: str, stop: threading.Event) -> None:
+def run_sinks(settings: Settings, kind: str, stop: threading.Event, *,
+              topics: list[str] | None = None, group_suffix: str = "") -> None:
     """Run the sinks of ``kind`` (postgres | clickhouse | all) until ``stop`` is set.
 
-    Raises :class:`LvlupError` for an unknown kind; a sink that fails re-raises its error
-    after the others were stopped.
+    ``topics`` defaults to every catalog topic; ``group_suffix`` is appended to the
+    consumer groups (isolated runs: chaos, replay). Raises :class:`LvlupError` for an
+    unknown kind; a sink that fails re-raises its error after the others were stopped.
     """
     if kind not in ("postgres", "clickhouse", "all"):
         raise LvlupError(f"unknown sink {kind!r}: postgres, clickhouse or all")
-    codec, topics = load_codec(), list(load_catalog().names)
+    codec = load_codec()
+    topics = topics or list(load_catalog().names)
     runners: list[SinkRunner] = []
     clickhouse: ClickHouse | None = None
     owner: OwnerServer | None = None
     if kind in ("postgres", "all"):
         migrate_stores(settings, None)
         runners.append(build_sink(settings, codec, topics, kind="postgres",
-                                  engine=postgres_engine(settings)))
+                                  engine=postgres_engine(settings),
+                                  group=POSTGRES_GROUP + group_suffix))
     if kind in ("clickhouse", "all"):
         clickhouse = open_clickhouse(settings.clickhouse, settings.chdb_path())
         migrate_up(clickhouse, settings.clickhouse.database)
         runners.append(build_sink(settings, codec, topics, kind="clickhouse",
-                                  clickhouse=clickhouse))
+                                  clickhouse=clickhouse, group=CLICKHOUSE_GROUP + group_suffix))
         if settings.clickhouse.embedded:
             owner = OwnerServer(clickhouse, owner_file(settings))
             owner.start()

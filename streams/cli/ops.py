@@ -102,9 +102,39 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps({"bench": name, **body}, default=str))
 
     @app.command()
+    def chaos(
+        ctx: typer.Context,
+        events: Annotated[int, typer.Option(min=1000)] = 20_000,
+        faults: Annotated[int, typer.Option(min=1)] = 5,
+        seed: Annotated[int, typer.Option()] = 1,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Inject faults during a stream, then check every acked event is in each view
+        exactly once; exit 1 on any loss or duplicate."""
+        from streams.chaos import run_chaos
+
+        report = run_chaos(ctx.obj, events=events, faults=faults, seed=seed)
+        figures = {"events": report.events, "acked": report.acked,
+                   "faults": report.by_kind(), "lost_postgres": report.lost_postgres,
+                   "lost_clickhouse": report.lost_clickhouse,
+                   "duplicated_clickhouse_final": report.duplicated_clickhouse_final,
+                   "duplicated_clickhouse_raw": report.duplicated_clickhouse_raw,
+                   "unexpected": report.unexpected, "sink_restarts": report.sink_restarts,
+                   "seconds": round(report.seconds, 1), "pass": report.ok}
+        _print_flat(figures)
+        if as_json:
+            typer.echo(json.dumps({"bench": "chaos", **figures}))
+        if not report.ok:
+            raise typer.Exit(1)
+
+    @app.command()
     def sink(
         ctx: typer.Context,
         kind: Annotated[str, typer.Argument(help="postgres | clickhouse | all")] = "all",
+        topics: Annotated[str | None, typer.Option(help="comma-separated topics "
+                                                       "(default: the catalog)")] = None,
+        group_suffix: Annotated[str, typer.Option(help="appended to the consumer groups")]
+            = "",
     ) -> None:
         """Run sink consumers in the foreground until SIGTERM/SIGINT."""
         from streams.sinks_process import run_sinks
@@ -112,4 +142,5 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        run_sinks(ctx.obj, kind, stop)
+        run_sinks(ctx.obj, kind, stop, topics=topics.split(",") if topics else None,
+                  group_suffix=group_suffix)

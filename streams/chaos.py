@@ -1,0 +1,275 @@
+"""``lvlup chaos``: faults during a stream, then a Jepsen-style check that nothing was lost.
+
+A stream of learning events goes to a topic of its own while the Postgres and ClickHouse
+sinks (supervised subprocesses, their own consumer groups, a scratch database and chdb
+directory) consume it, and faults are injected at random (seeded):
+
+- ``kill_sink``: SIGKILL a sink process (the supervisor restarts it);
+- ``pause_sink``: SIGSTOP a sink past its session timeout (a rebalance), then SIGCONT;
+- ``restart_broker`` / ``kill_broker``: the embedded broker, cleanly or SIGKILL, then up;
+- ``restart_postgres``: stop Postgres mid-batch for a few seconds, then start it.
+
+Then the checker: every event the broker acked is in each view exactly once — Postgres
+``learning_logs`` (keyed by event id) and ClickHouse ``events`` (``FINAL``; raw duplicates
+before merges are reported too) — with lost, duplicated and unexpected counts. Loopback
+only, bounded in time; it stops by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from infra.kafka import KafkaBroker
+from infra.postgres import EmbeddedPostgres
+from schemas.catalog import load_catalog
+from schemas.codec import load_codec
+from sinks.app import CLICKHOUSE_GROUP
+from sinks.clickhouse.client import ChdbClient
+from sinks.clickhouse.migrate import migrate_up
+from sinks.postgres.migrate import upgrade
+from streams.errors import LvlupError
+from streams.kafka_admin import TopicSpec, create_topics, delete_topics, end_offsets
+from streams.sample import SampleStream
+from streams.settings import Settings
+from streams.supervisor import ChildSpec, Supervisor
+
+__all__ = ["FAULTS", "ChaosReport", "run_chaos"]
+
+FAULTS = ("kill_sink", "pause_sink", "restart_broker", "kill_broker", "restart_postgres")
+
+
+@dataclass
+class ChaosReport:
+    """What was injected and what the checker found."""
+
+    events: int
+    acked: int = 0
+    faults: list[str] = field(default_factory=list)
+    lost_postgres: int = 0
+    lost_clickhouse: int = 0
+    duplicated_clickhouse_final: int = 0
+    duplicated_clickhouse_raw: int = 0
+    unexpected: int = 0
+    sink_restarts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost, nothing duplicated in a view, nothing unexpected."""
+        return (self.lost_postgres == self.lost_clickhouse == self.unexpected == 0
+                and self.duplicated_clickhouse_final == 0)
+
+    def by_kind(self) -> dict[str, int]:
+        """How many faults of each kind were injected."""
+        return {k: self.faults.count(k) for k in FAULTS if k in self.faults}
+
+
+@dataclass
+class _Tally:
+    acked: set[str] = field(default_factory=set)
+    attempted: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Scratch:
+    """Where one run writes: its topic, database and chdb directory."""
+
+    run_id: str
+    topic: str
+    db: str
+    url: str
+    admin: str
+    chdb_path: Path
+
+
+def _prepare(settings: Settings, run_id: str) -> _Scratch:
+    topic = f"chaos.{run_id}.{load_catalog().for_record('learning_event').name}"
+    create_topics(settings.kafka.bootstrap(), [TopicSpec(topic, 6)])
+    base = make_url(settings.postgres.sqlalchemy_url())
+    db = f"chaos_{run_id}"
+    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    url = base.set(database=db).render_as_string(hide_password=False)
+    upgrade(url)
+    chdb_path = settings.data_dir.resolve() / "chaos" / run_id / "ch"
+    client = ChdbClient(chdb_path)
+    migrate_up(client, settings.clickhouse.database)
+    client.close()
+    return _Scratch(run_id, topic, db, url, admin, chdb_path)
+
+
+def _cleanup(settings: Settings, scratch: _Scratch) -> None:
+    delete_topics(settings.kafka.bootstrap(), [scratch.topic])
+    with psycopg.connect(scratch.admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{scratch.db}" WITH (FORCE)')
+
+
+def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally) -> None:
+    codec = load_codec()
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 5,
+                         "message.timeout.ms": 300_000})
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is None:
+            tally.acked.add(msg.key().decode())
+
+    stream = (r for rt, r in SampleStream(seed=97).records(40 * n) if rt == "learning_event")
+    started = time.monotonic()
+    for i, template in enumerate(stream):
+        if i >= n:
+            break
+        record = {**template, "event_id": str(uuid.uuid4())}
+        tally.attempted.add(record["event_id"])
+        value = codec.encode("learning_event", record)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=record["event_id"].encode(),
+                                 on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        ahead = (i + 1) / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+    if producer.flush(300):
+        raise LvlupError("the chaos producer could not deliver everything in 300 s")
+
+
+def _inject(kind: str, settings: Settings, sup: Supervisor, rng: random.Random) -> None:
+    if kind in ("kill_sink", "pause_sink"):
+        child = rng.choice([c for c in sup.children if c.proc and c.proc.poll() is None]
+                           or sup.children)
+        if child.proc is None or child.proc.poll() is not None:
+            return
+        if kind == "kill_sink":
+            os.kill(child.proc.pid, signal.SIGKILL)
+        else:
+            os.kill(child.proc.pid, signal.SIGSTOP)
+            time.sleep(settings.sinks.max_wait_ms / 1000 + 12)  # past the 10 s session timeout
+            os.kill(child.proc.pid, signal.SIGCONT)
+    elif kind in ("restart_broker", "kill_broker"):
+        broker = KafkaBroker(settings)
+        broker.stop(kill=kind == "kill_broker")
+        time.sleep(1)
+        broker.start()
+    elif kind == "restart_postgres":
+        pg = EmbeddedPostgres(settings)
+        pg.stop(mode="immediate")
+        time.sleep(3)
+        pg.start()
+
+
+def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
+              seed: int = 1, timeout_s: float = 600.0) -> ChaosReport:
+    """Run the scenario (module doc) on the embedded stack; returns the report.
+
+    Raises :class:`LvlupError` when the stack is not the embedded one (faults would hit a
+    system that is not ours) or the sinks do not catch up within ``timeout_s``.
+    """
+    if not (settings.kafka.embedded and settings.postgres.embedded):
+        raise LvlupError("chaos needs the embedded Kafka and Postgres (it restarts them)")
+    rng = random.Random(seed)  # noqa: S311 - a reproducible fault schedule
+    scratch = _prepare(settings, uuid.uuid4().hex[:8])
+    env = {**os.environ, "LVLUP_POSTGRES__URL": scratch.url,
+           "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
+           "LVLUP_SINKS__MAX_BATCH": "2000"}
+    lvlup = (sys.executable, "-m", "streams.cli", "sink")
+    opts = ("--topics", scratch.topic, "--group-suffix", f".chaos.{scratch.run_id}")
+    sup = Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
+                      ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env,
+                     settings.run_dir() / f"chaos-{scratch.run_id}")
+    report, tally = ChaosReport(events=events), _Tally()
+    started = time.monotonic()
+    sup.start()
+    planned = max(60.0, faults * 8.0)
+    producer = threading.Thread(target=_produce, args=(settings.kafka.bootstrap(),
+                                                       scratch.topic),
+                                kwargs={"n": events, "rate": events / planned, "tally": tally})
+    producer.start()
+    try:
+        for _ in range(faults):
+            for _tick in range(int(planned / faults)):
+                sup.poll()
+                time.sleep(1)
+            kind = rng.choice(FAULTS)
+            report.faults.append(kind)
+            _inject(kind, settings, sup, rng)
+            sup.poll()
+        while producer.is_alive():
+            sup.poll()
+            producer.join(1)
+        report.acked = len(tally.acked)
+        _wait_and_check(report, settings=settings, sup=sup, tally=tally, scratch=scratch,
+                        timeout_s=timeout_s)
+    finally:
+        sup.stop()
+        producer.join(5)
+        _cleanup(settings, scratch)
+    report.sink_restarts = sum(c.restarts for c in sup.children)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _committed_at_end(settings: Settings, group: str, topic: str) -> bool:
+    bootstrap = settings.kafka.bootstrap()
+    ends = end_offsets(bootstrap, topic)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        got = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+    finally:
+        consumer.close()
+    return all(tp.offset >= ends[tp.partition] for tp in got if ends[tp.partition])
+
+
+def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,
+                    tally: _Tally, scratch: _Scratch, timeout_s: float) -> None:
+    acked, attempted = tally.acked, tally.attempted
+    group, topic = f"{CLICKHOUSE_GROUP}.chaos.{scratch.run_id}", scratch.topic
+    engine = create_engine(scratch.url, pool_pre_ping=True)
+    deadline = time.monotonic() + timeout_s
+    present: set[str] = set()
+    while time.monotonic() < deadline:
+        sup.poll()
+        with engine.connect() as conn:
+            present = {str(r[0]) for r in conn.execute(text("SELECT event_id FROM learning_logs"))}
+        if acked <= present:
+            break
+        time.sleep(2)
+    engine.dispose()
+    # ClickHouse commits to Kafka after each insert: wait for its group to reach the end,
+    # then read chdb after stopping the sink (chdb allows one process per directory)
+    while time.monotonic() < deadline and not _committed_at_end(settings, group, topic):
+        sup.poll()
+        time.sleep(2)
+    sup.stop()
+    client = ChdbClient(scratch.chdb_path)
+    try:
+        db = settings.clickhouse.database
+        final = {str(r[0]): int(r[1]) for r in client.query(
+            f"SELECT event_id, count() FROM {db}.events FINAL GROUP BY event_id").rows}  # noqa: S608
+        raw_dups = int(client.query(
+            f"SELECT count() - uniqExact(event_id) FROM {db}.events").scalar())  # noqa: S608
+    finally:
+        client.close()
+    report.lost_postgres = len(acked - present)
+    report.lost_clickhouse = len(acked - set(final))
+    report.duplicated_clickhouse_final = sum(1 for n in final.values() if n > 1)
+    report.duplicated_clickhouse_raw = raw_dups
+    report.unexpected = len((present | set(final)) - attempted)
