@@ -112,9 +112,15 @@ class InferenceWorker:
     """Consumes requests, serves them with ``service``, produces responses and usage."""
 
     def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog,
-                 service: InferenceService, producer: EventProducer, *,
+                 service: InferenceService | None, producer: EventProducer, *,
                  group: str = INFERENCE_GROUP, name: str = "inference.local",
-                 request_topic: str | None = None) -> None:
+                 request_topic: str | None = None,
+                 recorded: dict[str, dict[str, Any]] | None = None) -> None:
+        """``service`` serves live; with ``recorded`` (replay mode) responses come from the
+        record instead (:mod:`inference.recorded`) and ``service`` may be None."""
+        if service is None and recorded is None:
+            raise ValueError("a worker needs a service or recorded responses")
+        self.recorded = recorded
         self.bootstrap, self.codec, self.catalog = bootstrap, codec, catalog
         self.request_topic = request_topic or catalog.for_record("inference_request").name
         self.service, self.producer = service, producer
@@ -163,6 +169,10 @@ class InferenceWorker:
             self.dlq.flush()
             return
         self.dlq.ok()
+        if self.recorded is not None:
+            await self._replay(record)
+            return
+        assert self.service is not None
         response = await self.service.handle(request_fields(record))
         agent_id = str(record.get("agent_id") or "")
         now = datetime.now(UTC)
@@ -176,3 +186,25 @@ class InferenceWorker:
         log.info("inference.served", request_id=response.request_id, route=response.route,
                  error=None if response.error is None else response.error.code,
                  latency_ms=response.latency_ms)
+
+
+    async def _replay(self, request: dict[str, Any]) -> None:
+        """Answer ``request`` from the recorded responses (replay mode)."""
+        assert self.recorded is not None
+        request_id = str(request["request_id"])
+        recorded = self.recorded.get(request_id)
+        if recorded is None:
+            recorded = {
+                "event_id": event_id_for("inference_response", request_id),
+                "producer": self.name, "request_id": request_id,
+                "agent_id": str(request.get("agent_id") or ""), "text": None, "json": None,
+                "finish_reason": "error", "prompt_tokens": 0, "completion_tokens": 0,
+                "latency_ms": 0, "model_sha256": "", "route": "replay", "cost_usd": 0.0,
+                "cached": False,
+                "error": {"code": "not_recorded",
+                          "message": f"no recorded response for {request_id}"},
+            }
+        await self.producer.emit_async("inference_response", dict(recorded))
+        self.served += 1
+        log.info("inference.replayed", request_id=request_id,
+                 recorded=recorded.get("error") is None)

@@ -24,8 +24,16 @@ async def _inference(settings: Settings) -> None:
 
     codec, catalog = load_codec(), load_catalog()
     producer = EventProducer(settings.kafka.bootstrap(), codec, catalog, name="inference.local")
-    worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog,
-                             build_service(settings), producer)
+    if settings.inference.replay:
+        from inference.recorded import load_recorded
+
+        recorded = load_recorded(settings.kafka.bootstrap(), codec,
+                                 catalog.for_record("inference_response").name)
+        worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog, None, producer,
+                                 recorded=recorded, name="inference.replay")
+    else:
+        worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog,
+                                 build_service(settings), producer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
