@@ -31,7 +31,14 @@ def _bench_inference(settings: Settings) -> dict[str, Any]:
     return bench_inference(settings)
 
 
+def _bench_ingest(settings: Settings) -> dict[str, Any]:
+    from streams.bench_ingest import bench_ingest
+
+    return bench_ingest(settings)
+
+
 BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
+    "ingest": _bench_ingest,
     "codec": lambda _settings: bench_codec(),
     "sinks": _bench_sinks,
     "inference": _bench_inference,
