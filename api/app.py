@@ -81,7 +81,7 @@ def create_app(
         the_engine = engine or postgres_engine(settings)
         limiter = RateLimiter(api.rate_limit_per_key, api.rate_limit_per_ip)
         hub = LearningHub(bootstrap, the_router.route("learning_event")[0], the_codec,
-                          metrics, api.ws_queue_size)
+                          metrics, queue_size=api.ws_queue_size)
         state = AppState(
             settings=settings, api=api, producer=the_producer, engine=the_engine,
             router=the_router, reader_factory=reader_factory or open_reader,

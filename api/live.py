@@ -38,6 +38,8 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import Scope, presented_token
@@ -47,9 +49,13 @@ from api.state import app_state
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 
-__all__ = ["LearningHub", "Subscription", "learning_analytics"]
+__all__ = ["LearningHub", "LiveUnavailable", "Subscription", "learning_analytics"]
 
 log = structlog.get_logger(__name__)
+
+
+class LiveUnavailable(RuntimeError):
+    """The learning-events topic cannot be read (broker down, topic missing)."""
 
 
 @dataclass(eq=False)
@@ -64,8 +70,9 @@ class Subscription:
 class LearningHub:
     """Reads ``topic`` from its end while clients are subscribed; fans records out."""
 
-    def __init__(self, bootstrap: str, topic: str, codec: Codec, metrics: ApiMetrics,
-                 queue_size: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, codec: Codec, metrics: ApiMetrics, *,
+                 queue_size: int, start_timeout_s: float = 10.0) -> None:
+        self._start_timeout_s = start_timeout_s
         self.topic, self._bootstrap, self._codec = topic, bootstrap, codec
         self._metrics, self._queue_size = metrics, queue_size
         self._subs: set[Subscription] = set()
@@ -81,7 +88,10 @@ class LearningHub:
         return len(self._subs)
 
     async def subscribe(self) -> Subscription:
-        """Add a client; starts reading (from the end) if nobody was. Raises ``KafkaError``."""
+        """Add a client; starts reading (from the end) if nobody was.
+
+        Raises :class:`LiveUnavailable` when the topic cannot be read within the start timeout.
+        """
         async with self._lock:
             if self._task is None or self._task.done():
                 self._ready = asyncio.get_running_loop().create_future()
@@ -121,17 +131,38 @@ class LearningHub:
             self._metrics.ws_dropped.inc()
         sub.queue.put_nowait(message)
 
+    def _partitions(self) -> list[int]:
+        # aiokafka's partitions_for_topic() only knows topics it already fetched metadata for
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        try:
+            meta = admin.list_topics(self.topic, timeout=self._start_timeout_s)
+        except KafkaException as exc:
+            raise LiveUnavailable(f"no metadata for {self.topic}: {exc}") from exc
+        topic = meta.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            return []
+        return sorted(topic.partitions)
+
+    async def _start(self, consumer: AIOKafkaConsumer) -> dict[int, int]:
+        parts = await anyio.to_thread.run_sync(self._partitions)
+        await consumer.start()
+        if not parts:
+            raise LiveUnavailable(f"topic {self.topic} has no partitions (does it exist?)")
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        return {tp.partition: await consumer.position(tp) for tp in tps}
+
     async def _run(self, ready: asyncio.Future[dict[int, int]]) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="latest")
         try:
-            await consumer.start()
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_end(*tps)
-            self._positions = {tp.partition: await consumer.position(tp) for tp in tps}
+            try:
+                self._positions = await asyncio.wait_for(self._start(consumer),
+                                                         self._start_timeout_s)
+            except (KafkaError, TimeoutError, LiveUnavailable) as exc:
+                ready.set_exception(LiveUnavailable(str(exc) or type(exc).__name__))
+                return
             ready.set_result(dict(self._positions))
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -139,15 +170,13 @@ class LearningHub:
                     for msg in messages:
                         self._positions[tp.partition] = msg.offset + 1
                         self._fan_out(tp.partition, msg.offset, msg.value)
-        except asyncio.CancelledError:
-            raise
         except KafkaError as exc:
             log.error("api.live_failed", topic=self.topic, error=str(exc))
-            if not ready.done():
-                ready.set_exception(exc)
             for sub in list(self._subs):
                 self.push(sub, {"type": "error", "message": "the live stream stopped"})
         finally:
+            if not ready.done():
+                ready.set_exception(LiveUnavailable("the live stream stopped"))
             await consumer.stop()
 
     def _fan_out(self, partition: int, offset: int, value: bytes | None) -> None:
@@ -201,7 +230,7 @@ async def learning_analytics(ws: WebSocket) -> None:
     hub: LearningHub = state.live
     try:
         sub = await hub.subscribe()
-    except KafkaError:
+    except LiveUnavailable:
         await ws.send_text(orjson.dumps({"type": "error", "message": "stream unavailable"})
                            .decode())
         await ws.close(code=1011)
