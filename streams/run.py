@@ -114,6 +114,7 @@ def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
     specs = [ChildSpec("sinks", (*lvlup, "sink", "all")),
              ChildSpec("inference", (*lvlup, "worker", "inference")),
              ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
+    specs.append(ChildSpec("custody", (*lvlup, "worker", "custody")))
     if importlib.util.find_spec("api.app") is not None:
         specs.append(ChildSpec("api", (*lvlup, "api", "--port", str(api_port))))
     return specs

@@ -63,5 +63,7 @@ def register(app: typer.Typer) -> None:
 
             app_ = build_imperium(settings)
             Worker(app_, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+        elif kind == "custody":
+            asyncio.run(__import__("agents.custody.worker", fromlist=["serve"]).serve(settings))
         else:
             raise LvlupError(f"unknown worker {kind!r}: inference or imperium")

@@ -1,0 +1,123 @@
+"""Rebuild the custody worker's in-memory agent states from the log.
+
+A custody worker keeps :class:`~agents.custody.state.AgentState` per agent in memory. At start
+it reads ``lvlup.custody.run-results`` and ``lvlup.agents.levels`` from the beginning up to
+their end offsets at that moment (bounded: records produced later are not waited for), and
+folds them with :func:`fold`:
+
+* run results are grouped by ``run_id`` (redelivered copies — same ``event_id`` — count once)
+  and applied in log order with :func:`~agents.custody.progression.apply_run`, which
+  reproduces XP, level and failure streak exactly as the live worker computed them; an agent
+  first seen starts at its first run's ``level`` with that level's XP threshold (the same rule
+  the live worker uses for an unknown agent, see :func:`new_agent`);
+* afterwards the newest ``agent_level_changed`` record of an agent (by ``occurred_at``), if
+  any, sets its level and prestige (levels may also change outside custody, e.g. prestige).
+
+Elo ratings are not rebuilt (they need the item results): categories restart from their
+initial ratings after a restart. Records are Avro physical values (``occurred_at`` int ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.custody.progression import apply_run, xp_to_reach
+from agents.custody.state import AgentState
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from streams.kafka_admin import topic_partitions
+
+__all__ = ["Rebuilt", "fold", "new_agent", "read_topics"]
+
+
+@dataclass
+class Rebuilt:
+    """Result of :func:`fold`: ``states`` per agent id, ``run_ids`` already applied, and how
+    many records were ``skipped`` (undecodable or of an unexpected type)."""
+
+    states: dict[str, AgentState] = field(default_factory=dict)
+    run_ids: set[str] = field(default_factory=set)
+    skipped: int = 0
+
+
+def new_agent(agent_id: str, agent_type: str, level: int) -> AgentState:
+    """State of an agent custody has never seen: ``level`` (at least 1) and its XP threshold."""
+    level = max(1, int(level))
+    return AgentState(agent_id=agent_id, agent_type=agent_type, level=level,
+                      xp=xp_to_reach(level))
+
+
+def fold(records: Iterable[tuple[str, Mapping[str, Any]]]) -> Rebuilt:
+    """Fold ``(record_type, record)`` pairs in log order (see the module doc). Types other than
+    ``custody_run_result`` and ``agent_level_changed`` are counted in ``skipped``."""
+    out = Rebuilt()
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    seen_events: set[str] = set()
+    latest_level: dict[str, Mapping[str, Any]] = {}
+    for record_type, rec in records:
+        if record_type == "custody_run_result":
+            if str(rec["event_id"]) not in seen_events:
+                seen_events.add(str(rec["event_id"]))
+                runs.setdefault(str(rec["run_id"]), []).append(rec)
+        elif record_type == "agent_level_changed":
+            known = latest_level.get(str(rec["agent_id"]))
+            if known is None or int(rec["occurred_at"]) >= int(known["occurred_at"]):
+                latest_level[str(rec["agent_id"])] = rec
+        else:
+            out.skipped += 1
+    for run_id, recs in runs.items():  # dicts keep insertion (log) order
+        first = recs[0]
+        agent = str(first["agent_id"])
+        state = out.states.get(agent) or new_agent(agent, str(first["agent_type"]),
+                                                   int(first["level"]))
+        progress = apply_run(state, recs, [], occurred_at_ms=int(first["occurred_at"]))
+        out.states[agent] = progress.state
+        out.run_ids.add(run_id)
+    for agent, rec in latest_level.items():
+        state = out.states.get(agent) or new_agent(agent, str(rec["agent_type"]), 1)
+        out.states[agent] = replace(state, level=int(rec["new_level"]),
+                                    prestige=int(rec["new_prestige"]))
+    return out
+
+
+async def read_topics(bootstrap: str, codec: Codec, topics: list[str],
+                      timeout_ms: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+    """Every decodable record of ``topics`` from the beginning to the end offsets at call time,
+    as ``(record_type, physical values)``, partition by partition in offset order. Undecodable
+    records are left out (they are the producers' DLQ concern; the fold only needs valid
+    ones). Missing topics are read as empty."""
+    counts = await asyncio.to_thread(topic_partitions, bootstrap)
+    tps = [TopicPartition(t, p) for t in topics for p in range(counts.get(t, 0))]
+    out: list[tuple[str, dict[str, Any]]] = []
+    if not tps:
+        return out
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        left = {tp for tp in tps if ends[tp] > 0}
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=timeout_ms, max_records=1000)
+            if not batch:
+                break  # bounded: nothing more arrives within the timeout
+            for tp, messages in batch.items():
+                for msg in messages:
+                    if msg.offset >= ends[tp]:
+                        continue
+                    try:
+                        if msg.value is not None:
+                            out.append(codec.decode(msg.value, "latest"))
+                    except SchemaError:
+                        continue
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+    finally:
+        await consumer.stop()
+    return out

@@ -1,0 +1,298 @@
+"""The custody worker: ``custody_test_requested`` → model answers → graded records → progression.
+
+Pure core :func:`run_custody` (collaborators injected in :class:`CustodyDeps`, as in
+:mod:`agents.learning.cycle`) and a thin Kafka loop :class:`CustodyWorker`:
+
+1. plan the items for the agent's current level (:func:`~agents.custody.planning.plan_run`);
+2. per item × epoch (:func:`~agents.custody.runs.trials`, seed per trial), ask the model
+   (temperature 0, the trial's seed) and grade the answer with
+   :func:`~agents.custody.scorers.score` in a thread (code items run in the blocking sandbox);
+   emit one ``custody_item_result`` per trial. An inference failure is a failed trial (score
+   0, ``detail`` says why), never a failed run;
+3. emit the ``custody_run_result`` (one per category; a request names one category), apply it
+   with :func:`~agents.custody.progression.apply_run` and emit ``agent_level_changed`` when
+   the level changes.
+
+Determinism: the same request (seed), state and bank give the same items, prompts and trial
+seeds; item results repeat when the model repeats its temperature-0 answers, which the local
+engine does only if it does not reuse the previous prompt's KV cache (see the integration
+test). Event ids derive from the run id, so a redelivered request reproduces them.
+
+The loop consumes ``lvlup.custody.requests`` in group ``lvlup.agents.custody``, one request at
+a time, and commits after every record of the run is acked. States live in memory and are
+rebuilt at start from the log (:mod:`agents.custody.replay`); a request whose ``run_id`` was
+already applied is skipped. Undecodable or invalid requests (unknown category, no items) go to
+``lvlup.agents.custody.dlq``; anything else (Kafka down, sandbox setup broken) ends the process
+so the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from confluent_kafka import Producer
+
+from agents.custody.bank import Bank, load_bank
+from agents.custody.errors import BankError
+from agents.custody.items import Category, Item, ScoreResult
+from agents.custody.planning import plan_run
+from agents.custody.progression import Progress, apply_run
+from agents.custody.replay import fold, new_agent, read_topics
+from agents.custody.runs import RunContext, item_result_record, summarize_run, trials
+from agents.custody.scorers import SCORER_VERSIONS, score
+from agents.custody.state import AgentState
+from inference.client import InferenceClient
+from schemas.catalog import Catalog
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.producer import EventProducer
+from streams.settings import Settings
+
+__all__ = [
+    "CUSTODY_GROUP", "MODEL_SEED_MASK", "CustodyDeps", "CustodyWorker", "RunOutcome",
+    "client_infer", "run_custody", "serve",
+]  # fmt: skip
+
+CUSTODY_GROUP = "lvlup.agents.custody"
+#: The model takes 32-bit seeds (``inference.types``): a trial's 63-bit seed is masked to this.
+MODEL_SEED_MASK = 2**32 - 1
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class CustodyDeps:
+    """What a run needs from outside.
+
+    ``infer(agent_id, prompt, max_tokens, seed)`` (``seed``: the trial's seed masked with
+    :data:`MODEL_SEED_MASK`) returns the model's answer text (temperature
+    0) or raises (any :class:`Exception` makes the trial a failure); ``emit(record_type,
+    record)`` publishes and returns once acked; ``now_ms()`` is the clock (ms since the Unix
+    epoch, UTC); ``grade(item, answer)`` is blocking (run in a thread); ``max_tokens`` caps
+    the items' own answer-length hints (None: no cap).
+    """
+
+    infer: Callable[[str, str, int, int], Awaitable[str]]
+    emit: Callable[[str, dict[str, Any]], Awaitable[None]]
+    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    grade: Callable[[Item, str], ScoreResult] = score
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: the emitted ``item_records`` (trial order) and ``run_records``, the
+    :class:`~agents.custody.progression.Progress` (new state, level-change record or None,
+    combined verdict, XP gained, updated item ratings)."""
+
+    run_id: str
+    items: list[Item]
+    item_records: list[dict[str, Any]]
+    run_records: list[dict[str, Any]]
+    progress: Progress
+
+    @property
+    def state(self) -> AgentState:
+        """The agent's state after the run."""
+        return self.progress.state
+
+
+async def _trial(deps: CustodyDeps, agent_id: str, item: Item, seed: int) -> ScoreResult:
+    max_tokens = item.max_tokens if deps.max_tokens is None else min(item.max_tokens,
+                                                                     deps.max_tokens)
+    try:
+        answer = await deps.infer(agent_id, item.prompt, max_tokens, seed & MODEL_SEED_MASK)
+    except Exception as exc:  # noqa: BLE001 - any inference failure fails the trial, not the run
+        why = f"inference failed: {type(exc).__name__}: {exc}"[:500]
+        return ScoreResult(0.0, False, why, f"{item.scorer}/{SCORER_VERSIONS[item.scorer]}")
+    return await asyncio.to_thread(deps.grade, item, answer)
+
+
+async def run_custody(
+    request: Mapping[str, Any],
+    deps: CustodyDeps,
+    state: AgentState,
+    bank: Bank,
+    *,
+    item_ratings: Mapping[str, float] | None = None,
+) -> RunOutcome:
+    """Run the custody test ``request`` (a ``custody_test_requested`` record: ``run_id``,
+    ``agent_id``, ``category``, ``item_count``, ``epochs``, ``seed``) for the agent in
+    ``state`` at its current level (the request's ``tier``/``level`` are informative).
+
+    Emits the item results, the run result(s) and a level change if any, in that order, each
+    awaited. Raises :class:`ValueError` for a request that cannot be run (unknown category,
+    ``item_count`` or ``epochs`` < 1, another agent's state) — before anything is emitted —
+    and whatever ``deps.emit`` or ``deps.grade`` raise (e.g.
+    :class:`~agents.custody.errors.SandboxError` when the sandbox cannot be set up).
+    """
+    if request["agent_id"] != state.agent_id:
+        raise ValueError(f"request for {request['agent_id']!r} with state of {state.agent_id!r}")
+    if int(request["epochs"]) < 1:
+        raise ValueError(f"epochs must be >= 1, got {request['epochs']}")
+    ctx = RunContext(run_id=str(request["run_id"]), agent_id=state.agent_id,
+                     agent_type=state.agent_type, level=state.level, seed=int(request["seed"]),
+                     epochs=int(request["epochs"]))
+    items = plan_run(state, Category(request["category"]), int(request["item_count"]),
+                     ctx.seed, bank, item_ratings=item_ratings)
+    if not items:
+        raise ValueError(f"no items in the bank for {request['category']!r}")
+    item_records: list[dict[str, Any]] = []
+    for item, epoch, seed in trials(items, ctx):
+        started = time.monotonic()
+        result = await _trial(deps, state.agent_id, item, seed)
+        rec = item_result_record(ctx, item, epoch, result,
+                                 duration_ms=int((time.monotonic() - started) * 1000),
+                                 occurred_at_ms=deps.now_ms())
+        await deps.emit("custody_item_result", rec)
+        item_records.append(rec)
+        log.info("custody.trial", run_id=ctx.run_id, item=item.id, passed=rec["passed"])
+    end_ms = deps.now_ms()
+    run_records = [s.record for s in summarize_run(ctx, item_records, occurred_at_ms=end_ms)]
+    for rec in run_records:
+        await deps.emit("custody_run_result", rec)
+    progress = apply_run(state, run_records, item_records, occurred_at_ms=end_ms,
+                         item_ratings=item_ratings)
+    if progress.level_changed is not None:
+        await deps.emit("agent_level_changed", progress.level_changed)
+    log.info("custody.run_done", run_id=ctx.run_id, verdict=progress.verdict,
+             xp_gained=progress.xp_gained, level=progress.state.level)
+    return RunOutcome(ctx.run_id, items, item_records, run_records, progress)
+
+
+class CustodyWorker:
+    """Consumes custody requests one at a time (see the module doc). ``topics`` overrides the
+    catalog names by record type (tests use prefixed topics); ``deps`` are the run's
+    collaborators (their ``emit`` must route like ``topics``)."""
+
+    def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog, deps: CustodyDeps, *,
+                 bank: Bank | None = None, group: str = CUSTODY_GROUP,
+                 topics: Mapping[str, str] | None = None) -> None:
+        self.bootstrap, self.codec, self.deps, self.group = bootstrap, codec, deps, group
+        self.bank = bank or load_bank()
+        names = {rt: catalog.for_record(rt).name for rt in
+                 ("custody_test_requested", "custody_run_result", "agent_level_changed")}
+        self.topics = {**names, **(topics or {})}
+        self.states: dict[str, AgentState] = {}
+        self.item_ratings: dict[str, float] = {}
+        self.applied: set[str] = set()
+        self.outcomes: list[RunOutcome] = []
+        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                             "enable.idempotence": True}), group)
+
+    async def rebuild(self) -> None:
+        """Replace the in-memory states with those folded from the log (bounded read)."""
+        records = await read_topics(self.bootstrap, self.codec,
+                                    [self.topics["custody_run_result"],
+                                     self.topics["agent_level_changed"]])
+        rebuilt = fold(records)
+        self.states, self.applied = rebuilt.states, rebuilt.run_ids
+        log.info("custody.rebuilt", agents=len(self.states), runs=len(self.applied))
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Rebuild, then serve until ``stop`` is set; ``ready`` is set once consuming."""
+        await self.rebuild()
+        consumer = AIOKafkaConsumer(
+            self.topics["custody_test_requested"], bootstrap_servers=self.bootstrap,
+            group_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+            max_poll_interval_ms=3_600_000, max_poll_records=1)
+        await consumer.start()
+        if ready is not None:
+            ready.set()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=1)
+                for tp, messages in batch.items():
+                    for msg in messages:
+                        await self.handle(msg)
+                        await consumer.commit({TopicPartition(tp.topic, tp.partition):
+                                               msg.offset + 1})
+        finally:
+            await consumer.stop()
+
+    def _dead_letter(self, msg: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
+        self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                                   list(msg.headers or ())), exc)
+        self.dlq.flush()
+        log.warning("custody.dead_lettered", offset=msg.offset, error=repr(exc))
+
+    async def handle(self, msg: ConsumerRecord[bytes, bytes]) -> RunOutcome | None:
+        """Serve one request record; returns its outcome (None if dead-lettered or skipped)."""
+        try:
+            if msg.value is None:
+                raise SchemaError("empty request record", topic=msg.topic,
+                                  partition=msg.partition, offset=msg.offset)
+            record_type, request = self.codec.decode(msg.value, "latest", topic=msg.topic,
+                                                     partition=msg.partition, offset=msg.offset)
+            if record_type != "custody_test_requested":
+                raise SchemaError(f"{record_type} on the request topic", topic=msg.topic,
+                                  partition=msg.partition, offset=msg.offset)
+        except SchemaError as exc:
+            self._dead_letter(msg, exc)
+            return None
+        self.dlq.ok()
+        if str(request["run_id"]) in self.applied:
+            log.info("custody.already_applied", run_id=request["run_id"])
+            return None
+        agent = str(request["agent_id"])
+        state = self.states.get(agent) or new_agent(agent, str(request["agent_type"]),
+                                                    int(request["level"]))
+        try:
+            outcome = await run_custody(request, self.deps, state, self.bank,
+                                        item_ratings=self.item_ratings)
+        except (ValueError, BankError) as exc:
+            self._dead_letter(msg, exc)
+            return None
+        self.states[agent] = outcome.state
+        self.item_ratings.update(outcome.progress.item_ratings)
+        self.applied.add(outcome.run_id)
+        self.outcomes.append(outcome)
+        return outcome
+
+
+def client_infer(client: InferenceClient, timeout_s: float = 300.0
+                 ) -> Callable[[str, str, int, int], Awaitable[str]]:
+    """``CustodyDeps.infer`` over an entered :class:`InferenceClient`: one user message,
+    temperature 0, the trial's seed; returns the response ``text``."""
+
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+        response = await client.infer(agent_id=agent_id, max_tokens=max_tokens, seed=seed,
+                                      messages=[{"role": "user", "content": prompt}],
+                                      temperature=0.0, timeout_s=timeout_s)
+        return str(response.get("text") or "")
+
+    return infer
+
+
+async def serve(settings: Settings) -> None:
+    """``lvlup worker custody``: run a :class:`CustodyWorker` until SIGTERM/SIGINT."""
+    import signal
+
+    from schemas.catalog import load_catalog
+    from schemas.codec import load_codec
+
+    codec, catalog = load_codec(), load_catalog()
+    bootstrap = settings.kafka.bootstrap()
+    producer = EventProducer(bootstrap, codec, catalog, name="agents.custody")
+
+    async def emit(record_type: str, record: dict[str, Any]) -> None:
+        await producer.emit_async(record_type, record)
+
+    client = InferenceClient(bootstrap, codec, catalog, producer, requester="agents.custody")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with client:
+            deps = CustodyDeps(infer=client_infer(client), emit=emit)
+            await CustodyWorker(bootstrap, codec, catalog, deps).run(stop)
+    finally:
+        producer.close()
