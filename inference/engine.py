@@ -200,6 +200,12 @@ class LlamaEngine:
             return expired.is_set()
 
         with self._lock:
+            # Evaluate every prompt from scratch: llama-cpp-python reuses the cached prefix of
+            # the previous prompt, and a partly cached evaluation gives slightly different
+            # logits, so a temperature-0 answer would depend on the request before it
+            # (ggml-org/llama.cpp#4902). Reproducible answers (custody, caching, audit
+            # replay) are worth one full prompt evaluation per request.
+            self._llama.reset()  # type: ignore[no-untyped-call]
             out: Any = self._llama.create_completion(
                 prompt=tokens,
                 max_tokens=request.max_tokens,

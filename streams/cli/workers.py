@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def worker(
         ctx: typer.Context,
-        kind: Annotated[str, typer.Argument(help="inference | imperium")],
+        kind: Annotated[str, typer.Argument(help="inference | imperium | custody")],
     ) -> None:
         """Run one worker process in the foreground until SIGTERM/SIGINT."""
         settings: Settings = ctx.obj
@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
             app_ = build_imperium(settings)
             Worker(app_, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
         elif kind == "custody":
-            asyncio.run(__import__("agents.custody.worker", fromlist=["serve"]).serve(settings))
+            from agents.custody.worker import serve
+
+            asyncio.run(serve(settings))
         else:
-            raise LvlupError(f"unknown worker {kind!r}: inference or imperium")
+            raise LvlupError(f"unknown worker {kind!r}: inference, imperium or custody")

@@ -48,28 +48,6 @@ MAX_TOKENS = 160
 SEED = 6  # plans HumanEval/121, /23, /27 for a level-1 agent
 
 
-class FreshKvEngine:
-    """The shared engine, but every completion starts from an empty llama.cpp context (no
-    prefix reuse from the previous prompt), so an answer depends only on its request.
-
-    Needed because ``inference.engine.LlamaEngine`` lets llama-cpp-python reuse the KV cache
-    of the common prefix with the previous prompt, and a prompt evaluated partly from cache
-    gets different logits: with the plain engine the same temperature-0 request gave different
-    HumanEval answers depending on the request before it (cf. ggml-org/llama.cpp#4902). The
-    fix belongs in ``LlamaEngine.complete`` (reset the context first); this wrapper stands in
-    for it until then."""
-
-    def __init__(self, engine):
-        self._engine = engine
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-    def complete(self, request, **kw):
-        self._engine._llama.reset()  # one inference worker, one request at a time
-        return self._engine.complete(request, **kw)
-
-
 def request(run_id: str) -> dict:
     return {"event_id": str(uuid.uuid4()), "occurred_at": int(time.time() * 1000),
             "producer": "test", "schema_version": 1, "run_id": run_id, "agent_id": "guardian-7",
@@ -136,7 +114,7 @@ def trial_results(log):
 async def test_same_seed_repeats_and_the_gate_flips(stack, engine, routed):
     router, topics = routed
     bs, codec, catalog = stack.kafka.bootstrap(), load_codec(), load_catalog()
-    workers, rebuilt, elapsed = await two_runs(stack, FreshKvEngine(engine), router)
+    workers, rebuilt, elapsed = await two_runs(stack, engine, router)
     first = workers[0].states["guardian-7"]
     assert rebuilt[0] == {} and rebuilt[1]["guardian-7"].xp == first.xp
     assert (rebuilt[1]["guardian-7"].level, rebuilt[1]["guardian-7"].fail_streak) == (
