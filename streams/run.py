@@ -1,10 +1,11 @@
 """``lvlup run``: the main job — stack, topics, migrations, first-start data, supervised
 workers, a live status, and a summary at the end.
 
-First start (empty topics): the four built-in agents are registered with the seed's topics,
-the default trusted sources (installed packages' documentation — real offline text) are
-added, and the shipped sample events (``infra/sample/events.jsonl``) go through the same path
-as ``lvlup emit``. Every start requests a learning cycle.
+First start: the four built-in agents are registered with the seed's topics and the default
+trusted sources (installed packages' documentation — real offline text) are added, unless
+the log already has them; the shipped sample events (``infra/sample/events.jsonl``) go
+through the same path as ``lvlup emit`` when the learning-events topic is empty. Every start
+requests a custody run per built-in agent (one HumanEval item) and a learning cycle.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
         with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
             report = emit_lines(fh, producer)
         sent["sample_events"] = report.accepted
+    stamp = uuid.uuid4().hex[:6]
+    for i, agent in enumerate(BUILTIN_AGENTS):  # one custody run per agent, one code item
+        producer.emit("custody_test_requested", {
+            "run_id": f"custody-{agent}-{stamp}", "agent_id": agent, "agent_type": agent,
+            "category": "code_quality", "tier": "basic", "level": 1, "item_count": 1,
+            "epochs": 1, "seed": 1000 + i, "requested_by": "lvlup run"})
     producer.emit("learning_cycle_requested", {
         "request_id": f"run-{uuid.uuid4().hex[:8]}", "requested_by": "lvlup run", "agents": [],
         "reason": "platform started"})
