@@ -28,7 +28,7 @@ from api.live import LearningHub, learning_analytics
 from api.metrics import ApiMetrics
 from api.middleware import BodyLimit, SecurityHeaders
 from api.openapi import build_spec, render_docs
-from api.operations import starlette_route
+from api.operations import starlette_routes
 from api.ratelimit import RateLimiter, parse_limits
 from api.routes import all_operations
 from api.settings import ApiSettings
@@ -106,7 +106,7 @@ def create_app(
     async def docs(_request: Request) -> Response:
         return HTMLResponse(docs_page)
 
-    routes: list[BaseRoute] = [starlette_route(op) for op in ops]
+    routes: list[BaseRoute] = list(starlette_routes(ops))
     routes += [
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

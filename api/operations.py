@@ -13,13 +13,13 @@ validation (400/422) → read cache (GET, when on) → handler → metrics. A co
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +31,7 @@ from api.errors import ApiError, JsonResponse, error_response, to_api_error
 from api.state import AppState, app_state
 from streams.producer import Delivery
 
-__all__ = ["Call", "Handler", "Operation", "starlette_route"]
+__all__ = ["Call", "Handler", "Operation", "starlette_routes"]
 
 
 @dataclass
@@ -131,8 +131,10 @@ async def _body(op: Operation, call: Call) -> Any:
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        # the stdlib parser keeps integers of any size exact (orjson turns > 64-bit ones into
+        # floats, which would let an out-of-range value pass as a rounded in-range one)
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     return _validate(op.body_model, data, 422, "body field")
 
@@ -207,12 +209,19 @@ async def _serve(op: Operation, request: Request) -> Response:
     return response
 
 
-def starlette_route(op: Operation) -> Route:
-    """The Starlette route serving ``op``."""
+def starlette_routes(ops: list[Operation]) -> list[Route]:
+    """One Starlette route per path serving every operation on it (so a 405 lists them all
+    in ``Allow``); paths keep the order of their first operation."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for op in ops:
+        by_path.setdefault(op.path, {})[op.method] = op
+    routes = []
+    for path, methods in by_path.items():
 
-    async def endpoint(request: Request) -> Response:
-        return await _serve(op, request)
+        async def endpoint(request: Request, methods: dict[str, Operation] = methods) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await _serve(methods[method], request)
 
-    endpoint.__name__ = op.operation_id
-    endpoint.__doc__ = op.summary
-    return Route(op.path, endpoint, methods=[op.method])
+        endpoint.__name__ = next(iter(methods.values())).operation_id
+        routes.append(Route(path, endpoint, methods=list(methods)))
+    return routes

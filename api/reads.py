@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import Connection, Table, and_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -45,13 +45,22 @@ Ident = Annotated[str, Field(pattern=ID_PATTERN)]
 T = TypeVar("T")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+def _iso_time(value: Any) -> Any:
+    """Only ISO 8601 text with a UTC offset (pydantic would also take epoch numbers)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("give an ISO 8601 time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("give an ISO 8601 time, e.g. 2025-03-14T10:00:00Z") from None
+    if parsed.tzinfo is None:
         raise ValueError("give a UTC offset (e.g. Z)")
-    return value
+    return parsed
 
 
-AwareTime = Annotated[datetime | None, AfterValidator(_aware)]
+AwareTime = Annotated[datetime | None, BeforeValidator(_iso_time)]
 
 
 class ReadQuery(BaseModel):

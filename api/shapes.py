@@ -93,7 +93,7 @@ def _column(col: Any) -> Schema:
 
 def table_row(table: Table) -> Schema:
     """Schema of one row of ``table`` as the API answers it (column → JSON type)."""
-    return obj({c.name: _column(c) for c in table.columns})
+    return obj({str(c.name): _column(c) for c in table.columns})
 
 
 def list_answer(row: Schema) -> Schema:

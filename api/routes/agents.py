@@ -17,7 +17,7 @@ from api.commands import publish
 from api.errors import JsonResponse
 from api.operations import Call, Operation
 from api.reads import Ident, ReadQuery, ViewSpec, pg_snapshot
-from api.routes.common import AgentPath, Body, ReasonBody, Text, command_op, list_op
+from api.routes.common import AgentPath, Body, Priority, ReasonBody, Text, command_op, list_op
 from api.shapes import obj, table_row, view_answer
 from sinks.postgres import models as m
 
@@ -31,7 +31,7 @@ class RegisterAgent(Body):
 
     agent_id: Ident
     agent_type: str = _AGENT_TYPE
-    priority: int | None = Field(default=None, ge=0, le=1000)
+    priority: Priority | None = None
     capabilities: dict[str, str] = Field(default_factory=dict, max_length=50,
                                          description="capability name → description")
     reason: str | None = Text
@@ -40,7 +40,7 @@ class RegisterAgent(Body):
 class PriorityBody(Body):
     """A new scheduling priority (0–1000, higher first)."""
 
-    priority: int = Field(ge=0, le=1000)
+    priority: Priority
     reason: str | None = Text
 
 

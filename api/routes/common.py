@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.sql.elements import ColumnElement
 
 from api.auth import Scope
@@ -16,6 +16,9 @@ from api.shapes import list_answer, ref, table_row
 __all__ = [
     "AgentPath",
     "Body",
+    "Priority",
+    "XpAward",
+    "json_int",
     "ReasonBody",
     "Text",
     "command_op",
@@ -23,6 +26,25 @@ __all__ = [
 ]
 
 Text = Field(default=None, max_length=2000, description="free text, at most 2000 characters")
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: ``3.0`` is the integer 3 (JSON Schema agrees)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def json_int(ge: int, le: int) -> Any:
+    """An integer in ``[ge, le]`` for a strict body that also takes ``3.0`` (JSON has one
+    number type; JSON Schema calls 3.0 an integer) but never ``"3"`` or ``true``."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_whole)]
+
+
+Priority = Annotated[int, Field(ge=0, le=1000), BeforeValidator(_whole)]
+"""A scheduling priority, 0–1000 (see :func:`json_int`)."""
+XpAward = Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(_whole)]
+"""Experience points awarded, 0–1,000,000 (see :func:`json_int`)."""
 
 
 class Body(BaseModel):

@@ -19,7 +19,7 @@ from api.commands import publish
 from api.errors import JsonResponse
 from api.operations import Call, Operation
 from api.reads import Ident, ReadQuery, clickhouse_page, pg_snapshot, sql_literal
-from api.routes.common import Body, command_op
+from api.routes.common import Body, command_op, json_int
 from api.shapes import obj, view_answer
 from schemas.registry import load_registry
 from sinks.postgres import models as m
@@ -49,10 +49,10 @@ def _test_body() -> type[Body]:
         "agent_id": (Ident | None, Field(default=None, description="default: the ai_type")),
         "category": (Literal[cats], cats[0]),
         "tier": (Literal[tiers], tiers[0]),
-        "level": (int, Field(default=1, ge=1, le=1000)),
-        "item_count": (int, Field(default=10, ge=1, le=1000)),
-        "epochs": (int, Field(default=1, ge=1, le=100)),
-        "seed": (int | None, Field(default=None, ge=0, le=2**62)),
+        "level": (json_int(1, 1000), 1),
+        "item_count": (json_int(1, 1000), 10),
+        "epochs": (json_int(1, 100), 1),
+        "seed": (json_int(0, 2**62) | None, None),
     }
     model: type[Body] = create_model("CustodyTestBody", __base__=Body, **fields)
     return model
@@ -99,8 +99,9 @@ async def _analytics(call: Call) -> dict[str, Any]:
         where.append(f"day < toDate({sql_literal(q.to)})")
     db = call.state.settings.clickhouse.database
     sql = ("SELECT agent_id, category, tier, toString(day) AS day, toInt64(items) AS items, "  # noqa: S608
-           f"toInt64(passed) AS passed, pass_rate FROM {db}.custody_pass_rate_day "
-           f"WHERE {' AND '.join(where)} ORDER BY day DESC, agent_id, category, tier")
+           "toInt64(passed) AS passed, pass_rate "
+           f"FROM (SELECT * FROM {db}.custody_pass_rate_day WHERE {' AND '.join(where)}) "
+           "ORDER BY day DESC, agent_id, category, tier")
     return await clickhouse_page(call, ["custody_item_result"], sql)
 
 

@@ -1,7 +1,8 @@
 """``POST /api/events``: batch ingest for producers without Kafka access.
 
 The body is a JSON array of input records, each validated like ``lvlup emit`` does
-(:func:`schemas.validation.validate_json_record`: a ``type`` field plus the record's fields).
+(:func:`schemas.validation.validate_json_record`: a ``type`` field plus the record's fields),
+except that a number with a zero fraction (``2.0``) counts as an integer, as in JSON Schema.
 Valid records are sent (``acks=all``) and awaited together; the answer lists every item::
 
     {"accepted": n, "rejected": n, "failed": n,
@@ -43,6 +44,23 @@ class EventBatch(RootModel[list[Any]]):
     root: list[Any] = Field(min_length=1, max_length=_MAX_ITEMS)
 
 
+_EPOCH_MS = {"type": "integer", "minimum": -62_135_596_800_000, "maximum": 253_402_300_799_999,
+             "description": "milliseconds since 1970-01-01T00:00:00Z"}
+_EPOCH_DAYS = {"type": "integer", "minimum": -719_162, "maximum": 2_932_896,
+               "description": "days since 1970-01-01"}
+
+
+def _with_epochs(node: Any) -> Any:
+    """Timestamps and dates are also accepted as epoch numbers (see schemas.avro_types)."""
+    if isinstance(node, list):
+        return [_with_epochs(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") == "string" and node.get("format") in ("date-time", "date"):
+        return {"anyOf": [node, _EPOCH_MS if node["format"] == "date-time" else _EPOCH_DAYS]}
+    return {k: _with_epochs(v) for k, v in node.items()}
+
+
 def _batch_schema() -> dict[str, Any]:
     """The documented body: an array of records, each one of the record types' models with a
     ``type`` constant (what :func:`validate_json_record` accepts)."""
@@ -52,12 +70,27 @@ def _batch_schema() -> dict[str, Any]:
         schema = record_model(record_type).model_json_schema(
             ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
-        schema["properties"] = {"type": {"const": record_type}, **schema["properties"]}
+        newest = load_registry().latest(record_type).version
+        schema["properties"] = {"type": {"const": record_type}, **schema["properties"],
+                                "schema_version": {"type": "integer", "minimum": 1,
+                                                   "maximum": newest}}
         schema["required"] = ["type", *schema.get("required", [])]
         schema["title"] = record_type
         variants.append(schema)
     return {"type": "array", "minItems": 1, "maxItems": _MAX_ITEMS,
-            "items": {"oneOf": variants}, "$defs": defs}
+            "items": {"oneOf": _with_epochs(variants)}, "$defs": _with_epochs(defs)}
+
+
+def _whole_numbers(value: Any) -> Any:
+    """``2.0`` → ``2`` throughout an item: JSON has one number type and JSON Schema counts
+    2.0 as an integer; float fields take ints, so nothing else changes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 async def _ingest(call: Call) -> JsonResponse:
@@ -71,10 +104,14 @@ async def _ingest(call: Call) -> JsonResponse:
     pending: list[tuple[dict[str, Any], Any]] = []
     for index, item in enumerate(items):
         try:
-            record_type, record = validate_json_record(item)
+            record_type, record = validate_json_record(_whole_numbers(item))
         except SchemaError as exc:
             results.append({"index": index, "status": "rejected", "reason": str(exc),
                             "field": getattr(exc, "field", None)})
+            continue
+        except (OverflowError, ValueError, TypeError) as exc:  # e.g. a timestamp out of range
+            results.append({"index": index, "status": "rejected", "field": None,
+                            "reason": f"invalid value: {type(exc).__name__}"})
             continue
         result = {"index": index, "status": "accepted", "event_id": record["event_id"]}
         results.append(result)

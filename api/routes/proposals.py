@@ -16,7 +16,7 @@ from api.commands import publish
 from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
 from api.reads import Ident, ViewSpec, pg_snapshot
-from api.routes.common import Body, command_op, list_op
+from api.routes.common import Body, XpAward, command_op, list_op
 from api.shapes import nullable, table_row, view_answer
 from sinks.postgres import models as m
 
@@ -34,7 +34,7 @@ class DecisionBody(Body):
 
     decision: Literal["approved", "declined", "withdrawn"]
     reason: str = Field(min_length=1, max_length=2000)
-    xp_awarded: int = Field(default=0, ge=0, le=1_000_000)
+    xp_awarded: XpAward = 0
     agent_id: Ident | None = Field(default=None,
                                    description="the proposal's agent; default: from the view")
 

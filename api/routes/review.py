@@ -45,7 +45,7 @@ async def _daily_findings(call: Call) -> dict[str, Any]:
         where.append(f"day < toDate({sql_literal(q.to)})")
     db = call.state.settings.clickhouse.database
     sql = ("SELECT severity, rule_id, toString(day) AS day, toInt64(findings) AS findings "  # noqa: S608
-           f"FROM {db}.guardian_findings_day WHERE {' AND '.join(where)} "
+           f"FROM (SELECT * FROM {db}.guardian_findings_day WHERE {' AND '.join(where)}) "
            "ORDER BY day DESC, severity, rule_id")
     return await clickhouse_page(call, ["guardian_finding"], sql)
 
@@ -62,7 +62,8 @@ async def _conquest(call: Call) -> dict[str, Any]:
            "JSONExtractString(payload, 'rationale') AS rationale, "
            "JSONExtract(payload, 'expected_gain_pct', 'Nullable(Float64)') AS expected_gain_pct, "
            "JSONExtractInt(payload, 'priority') AS priority, topic, partition, offset "
-           f"FROM {db}.events FINAL WHERE {clickhouse_where(q, 'conquest_recommendation', kind)} "
+           f"FROM (SELECT * FROM {db}.events FINAL "
+           f"WHERE {clickhouse_where(q, 'conquest_recommendation', kind)}) "
            "ORDER BY occurred_at DESC, event_id")
     return await clickhouse_page(call, ["conquest_recommendation"], sql)
 

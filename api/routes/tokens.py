@@ -46,7 +46,7 @@ async def _by_model(call: Call) -> dict[str, Any]:
     sql = ("SELECT model, agent_id, toString(day) AS day, toInt64(requests) AS requests, "  # noqa: S608
            "toInt64(prompt_tokens) AS prompt_tokens, "
            "toInt64(completion_tokens) AS completion_tokens, cost_usd "
-           f"FROM {db}.tokens_by_model_day WHERE {' AND '.join(where)} "
+           f"FROM (SELECT * FROM {db}.tokens_by_model_day WHERE {' AND '.join(where)}) "
            "ORDER BY day DESC, model, agent_id")
     return await clickhouse_page(call, ["token_usage"], sql)
 
