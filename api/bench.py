@@ -38,10 +38,10 @@ def _free_port() -> int:
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def _load(base: str, token: str, method: str, path: str, n: int,
+async def _load(base: str, token: str, method: str, path: str, *, n: int,
                 concurrency: int) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
@@ -86,11 +86,12 @@ def bench_api(settings: Settings, requests: int = 4000, concurrency: int = 32) -
 
         if not wait_until(up, timeout_s=60, interval_s=0.3):
             raise RuntimeError("the API did not start within 60 s")
-        asyncio.run(_load(base, token, "GET", "/api/imperium/agents", 200, concurrency))
-        read = asyncio.run(_load(base, token, "GET", "/api/imperium/agents", requests,
-                                 concurrency))
+        asyncio.run(_load(base, token, "GET", "/api/imperium/agents", n=200,
+                          concurrency=concurrency))
+        read = asyncio.run(_load(base, token, "GET", "/api/imperium/agents", n=requests,
+                                 concurrency=concurrency))
         command = asyncio.run(_load(base, token, "POST", "/api/imperium/agents/bench-1/pause",
-                                    requests, concurrency))
+                                    n=requests, concurrency=concurrency))
     finally:
         proc.terminate()
         proc.wait(30)
