@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the HTTP API until SIGTERM/SIGINT."""
         import uvicorn
+
         from api.app import create_app
 
         settings: Settings = ctx.obj

@@ -75,8 +75,9 @@ def test_metrics_on_a_private_registry(make_client):
         for _ in range(3):
             one.get("/api/health")
         text = one.get("/metrics").text
-        assert 'lvlup_api_requests_total{method="GET",operation="get_api_health",status="200"} 3.0' \
-            in text
+        sample = ('lvlup_api_requests_total{method="GET",operation="get_api_health",'
+                  'status="200"} 3.0')
+        assert sample in text
         assert "get_api_health" not in two.get("/metrics").text
     assert REGISTRY.get_sample_value("lvlup_api_requests_total") is None
 
