@@ -30,6 +30,7 @@ from api.middleware import BodyLimit, SecurityHeaders
 from api.openapi import build_spec, render_docs
 from api.operations import starlette_routes
 from api.ratelimit import RateLimiter, parse_limits
+from api.reads import view_sources
 from api.routes import all_operations
 from api.settings import ApiSettings
 from api.state import AppState, CommandProducer, ReaderFactory
@@ -41,9 +42,22 @@ from sinks.clickhouse.owner import open_reader
 from streams.producer import DeliveryFailed, EventProducer, TopicRouter
 from streams.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["PrefixedCatalog", "create_app"]
 
 log = structlog.get_logger(__name__)
+
+
+class PrefixedCatalog:
+    """The topic catalog's routes with ``prefix`` before every topic name."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._catalog = load_catalog()
+
+    def route(self, record_type: str) -> tuple[str, str]:
+        """``(prefix + topic, key field)`` for ``record_type``."""
+        topic, key = self._catalog.route(record_type)
+        return self.prefix + topic, key
 
 
 def create_app(
@@ -75,7 +89,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         the_codec = codec or load_codec()
-        the_router = router or load_catalog()
+        the_router = router or PrefixedCatalog(api.topic_prefix)
         bootstrap = settings.kafka.bootstrap()
         the_producer = producer or EventProducer(bootstrap, the_codec, the_router, name="api")
         the_engine = engine or postgres_engine(settings)
@@ -86,7 +100,8 @@ def create_app(
             settings=settings, api=api, producer=the_producer, engine=the_engine,
             router=the_router, reader_factory=reader_factory or open_reader,
             keys=KeyStore(the_engine, api.key_cache_ttl_s), limiter=limiter,
-            metrics=metrics, ends=EndOffsets(bootstrap, api.lag_ttl_s), live=hub)
+            metrics=metrics, ends=EndOffsets(bootstrap, api.lag_ttl_s), live=hub,
+            view_sources=view_sources())
         try:
             yield {"api": state}
         finally:

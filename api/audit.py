@@ -77,8 +77,8 @@ async def write_audit(state: AppState, command: str, call: Call | None, request:
     }
     state.metrics.commands.labels(command, outcome).inc()
     try:
-        await asyncio.wait_for(state.producer.emit_async("command_audit", record),
-                               state.api.command_timeout_s)
+        async with asyncio.timeout(state.api.command_timeout_s):
+            await state.producer.emit_async("command_audit", record)
     except (DeliveryFailed, TimeoutError) as exc:
         state.metrics.audit_failures.inc()
         log.error("api.audit_failed", command=command, command_id=record["command_id"],

@@ -25,8 +25,8 @@ async def publish(call: Call, record_type: str, record: dict[str, Any]) -> JsonR
     does not encode.
     """
     full = {"event_id": call.command_id, "producer": "api", **record}
-    delivery = await asyncio.wait_for(call.state.producer.emit_async(record_type, full),
-                                      call.state.api.command_timeout_s)
+    async with asyncio.timeout(call.state.api.command_timeout_s):
+        delivery = await call.state.producer.emit_async(record_type, full)
     call.delivery = delivery
     return JsonResponse({"command_id": call.command_id, "topic": delivery.topic,
                          "partition": delivery.partition, "offset": delivery.offset},

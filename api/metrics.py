@@ -38,14 +38,21 @@ class ApiMetrics:
         self.ws_dropped = Counter("lvlup_api_ws_dropped",
                                   "WebSocket messages dropped for slow clients (drop-oldest)",
                                   registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.audit_failures = Counter("lvlup_api_audit_failures",
                                       "command audit records the broker did not ack",
                                       registry=r)
 
     def observe(self, operation: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
-        self.requests.labels(operation, method, str(status)).inc()
-        self.latency.labels(operation).observe(seconds)
+        key = (operation, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(operation, method, str(status)),
+                        self.latency.labels(operation))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def endpoint(self, _request: Request) -> Response:
         """``GET /metrics``: the Prometheus text exposition of this registry."""

@@ -85,11 +85,13 @@ class Operation:
     """Documented request body schema when ``body_model`` is looser than the contract (its
     ``$defs`` go to the components)."""
 
-    @property
-    def operation_id(self) -> str:
-        """``get_api_imperium_agents`` style id."""
+    operation_id: str = field(init=False)
+    """``get_api_imperium_agents`` style id (derived from method and path)."""
+
+    def __post_init__(self) -> None:
         cleaned = self.path.strip("/").replace("{", "").replace("}", "")
-        return f"{self.method.lower()}_" + "".join(c if c.isalnum() else "_" for c in cleaned)
+        object.__setattr__(self, "operation_id", f"{self.method.lower()}_" + "".join(
+            c if c.isalnum() else "_" for c in cleaned))
 
 
 def _validation_details(exc: ValidationError) -> dict[str, Any]:

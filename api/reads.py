@@ -34,6 +34,7 @@ __all__ = [
     "clickhouse_read",
     "clickhouse_where",
     "sql_literal",
+    "view_sources",
     "pg_snapshot",
     "read_view",
 ]
@@ -93,12 +94,9 @@ class ViewSpec:
     """Names in ``view_watermarks`` (default: the table's name)."""
 
 
-def _sources(names: Sequence[str]) -> frozenset[str]:
-    out: set[str] = set()
-    for proj in build_projections():
-        if proj.name in names:
-            out |= proj.record_types
-    return frozenset(out)
+def view_sources() -> dict[str, frozenset[str]]:
+    """Record types feeding each Postgres view, by view name (from the sink projections)."""
+    return {proj.name: proj.record_types for proj in build_projections()}
 
 
 def _filters(spec: ViewSpec, q: ReadQuery) -> list[ColumnElement[bool]]:
@@ -124,7 +122,9 @@ async def pg_snapshot(call: Call, views: Sequence[str], work: Callable[[Connecti
     (or ``record_types``) through the app's router.
     """
     state = call.state
-    types = record_types if record_types is not None else _sources(views)
+    if record_types is None:
+        record_types = frozenset().union(*(state.view_sources.get(v, ()) for v in views))
+    types = record_types
     topics = sorted({state.topic(rt) for rt in types})
 
     def run() -> tuple[T, Any, Any]:

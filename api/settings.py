@@ -45,6 +45,11 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed by CORS (empty = CORS off)"
     )
+    topic_prefix: str = Field(
+        default="", pattern=r"^[a-z0-9.-]*$",
+        description="prepended to every catalog topic name (scratch runs such as the "
+        "benchmark); empty in production",
+    )
     sink_group: str = Field(
         default=POSTGRES_GROUP,
         description="consumer group of the Postgres sink whose stored offsets are the "

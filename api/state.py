@@ -55,6 +55,8 @@ class AppState:
     ends: EndOffsets
     live: Any
     """The WebSocket hub (:class:`api.live.LearningHub`)."""
+    view_sources: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Record types feeding each Postgres view (:func:`api.reads.view_sources`)."""
     clickhouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     read_cache: dict[tuple[Any, ...], tuple[float, bytes]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)

@@ -21,7 +21,7 @@ from api.routes.common import AgentPath, Body, Priority, ReasonBody, Text, comma
 from api.shapes import obj, table_row, view_answer
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["AgentsQuery", "PriorityBody", "RegisterAgent", "UnregisterQuery", "operations"]
 
 _AGENT_TYPE = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", description="agent kind")
 

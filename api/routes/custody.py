@@ -24,7 +24,7 @@ from api.shapes import obj, view_answer
 from schemas.registry import load_registry
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["AiTypePath", "operations"]
 
 _ARR = {"type": "array", "items": {"type": "object"}}
 

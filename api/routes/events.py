@@ -32,7 +32,7 @@ from schemas.models import record_model
 from schemas.registry import load_registry
 from schemas.validation import validate_json_record
 
-__all__ = ["operations"]
+__all__ = ["EventBatch", "operations"]
 
 
 _MAX_ITEMS = 1000

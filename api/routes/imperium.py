@@ -20,7 +20,7 @@ from api.routes.common import Body, Text, command_op, list_op
 from api.shapes import obj, table_row, view_answer
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["CyclesQuery", "TriggerBody", "operations"]
 
 _ANY_OBJ: dict[str, Any] = {"type": "object"}
 _NUM = {"type": "number"}

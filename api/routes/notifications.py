@@ -19,7 +19,7 @@ from api.reads import Ident, ReadQuery, ViewSpec, pg_snapshot
 from api.routes.common import command_op, list_op
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["NotificationPath", "NotificationsQuery", "operations"]
 
 
 class NotificationsQuery(ReadQuery):

@@ -20,7 +20,7 @@ from api.routes.common import Body, XpAward, command_op, list_op
 from api.shapes import nullable, table_row, view_answer
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["DecisionBody", "ProposalPath", "operations"]
 
 
 class ProposalPath(BaseModel):

@@ -16,7 +16,7 @@ from api.routes.common import list_op
 from api.shapes import obj
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["ExperimentsQuery", "FindingsQuery", "operations"]
 
 _STR = {"type": "string"}
 

@@ -20,7 +20,7 @@ from api.reads import Ident, ViewSpec, pg_snapshot
 from api.routes.common import Body, Text, command_op, list_op
 from sinks.postgres import models as m
 
-__all__ = ["operations"]
+__all__ = ["SourceBody", "SourcePath", "operations"]
 
 
 class SourceBody(Body):
