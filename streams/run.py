@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, text
 
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from streams.emit import emit_lines
 from streams.kafka_admin import end_offsets, topic_partitions
+from streams.log_reader import read_topic
 from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.supervisor import ChildSpec, Supervisor
@@ -45,28 +45,7 @@ def _topic_total(bootstrap: str, topic: str) -> int:
 
 def _keys_seen(bootstrap: str, topic: str, field: str) -> set[str]:
     """Every ``field`` value in ``topic`` (command and source topics are small)."""
-    codec = load_codec()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lvlup-run-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
-    seen: set[str] = set()
-    try:
-        for partition, high in end_offsets(bootstrap, topic).items():
-            if not high:
-                continue
-            consumer.assign([TopicPartition(topic, partition, 0)])
-            read = 0
-            while read < high:
-                batch = consumer.consume(min(1000, high - read), timeout=5)
-                if not batch:
-                    break
-                for msg in batch:
-                    read += 1
-                    value = msg.value()
-                    if msg.error() is None and value:
-                        seen.add(str(codec.decode(value, "latest")[1][field]))
-    finally:
-        consumer.close()
-    return seen
+    return {str(record[field]) for _rt, record in read_topic(bootstrap, load_codec(), topic)}
 
 
 def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
