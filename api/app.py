@@ -91,7 +91,9 @@ def create_app(
         the_codec = codec or load_codec()
         the_router = router or PrefixedCatalog(api.topic_prefix)
         bootstrap = settings.kafka.bootstrap()
-        the_producer = producer or EventProducer(bootstrap, the_codec, the_router, name="api")
+        the_producer = producer or EventProducer(
+            bootstrap, the_codec, the_router, name="api",
+            config={"message.timeout.ms": int(api.command_timeout_s * 1000)})
         the_engine = engine or postgres_engine(settings)
         limiter = RateLimiter(api.rate_limit_per_key, api.rate_limit_per_ip)
         hub = LearningHub(bootstrap, the_router.route("learning_event")[0], the_codec,

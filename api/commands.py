@@ -8,7 +8,6 @@ The 202 body is ``{command_id, topic, partition, offset}``: the command id is th
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from api.errors import JsonResponse
@@ -20,13 +19,12 @@ __all__ = ["publish"]
 async def publish(call: Call, record_type: str, record: dict[str, Any]) -> JsonResponse:
     """Send ``record`` (domain fields; the envelope is filled) and answer 202 once acked.
 
-    Raises :class:`streams.producer.DeliveryFailed` or ``TimeoutError`` (→ 503) when the
-    broker does not ack within ``command_timeout_s``, ``SchemaError`` (→ 422) when the record
-    does not encode.
+    Raises :class:`streams.producer.DeliveryFailed` (→ 503) when the broker does not ack
+    within the producer's ``message.timeout.ms`` (the API's own producer: ``command_timeout_s``),
+    ``SchemaError`` (→ 422) when the record does not encode.
     """
     full = {"event_id": call.command_id, "producer": "api", **record}
-    async with asyncio.timeout(call.state.api.command_timeout_s):
-        delivery = await call.state.producer.emit_async(record_type, full)
+    delivery = await call.state.producer.emit_async(record_type, full)
     call.delivery = delivery
     return JsonResponse({"command_id": call.command_id, "topic": delivery.topic,
                          "partition": delivery.partition, "offset": delivery.offset},

@@ -1,17 +1,18 @@
-"""One error shape for every 4xx/5xx answer, and the handlers that produce it.
+"""One error shape for every 4xx/5xx answer, and the translation of exceptions into it.
 
 Every error body is ``{"error": {"code": str, "message": str, "details": object}}``; no stack
 trace ever leaves the process (unexpected exceptions are logged and answered as
-``500 internal``). Exceptions raised by handlers::
+``500 internal``). Exception tree of the API::
 
-    ApiError(status, code, message, details, headers)   anything the API answers on purpose
-    ├── NotImplementedYet                                501 not_implemented
-    └── (plain instances for 400/401/403/404/409/413/415/422/429)
+    ApiError(status, code, message, details, headers)   anything answered on purpose
+    └── NotImplementedYet                                501 not_implemented (+ what is missing)
 
-Store and broker errors are translated here: :class:`sinks.errors.StoreUnavailable` →
-``503 store_unavailable``, :class:`streams.producer.DeliveryFailed` → ``503
-broker_unavailable``; Starlette's ``HTTPException`` (404/405 from routing) keeps its status
-with code ``not_found`` / ``method_not_allowed``.
+:func:`to_api_error` translates everything else at the boundary: Starlette ``HTTPException``
+(404/405 from routing) keeps its status (``not_found`` / ``method_not_allowed``, with the
+``Allow`` header); :class:`sinks.errors.StoreUnavailable`, ``ChdbLocked`` and DBAPI
+connection errors → 503 ``store_unavailable``; :class:`streams.producer.DeliveryFailed` and
+timeouts → 503 ``broker_unavailable``; schema (encoding) errors → 422; values the store
+refuses → 400; anything else → 500 ``internal``. 503s carry ``Retry-After: 1``.
 """
 
 from __future__ import annotations

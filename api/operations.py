@@ -44,11 +44,18 @@ class Call:
     path: Any = None
     query: Any = None
     body: Any = None
-    command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     delivery: Delivery | None = None
     agent_id: str | None = None
     raw_body: bytes | None = None
     audit_payload: dict[str, Any] | None = None
+    _command_id: str | None = None
+
+    @property
+    def command_id(self) -> str:
+        """The command's id (a UUID made on first use): its record's ``event_id``."""
+        if self._command_id is None:
+            self._command_id = str(uuid.uuid4())
+        return self._command_id
 
     @property
     def actor(self) -> str:
@@ -172,6 +179,15 @@ async def _serve(op: Operation, request: Request) -> Response:
     response: Response
     try:
         key = await _authorize(op, request, state)
+        cache_key = None
+        if op.cacheable and state.api.read_cache_ttl_s > 0:
+            # only valid requests' answers are stored, so a hit needs no validation
+            cache_key = (op.operation_id, request.scope["path"], request.scope["query_string"])
+            hit = state.read_cache.get(cache_key)
+            if hit is not None and hit[0] > time.monotonic():
+                state.metrics.observe(op.operation_id, op.method, 200,
+                                      time.perf_counter() - started)
+                return Response(hit[1], media_type="application/json")
         call = Call(request, state, key)
         if op.path_model is not None:
             call.path = _validate(op.path_model, dict(request.path_params), 404, "path")
@@ -179,15 +195,6 @@ async def _serve(op: Operation, request: Request) -> Response:
         if op.query_model is not None:
             call.query = _validate(op.query_model, _query_data(op.query_model, request), 400,
                                    "query parameter")
-        cache_key = None
-        if op.cacheable and state.api.read_cache_ttl_s > 0:
-            cache_key = (op.operation_id, request.url.path, str(request.query_params))
-            hit = state.read_cache.get(cache_key)
-            if hit is not None and hit[0] > time.monotonic():
-                response = Response(hit[1], media_type="application/json")
-                state.metrics.observe(op.operation_id, op.method, 200,
-                                      time.perf_counter() - started)
-                return response
         if op.body_model is not None:
             call.body = await _body(op, call)
             call.agent_id = call.agent_id or getattr(call.body, "agent_id", None)

@@ -8,6 +8,8 @@ process).
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -25,11 +27,21 @@ def app_factory() -> Starlette:
 
 
 def main() -> None:
-    """Serve until interrupted."""
+    """Serve until interrupted.
+
+    The objects alive after start-up (modules, schemas, the route table) are frozen out of
+    the garbage collector and the youngest generation's threshold is raised: a request
+    allocates hundreds of short-lived objects, and full scans of start-up state per
+    collection cost throughput for nothing.
+    """
     settings = Settings()
     api = api_settings_from_env()
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings, api), host=api.host, port=api.port, access_log=False,
+    app = create_app(settings, api)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    uvicorn.run(app, host=api.host, port=api.port, access_log=False,
                 log_level=settings.log_level.lower(), lifespan="on")
 
 

@@ -69,7 +69,8 @@ class ApiSettings(BaseModel):
         default=5.0, ge=0, description="how long a looked-up API key is trusted, s"
     )
     command_timeout_s: float = Field(
-        default=10.0, gt=0, description="longest wait for the broker's ack of a command, s"
+        default=10.0, gt=0, le=300, description="longest wait for the broker's ack of a "
+        "command, s (the API producer's message.timeout.ms)"
     )
     ws_queue_size: int = Field(
         default=256, ge=1, le=100_000, description="messages buffered per WebSocket client"

@@ -68,5 +68,5 @@ class AppState:
 
 def app_state(conn: HTTPConnection) -> AppState:
     """The :class:`AppState` of the app serving ``conn`` (set by the lifespan)."""
-    state: AppState = conn.state.api
+    state: AppState = conn.scope["state"]["api"]  # the lifespan state, without a wrapper
     return state

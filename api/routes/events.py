@@ -116,9 +116,7 @@ async def _ingest(call: Call) -> JsonResponse:
         result = {"index": index, "status": "accepted", "event_id": record["event_id"]}
         results.append(result)
         pending.append((result, state.producer.emit_async(record_type, record)))
-    acks = await asyncio.gather(
-        *(asyncio.wait_for(fut, state.api.command_timeout_s) for _r, fut in pending),
-        return_exceptions=True)
+    acks = await asyncio.gather(*(fut for _r, fut in pending), return_exceptions=True)
     for (result, _fut), ack in zip(pending, acks, strict=True):
         if isinstance(ack, BaseException):
             result.update(status="failed", reason=str(ack)[:300] or type(ack).__name__)
