@@ -213,7 +213,7 @@ def _run(port: int, request: bytes, expect: int, *, warmup: int, requests: int,
 
 
 def bench_api(settings: Settings, *, requests: int = 30_000, warmup: int = 2_000,
-              read_concurrency: int = 32, command_concurrency: int = 64,
+              read_concurrency: int = 32, command_concurrency: int = 96,
               max_seconds: float = 20.0, read_cache_s: float = 0.5,
               agents: int = 50) -> dict[str, Any]:
     """Measure the API (module docstring); needs the running Kafka and Postgres of
