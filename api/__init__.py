@@ -1,3 +1,15 @@
-"""The Starlette command and query API (never imports agents/)."""
+"""The Starlette command and query API (never imports agents/).
 
-__all__: list[str] = []
+:func:`create_app` builds the app; :class:`ApiSettings` tunes it; :func:`bench_api` measures
+it. Modules: ``app`` (factory, lifespan), ``operations`` (route table unit and request
+pipeline), ``routes/`` (one module per domain), ``reads`` and ``watermarks`` (queries with
+the watermark they reflect), ``commands`` and ``audit`` (commands to the log), ``auth``
+(hashed keys with scopes), ``ratelimit``, ``middleware``, ``errors`` (the one error shape),
+``openapi`` (spec and /docs), ``live`` (WebSocket), ``metrics``, ``server`` (uvicorn).
+"""
+
+from api.app import create_app
+from api.bench import bench_api
+from api.settings import ApiSettings, api_settings_from_env
+
+__all__ = ["ApiSettings", "api_settings_from_env", "bench_api", "create_app"]

@@ -12,7 +12,7 @@ import typer
 
 from infra.errors import StackError
 from sinks.errors import SinkError
-from streams.cli import audit, data, ops, runcmd, stack, workers
+from streams.cli import apicmd, audit, data, keys, ops, runcmd, stack, workers
 from streams.errors import LvlupError
 from streams.logs import configure_logging
 from streams.settings import Settings
@@ -42,7 +42,9 @@ def build_app() -> typer.Typer:
     ops.register(app)
     workers.register(app)
     runcmd.register(app)
+    apicmd.register(app)
     audit.register(app)
+    keys.register(app)
     return app
 
 

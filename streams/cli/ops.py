@@ -37,11 +37,18 @@ def _bench_ingest(settings: Settings) -> dict[str, Any]:
     return bench_ingest(settings)
 
 
+def _bench_api(settings: Settings) -> dict[str, Any]:
+    from api.bench import bench_api
+
+    return bench_api(settings)
+
+
 BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "ingest": _bench_ingest,
     "codec": lambda _settings: bench_codec(),
     "sinks": _bench_sinks,
     "inference": _bench_inference,
+    "api": _bench_api,
 }
 
 

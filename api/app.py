@@ -1,0 +1,141 @@
+"""``create_app``: the Starlette application — route table, middleware, lifespan.
+
+The lifespan owns the collaborators it creates (the Kafka producer, the SQLAlchemy engine)
+and closes them at shutdown; collaborators passed in belong to the caller. ClickHouse is
+opened per query through ``reader_factory`` (chdb ownership: docs/ARCHITECTURE.md). All of
+it lives in :class:`api.state.AppState` in the lifespan state — no module globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import structlog
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from api.auth import KeyStore
+from api.errors import JsonResponse, exception_handlers
+from api.live import LearningHub, learning_analytics
+from api.metrics import ApiMetrics
+from api.middleware import BodyLimit, SecurityHeaders
+from api.openapi import build_spec, render_docs
+from api.operations import starlette_routes
+from api.ratelimit import RateLimiter, parse_limits
+from api.reads import view_sources
+from api.routes import all_operations
+from api.settings import ApiSettings
+from api.state import AppState, CommandProducer, ReaderFactory
+from api.watermarks import EndOffsets
+from schemas.catalog import load_catalog
+from schemas.codec import Codec, load_codec
+from sinks.app import postgres_engine
+from sinks.clickhouse.owner import open_reader
+from streams.producer import DeliveryFailed, EventProducer, TopicRouter
+from streams.settings import Settings
+
+__all__ = ["PrefixedCatalog", "create_app"]
+
+log = structlog.get_logger(__name__)
+
+
+class PrefixedCatalog:
+    """The topic catalog's routes with ``prefix`` before every topic name."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._catalog = load_catalog()
+
+    def route(self, record_type: str) -> tuple[str, str]:
+        """``(prefix + topic, key field)`` for ``record_type``."""
+        topic, key = self._catalog.route(record_type)
+        return self.prefix + topic, key
+
+
+def create_app(
+    settings: Settings,
+    api_settings: ApiSettings | None = None,
+    *,
+    producer: CommandProducer | None = None,
+    engine: Engine | None = None,
+    reader_factory: ReaderFactory | None = None,
+    router: TopicRouter | None = None,
+    codec: Codec | None = None,
+) -> Starlette:
+    """The API app for ``settings`` (Kafka, Postgres, ClickHouse) and ``api_settings``.
+
+    ``producer`` (default: an :class:`EventProducer` named ``api``), ``engine`` (default:
+    :func:`sinks.app.postgres_engine`), ``reader_factory`` (default:
+    :func:`sinks.clickhouse.owner.open_reader`), ``router`` (record type → topic; default:
+    the topic catalog) and ``codec`` may be injected. Nothing connects before the lifespan
+    starts. Raises ``ValueError`` for malformed rate-limit strings.
+    """
+    api = api_settings or ApiSettings()
+    parse_limits(api.rate_limit_per_key)  # fail fast on a malformed limit
+    parse_limits(api.rate_limit_per_ip)
+    ops = all_operations()
+    spec = build_spec(ops)
+    docs_page = render_docs(spec)
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        the_codec = codec or load_codec()
+        the_router = router or PrefixedCatalog(api.topic_prefix)
+        bootstrap = settings.kafka.bootstrap()
+        the_producer = producer or EventProducer(
+            bootstrap, the_codec, the_router, name="api",
+            config={"message.timeout.ms": int(api.command_timeout_s * 1000)})
+        the_engine = engine or postgres_engine(settings)
+        limiter = RateLimiter(api.rate_limit_per_key, api.rate_limit_per_ip)
+        hub = LearningHub(bootstrap, the_router.route("learning_event")[0], the_codec,
+                          metrics, queue_size=api.ws_queue_size)
+        state = AppState(
+            settings=settings, api=api, producer=the_producer, engine=the_engine,
+            router=the_router, reader_factory=reader_factory or open_reader,
+            keys=KeyStore(the_engine, api.key_cache_ttl_s), limiter=limiter,
+            metrics=metrics, ends=EndOffsets(bootstrap, api.lag_ttl_s), live=hub,
+            view_sources=view_sources())
+        try:
+            yield {"api": state}
+        finally:
+            await hub.close()
+            limiter.close()
+            if producer is None and isinstance(the_producer, EventProducer):
+                try:
+                    await anyio.to_thread.run_sync(the_producer.close, 10.0)
+                except DeliveryFailed as exc:
+                    log.error("api.producer_close", error=str(exc))
+            if engine is None:
+                the_engine.dispose()
+
+    async def openapi(_request: Request) -> Response:
+        return JsonResponse(spec)
+
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(docs_page)
+
+    routes: list[BaseRoute] = list(starlette_routes(ops))
+    routes += [
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        WebSocketRoute("/ws/imperium/learning-analytics", learning_analytics),
+    ]
+    middleware = [Middleware(SecurityHeaders)]
+    if api.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=api.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"], max_age=600))
+    middleware.append(Middleware(BodyLimit, max_bytes=api.max_body_bytes))
+    return Starlette(routes=routes, middleware=middleware,
+                     exception_handlers=exception_handlers(), lifespan=lifespan)

@@ -1,0 +1,256 @@
+"""``bench_api``: requests/s and latency of one uvicorn worker serving the API, on loopback.
+
+Setup, all scratch and removed afterwards: a Postgres database migrated to head with the
+``agents`` view holding ``agents`` rows (written by the real sink writer), catalog topics
+under a ``bench.<id>.`` prefix, an admin key. The server is ``python -m api.server`` (one
+worker; httptools + uvloop when installed) with rate limits off.
+
+Load: a small asyncio HTTP/1.1 keep-alive client (one connection per concurrent worker).
+It is deliberately not httpx: on a 2-core machine httpx spends more CPU per request than the
+server, so it would measure itself; this client costs a few tens of microseconds per request.
+Phases, each after ``warmup`` requests: reads ``GET /api/imperium/agents?limit=20`` with the
+read cache off (every request reads Postgres and its watermark), the same with the read
+cache on (``read_cache_ttl_s``; a cached answer carries the watermark of its snapshot), and
+commands ``POST /api/imperium/agents/{id}/priority`` (202 after the broker acked the command
+and its audit record). Each phase stops at ``requests`` or ``max_seconds``, whichever first.
+
+Result (``lvlup bench api --json``)::
+
+    {"reads_uncached" | "reads" | "commands": {"route", "requests", "errors", "seconds",
+      "rps", "p50_ms", "p99_ms", "goal_rps", "goal_p99_ms", "met"}, "concurrency": {...},
+     "server": str, "client": str}
+
+Goals (issue #9): reads ≥ 6,000 req/s with p99 ≤ 25 ms; commands ≥ 3,000 req/s with
+p99 ≤ 50 ms. Raises :class:`streams.errors.LvlupError` when the server does not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from api.auth import Scope, create_key
+from schemas.catalog import load_catalog
+from sinks.postgres.migrate import upgrade
+from sinks.postgres.views import build_projections
+from sinks.postgres.writer import PostgresWriter
+from sinks.records import Batch, ConsumedRecord
+from streams.errors import LvlupError
+from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.settings import Settings
+
+__all__ = ["bench_api"]
+
+GOALS = {"reads": (6000.0, 25.0), "reads_uncached": (6000.0, 25.0),
+         "commands": (3000.0, 50.0)}
+
+
+@dataclass
+class _Phase:
+    """One load phase's counters; latencies in seconds."""
+
+    budget: int
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+async def _worker(port: int, request: bytes, expect: int, phase: _Phase,
+                  deadline: float) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while phase.budget > 0 and time.perf_counter() < deadline:
+            phase.budget -= 1
+            started = time.perf_counter()
+            writer.write(request)
+            status = int((await reader.readline())[9:12])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            phase.latencies.append(time.perf_counter() - started)
+            phase.statuses[status] = phase.statuses.get(status, 0) + 1
+            if status != expect:
+                phase.errors += 1
+    finally:
+        writer.close()
+
+
+async def _load(port: int, request: bytes, expect: int, *, requests: int, concurrency: int,
+                max_seconds: float) -> tuple[_Phase, float]:
+    phase = _Phase(requests)
+    started = time.perf_counter()
+    await asyncio.gather(*(_worker(port, request, expect, phase, started + max_seconds)
+                           for _ in range(concurrency)))
+    return phase, time.perf_counter() - started
+
+
+def _request(method: str, path: str, token: str, body: bytes = b"") -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\n")
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def _summary(name: str, route: str, phase: _Phase, seconds: float) -> dict[str, Any]:
+    lat = sorted(phase.latencies)
+    done = len(lat)
+
+    def pct(q: float) -> float:
+        return round(lat[min(done - 1, int(q * done))] * 1000, 3) if done else float("nan")
+
+    goal_rps, goal_p99 = GOALS[name]
+    rps = round(done / seconds, 1) if seconds else 0.0
+    p99 = pct(0.99)
+    return {"route": route, "requests": done, "errors": phase.errors,
+            "statuses": {str(k): v for k, v in sorted(phase.statuses.items())},
+            "seconds": round(seconds, 3), "rps": rps, "p50_ms": pct(0.50), "p99_ms": p99,
+            "goal_rps": goal_rps, "goal_p99_ms": goal_p99,
+            "met": phase.errors == 0 and rps >= goal_rps and p99 <= goal_p99}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
+    base = make_url(settings.postgres.sqlalchemy_url())
+    name = f"bench_api_{uuid.uuid4().hex[:8]}"
+    def admin() -> psycopg.Connection[Any]:
+        return psycopg.connect(host=base.host, port=base.port, user=base.username,
+                               password=base.password, dbname="postgres", autocommit=True)
+
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+        try:
+            batch = Batch()
+            now = int(time.time() * 1000)
+            for i in range(agents):
+                batch.add(ConsumedRecord("bench", 0, i, now, "agent_command", {
+                    "event_id": str(uuid.uuid4()), "occurred_at": now + i, "producer": "bench",
+                    "schema_version": 1, "agent_id": f"bench-{i:03d}", "action": "register",
+                    "agent_type": "bench", "priority": i, "capabilities": {"x": "y"},
+                    "requested_by": "bench", "reason": None}))
+            PostgresWriter(engine, build_projections()).write("bench", batch)
+        finally:
+            engine.dispose()
+        yield url
+    finally:
+        with admin() as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _server(settings: Settings, url: str, prefix: str, cache_s: float) -> Iterator[int]:
+    port = _free_port()
+    env = {**os.environ, "LVLUP_POSTGRES__URL": url,
+           "LVLUP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap(),
+           "LVLUP_DATA_DIR": str(settings.data_dir.resolve()), "LVLUP_LOG_LEVEL": "WARNING",
+           "LVLUP_API__PORT": str(port), "LVLUP_API__TOPIC_PREFIX": prefix,
+           "LVLUP_API__RATE_LIMIT_PER_KEY": "", "LVLUP_API__RATE_LIMIT_PER_IP": "",
+           "LVLUP_API__READ_CACHE_TTL_S": str(cache_s), "LVLUP_API__KEY_CACHE_TTL_S": "60"}
+    proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                raise LvlupError(f"the API server did not start: {err}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _run(port: int, request: bytes, expect: int, *, warmup: int, requests: int,
+         concurrency: int, max_seconds: float) -> tuple[_Phase, float]:
+    async def go() -> tuple[_Phase, float]:
+        await _load(port, request, expect, requests=warmup, concurrency=concurrency,
+                    max_seconds=max_seconds)
+        return await _load(port, request, expect, requests=requests, concurrency=concurrency,
+                           max_seconds=max_seconds)
+
+    try:
+        import uvloop
+
+        return uvloop.run(go())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(go())
+
+
+def bench_api(settings: Settings, *, requests: int = 30_000, warmup: int = 2_000,
+              read_concurrency: int = 32, command_concurrency: int = 96,
+              max_seconds: float = 20.0, read_cache_s: float = 0.5,
+              agents: int = 50) -> dict[str, Any]:
+    """Measure the API (module docstring); needs the running Kafka and Postgres of
+    ``settings``. ``max_seconds`` bounds each phase; results in req/s and milliseconds."""
+    prefix = f"bench.{uuid.uuid4().hex[:8]}."
+    specs = [TopicSpec(prefix + t.name, t.partitions, 1, t.config())
+             for t in load_catalog().topics]
+    bootstrap = settings.kafka.bootstrap()
+    create_topics(bootstrap, specs)
+    out: dict[str, Any] = {}
+    read_path = "/api/imperium/agents?limit=20"
+    command_path = "/api/imperium/agents/bench-001/priority"
+    try:
+        with _scratch_database(settings, agents) as url:
+            engine = create_engine(url)
+            try:
+                token = create_key(engine, "bench", [Scope.ADMIN])[1]
+            finally:
+                engine.dispose()
+            read = _request("GET", read_path, token)
+            command = _request("POST", command_path, token, b'{"priority": 5}')
+            def run(port: int, req: bytes, expect: int, conc: int) -> tuple[_Phase, float]:
+                return _run(port, req, expect, warmup=warmup, requests=requests,
+                            concurrency=conc, max_seconds=max_seconds)
+
+            with _server(settings, url, prefix, 0.0) as port:
+                phase, secs = run(port, read, 200, read_concurrency)
+                out["reads_uncached"] = _summary("reads_uncached", read_path, phase, secs)
+                phase, secs = run(port, command, 202, command_concurrency)
+                out["commands"] = _summary("commands", command_path, phase, secs)
+            with _server(settings, url, prefix, read_cache_s) as port:
+                phase, secs = run(port, read, 200, read_concurrency)
+                out["reads"] = _summary("reads", read_path, phase, secs)
+                out["reads"]["read_cache_s"] = read_cache_s
+    finally:
+        delete_topics(bootstrap, [s.name for s in specs])
+    out["concurrency"] = {"reads": read_concurrency, "commands": command_concurrency}
+    out["server"] = "uvicorn, 1 worker, loopback"
+    out["client"] = "asyncio HTTP/1.1 keep-alive, one connection per worker"
+    return out
