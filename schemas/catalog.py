@@ -74,6 +74,7 @@ class Topic(StrEnum):
     INFERENCE_REQUESTS = "lvlup.inference.requests"
     INFERENCE_RESPONSES = "lvlup.inference.responses"
     TOKEN_USAGE = "lvlup.inference.token-usage"  # noqa: S105 - a topic name, not a secret
+    BUDGET_LEDGER = "lvlup.inference.budget-ledger"
     NOTIFICATIONS = "lvlup.notifications"
     ERRORS = "lvlup.errors"
     COMMAND_AUDIT = "lvlup.api.command-audit"

@@ -20,6 +20,7 @@ RECORD_TYPES = {
     "proposal_decided", "guardian_finding", "experiment_requested", "experiment_result",
     "build_event", "conquest_recommendation", "inference_request", "inference_response",
     "token_usage", "notification", "error_event", "agent_metrics", "command_audit",
+    "budget_reservation",
 }  # fmt: skip
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
