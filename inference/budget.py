@@ -133,12 +133,38 @@ class BudgetLedger:
 
     def expire(self, at: float, ttl_s: float) -> list[str]:
         """Release holds reserved more than ``ttl_s`` seconds before ``at``; their ids."""
-        stale = [rid for rid, held in self._open.items() if held[2] + ttl_s < at]
+        stale = self.stale(at, ttl_s)
         for rid in stale:
-            owner, reserved, _, day = self._open.pop(rid)
-            self._add(day, owner, spent=0, reserved=-reserved)
-            self._closed[rid] = [owner, day, "expired"]
+            self.expire_one(rid)
         return stale
+
+    def stale(self, at: float, ttl_s: float) -> list[str]:
+        """Ids of holds reserved more than ``ttl_s`` seconds before ``at`` (no change)."""
+        return [rid for rid, held in self._open.items() if held[2] + ttl_s < at]
+
+    def expire_one(self, request_id: str) -> bool:
+        """Release the open hold of ``request_id``; False when it holds none (idempotent)."""
+        held = self._open.pop(request_id, None)
+        if held is None:
+            return False
+        owner, reserved, _, day = held
+        self._add(day, owner, spent=0, reserved=-reserved)
+        self._closed[request_id] = [owner, day, "expired"]
+        return True
+
+    def knows(self, request_id: str) -> bool:
+        """True when ``request_id`` was reserved or settled (open, reconciled or expired)."""
+        return request_id in self._open or request_id in self._closed
+
+    def owner(self, request_id: str) -> str | None:
+        """The agent charged for ``request_id`` (open or settled), None when unknown."""
+        held = self._open.get(request_id) or self._closed.get(request_id)
+        return None if held is None else str(held[0])
+
+    def reconciled(self, request_id: str) -> bool:
+        """True when ``request_id`` was already reconciled (a second reconcile is a no-op)."""
+        closed = self._closed.get(request_id)
+        return closed is not None and closed[2] == "reconciled"
 
     def prune(self, keep_from_day: str) -> None:
         """Forget days before ``keep_from_day`` (ISO date) that have no open reservation."""

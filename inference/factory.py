@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
 from inference.budget import BudgetLedger, BudgetPolicy
+from inference.budget_journal import BUDGET_RECORD, JournaledLedger, restore, restore_start_ms
 from inference.cache import ResponseCache
 from inference.dispatch import CloudClient, Dispatcher
 from inference.engine import CompletionEngine, LlamaEngine
@@ -13,9 +15,11 @@ from inference.pricing import PriceTable, litellm_cost_map
 from inference.router import RouterSettings, build_router_plan, make_router
 from inference.safety import SafetyFilter
 from inference.service import InferenceService
+from schemas.codec import Codec
+from streams.producer import EventProducer
 from streams.settings import Settings
 
-__all__ = ["build_service", "ensure_model"]
+__all__ = ["budget_policy", "build_service", "ensure_model", "open_ledger"]
 
 
 def ensure_model(settings: Settings) -> None:
@@ -45,13 +49,39 @@ def build_service(
     models = [m for alias in plan.deployments for m in
               (d.model for d, _ in plan.deployments[alias])]
     prices = PriceTable.from_cost_map(models, litellm_cost_map()) if models else PriceTable()
-    policy = BudgetPolicy(agent_daily_usd=inf.agent_daily_usd,
-                          global_daily_usd=inf.global_daily_usd, on_exceed=inf.on_exceed)
     return InferenceService(
         dispatcher=Dispatcher(plan=plan, engine=engine, cloud=cloud, cloud_extra=cloud_extra),
         prices=prices,
-        ledger=ledger or BudgetLedger(policy),
+        ledger=ledger or BudgetLedger(budget_policy(settings)),
         safety=SafetyFilter(),
         cache=ResponseCache(ttl_s=inf.cache_ttl_s, max_entries=inf.cache_max_entries),
         default_timeout_s=inf.request_timeout_s,
+        reservation_ttl_s=inf.reservation_ttl_s,
     )
+
+
+def budget_policy(settings: Settings) -> BudgetPolicy:
+    """The daily budget policy of ``settings.inference`` (limits in USD/day)."""
+    inf = settings.inference
+    return BudgetPolicy(agent_daily_usd=inf.agent_daily_usd,
+                        global_daily_usd=inf.global_daily_usd, on_exceed=inf.on_exceed)
+
+
+def open_ledger(
+    settings: Settings, producer: EventProducer, codec: Codec, topic: str,
+    *, now: float | None = None,
+) -> tuple[JournaledLedger, dict[int, int]]:
+    """The budget ledger of a worker, restored from ``topic`` (the budget-ledger topic).
+
+    Every change is written through ``producer`` (acks=all) before it applies. Returns the
+    ledger and the end offsets the replay stopped at (where :func:`inference.budget_journal.tail`
+    continues). Raises ``DeliveryFailed`` later, on a change the broker does not ack.
+    """
+    def journal(record: dict[str, Any]) -> None:
+        producer.emit_sync(BUDGET_RECORD, record, timeout_s=10.0)
+
+    ledger = JournaledLedger(budget_policy(settings), journal)
+    since = restore_start_ms(time.time() if now is None else now,
+                             settings.inference.reservation_ttl_s)
+    offsets = restore(ledger, settings.kafka.bootstrap(), codec, topic, since_ms=since)
+    return ledger, offsets

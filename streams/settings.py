@@ -153,6 +153,9 @@ class InferenceSettings(BaseModel):
     on_exceed: Literal["downgrade", "reject"] = Field(
         default="downgrade", description="over budget: downgrade to the local model or reject"
     )
+    reservation_ttl_s: float = Field(
+        default=900.0, gt=0, description="a budget hold not reconciled within this expires, s"
+    )
     cache_ttl_s: float = Field(default=3600.0, gt=0, description="response cache TTL, seconds")
     cache_max_entries: int = Field(default=1024, ge=1, description="response cache size")
     request_timeout_s: float = Field(

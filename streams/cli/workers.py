@@ -16,7 +16,8 @@ __all__ = ["register"]
 
 
 async def _inference(settings: Settings) -> None:
-    from inference.factory import build_service
+    from inference.budget_journal import BUDGET_RECORD, tail
+    from inference.factory import build_service, open_ledger
     from inference.kafka_worker import InferenceWorker
     from schemas.catalog import load_catalog
     from schemas.codec import load_codec
@@ -31,16 +32,27 @@ async def _inference(settings: Settings) -> None:
                                  catalog.for_record("inference_response").name)
         worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog, None, producer,
                                  recorded=recorded, name="inference.replay")
-    else:
-        worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog,
-                                 build_service(settings), producer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tasks = []
+    if not settings.inference.replay:
+        budget_topic = catalog.for_record(BUDGET_RECORD).name
+        ledger, offsets = open_ledger(settings, producer, codec, budget_topic)
+        worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog,
+                                 build_service(settings, ledger=ledger), producer)
+        tasks.append(asyncio.create_task(tail(ledger, settings.kafka.bootstrap(), codec,
+                                              budget_topic, offsets=offsets, stop=stop)))
+    tasks.append(asyncio.create_task(worker.run(stop)))
     try:
-        await worker.run(stop)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()  # one ended (stopped, or failed): stop the other
+        for task in done:
+            task.result()  # a failure propagates: the supervisor restarts the worker
     finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
         producer.close()
 
 

@@ -1,0 +1,192 @@
+"""The budget ledger on Kafka: every reserve / reconcile / expire is a record first.
+
+:class:`BudgetLedger` is deterministic over its events (:mod:`inference.budget`), so its state
+lives in the log: :class:`JournaledLedger` writes each state change as a ``budget_reservation``
+record to ``lvlup.inference.budget-ledger`` (``acks=all``, idempotent producer) *before* it
+takes effect locally — a hold is on the log before the request is dispatched. A worker that
+starts (or restarts after a crash) replays the topic from the start of the current UTC budget
+day, less the reservation TTL (:func:`restore`), and then tails it while serving
+(:func:`tail`), so every worker of the consumer group sees the holds and charges of the others.
+
+Applying is idempotent per ``request_id`` (a duplicate reserve, a second reconcile, an expire of
+a hold already settled are no-ops), so a worker's own records coming back through the tail, and
+redelivered records, change nothing. The topic is keyed by request_id: a hold and its settlement
+share a partition and their order; across requests the ledger's sums commute.
+
+Across workers the budget is enforced with the lag of the tail (typically milliseconds): two
+workers deciding in the same instant may both admit a request that only one of them would have.
+The overshoot is bounded by one request's estimate per concurrently serving worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as CkTopicPartition
+
+from inference.budget import BudgetLedger, BudgetPolicy
+from schemas.codec import Codec
+from streams.kafka_admin import end_offsets
+
+__all__ = ["BUDGET_RECORD", "JournaledLedger", "restore", "restore_start_ms", "tail"]
+
+BUDGET_RECORD = "budget_reservation"
+
+Journal = Callable[[dict[str, Any]], None]
+log = structlog.get_logger(__name__)
+
+
+class JournaledLedger(BudgetLedger):
+    """A :class:`BudgetLedger` whose changes are written by ``journal`` before they apply.
+
+    A local change applies exactly the record it wrote (times rounded to the record's
+    milliseconds), so a replay of the log rebuilds the same state bit for bit.
+
+    ``journal(record)`` must durably write one ``budget_reservation`` record (e.g.
+    ``EventProducer.emit_sync``) and raise when it cannot; the change is then not applied, so
+    the ledger never holds what the log does not (fail closed: the service answers the request
+    with an error instead of dispatching it).
+    """
+
+    def __init__(self, policy: BudgetPolicy, journal: Journal) -> None:
+        super().__init__(policy)
+        self._journal = journal
+        self.applied = 0
+
+    # --- local changes: log first, then apply ----------------------------------------------
+
+    def reserve(self, request_id: str, agent_id: str, estimate_usd: float, at: float) -> bool:
+        if self.knows(request_id):
+            return False
+        record = _record(request_id, agent_id, "reserve", estimate_usd, at)
+        self._journal(record)
+        return self.apply(record)
+
+    def reconcile(
+        self, request_id: str, actual_usd: float, at: float, *, agent_id: str | None = None
+    ) -> bool:
+        if self.reconciled(request_id):
+            return False
+        owner = self.owner(request_id) or agent_id
+        if owner is None:
+            raise ValueError(f"no reservation for {request_id!r}: agent_id is required")
+        record = _record(request_id, owner, "reconcile", actual_usd, at)
+        self._journal(record)
+        return self.apply(record)
+
+    def expire(self, at: float, ttl_s: float) -> list[str]:
+        stale = self.stale(at, ttl_s)
+        for rid in stale:
+            record = _record(rid, self.owner(rid) or "", "expire", 0.0, at)
+            self._journal(record)
+            self.apply(record)
+        return stale
+
+    # --- records from the log (replay, other workers) -------------------------------------
+
+    def apply(self, record: Mapping[str, Any]) -> bool:
+        """Apply one ``budget_reservation`` record (physical Avro values) without writing it.
+
+        Returns True when the ledger changed. Raises ValueError on an unknown action.
+        """
+        request_id, agent_id = str(record["request_id"]), str(record["agent_id"])
+        amount, at = float(record["amount_usd"]), int(record["at"]) / 1000.0
+        action = record["action"]
+        if action == "reserve":
+            changed = BudgetLedger.reserve(self, request_id, agent_id, amount, at)
+        elif action == "reconcile":
+            changed = BudgetLedger.reconcile(self, request_id, amount, at, agent_id=agent_id)
+        elif action == "expire":
+            changed = self.expire_one(request_id)
+        else:
+            raise ValueError(f"unknown budget action {action!r}")
+        self.applied += int(changed)  # local changes count too: applied == records that changed
+        return changed
+
+
+def _record(request_id: str, agent_id: str, action: str, amount_usd: float,
+            at: float) -> dict[str, Any]:
+    return {"request_id": request_id, "agent_id": agent_id, "action": action,
+            "amount_usd": float(amount_usd), "at": round(at * 1000)}
+
+
+def restore_start_ms(now: float, ttl_s: float) -> int:
+    """Where a replay starts, epoch ms: 00:00 UTC of ``now``'s day minus ``ttl_s`` seconds.
+
+    Older records cannot change a decision of today: they belong to earlier budget days, and
+    a hold older than the TTL has expired.
+    """
+    day = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0,
+                                                         microsecond=0)
+    return round((day.timestamp() - ttl_s) * 1000)
+
+
+def restore(ledger: JournaledLedger, bootstrap: str, codec: Codec, topic: str, *,
+            since_ms: int, timeout_s: float = 10.0) -> dict[int, int]:
+    """Replay ``topic`` from the first record at or after ``since_ms`` into ``ledger``.
+
+    Returns the end offsets read to (partition → offset), where :func:`tail` continues.
+    Raises ``SchemaError`` on an undecodable record (the ledger's own topic holds only what
+    :class:`JournaledLedger` wrote; a foreign record is a bug to stop on, not to skip).
+    """
+    ends = end_offsets(bootstrap, topic)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lvlup.inference.restore",
+                         "enable.auto.commit": False})
+    try:
+        starts = consumer.offsets_for_times(
+            [CkTopicPartition(topic, p, since_ms) for p in ends], timeout=timeout_s)
+        for tp in starts:
+            high = ends[tp.partition]
+            start = tp.offset if tp.offset >= 0 else high  # -1: nothing that recent
+            if start >= high:
+                continue
+            consumer.assign([CkTopicPartition(topic, tp.partition, start)])
+            position = start
+            while position < high:
+                batch = consumer.consume(min(1000, high - position), timeout=timeout_s)
+                if not batch:
+                    raise TimeoutError(f"{topic}[{tp.partition}] stalled at {position} < {high}")
+                for msg in batch:
+                    offset, value = msg.offset() or 0, msg.value()
+                    position = offset + 1
+                    if msg.error() is None and value:
+                        _, record = codec.decode(value, "latest", topic=topic,
+                                                 partition=tp.partition, offset=offset)
+                        ledger.apply(record)
+    finally:
+        consumer.close()
+    log.info("budget.restored", topic=topic, applied=ledger.applied,
+             open=len(ledger.open_reservations()))
+    return ends
+
+
+async def tail(ledger: JournaledLedger, bootstrap: str, codec: Codec, topic: str, *,
+               offsets: Mapping[int, int], stop: asyncio.Event) -> None:
+    """Apply records appended to ``topic`` after ``offsets`` until ``stop`` is set.
+
+    No consumer group (every worker reads every record); positions start at ``offsets``.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in offsets]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, offsets[tp.partition])
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    if msg.value:
+                        _, record = codec.decode(msg.value, "latest", topic=tp.topic,
+                                                 partition=tp.partition, offset=msg.offset)
+                        ledger.apply(record)
+    finally:
+        await consumer.stop()
