@@ -13,8 +13,13 @@ folds them with :func:`fold`:
 * afterwards the newest ``agent_level_changed`` record of an agent (by ``occurred_at``), if
   any, sets its level and prestige (levels may also change outside custody, e.g. prestige).
 
-Elo ratings are not rebuilt (they need the item results): categories restart from their
-initial ratings after a restart. Records are Avro physical values (``occurred_at`` int ms).
+Elo ratings are rebuilt too: ``custody_item_result`` records (redelivered copies counted
+once) are grouped by run and passed to :func:`~agents.custody.progression.apply_run` with
+the item ratings carried from run to run, as the live worker does. Item ratings are shared by
+all agents, so runs are applied in the order the worker finished them (the run results'
+``occurred_at``; ties keep log order). Item results of a run that never finished (the worker
+died mid-run) are ignored, like the live worker ignored them. Records are Avro physical
+values (``occurred_at`` int ms).
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ __all__ = ["Rebuilt", "fold", "new_agent", "read_topics"]
 
 @dataclass
 class Rebuilt:
-    """Result of :func:`fold`: ``states`` per agent id, ``run_ids`` already applied, and how
-    many records were ``skipped`` (undecodable or of an unexpected type)."""
+    """Result of :func:`fold`: ``states`` per agent id, ``run_ids`` already applied, how
+    many records were ``skipped`` (undecodable or of an unexpected type), and the items' Elo
+    ``item_ratings`` (item id → rating)."""
 
     states: dict[str, AgentState] = field(default_factory=dict)
     run_ids: set[str] = field(default_factory=set)
     skipped: int = 0
+    item_ratings: dict[str, float] = field(default_factory=dict)
 
 
 def new_agent(agent_id: str, agent_type: str, level: int) -> AgentState:
@@ -54,29 +61,36 @@ def new_agent(agent_id: str, agent_type: str, level: int) -> AgentState:
 
 def fold(records: Iterable[tuple[str, Mapping[str, Any]]]) -> Rebuilt:
     """Fold ``(record_type, record)`` pairs in log order (see the module doc). Types other than
-    ``custody_run_result`` and ``agent_level_changed`` are counted in ``skipped``."""
+    ``custody_run_result``, ``custody_item_result`` and ``agent_level_changed`` are counted in
+    ``skipped``."""
     out = Rebuilt()
     runs: dict[str, list[Mapping[str, Any]]] = {}
+    items: dict[str, list[Mapping[str, Any]]] = {}
     seen_events: set[str] = set()
     latest_level: dict[str, Mapping[str, Any]] = {}
     for record_type, rec in records:
-        if record_type == "custody_run_result":
+        if record_type in ("custody_run_result", "custody_item_result"):
             if str(rec["event_id"]) not in seen_events:
                 seen_events.add(str(rec["event_id"]))
-                runs.setdefault(str(rec["run_id"]), []).append(rec)
+                into = runs if record_type == "custody_run_result" else items
+                into.setdefault(str(rec["run_id"]), []).append(rec)
         elif record_type == "agent_level_changed":
             known = latest_level.get(str(rec["agent_id"]))
             if known is None or int(rec["occurred_at"]) >= int(known["occurred_at"]):
                 latest_level[str(rec["agent_id"])] = rec
         else:
             out.skipped += 1
-    for run_id, recs in runs.items():  # dicts keep insertion (log) order
+    # the order the worker finished the runs in; sorted() is stable, so ties keep log order
+    for run_id, recs in sorted(runs.items(), key=lambda kv: int(kv[1][0]["occurred_at"])):
         first = recs[0]
         agent = str(first["agent_id"])
         state = out.states.get(agent) or new_agent(agent, str(first["agent_type"]),
                                                    int(first["level"]))
-        progress = apply_run(state, recs, [], occurred_at_ms=int(first["occurred_at"]))
+        progress = apply_run(state, recs, items.get(run_id, []),
+                             occurred_at_ms=int(first["occurred_at"]),
+                             item_ratings=out.item_ratings)
         out.states[agent] = progress.state
+        out.item_ratings.update(progress.item_ratings)
         out.run_ids.add(run_id)
     for agent, rec in latest_level.items():
         state = out.states.get(agent) or new_agent(agent, str(rec["agent_type"]), 1)

@@ -19,8 +19,9 @@ engine does only if it does not reuse the previous prompt's KV cache (see the in
 test). Event ids derive from the run id, so a redelivered request reproduces them.
 
 The loop consumes ``lvlup.custody.requests`` in group ``lvlup.agents.custody``, one request at
-a time, and commits after every record of the run is acked. States live in memory and are
-rebuilt at start from the log (:mod:`agents.custody.replay`); a request whose ``run_id`` was
+a time, and commits after every record of the run is acked. States (levels, XP, streaks, Elo
+ratings of agents and items) live in memory and are rebuilt at start from the log
+(:mod:`agents.custody.replay`); a request whose ``run_id`` was
 already applied is skipped. Undecodable or invalid requests (unknown category, no items) go to
 ``lvlup.agents.custody.dlq``; anything else (Kafka down, sandbox setup broken) ends the process
 so the supervisor restarts it.
@@ -177,7 +178,8 @@ class CustodyWorker:
         self.bootstrap, self.codec, self.deps, self.group = bootstrap, codec, deps, group
         self.bank = bank or load_bank()
         names = {rt: catalog.for_record(rt).name for rt in
-                 ("custody_test_requested", "custody_run_result", "agent_level_changed")}
+                 ("custody_test_requested", "custody_run_result", "custody_item_result",
+                  "agent_level_changed")}
         self.topics = {**names, **(topics or {})}
         self.states: dict[str, AgentState] = {}
         self.item_ratings: dict[str, float] = {}
@@ -190,10 +192,13 @@ class CustodyWorker:
         """Replace the in-memory states with those folded from the log (bounded read)."""
         records = await read_topics(self.bootstrap, self.codec,
                                     [self.topics["custody_run_result"],
+                                     self.topics["custody_item_result"],
                                      self.topics["agent_level_changed"]])
         rebuilt = fold(records)
         self.states, self.applied = rebuilt.states, rebuilt.run_ids
-        log.info("custody.rebuilt", agents=len(self.states), runs=len(self.applied))
+        self.item_ratings = rebuilt.item_ratings
+        log.info("custody.rebuilt", agents=len(self.states), runs=len(self.applied),
+                 rated_items=len(self.item_ratings))
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Rebuild, then serve until ``stop`` is set; ``ready`` is set once consuming."""

@@ -154,3 +154,28 @@ async def test_replay_fold_rebuilds_xp_levels_and_streaks(bank):
     assert (got.level, got.xp, got.fail_streak) == (state.level, state.xp, state.fail_streak)
     assert rebuilt.run_ids == {"run-0", "run-1", "run-2"} and rebuilt.skipped == 1
     assert new_agent("x", "custom", 12).xp == 25 * 11 * 12
+
+
+async def test_replay_fold_rebuilds_elo_ratings_of_agents_and_items(bank):
+    fake = Fake(bank)
+    states = {"imperium-1": AGENT, "guardian-1": AgentState("guardian-1", "guardian")}
+    item_ratings: dict[str, float] = {}
+    plan = [("imperium-1", True), ("guardian-1", False), ("imperium-1", False),
+            ("guardian-1", True)]
+    clock = iter(range(10_000, 10_000_000, 1000))
+    for n, (agent, right) in enumerate(plan):
+        fake.right = lambda _id, ok=right: ok
+        deps = CustodyDeps(infer=fake.infer, emit=fake.emit, now_ms=lambda: next(clock))
+        outcome = await run_custody(request(f"run-{n}", seed=n, agent=agent), deps,
+                                    states[agent], bank, item_ratings=item_ratings)
+        states[agent] = outcome.state
+        item_ratings.update(outcome.progress.item_ratings)
+    assert states["imperium-1"].ratings and item_ratings  # results moved the ratings
+    # partition order differs from processing order: item results come first, runs reversed
+    items = [(t, r) for t, r in fake.emitted if t == "custody_item_result"]
+    runs = [(t, r) for t, r in fake.emitted if t != "custody_item_result"]
+    rebuilt = fold(items + items[:3] + runs[::-1])
+    assert rebuilt.item_ratings == item_ratings
+    for agent, state in states.items():
+        assert rebuilt.states[agent].ratings == state.ratings
+        assert rebuilt.states[agent].xp == state.xp
