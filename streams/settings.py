@@ -174,6 +174,24 @@ class InferenceSettings(BaseModel):
     )
 
 
+class CustodySettings(BaseModel):
+    """Periodic custody runs (agents.custody.schedule): every agent in every slot gets a
+    routine run of one category (rotating) and training-ground runs of its weakest ones."""
+
+    schedule_interval_s: float = Field(
+        default=21600.0, ge=0, description="schedule slot length, seconds; 0 turns it off"
+    )
+    schedule_agents: dict[str, str] = Field(
+        default_factory=lambda: {a: a for a in ("imperium", "guardian", "sandbox", "conquest")},
+        description="agent id → agent type of the scheduled agents",
+    )
+    schedule_items: int = Field(default=3, ge=1, le=50, description="items per scheduled run")
+    schedule_epochs: int = Field(default=1, ge=1, le=10, description="epochs per item")
+    schedule_targeted: int = Field(
+        default=1, ge=0, le=8, description="weakest categories given a targeted run per slot"
+    )
+
+
 class LearningSettings(BaseModel):
     """Imperium's learning cycles (the seed's orchestrator constants)."""
 
@@ -212,6 +230,7 @@ class Settings(BaseSettings):
     sinks: SinkSettings = Field(default_factory=SinkSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+    custody: CustodySettings = Field(default_factory=CustodySettings)
 
     def chdb_path(self) -> Path:
         """The chdb data directory (absolute)."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ from agents.custody.planning import plan_run
 from agents.custody.progression import Progress, apply_run
 from agents.custody.replay import fold, new_agent, read_topics
 from agents.custody.runs import RunContext, item_result_record, summarize_run, trials
+from agents.custody.schedule import Schedule, run_schedule
 from agents.custody.scorers import SCORER_VERSIONS, score
 from agents.custody.state import AgentState
 from inference.client import InferenceClient
@@ -57,11 +59,13 @@ from streams.producer import EventProducer
 from streams.settings import Settings
 
 __all__ = [
-    "CUSTODY_GROUP", "MODEL_SEED_MASK", "CustodyDeps", "CustodyWorker", "RunOutcome",
+    "CUSTODY_GROUP", "MODEL_SEED_MASK", "RUN_HISTORY", "CustodyDeps", "CustodyWorker", "RunOutcome",
     "client_infer", "run_custody", "serve",
 ]  # fmt: skip
 
 CUSTODY_GROUP = "lvlup.agents.custody"
+#: run results kept in memory for the training ground's weakness ranking
+RUN_HISTORY = 10_000
 #: The model takes 32-bit seeds (``inference.types``): a trial's 63-bit seed is masked to this.
 MODEL_SEED_MASK = 2**32 - 1
 log = structlog.get_logger(__name__)
@@ -185,6 +189,8 @@ class CustodyWorker:
         self.item_ratings: dict[str, float] = {}
         self.applied: set[str] = set()
         self.outcomes: list[RunOutcome] = []
+        #: recent ``custody_run_result`` records (for the training-ground schedule)
+        self.run_history: deque[Mapping[str, Any]] = deque(maxlen=RUN_HISTORY)
         self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
                                              "enable.idempotence": True}), group)
 
@@ -197,6 +203,7 @@ class CustodyWorker:
         rebuilt = fold(records)
         self.states, self.applied = rebuilt.states, rebuilt.run_ids
         self.item_ratings = rebuilt.item_ratings
+        self.run_history.extend(r for t, r in records if t == "custody_run_result")
         log.info("custody.rebuilt", agents=len(self.states), runs=len(self.applied),
                  rated_items=len(self.item_ratings))
 
@@ -257,6 +264,7 @@ class CustodyWorker:
             return None
         self.states[agent] = outcome.state
         self.item_ratings.update(outcome.progress.item_ratings)
+        self.run_history.extend(outcome.run_records)
         self.applied.add(outcome.run_id)
         self.outcomes.append(outcome)
         return outcome
@@ -298,6 +306,30 @@ async def serve(settings: Settings) -> None:
     try:
         async with client:
             deps = CustodyDeps(infer=client_infer(client), emit=emit)
-            await CustodyWorker(bootstrap, codec, catalog, deps).run(stop)
+            worker = CustodyWorker(bootstrap, codec, catalog, deps)
+            ready = asyncio.Event()
+            tasks = [asyncio.create_task(worker.run(stop, ready))]
+            cfg = settings.custody
+            if cfg.schedule_interval_s > 0:
+                schedule = Schedule(agents=cfg.schedule_agents,
+                                    interval_s=cfg.schedule_interval_s,
+                                    item_count=cfg.schedule_items, epochs=cfg.schedule_epochs,
+                                    targeted=cfg.schedule_targeted)
+
+                async def scheduled() -> None:
+                    await ready.wait()  # states rebuilt before a slot is planned
+                    await run_schedule(schedule,
+                                       lambda: (worker.states, list(worker.run_history)),
+                                       emit, stop, now_ms=deps.now_ms)
+
+                tasks.append(asyncio.create_task(scheduled()))
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()  # one ended (stopped or failed): stop the other
+            ready.set()  # releases a schedule still waiting; it sees ``stop`` and returns
+            try:
+                for task in done:
+                    task.result()  # a failure propagates: the supervisor restarts the process
+            finally:
+                await asyncio.gather(*pending, return_exceptions=True)
     finally:
         producer.close()
