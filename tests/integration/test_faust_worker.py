@@ -97,7 +97,8 @@ def _read_after(bootstrap: str, topic: str, offsets: dict[int, int]) -> list[tup
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.apps.counter_app", "worker", "-l", "warn"],
+        [sys.executable, "-m", "tests.integration.apps.counter_app", "worker", "--without-web",
+         "-l", "info"],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
 
@@ -155,7 +156,10 @@ def test_faust_table_changelog_survives_restart(stack, bootstrap, make_topic, tm
                     counts[name].append(int(count))
                 if all(max(counts[f"k{k}"]) >= PER_KEY + 1 for k in range(KEYS)):
                     break
-                assert time.monotonic() < deadline, "the restarted worker did not catch up"
+                assert time.monotonic() < deadline, (
+                    "the restarted worker did not catch up: "
+                    f"{ {k: max(v) for k, v in sorted(counts.items())} }; "
+                    f"log: {log.read_text()[-6000:]}")
                 assert worker.poll() is None, log.read_text()[-3000:]
                 time.sleep(1)
         finally:
