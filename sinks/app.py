@@ -90,6 +90,10 @@ def build_sink(
     else:
         raise ValueError(f"unknown sink kind {kind!r}")
     s = settings.sinks
+    if s.failpoints_dir is not None:
+        from sinks.failpoints import FailpointWriter
+
+        writer = FailpointWriter(writer, s.failpoints_dir)
     config = SinkConfig(group=group, topics=tuple(topics), max_batch=s.max_batch,
                         max_wait_s=s.max_wait_ms / 1000, retry_max_s=s.retry_max_s)
     return SinkRunner(settings.kafka.bootstrap(), config, writer, codec, _dlq(settings, group),

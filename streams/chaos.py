@@ -7,7 +7,11 @@ directory) consume it, and faults are injected at random (seeded):
 - ``kill_sink``: SIGKILL a sink process (the supervisor restarts it);
 - ``pause_sink``: SIGSTOP a sink past its session timeout (a rebalance), then SIGCONT;
 - ``restart_broker`` / ``kill_broker``: the embedded broker, cleanly or SIGKILL, then up;
-- ``restart_postgres``: stop Postgres mid-batch for a few seconds, then start it.
+- ``restart_postgres``: stop Postgres mid-batch for a few seconds, then start it;
+- ``sink_partial_write``: the next batch of one sink (Postgres or ClickHouse, at random)
+  writes half of itself and then fails (:mod:`sinks.failpoints`); the runner retries it;
+- ``scale_sinks``: a second Postgres sink joins the group (1 → 2, a rebalance) and leaves
+  15 s later (2 → 1). The ClickHouse sink is not scaled: chdb is one process per directory.
 
 Then the checker: every event the broker acked is in each view exactly once — Postgres
 ``learning_logs`` (keyed by event id) and ClickHouse ``events`` (``FINAL``; raw duplicates
@@ -20,6 +24,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -40,6 +45,7 @@ from schemas.codec import load_codec
 from sinks.app import CLICKHOUSE_GROUP
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
+from sinks.failpoints import arm
 from sinks.postgres.migrate import upgrade
 from streams.errors import LvlupError
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics, end_offsets
@@ -47,9 +53,10 @@ from streams.sample import SampleStream
 from streams.settings import Settings
 from streams.supervisor import ChildSpec, Supervisor
 
-__all__ = ["FAULTS", "ChaosReport", "run_chaos"]
+__all__ = ["FAULTS", "ChaosReport", "fault_schedule", "run_chaos"]
 
-FAULTS = ("kill_sink", "pause_sink", "restart_broker", "kill_broker", "restart_postgres")
+FAULTS = ("kill_sink", "pause_sink", "restart_broker", "kill_broker", "restart_postgres",
+          "sink_partial_write", "scale_sinks")
 
 
 @dataclass
@@ -66,6 +73,8 @@ class ChaosReport:
     unexpected: int = 0
     sink_restarts: int = 0
     seconds: float = 0.0
+    failpoints_armed: int = 0
+    failpoints_fired: int = 0
 
     @property
     def ok(self) -> bool:
@@ -152,8 +161,34 @@ def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally) 
         raise LvlupError("the chaos producer could not deliver everything in 300 s")
 
 
-def _inject(kind: str, settings: Settings, sup: Supervisor, rng: random.Random) -> None:
-    if kind in ("kill_sink", "pause_sink"):
+@dataclass(frozen=True)
+class _Faults:
+    """What the faults act on: the stack, the supervised sinks, how to start one more."""
+
+    settings: Settings
+    sup: Supervisor
+    rng: random.Random
+    env: dict[str, str]
+    pg_sink: tuple[str, ...]
+    failpoints: Path
+    armed: list[Path] = field(default_factory=list)
+
+
+def _inject(kind: str, ctx: _Faults) -> None:
+    settings, sup, rng = ctx.settings, ctx.sup, ctx.rng
+    if kind == "sink_partial_write":
+        ctx.armed.append(arm(ctx.failpoints, rng.choice(["postgres", "clickhouse"])))
+    elif kind == "scale_sinks":
+        extra = subprocess.Popen(ctx.pg_sink, env=ctx.env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(15):
+                sup.poll()
+                time.sleep(1)
+        finally:
+            extra.terminate()
+            extra.wait(60)
+    elif kind in ("kill_sink", "pause_sink"):
         child = rng.choice([c for c in sup.children if c.proc and c.proc.poll() is None]
                            or sup.children)
         if child.proc is None or child.proc.poll() is not None:
@@ -176,6 +211,17 @@ def _inject(kind: str, settings: Settings, sup: Supervisor, rng: random.Random) 
         pg.start()
 
 
+def fault_schedule(n: int, rng: random.Random) -> list[str]:
+    """``n`` fault kinds in random order, every kind once before any repeats (rounds of a
+    shuffled :data:`FAULTS`), so even a short run covers as many kinds as it can."""
+    out: list[str] = []
+    while len(out) < n:
+        kinds = list(FAULTS)
+        rng.shuffle(kinds)
+        out += kinds
+    return out[:n]
+
+
 def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
               seed: int = 1, timeout_s: float = 600.0) -> ChaosReport:
     """Run the scenario (module doc) on the embedded stack; returns the report.
@@ -187,14 +233,16 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
         raise LvlupError("chaos needs the embedded Kafka and Postgres (it restarts them)")
     rng = random.Random(seed)  # noqa: S311 - a reproducible fault schedule
     scratch = _prepare(settings, uuid.uuid4().hex[:8])
+    run_dir = settings.run_dir() / f"chaos-{scratch.run_id}"
     env = {**os.environ, "LVLUP_POSTGRES__URL": scratch.url,
            "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
-           "LVLUP_SINKS__MAX_BATCH": "2000"}
+           "LVLUP_SINKS__MAX_BATCH": "2000",
+           "LVLUP_SINKS__FAILPOINTS_DIR": str(run_dir / "failpoints")}
     lvlup = (sys.executable, "-m", "streams.cli", "sink")
     opts = ("--topics", scratch.topic, "--group-suffix", f".chaos.{scratch.run_id}")
     sup = Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
-                      ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env,
-                     settings.run_dir() / f"chaos-{scratch.run_id}")
+                      ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env, run_dir)
+    ctx = _Faults(settings, sup, rng, env, (*lvlup, "postgres", *opts), run_dir / "failpoints")
     report, tally = ChaosReport(events=events), _Tally()
     started = time.monotonic()
     sup.start()
@@ -203,14 +251,14 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
                                                        scratch.topic),
                                 kwargs={"n": events, "rate": events / planned, "tally": tally})
     producer.start()
+    schedule = fault_schedule(faults, rng)
     try:
-        for _ in range(faults):
+        for kind in schedule:
             for _tick in range(int(planned / faults)):
                 sup.poll()
                 time.sleep(1)
-            kind = rng.choice(FAULTS)
             report.faults.append(kind)
-            _inject(kind, settings, sup, rng)
+            _inject(kind, ctx)
             sup.poll()
         while producer.is_alive():
             sup.poll()
@@ -223,6 +271,8 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
         producer.join(5)
         _cleanup(settings, scratch)
     report.sink_restarts = sum(c.restarts for c in sup.children)
+    report.failpoints_armed = len(ctx.armed)
+    report.failpoints_fired = sum(1 for path in ctx.armed if not path.exists())
     report.seconds = time.monotonic() - started
     return report
 

@@ -143,6 +143,10 @@ class SinkSettings(BaseModel):
         "before the consumer stops"
     )
     dlq_window: int = Field(default=1000, ge=1, description="records in the DLQ ratio window")
+    failpoints_dir: Path | None = Field(
+        default=None, description="fault injection (lvlup chaos): armed failpoint files "
+        "(sinks.failpoints); unset in production"
+    )
 
 
 class InferenceSettings(BaseModel):

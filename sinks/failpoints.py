@@ -1,0 +1,70 @@
+"""Failpoints for fault injection (``lvlup chaos``): a write that fails after partial work.
+
+A failpoint is armed by creating a file named ``<writer>.partial_write`` (e.g.
+``clickhouse.partial_write``) in the directory ``sinks.failpoints_dir``; it fires once (the
+file is removed). :class:`FailpointWriter` wraps a :class:`~sinks.runner.SinkWriter`: when
+armed, it writes the first half of the batch — really, through the wrapped writer — and then
+raises :class:`~sinks.errors.StoreUnavailable`, as a store that died mid-insert would. The
+runner retries the whole batch; idempotent writers must store every record once (ClickHouse:
+the half carries another deduplication token, so its rows collapse in
+``ReplacingMergeTree`` ``FINAL``; Postgres: upserts keyed by the view's key).
+
+Off unless the setting is given: production runs have no failpoint directory. The idea is
+FoundationDB's / TiKV's fail points, reduced to a file per point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from sinks.errors import StoreUnavailable
+from sinks.records import Batch, TopicPartitionKey
+from sinks.runner import SinkWriter
+
+__all__ = ["PARTIAL_WRITE", "FailpointWriter", "arm"]
+
+PARTIAL_WRITE = "partial_write"
+log = structlog.get_logger(__name__)
+
+
+def arm(directory: Path, writer: str, point: str = PARTIAL_WRITE) -> Path:
+    """Arm ``point`` of ``writer`` (``postgres`` | ``clickhouse``) once; returns the file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{writer}.{point}"
+    path.touch()
+    return path
+
+
+class FailpointWriter:
+    """``inner`` with the :data:`PARTIAL_WRITE` failpoint (module doc) read from ``directory``."""
+
+    def __init__(self, inner: SinkWriter, directory: Path) -> None:
+        self.inner, self.directory = inner, directory
+        self.name = inner.name
+        self.fired = 0
+
+    def stored_offsets(
+        self, group: str, partitions: Sequence[TopicPartitionKey]
+    ) -> dict[TopicPartitionKey, int]:
+        """The wrapped writer's."""
+        return self.inner.stored_offsets(group, partitions)
+
+    def write(self, group: str, batch: Batch) -> None:
+        """Write ``batch``; when armed, write its first half and raise StoreUnavailable."""
+        armed = self.directory / f"{self.name}.{PARTIAL_WRITE}"
+        if len(batch.records) < 2 or not armed.exists():
+            self.inner.write(group, batch)
+            return
+        armed.unlink(missing_ok=True)
+        half = Batch()
+        for rec in batch.records[: len(batch.records) // 2]:
+            half.add(rec)
+        self.inner.write(group, half)
+        self.fired += 1
+        log.warning("sink.failpoint", writer=self.name, point=PARTIAL_WRITE,
+                    written=len(half.records), of=len(batch.records))
+        raise StoreUnavailable(f"failpoint {self.name}.{PARTIAL_WRITE}: "
+                               f"{len(half.records)} of {len(batch.records)} records written")
