@@ -4,7 +4,7 @@ One model per worker process (llama-cpp-python serves one request at a time per 
 abetlen/llama-cpp-python#873); scale out with more processes in the consumer group
 ``lvlup.inference``. Records are handled in order, one at a time:
 
-1. decode (an undecodable record goes to ``lvlup.inference.dlq``);
+1. decode (an undecodable record goes to ``lvlup.inference.workers.dlq``);
 2. :meth:`InferenceService.handle` — never raises for a bad request; every failure is a
    response with ``error`` set;
 3. produce the ``inference_response`` (keyed by request_id) and a ``token_usage`` record,
@@ -38,7 +38,7 @@ from streams.producer import EventProducer
 
 __all__ = ["INFERENCE_GROUP", "InferenceWorker", "LOCAL_MODEL_NAME", "event_id_for"]
 
-INFERENCE_GROUP = "lvlup.inference"
+INFERENCE_GROUP = "lvlup.inference.workers"  # the catalog's consumer of the requests
 LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
 _NAMESPACE = uuid.UUID("6f1c2d4e-9a7b-4c3d-8e5f-0a1b2c3d4e5f")
 

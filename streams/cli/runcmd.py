@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sys
 import threading
@@ -9,6 +10,7 @@ import time
 from typing import Annotated
 
 import typer
+from prometheus_client import CollectorRegistry
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -16,6 +18,7 @@ from rich.table import Table
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.app import postgres_engine
+from streams.health import ConsumerHealth, HealthReading
 from streams.producer import EventProducer
 from streams.run import Summary, bootstrap, child_env, child_specs, collect_summary
 from streams.settings import Settings
@@ -31,10 +34,14 @@ LOOK_FURTHER = """look further:
 """
 
 
-def _status(sup: Supervisor, summary: Summary, rate: float) -> Group:
+def _status(sup: Supervisor, summary: Summary, rate: float, health: HealthReading) -> Group:
     procs = Table("process", "state", "pid", "restarts", title="processes")
     for c in sup.children:
         procs.add_row(c.spec.name, c.state, str(c.proc.pid if c.proc else "-"), str(c.restarts))
+    groups = Table("consumer group", "lag", "stuck partitions", title="consumers")
+    for group, lag in health.lag.items():
+        stuck = [f"{s.topic}[{s.partition}]" for s in health.stuck if s.group == group]
+        groups.add_row(group, str(lag), ", ".join(stuck) or "-")
     views = Table("view", "rows", title=f"views  ·  {rate:,.0f} events/s on the log")
     for name, rows in summary.rows_per_view.items():
         if rows:
@@ -45,11 +52,12 @@ def _status(sup: Supervisor, summary: Summary, rate: float) -> Group:
     tok = summary.tokens
     budget = (f"tokens {int(tok.get('prompt_tokens', 0)) + int(tok.get('completion_tokens', 0))}"
               f" in {int(tok.get('requests', 0))} requests, ${tok.get('cost_usd', 0):.4f}")
-    return Group(procs, views, f"{last}  ·  {budget}  ·  unhandled errors "
+    return Group(procs, groups, views, f"{last}  ·  {budget}  ·  unhandled errors "
                                f"{summary.unhandled_errors}")
 
 
-def _print_summary(console: Console, summary: Summary, settings: Settings) -> None:
+def _print_summary(console: Console, summary: Summary, settings: Settings,
+                   health: HealthReading) -> None:
     table = Table("topic", "records", title="records per topic")
     for name, n in summary.records_per_topic.items():
         if n:
@@ -64,6 +72,9 @@ def _print_summary(console: Console, summary: Summary, settings: Settings) -> No
     console.print(f"dead-letter records: {summary.dlq_records or 0}; worker restarts: "
                   f"{summary.restarts}")
     console.print(f"unhandled errors: {summary.unhandled_errors}")
+    if health.stuck:
+        console.print("stuck consumers: " + ", ".join(
+            f"{s.group} {s.topic}[{s.partition}] lag {s.lag}" for s in health.stuck))
     console.print(LOOK_FURTHER + f"  data: {settings.data_dir.resolve()}  ·  logs: "
                   f"{settings.run_dir()}")
 
@@ -99,22 +110,29 @@ def register(app: typer.Typer) -> None:
         sup.start()
         started = time.monotonic()
         summary = collect_summary(settings, engine, sup)
+        watch = ConsumerHealth(settings.kafka.bootstrap(), load_catalog(), CollectorRegistry())
+        health = HealthReading()
         last_total, last_at = sum(summary.records_per_topic.values()), time.monotonic()
         try:
-            with Live(_status(sup, summary, 0.0), console=console, refresh_per_second=1,
+            with Live(_status(sup, summary, 0.0, health), console=console, refresh_per_second=1,
                       transient=not sys.stdout.isatty()) as live:
-                while not stop.wait(2.0):
+                for tick in itertools.count(1):
+                    if stop.wait(2.0):
+                        break
                     sup.poll()
                     summary = collect_summary(settings, engine, sup)
+                    if tick % 5 == 0:  # every 10 s: lag and the stuck-consumer watchdog
+                        health = watch.read()
                     total, now = sum(summary.records_per_topic.values()), time.monotonic()
-                    live.update(_status(sup, summary, (total - last_total) / (now - last_at)))
+                    live.update(_status(sup, summary, (total - last_total) / (now - last_at),
+                                        health))
                     last_total, last_at = total, now
                     if duration and now - started >= duration:
                         break
         finally:
             sup.stop()
         summary = collect_summary(settings, engine, sup)
-        _print_summary(console, summary, settings)
+        _print_summary(console, summary, settings, health)
         engine.dispose()
         if summary.unhandled_errors:
             raise typer.Exit(1)
