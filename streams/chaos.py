@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -48,7 +48,13 @@ from sinks.clickhouse.migrate import migrate_up
 from sinks.failpoints import arm
 from sinks.postgres.migrate import upgrade
 from streams.errors import LvlupError
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics, end_offsets
+from streams.kafka_admin import (
+    TopicSpec,
+    committed_offsets,
+    create_topics,
+    delete_topics,
+    end_offsets,
+)
 from streams.sample import SampleStream
 from streams.settings import Settings
 from streams.supervisor import ChildSpec, Supervisor
@@ -280,12 +286,8 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
 def _committed_at_end(settings: Settings, group: str, topic: str) -> bool:
     bootstrap = settings.kafka.bootstrap()
     ends = end_offsets(bootstrap, topic)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        got = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-    finally:
-        consumer.close()
-    return all(tp.offset >= ends[tp.partition] for tp in got if ends[tp.partition])
+    got = committed_offsets(bootstrap, group, [(topic, p) for p in ends])
+    return all(got[(topic, p)] >= end for p, end in ends.items() if end)
 
 
 def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,

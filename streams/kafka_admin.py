@@ -123,7 +123,10 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0)
 
 
 _TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-              KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT}
+              KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
+              # a group coordinator moving or loading its offsets (after a broker restart)
+              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
 
 
 def _transient(exc: BaseException) -> bool:
@@ -162,3 +165,29 @@ def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int
         return retrying(read)
     finally:
         consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, partitions: Iterable[tuple[str, int]],
+                      timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
+    """``{(topic, partition): committed offset}`` of ``group`` (-1001 when none committed).
+
+    Transient errors (the group coordinator moving or loading after a broker restart,
+    timeouts) are retried for up to ``3 × timeout_s`` seconds (tenacity); others raise
+    ``KafkaException``.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    wanted = [TopicPartition(t, p) for t, p in partitions]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            stop=tenacity.stop_after_delay(timeout_s * 3),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
+            reraise=True,
+        )
+        got = retrying(lambda: consumer.committed(wanted, timeout=timeout_s))
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in got}

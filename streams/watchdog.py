@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
-from streams.kafka_admin import end_offsets
+from streams.kafka_admin import committed_offsets, end_offsets
 
 __all__ = ["Stuck", "Watchdog", "group_positions"]
 
@@ -40,15 +39,12 @@ class Stuck:
 def group_positions(
     bootstrap: str, group: str, topics: Iterable[str]
 ) -> dict[Key, tuple[int, int]]:
-    """``{(topic, partition): (committed offset, end offset)}`` of ``group`` (no commit = 0)."""
+    """``{(topic, partition): (committed offset, end offset)}`` of ``group`` (no commit = 0).
+    Transient coordinator errors are retried (:func:`~streams.kafka_admin.committed_offsets`).
+    """
     ends = {(t, p): o for t in topics for p, o in end_offsets(bootstrap, t).items()}
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        got = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
-    finally:
-        consumer.close()
-    return {(tp.topic, tp.partition): (max(tp.offset, 0), ends[(tp.topic, tp.partition)])
-            for tp in got if tp.topic is not None}
+    got = committed_offsets(bootstrap, group, ends)
+    return {key: (max(offset, 0), ends[key]) for key, offset in got.items()}
 
 
 class Watchdog:
