@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def worker(
         ctx: typer.Context,
-        kind: Annotated[str, typer.Argument(help="inference | imperium | custody")],
+        kind: Annotated[str, typer.Argument(
+            help="inference | imperium | custody | proposals | conquest")],
     ) -> None:
         """Run one worker process in the foreground until SIGTERM/SIGINT."""
         settings: Settings = ctx.obj
@@ -79,5 +80,14 @@ def register(app: typer.Typer) -> None:
             from agents.custody.worker import serve
 
             asyncio.run(serve(settings))
+        elif kind == "proposals":
+            from agents.proposals.worker import serve as serve_proposals
+
+            asyncio.run(serve_proposals(settings))
+        elif kind == "conquest":
+            from agents.conquest.worker import serve as serve_conquest
+
+            asyncio.run(serve_conquest(settings))
         else:
-            raise LvlupError(f"unknown worker {kind!r}: inference, imperium or custody")
+            raise LvlupError(f"unknown worker {kind!r}: inference, imperium, custody, proposals"
+                             " or conquest")

@@ -1,0 +1,105 @@
+"""A plain aiokafka consumer loop shared by the proposals and conquest workers.
+
+The pattern of :class:`agents.custody.worker.CustodyWorker`: one record at a time, offsets
+committed only after the handler returned (its records acked), undecodable or poison records
+(:class:`~schemas.errors.SchemaError`, :class:`ValueError` raised by the handler, e.g.
+:class:`~agents.proposals.errors.ProposalInputError`) to ``<group>.dlq`` with an
+``error_event``, anything else (Kafka down, a scanner or the sandbox broken) emits an
+``error_event`` and ends the loop so the supervisor restarts the process: the record is then
+processed again (handlers are idempotent through deterministic event ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from confluent_kafka import Producer
+
+from agents.proposals.records import error_record
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from streams.dlq import DeadLetterQueue, SourceRecord
+
+__all__ = ["Handler", "RecordLoop"]
+
+log = structlog.get_logger(__name__)
+
+#: ``handler(record_type, record, message)``: process one decoded record.
+Handler = Callable[[str, dict[str, Any], ConsumerRecord[bytes, bytes]], Awaitable[None]]
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class RecordLoop:
+    """Consume ``topics`` in ``group`` and hand each decoded record to ``handler``.
+
+    ``component`` names the ``error_event`` producer; ``emit`` publishes those (awaited).
+    ``max_poll_interval_ms`` must exceed one handler call (a sandbox experiment: minutes).
+    """
+
+    def __init__(self, bootstrap: str, codec: Codec, topics: Sequence[str], *, group: str,
+                 handler: Handler, emit: Emit, component: str,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 max_poll_interval_ms: int = 1_800_000) -> None:
+        self.bootstrap, self.codec, self.topics, self.group = bootstrap, codec, topics, group
+        self.handler, self.emit, self.component, self.now_ms = handler, emit, component, now_ms
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self.handled = 0
+        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                             "enable.idempotence": True}), group)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Serve until ``stop`` is set; ``ready`` is set once the consumer started."""
+        consumer = AIOKafkaConsumer(
+            *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000, max_poll_interval_ms=self.max_poll_interval_ms,
+            max_poll_records=1)
+        await consumer.start()
+        if ready is not None:
+            ready.set()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=1)
+                for tp, messages in batch.items():
+                    for msg in messages:
+                        await self.handle(msg)
+                        await consumer.commit({TopicPartition(tp.topic, tp.partition):
+                                               msg.offset + 1})
+        finally:
+            await consumer.stop()
+
+    async def _error(self, msg: ConsumerRecord[bytes, bytes], exc: BaseException,
+                     severity: str) -> None:
+        await self.emit("error_event", error_record(
+            exc, component=self.component, now_ms=self.now_ms(), severity=severity,
+            source=(msg.topic, msg.partition, msg.offset), context={"group": self.group}))
+
+    async def handle(self, msg: ConsumerRecord[bytes, bytes]) -> None:
+        """Decode and handle one record (see the module doc for the error routes)."""
+        try:
+            if msg.value is None:
+                raise SchemaError("empty record", topic=msg.topic, partition=msg.partition,
+                                  offset=msg.offset)
+            record_type, record = self.codec.decode(msg.value, "latest", topic=msg.topic,
+                                                    partition=msg.partition, offset=msg.offset)
+            await self.handler(record_type, record, msg)
+        except (SchemaError, ValueError) as exc:
+            self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, msg.key,
+                                       msg.value, list(msg.headers or ())), exc)
+            self.dlq.flush()
+            await self._error(msg, exc, "medium")
+            log.warning("loop.dead_lettered", group=self.group, topic=msg.topic,
+                        offset=msg.offset, error=repr(exc))
+            return
+        except Exception as exc:
+            await self._error(msg, exc, "high")
+            log.error("loop.failed", group=self.group, topic=msg.topic, offset=msg.offset,
+                      error=repr(exc))
+            raise
+        self.dlq.ok()
+        self.handled += 1

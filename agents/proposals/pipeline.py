@@ -1,0 +1,172 @@
+"""One proposal through the lifecycle: gate → scan → experiment → policy (pure core).
+
+:func:`process_proposal` takes a ``proposal_submitted`` record and its collaborators
+(:class:`PipelineDeps`) and emits, each awaited (acked) before the next:
+
+1. ``proposal_gated`` — the custody gate (:func:`agents.custody.gate.eligible`) over the
+   agent's runs, evaluated at the proposal's ``occurred_at``, citing the runs' positions. An
+   ineligible agent's proposal ends here with ``proposal_decided`` (declined by ``policy``,
+   the gate's reason) and a notification;
+2. ``guardian_finding`` × n, then ``proposal_scanned`` (guardian over the post-image files);
+   a ``high``/``critical`` finding raises a high-priority notification;
+3. ``experiment_requested``, ``experiment_result``, ``proposal_experimented`` (the proposal's
+   tests in the sandbox, :mod:`agents.proposals.experiment`);
+4. the policy: when :attr:`ProposalPolicy.auto_decline_blocking` and the scan failed (a
+   blocking finding, :class:`agents.guardian.VerdictPolicy`), ``proposal_decided`` declined by
+   ``policy``; otherwise the proposal waits for an operator (``lvlup proposals decide``).
+
+Notifications for decisions are not emitted here: the worker emits one for every
+``proposal_decided`` it reads (policy and operator alike, :func:`decision_notification`).
+A proposal whose files cannot be built (diff does not apply) is declined by policy with the
+reason. Raises what the collaborators raise (retryable: scanner, sandbox, delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from agents.custody.gate import GatePolicy, PositionedRun, eligible
+from agents.custody.sandbox import SandboxLimits, SandboxResult, run_python
+from agents.guardian import Finding, VerdictPolicy, scan_files, scan_verdict
+from agents.guardian.finding import Severity, severity_rank
+from agents.proposals.errors import ProposalInputError
+from agents.proposals.experiment import ExperimentSummary, run_tests, summarize
+from agents.proposals.files import proposal_files
+from agents.proposals.records import (
+    decided_record,
+    experiment_records,
+    finding_records,
+    gated_record,
+    notification_record,
+    scanned_record,
+)
+
+__all__ = ["PipelineDeps", "ProposalPolicy", "ProposalResult", "decision_notification",
+           "process_proposal"]
+
+log = structlog.get_logger(__name__)
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def _sandbox(source: str, limits: SandboxLimits) -> SandboxResult:
+    return run_python(source, limits=limits)
+
+
+@dataclass(frozen=True)
+class ProposalPolicy:
+    """The pipeline's tunables: the custody ``gate``, the scan ``verdict`` policy, the
+    per-test sandbox ``limits`` (seconds, bytes), whether a failed scan declines the proposal
+    (``auto_decline_blocking``) and the severity from which a finding alerts (``alert_at``)."""
+
+    gate: GatePolicy = field(default_factory=GatePolicy)
+    verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
+    limits: SandboxLimits = field(default_factory=lambda: SandboxLimits(
+        cpu_seconds=5, wall_seconds=15.0, memory_bytes=512 * 2**20))
+    auto_decline_blocking: bool = True
+    alert_at: Severity = "high"
+
+
+@dataclass
+class PipelineDeps:
+    """Collaborators: ``emit(record_type, record)`` returns once acked; ``runs(agent_id)`` the
+    agent's positioned custody runs; ``now_ms()`` the clock (ms since the epoch, UTC);
+    ``scan(files, proposal_id, agent_id)`` and ``run_python(source, limits)`` are blocking
+    (run in threads); ``read_base(path)`` the original text of a file the diff modifies."""
+
+    emit: Emit
+    runs: Callable[[str], list[PositionedRun]]
+    now_ms: Callable[[], int]
+    scan: Callable[[dict[str, str], str, str], list[Finding]] = field(
+        default=lambda files, pid, aid: scan_files(files, proposal_id=pid, agent_id=aid))
+    run_python: Callable[[str, SandboxLimits], SandboxResult] = _sandbox
+    read_base: Callable[[str], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class ProposalResult:
+    """What happened: the final ``stage`` (``gated_out``, ``invalid``, ``declined``,
+    ``awaiting_decision``), the gate's reason, findings and the experiment summary."""
+
+    proposal_id: str
+    stage: str
+    gate_reason: str
+    findings: list[Finding] = field(default_factory=list)
+    experiment: ExperimentSummary | None = None
+
+
+async def _decline(deps: PipelineDeps, proposal: Mapping[str, Any], reason: str) -> None:
+    await deps.emit("proposal_decided", decided_record(
+        str(proposal["proposal_id"]), str(proposal["agent_id"]), approve=False,
+        decided_by="policy", reason=reason, now_ms=deps.now_ms()))
+
+
+async def process_proposal(proposal: Mapping[str, Any], deps: PipelineDeps,
+                           policy: ProposalPolicy | None = None) -> ProposalResult:
+    """Take ``proposal`` (a ``proposal_submitted`` record, physical values) through the
+    lifecycle (module doc) and return what happened."""
+    policy = policy or ProposalPolicy()
+    pid, agent = str(proposal["proposal_id"]), str(proposal["agent_id"])
+    at_ms = int(proposal["occurred_at"])
+    decision = eligible(agent, deps.runs(agent), at_ms, policy.gate)
+    await deps.emit("proposal_gated", gated_record(proposal, decision, deps.now_ms()))
+    if not decision.eligible:
+        await _decline(deps, proposal, f"custody gate: {decision.reason}")
+        log.info("proposals.gated_out", proposal_id=pid, agent_id=agent, reason=decision.reason)
+        return ProposalResult(pid, "gated_out", decision.reason)
+    try:
+        files = proposal_files(proposal, deps.read_base)
+    except ProposalInputError as exc:
+        await _decline(deps, proposal, f"invalid proposal: {exc}")
+        return ProposalResult(pid, "invalid", decision.reason)
+    sources = {p: t for p, t in files.items() if p.endswith(".py")}
+    findings = await asyncio.to_thread(deps.scan, sources, pid, agent)
+    now = deps.now_ms()
+    for rec in finding_records(findings, now):
+        await deps.emit("guardian_finding", rec)
+    verdict = scan_verdict(findings, policy.verdict)
+    await deps.emit("proposal_scanned", scanned_record(proposal, verdict, now))
+    alerting = [f for f in findings
+                if severity_rank(f.severity) >= severity_rank(policy.alert_at)]
+    if alerting:
+        listed = "; ".join(f"{f.rule_id} ({f.cwe or 'no CWE'}) {f.file_path}:{f.line}"
+                           for f in alerting[:10])
+        await deps.emit("notification", notification_record(
+            f"{pid}|findings", agent_id=agent, kind="proposal", priority="urgent",
+            title=f"{len(alerting)} high-severity finding(s) in proposal {pid}",
+            message=f"{proposal['title']}: {listed}", now_ms=now,
+            link=f"/proposals/{pid}"))
+    outcomes = await asyncio.to_thread(run_tests, files, deps.run_python, policy.limits)
+    summary = summarize(outcomes)
+    requested, result, experimented = experiment_records(
+        proposal, summary, deps.now_ms(), test_command=["python", "-I", "-S", "<per-test>"],
+        timeout_ms=int(policy.limits.wall_seconds * 1000))
+    for rtype, rec in (("experiment_requested", requested), ("experiment_result", result),
+                       ("proposal_experimented", experimented)):
+        await deps.emit(rtype, rec)
+    log.info("proposals.experimented", proposal_id=pid, status=summary.status,
+             tests_run=summary.tests_run, tests_failed=summary.tests_failed,
+             findings=len(findings))
+    if policy.auto_decline_blocking and not verdict["passed"]:
+        blocking = [f for f in findings if policy.verdict.blocks(f)]
+        rules = ", ".join(sorted({f.rule_id for f in blocking})) or "too many findings"
+        await _decline(deps, proposal, f"guardian: blocking findings ({rules}); experiment"
+                                       f" {summary.status} ({summary.tests_failed}/"
+                                       f"{summary.tests_run} tests failed)")
+        return ProposalResult(pid, "declined", decision.reason, findings, summary)
+    return ProposalResult(pid, "awaiting_decision", decision.reason, findings, summary)
+
+
+def decision_notification(decided: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """The ``notification`` for a ``proposal_decided`` record (one per decision event)."""
+    pid, status = str(decided["proposal_id"]), str(decided["status"])
+    return notification_record(
+        f"{decided['event_id']}|decided", agent_id=str(decided["agent_id"]), kind="proposal",
+        priority="normal" if status == "approved" else "high",
+        title=f"Proposal {pid} {status} by {decided['decided_by']}",
+        message=str(decided["reason"]), now_ms=now_ms, link=f"/proposals/{pid}")

@@ -1,0 +1,136 @@
+"""``lvlup worker proposals``: the proposals pipeline on Kafka.
+
+Consumes ``lvlup.proposals.submitted`` and ``lvlup.proposals.decided`` in group
+``lvlup.agents.proposals`` (:class:`~agents.proposals.loop.RecordLoop`: one record at a time,
+commit after acks, DLQ for poison records, ``error_event`` for every failure):
+
+* a ``proposal_submitted`` goes through :func:`~agents.proposals.pipeline.process_proposal`
+  after the custody runs were caught up (:class:`~agents.proposals.runindex.RunIndex` over
+  ``lvlup.custody.run-results``). A proposal that already has a decision or an experiment on
+  the log is skipped (the set is rebuilt at start by reading the decided and experimented
+  topics), so a restart does not run experiments again; one that crashed mid-pipeline runs
+  again and reproduces the same event ids;
+* a ``proposal_decided`` (policy or operator) yields one ``notification``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
+
+from agents.custody.replay import read_topics
+from agents.proposals.loop import RecordLoop
+from agents.proposals.pipeline import (
+    PipelineDeps,
+    ProposalPolicy,
+    ProposalResult,
+    decision_notification,
+    process_proposal,
+)
+from agents.proposals.records import PRODUCER
+from agents.proposals.runindex import RunIndex
+from schemas.catalog import Catalog
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from streams.producer import EventProducer
+from streams.settings import Settings
+
+__all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
+
+PROPOSALS_GROUP = "lvlup.agents.proposals"
+RECORD_TYPES = ("proposal_submitted", "proposal_decided", "proposal_experimented",
+                "custody_run_result")
+log = structlog.get_logger(__name__)
+
+
+class ProposalsWorker:
+    """The worker (module doc). ``producer`` routes the emitted records (tests pass one with a
+    prefixed router); ``topics`` overrides catalog topic names by record type likewise."""
+
+    def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog,
+                 producer: EventProducer, *, policy: ProposalPolicy | None = None,
+                 group: str = PROPOSALS_GROUP, topics: Mapping[str, str] | None = None) -> None:
+        self.bootstrap, self.codec, self.producer = bootstrap, codec, producer
+        self.policy = policy or ProposalPolicy()
+        names = {rt: catalog.for_record(rt).name for rt in RECORD_TYPES}
+        self.topics = {**names, **(topics or {})}
+        self.runs = RunIndex(bootstrap, codec, self.topics["custody_run_result"])
+        self.done: set[str] = set()
+        self.results: list[ProposalResult] = []
+        self.notified = 0
+        self.deps = PipelineDeps(emit=self.emit, runs=self.runs.runs, now_ms=self.now_ms)
+        self.loop = RecordLoop(bootstrap, codec, [self.topics["proposal_submitted"],
+                                                  self.topics["proposal_decided"]],
+                               group=group, handler=self.handle, emit=self.emit,
+                               component=PRODUCER)
+
+    @staticmethod
+    def now_ms() -> int:
+        """Wall clock, ms since the Unix epoch (UTC)."""
+        return int(time.time() * 1000)
+
+    async def emit(self, record_type: str, record: dict[str, Any]) -> None:
+        """Publish ``record`` and wait for the broker's ack."""
+        await self.producer.emit_async(record_type, record)
+
+    async def rebuild(self) -> None:
+        """Proposals already decided or experimented, from the log (bounded read)."""
+        records = await read_topics(self.bootstrap, self.codec,
+                                    [self.topics["proposal_decided"],
+                                     self.topics["proposal_experimented"]])
+        self.done = {str(rec["proposal_id"]) for _, rec in records}
+        log.info("proposals.rebuilt", done=len(self.done))
+
+    async def handle(self, record_type: str, record: dict[str, Any],
+                     msg: ConsumerRecord[bytes, bytes]) -> None:
+        """Serve one record of the submitted or decided topic."""
+        if record_type == "proposal_decided":
+            await self.emit("notification", decision_notification(record, self.now_ms()))
+            self.done.add(str(record["proposal_id"]))
+            self.notified += 1
+            return
+        if record_type != "proposal_submitted":
+            raise SchemaError(f"{record_type} on {msg.topic}", topic=msg.topic,
+                              partition=msg.partition, offset=msg.offset)
+        pid = str(record["proposal_id"])
+        if pid in self.done:
+            log.info("proposals.already_processed", proposal_id=pid)
+            return
+        await self.runs.catch_up()
+        result = await process_proposal(record, self.deps, self.policy)
+        self.done.add(pid)
+        self.results.append(result)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Rebuild, then serve until ``stop`` is set; ``ready`` is set once consuming."""
+        await self.rebuild()
+        await self.runs.start()
+        try:
+            await self.loop.run(stop, ready)
+        finally:
+            await self.runs.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """``lvlup worker proposals``: run a :class:`ProposalsWorker` until SIGTERM/SIGINT."""
+    import signal
+
+    from schemas.catalog import load_catalog
+    from schemas.codec import load_codec
+
+    codec, catalog = load_codec(), load_catalog()
+    bootstrap = settings.kafka.bootstrap()
+    producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await ProposalsWorker(bootstrap, codec, catalog, producer).run(stop)
+    finally:
+        producer.close()
