@@ -1,24 +1,28 @@
-"""Run the API under uvicorn: ``python -m api.server`` (settings from the environment).
+"""Run the API under uvicorn: ``python -m api.server`` or ``lvlup api`` (one worker).
 
 ``LVLUP_*`` variables configure the platform (:class:`streams.settings.Settings`) and
 ``LVLUP_API__*`` the API (:class:`api.settings.ApiSettings`: host, port, limits …).
 One worker process; scale out with more processes behind a balancer (rate limits are per
-process).
+process). uvicorn picks uvloop and httptools when they are installed (they are
+dependencies on Linux); the access log is off (``/metrics`` counts every request).
 """
 
 from __future__ import annotations
 
 import gc
 
+import structlog
 import uvicorn
 from starlette.applications import Starlette
 
 from api.app import create_app
-from api.settings import api_settings_from_env
+from api.settings import ApiSettings, api_settings_from_env
 from streams.logs import configure_logging
 from streams.settings import Settings
 
-__all__ = ["app_factory", "main"]
+__all__ = ["app_factory", "main", "serve"]
+
+log = structlog.get_logger(__name__)
 
 
 def app_factory() -> Starlette:
@@ -26,23 +30,29 @@ def app_factory() -> Starlette:
     return create_app(Settings(), api_settings_from_env())
 
 
-def main() -> None:
-    """Serve until interrupted.
+def serve(settings: Settings, api: ApiSettings) -> None:
+    """Serve ``create_app(settings, api)`` on ``api.host:api.port`` until SIGINT/SIGTERM.
 
     The objects alive after start-up (modules, schemas, the route table) are frozen out of
     the garbage collector and the youngest generation's threshold is raised: a request
     allocates hundreds of short-lived objects, and full scans of start-up state per
-    collection cost throughput for nothing.
+    collection cost throughput for nothing. A lifespan that fails (Postgres unreachable …)
+    ends the process with a non-zero exit.
     """
-    settings = Settings()
-    api = api_settings_from_env()
-    configure_logging(settings.log_level)
     app = create_app(settings, api)
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    uvicorn.run(app, host=api.host, port=api.port, access_log=False,
-                log_level=settings.log_level.lower(), lifespan="on")
+    log.info("api.serving", url=f"http://{api.host}:{api.port}", docs="/docs")
+    uvicorn.run(app, host=api.host, port=api.port, access_log=False, loop="auto",
+                http="auto", log_level=settings.log_level.lower(), lifespan="on")
+
+
+def main() -> None:
+    """``python -m api.server``: settings from the environment, logging configured, serve."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    serve(settings, api_settings_from_env())
 
 
 if __name__ == "__main__":

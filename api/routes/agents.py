@@ -1,8 +1,9 @@
 """The agent registry: list and status reads, and the registry commands (``agent_command``).
 
-``POST /api/imperium/agents`` registers, ``…/{agent_id}/pause|resume`` and ``…/priority``
-change an agent, ``DELETE …/{agent_id}`` unregisters; each is one ``agent_command`` record on
-``lvlup.agents.commands`` (202 after the ack). The ``agents`` view reflects it once the
+``POST /api/imperium/agents`` (or the seed's ``…/agents/register``) registers,
+``…/{agent_id}/pause|resume`` and ``…/priority`` change an agent, ``DELETE …/{agent_id}``
+unregisters; each is one ``agent_command`` record on ``lvlup.agents.commands`` (202 after
+the ack). The ``agents`` view reflects it once the
 Postgres sink consumed it.
 """
 
@@ -124,6 +125,11 @@ def operations() -> list[Operation]:
                 extra=lambda q: [m.agents.c.status == q.status] if q.status else []),
         command_op("POST", "/api/imperium/agents", _register, "Register an agent", tag,
                    command="agents.register", body=RegisterAgent),
+        # the orchestrator seed's path for the same command (before ``{agent_id}`` paths;
+        # a DELETE of an agent named ``register`` still reaches the unregister route)
+        command_op("POST", "/api/imperium/agents/register", _register,
+                   "Register an agent (the seed's path)", tag, command="agents.register",
+                   body=RegisterAgent),
         command_op("POST", "/api/imperium/agents/{agent_id}/pause", _simple("pause"),
                    "Pause an agent", tag, command="agents.pause", body=ReasonBody,
                    path_model=AgentPath),

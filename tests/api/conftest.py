@@ -3,7 +3,10 @@ per-module prefix, a real chdb directory, keys, and a Starlette TestClient facto
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -35,7 +39,43 @@ from streams.kafka_admin import delete_topics
 from streams.producer import EventProducer
 from streams.sample import SampleStream
 from streams.settings import Settings
-from tests.integration.sink_support import PrefixRouter, read_log, wait_caught_up
+from tests.integration.sink_support import PrefixRouter, wait_caught_up
+
+from .support import read_records
+
+
+class _LiveStderr:
+    """A structlog logger that writes to whatever ``sys.stderr`` is at each call."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_a_live_stream() -> Iterator[None]:
+    """Every API test logs to the stderr of its own moment, and leaves logging as it was.
+
+    Why: ``lvlup`` commands run through typer's ``CliRunner`` (here and in other suites of the
+    same session) call :func:`streams.logs.configure_logging`, which binds structlog to the
+    ``sys.stderr`` of that moment — the runner's buffer, closed when ``invoke`` returns — and
+    caches loggers on first use. A later ``log.warning`` (the API's 503/500 paths) then
+    raised ``ValueError: I/O operation on closed file`` from inside the error handler, so API
+    tests failed only when run after a CLI test. The process-wide configuration is saved and
+    restored around each test, and loggers are not cached while an API test runs.
+    """
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog.configure(logger_factory=lambda *_args: _LiveStderr(),
+                        cache_logger_on_first_use=False)
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 class ChdbReader:
@@ -86,10 +126,13 @@ def _new_database(base_url: str) -> tuple[str, Callable[[], None]]:
     return url, drop
 
 
-@pytest.fixture(scope="session")
-def api_env(stack, tmp_path_factory) -> Iterator[ApiEnv]:
+@contextmanager
+def _environment(stack: Settings, tmp_path_factory: pytest.TempPathFactory,
+                 name: str) -> Iterator[ApiEnv]:
+    """A database migrated to head, every catalog topic under a prefix of its own, a chdb
+    directory with the ClickHouse migrations, and one key per scope; removed afterwards."""
     url, drop = _new_database(stack.postgres.sqlalchemy_url())
-    router = PrefixRouter(f"test.api{uuid.uuid4().hex[:8]}.")
+    router = PrefixRouter(f"test.{name}{uuid.uuid4().hex[:8]}.")
     bootstrap = stack.kafka.bootstrap()
     topics = router.topics(bootstrap, [t.value_schema for t in load_catalog().topics])
     chdb_dir = tmp_path_factory.mktemp("chdb")
@@ -105,11 +148,22 @@ def api_env(stack, tmp_path_factory) -> Iterator[ApiEnv]:
     tokens = {scope.value: create_key(engine, f"test-{scope.value}", [scope])[1]
               for scope in Scope}
     env = ApiEnv(settings, router, topics, engine, url, chdb_dir,
-                 f"pg-api-{uuid.uuid4().hex[:8]}", tokens)
-    yield env
-    engine.dispose()
-    drop()
-    delete_topics(bootstrap, topics)
+                 f"pg-{name}-{uuid.uuid4().hex[:8]}", tokens)
+    try:
+        yield env
+    finally:
+        engine.dispose()
+        drop()
+        delete_topics(bootstrap, topics)
+
+
+@pytest.fixture(scope="session")
+def api_env(stack, tmp_path_factory) -> Iterator[ApiEnv]:
+    """The environment of the tests that write: commands, batch ingest, the WebSocket, the
+    end-to-end flow (its own sink group into the same database), schemathesis. Their records
+    change its log and views, so no test here asserts on exact contents."""
+    with _environment(stack, tmp_path_factory, "api") as env:
+        yield env
 
 
 @dataclass
@@ -138,8 +192,17 @@ def run_sink(env: ApiEnv, group: str) -> None:
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 120
     try:
-        wait_caught_up(env.engine, group, env.settings.kafka.bootstrap(), env.topics, 120)
+        while True:  # fail at once when the sink died instead of waiting out the deadline
+            try:
+                wait_caught_up(env.engine, group, env.settings.kafka.bootstrap(), env.topics, 1)
+                break
+            except AssertionError:
+                if not thread.is_alive():
+                    raise AssertionError(f"the sink stopped early: {errors!r}") from None
+                if time.monotonic() > deadline:
+                    raise
     finally:
         runner.stop()
         thread.join(60)
@@ -147,14 +210,13 @@ def run_sink(env: ApiEnv, group: str) -> None:
     assert not errors, errors
 
 
-@pytest.fixture(scope="session")
-def loaded(api_env: ApiEnv) -> Loaded:
-    """A sample stream plus one example of every newest-version record type on the log, the
-    Postgres views built by the real sink (group ``api_env.group``), and the same records in
-    chdb through the real ClickHouse writer."""
+def _load(env: ApiEnv) -> Loaded:
+    """A sample stream plus one example of every newest-version record type on ``env``'s
+    log, its Postgres views built by the real sink (group ``env.group``), and the same
+    records in its chdb through the real ClickHouse writer."""
     codec = load_codec()
-    bootstrap = api_env.settings.kafka.bootstrap()
-    producer = EventProducer(bootstrap, codec, api_env.router, name="test")
+    bootstrap = env.settings.kafka.bootstrap()
+    producer = EventProducer(bootstrap, codec, env.router, name="test")
     registry = load_registry()
     for record_type, version, record in example_records():
         if version == registry.latest(record_type).version:
@@ -162,9 +224,9 @@ def loaded(api_env: ApiEnv) -> Loaded:
     for record_type, record in SampleStream(seed=7).records(400):
         producer.emit(record_type, record)
     producer.close()
-    run_sink(api_env, api_env.group)
-    records = read_log(bootstrap, codec, api_env.topics)
-    client = ChdbClient(api_env.chdb_dir)
+    run_sink(env, env.group)
+    records = read_records(bootstrap, env.topics)
+    client = ChdbClient(env.chdb_dir)
     try:
         batch = Batch()
         for rec in records:
@@ -173,6 +235,26 @@ def loaded(api_env: ApiEnv) -> Loaded:
     finally:
         client.close()
     return Loaded(records)
+
+
+@pytest.fixture(scope="session")
+def loaded(api_env: ApiEnv) -> Loaded:
+    """:func:`_load` on the writers' environment (entities the commands refer to)."""
+    return _load(api_env)
+
+
+@dataclass
+class ReadEnv:
+    env: ApiEnv
+    loaded: Loaded
+
+
+@pytest.fixture(scope="session")
+def read_env(stack, tmp_path_factory) -> Iterator[ReadEnv]:
+    """A second environment that nothing writes to after :func:`_load`: the read tests
+    assert exact contents, watermarks and zero lag on it, whatever ran before them."""
+    with _environment(stack, tmp_path_factory, "apiread") as env:
+        yield ReadEnv(env, _load(env))
 
 
 @pytest.fixture

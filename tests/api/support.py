@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 from schemas.codec import load_codec
+from sinks.records import ConsumedRecord
 from streams.kafka_admin import end_offsets
 
 
@@ -56,3 +58,36 @@ def audit_of(bootstrap: str, topic: str, command_id: str) -> dict[str, Any]:
              if rec["command_id"] == command_id]
     assert len(found) == 1, found
     return found[0]
+
+
+def read_records(bootstrap: str, topics: list[str]) -> list[ConsumedRecord]:
+    """Every record on ``topics``, decoded, in (topic, partition, offset) order.
+
+    One consumer assigned to every non-empty partition at once (a per-partition loop waited
+    out a fetch timeout on each of the ~60 partitions and took ~45 s)."""
+    codec = load_codec()
+    want: dict[tuple[str, int], int] = {}
+    for topic in topics:
+        for partition, high in end_offsets(bootstrap, topic).items():
+            if high:
+                want[(topic, partition)] = high
+    consumer = _consumer(bootstrap)
+    out: list[ConsumedRecord] = []
+    left = sum(want.values())
+    try:
+        consumer.assign([TopicPartition(t, p, 0) for t, p in want])
+        deadline = time.monotonic() + 60
+        while left > 0:
+            assert time.monotonic() < deadline, f"{left} records not read back"
+            for msg in consumer.consume(min(5000, left), timeout=1):
+                assert msg.error() is None, msg.error()
+                if msg.offset() >= want[(msg.topic(), msg.partition())]:
+                    continue
+                rt, rec = codec.decode(msg.value(), "latest")
+                out.append(ConsumedRecord(msg.topic(), msg.partition(), msg.offset(),
+                                          msg.timestamp()[1], rt, rec, msg.key()))
+                left -= 1
+    finally:
+        consumer.close()
+    out.sort(key=lambda r: (r.topic, r.partition, r.offset))
+    return out

@@ -10,8 +10,6 @@ import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings
-from schemas.codec import load_codec
-from streams.producer import EventProducer
 
 from .support import audit_of, read_at
 
@@ -50,6 +48,17 @@ def test_register_lands_on_the_log_with_its_audit(client, api_env):
     assert (audit["target_topic"], audit["target_partition"], audit["target_offset"]) == (
         body["topic"], body["partition"], body["offset"])
     assert json.loads(audit["payload_json"])["body"]["agent_id"] == agent
+
+
+def test_register_on_the_seed_path(client, api_env):
+    r = client.post("/api/imperium/agents/register", headers=api_env.auth("command"),
+                    json={"agent_id": "seed-agent", "agent_type": "CustomAI"})
+    assert r.status_code == 202, r.text
+    rec = _landed(api_env, r.json())
+    assert (rec["action"], rec["agent_id"]) == ("register", "seed-agent")
+    r = client.delete("/api/imperium/agents/register", headers=api_env.auth("command"))
+    assert r.status_code == 202, r.text  # an agent named "register" can still be removed
+    assert _landed(api_env, r.json())["action"] == "unregister"
 
 
 @pytest.mark.parametrize(("method", "path", "payload", "action", "extra"), [
@@ -198,24 +207,27 @@ def test_batch_over_the_item_limit_is_413(make_client, api_env, loaded):
     assert r.status_code == 413
 
 
+@pytest.mark.timeout(60)
 def test_a_broker_that_does_not_ack_answers_503(api_env):
+    """The API's own producer against a port nobody listens on: the ack wait is bounded by
+    ``command_timeout_s`` (the producer's ``message.timeout.ms``), set small here, so the
+    command answers 503 after ~2 s and its failed audit record another ~2 s later."""
     from starlette.testclient import TestClient
 
     from .conftest import ChdbReader
 
-    dead = EventProducer("127.0.0.1:9", load_codec(), api_env.router,
-                         config={"message.timeout.ms": 1500})
-    app = create_app(api_env.settings, ApiSettings(command_timeout_s=1.0, rate_limit_per_ip="",
-                                                   rate_limit_per_key=""),
-                     producer=dead, engine=api_env.engine, router=api_env.router,
+    dead = api_env.settings.model_copy(update={
+        "kafka": api_env.settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:9"})})
+    app = create_app(dead, ApiSettings(command_timeout_s=2.0, rate_limit_per_ip="",
+                                       rate_limit_per_key=""),
+                     engine=api_env.engine, router=api_env.router,
                      reader_factory=lambda _s: ChdbReader(api_env.chdb_dir))
-    try:
-        with TestClient(app) as client:
-            r = client.post("/api/imperium/agents/guardian-1/pause",
-                            headers=api_env.auth("command"), json={})
-    finally:
-        dead.flush(5)
-        dead.close(1)
-    assert r.status_code == 503, r.text
-    assert r.json()["error"]["code"] == "broker_unavailable"
-    assert r.headers["retry-after"] == "1"
+    with TestClient(app) as client:
+        r = client.post("/api/imperium/agents/guardian-1/pause",
+                        headers=api_env.auth("command"), json={})
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "broker_unavailable"
+        assert r.headers["retry-after"] == "1"
+        metrics = client.get("/metrics").text
+    assert 'lvlup_api_commands_total{command="agents.pause",outcome="failed"} 1.0' in metrics
+    assert "lvlup_api_audit_failures_total 1.0" in metrics
