@@ -9,6 +9,7 @@ was processed; the gate itself only counts runs up to the proposal's event time.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
 import structlog
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents.custody.gate import PositionedRun
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from streams.kafka_admin import topic_partitions
 
 __all__ = ["RunIndex"]
 
@@ -38,13 +40,12 @@ class RunIndex:
         return list(self.by_agent.get(agent_id, ()))
 
     async def start(self) -> None:
-        """Assign every partition of the topic from its beginning."""
+        """Assign every partition of the topic from its beginning (a missing topic: none)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
-        await consumer.topics()  # fetches the cluster's metadata
-        parts = consumer.partitions_for_topic(self.topic) or set()
-        self._tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        counts = await asyncio.to_thread(topic_partitions, self.bootstrap)
+        self._tps = [TopicPartition(self.topic, p) for p in range(counts.get(self.topic, 0))]
         consumer.assign(self._tps)
         if self._tps:
             await consumer.seek_to_beginning(*self._tps)
