@@ -12,7 +12,7 @@ import typer
 
 from infra.errors import StackError
 from sinks.errors import SinkError
-from streams.cli import apicmd, audit, data, keys, ops, proposalscmd, runcmd, stack, workers
+from streams.cli import apicmd, audit, data, keys, ops, replaycmd, runcmd, stack, workers
 from streams.errors import LvlupError
 from streams.logs import configure_logging
 from streams.settings import Settings
@@ -44,8 +44,8 @@ def build_app() -> typer.Typer:
     runcmd.register(app)
     apicmd.register(app)
     audit.register(app)
+    replaycmd.register(app)
     keys.register(app)
-    proposalscmd.register(app)
     return app
 
 

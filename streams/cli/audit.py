@@ -1,53 +1,21 @@
-"""``lvlup replay rebuild`` and ``lvlup audit trail ID``."""
+"""``lvlup audit trail ID`` (the replay commands are in :mod:`streams.cli.replaycmd`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from streams.settings import Settings
-
 __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add the replay and audit commands to ``app``."""
-    replay = typer.Typer(help="Replay the log for audits.", no_args_is_help=True)
+    """Add the audit commands to ``app``."""
     audit = typer.Typer(help="Audit trails.", no_args_is_help=True)
-    app.add_typer(replay, name="replay")
     app.add_typer(audit, name="audit")
-
-    @replay.command("rebuild")
-    def rebuild(
-        ctx: typer.Context,
-        certificate: Annotated[Path, typer.Option(help="where to write the certificate")] =
-            Path("replay-certificate.json"),
-        keep_shadow: Annotated[bool, typer.Option(help="keep the shadow database")] = False,
-    ) -> None:
-        """Rebuild the Postgres views from the log in a shadow database and compare;
-        exit 1 naming the views and keys that differ."""
-        from sinks.replay import rebuild_postgres
-
-        settings: Settings = ctx.obj
-        cert = rebuild_postgres(settings, keep_shadow=keep_shadow)
-        certificate.write_text(json.dumps(dataclasses.asdict(cert), indent=1))
-        table = Table("view", "rows live", "rows shadow", "checksum", title="replay rebuild")
-        for view, v in cert.views.items():
-            same = "equal" if v["checksum_live"] == v["checksum_shadow"] else "DIFFERS"
-            table.add_row(view, str(v["rows_live"]), str(v["rows_shadow"]), same)
-        Console().print(table)
-        for view, keys in cert.mismatches.items():
-            typer.echo(f"mismatch in {view}: {', '.join(keys)}", err=True)
-        typer.echo(f"verdict: {'equal' if cert.equal else 'DIFFERENT'}; certificate "
-                   f"{certificate}")
-        if not cert.equal:
-            raise typer.Exit(1)
 
     @audit.command("trail")
     def trail(

@@ -37,6 +37,12 @@ def _bench_ingest(settings: Settings) -> dict[str, Any]:
     return bench_ingest(settings)
 
 
+def _bench_replay(settings: Settings) -> dict[str, Any]:
+    from sinks.bench_replay import bench_replay
+
+    return bench_replay(settings)
+
+
 def _bench_api(settings: Settings) -> dict[str, Any]:
     from api.bench import bench_api
 
@@ -49,6 +55,7 @@ BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "sinks": _bench_sinks,
     "inference": _bench_inference,
     "api": _bench_api,
+    "replay": _bench_replay,
 }
 
 

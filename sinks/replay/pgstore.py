@@ -1,0 +1,97 @@
+"""The Postgres side of a replay: a shadow database, and reading rows of either side.
+
+The shadow is a database ``<db>_shadow_<id>`` next to the live one, migrated by the same
+Alembic migrations, written by the same :class:`~sinks.postgres.writer.PostgresWriter`.
+The live side is read through one ``REPEATABLE READ`` transaction opened before the replay:
+its stored offsets and its rows come from the same snapshot, so a live sink that keeps
+writing meanwhile does not disturb the comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Engine, Table, create_engine, text
+from sqlalchemy.engine import make_url
+
+from sinks.postgres.migrate import upgrade
+from sinks.records import TopicPartitionKey
+from sinks.replay.compare import RowInfo
+
+__all__ = ["fetch_rows", "live_snapshot", "row_infos", "shadow_database", "stored_offsets",
+           "table_schema_hash"]
+
+
+@contextmanager
+def shadow_database(live_url: str, *, keep: bool = False) -> Iterator[tuple[str, Engine]]:
+    """A fresh migrated database next to ``live_url``'s: yields ``(name, engine)``; dropped
+    afterwards unless ``keep``."""
+    base = make_url(live_url)
+    name = f"{base.database}_shadow_{uuid.uuid4().hex[:8]}"
+    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        upgrade(url)
+        yield name, engine
+    finally:
+        engine.dispose()
+        if not keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def live_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only ``REPEATABLE READ`` connection: every read sees one snapshot."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def stored_offsets(conn: Connection, group: str) -> dict[TopicPartitionKey, int]:
+    """The next offsets ``group`` stored with its data (``sink_offsets``)."""
+    rows = conn.execute(text("SELECT topic, partition, next_offset FROM sink_offsets "
+                             "WHERE consumer_group = :g"), {"g": group}).all()
+    return {(str(r[0]), int(r[1])): int(r[2]) for r in rows}
+
+
+def _key_sql(table: Table) -> str:
+    return " || '/' || ".join(f'"{c.name}"::text' for c in table.primary_key.columns)
+
+
+def row_infos(conn: Connection, table: Table) -> dict[str, RowInfo]:
+    """``{key: RowInfo}`` of every row: md5 of the row's text and its ``src_*`` position.
+    Composite keys are joined with ``/``."""
+    # identifiers come from the models (code), never from input
+    rows = conn.execute(text(
+        f'SELECT {_key_sql(table)}, md5(t::text), src_topic, src_partition, src_offset '  # noqa: S608
+        f'FROM "{table.name}" t')).all()
+    return {str(r[0]): RowInfo(str(r[1]), (str(r[2]), int(r[3]), int(r[4]))) for r in rows}
+
+
+def fetch_rows(conn: Connection, table: Table, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Full rows (as JSON values) of ``keys``."""
+    if not keys:
+        return {}
+    rows = conn.execute(text(
+        f'SELECT {_key_sql(table)}, to_jsonb(t) FROM "{table.name}" t '  # noqa: S608
+        f"WHERE {_key_sql(table)} = ANY(:keys)"), {"keys": list(keys)}).all()
+    return {str(r[0]): dict(r[1]) for r in rows}
+
+
+def table_schema_hash(tables: Sequence[Table]) -> str:
+    """sha256 over the tables' names and (column, type) lists, as the models define them."""
+    return hashlib.sha256("".join(
+        f"{t.name}:{[(c.name, str(c.type)) for c in t.columns]}" for t in tables).encode()
+    ).hexdigest()
