@@ -123,6 +123,9 @@ def rebuild(
                    + (f" (+{len(keys) - 20} more)" if len(keys) > 20 else ""), err=True)
     for view, why in cert.unprovable.items():
         typer.echo(f"unprovable {view}: {why}", err=True)
+    if not cert.records["read"]:
+        typer.echo("note: no record replayed: the live sinks have stored no position on these "
+                   "topics (wrong --group-suffix or --topic-prefix?)", err=True)
     typer.echo(f"verdict: {cert.verdict}; {cert.records['read']} records replayed; "
                f"certificate {certificate}")
     if not cert.equal:
