@@ -1,0 +1,1 @@
+DROP VIEW IF EXISTS {db}.custody_xp_day
