@@ -11,6 +11,10 @@ commit after acks, DLQ for poison records, ``error_event`` for every failure):
   topics), so a restart does not run experiments again; one that crashed mid-pipeline runs
   again and reproduces the same event ids;
 * a ``proposal_decided`` (policy or operator) yields one ``notification``.
+
+:func:`serve` also runs guardian's scheduled scan of the platform's own repository
+(:func:`agents.guardian.schedule.run_scans`, every :data:`REPO_SCAN_INTERVAL_S` seconds, new
+findings only: the ones already on the findings topic are read at start).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
 
 from agents.custody.replay import read_topics
+from agents.guardian.schedule import run_scans
 from agents.proposals.loop import RecordLoop
 from agents.proposals.pipeline import (
     PipelineDeps,
@@ -43,6 +49,10 @@ from streams.settings import Settings
 __all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
 
 PROPOSALS_GROUP = "lvlup.agents.proposals"
+#: seconds between scheduled scans of the repository (the seed's 15 minutes)
+REPO_SCAN_INTERVAL_S = 900.0
+#: the platform's own repository (``agents/proposals/worker.py`` → the root)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORD_TYPES = ("proposal_submitted", "proposal_decided", "proposal_experimented",
                 "custody_run_result")
 log = structlog.get_logger(__name__)
@@ -93,6 +103,8 @@ class ProposalsWorker:
             await self.emit("notification", decision_notification(record, self.now_ms()))
             self.done.add(str(record["proposal_id"]))
             self.notified += 1
+            log.info("proposals.decision_notified", proposal_id=record["proposal_id"],
+                     status=record["status"], decided_by=record["decided_by"])
             return
         if record_type != "proposal_submitted":
             raise SchemaError(f"{record_type} on {msg.topic}", topic=msg.topic,
@@ -130,7 +142,22 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    worker = ProposalsWorker(bootstrap, codec, catalog, producer)
+    tasks = [asyncio.create_task(worker.run(stop))]
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        findings = await read_topics(bootstrap, codec,
+                                     [catalog.for_record("guardian_finding").name])
+        seen = {str(rec["finding_id"]) for _, rec in findings}
+        tasks.append(asyncio.create_task(run_scans(
+            [REPO_ROOT], REPO_SCAN_INTERVAL_S, worker.emit, stop, seen=seen,
+            now_ms=worker.now_ms)))
     try:
-        await ProposalsWorker(bootstrap, codec, catalog, producer).run(stop)
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()  # one ended (stopped or failed): stop the other
+        try:
+            for task in done:
+                task.result()  # a failure propagates: the supervisor restarts the process
+        finally:
+            await asyncio.gather(*pending, return_exceptions=True)
     finally:
         producer.close()

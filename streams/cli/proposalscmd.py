@@ -128,7 +128,8 @@ def register(app: typer.Typer) -> None:
             with engine.connect() as conn:
                 rows = conn.execute(text(
                     "SELECT proposal_id, agent_id, status, title, updated_at, decided_by,"
-                    " decision_reason FROM proposals WHERE (:s IS NULL OR status = :s)"
+                    " decision_reason FROM proposals"
+                    " WHERE (CAST(:s AS text) IS NULL OR status = :s)"
                     " ORDER BY updated_at DESC LIMIT :n"), {"s": status, "n": limit}).mappings()
                 for row in rows:
                     typer.echo(json.dumps(dict(row), default=str))
