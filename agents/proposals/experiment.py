@@ -139,12 +139,18 @@ def _tail(text: str, limit: int = _TAIL_BYTES) -> str:
 
 
 def run_tests(files: Mapping[str, str], run_python: RunPython,
-              limits: SandboxLimits) -> list[TestOutcome]:
-    """Run every discovered test of ``files`` with ``run_python(source, limits)`` (blocking;
-    the caller runs it in a thread). Raises what ``run_python`` raises for a broken sandbox
-    (:class:`~agents.custody.errors.SandboxError`)."""
+              limits: SandboxLimits, *, max_tests: int = 50) -> list[TestOutcome]:
+    """Run the first ``max_tests`` discovered tests of ``files`` with
+    ``run_python(source, limits)`` (blocking; the caller runs it in a thread), so one
+    experiment takes at most ``max_tests`` × ``limits.wall_seconds``. Tests past the cap are
+    not run and count as failed (``killed_reason="not_run"``). Raises what ``run_python``
+    raises for a broken sandbox (:class:`~agents.custody.errors.SandboxError`)."""
     outcomes = []
-    for case in discover_tests(files):
+    cases = discover_tests(files)
+    for case in cases[max_tests:]:
+        outcomes.append(TestOutcome(case, False, None, "not_run", 0,
+                                    f"not run: over the {max_tests}-test cap"))
+    for case in cases[:max_tests]:
         if case.function == "<syntax>":
             outcomes.append(TestOutcome(case, False, None, None, 0,
                                         f"{case.file_path}: syntax error, not run"))
@@ -153,7 +159,7 @@ def run_tests(files: Mapping[str, str], run_python: RunPython,
         output = (res.stdout + res.stderr).strip()
         outcomes.append(TestOutcome(case, res.passed, res.exit_code, res.killed_reason,
                                     res.duration_ms, _tail(output)))
-    return outcomes
+    return sorted(outcomes, key=lambda o: cases.index(o.case))
 
 
 def _line(o: TestOutcome) -> str:

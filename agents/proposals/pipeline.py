@@ -47,7 +47,7 @@ from agents.proposals.records import (
 )
 
 __all__ = ["PipelineDeps", "ProposalPolicy", "ProposalResult", "decision_notification",
-           "process_proposal"]
+           "level_notification", "process_proposal"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,9 @@ def _sandbox(source: str, limits: SandboxLimits) -> SandboxResult:
 class ProposalPolicy:
     """The pipeline's tunables: the custody ``gate``, the scan ``verdict`` policy, the
     per-test sandbox ``limits`` (seconds, bytes), whether a failed scan declines the proposal
-    (``auto_decline_blocking``) and the severity from which a finding alerts (``alert_at``)."""
+    (``auto_decline_blocking``), the severity from which a finding alerts (``alert_at``) and
+    the most tests one experiment runs (``max_tests``; worst case ``max_tests`` ×
+    ``limits.wall_seconds`` per proposal)."""
 
     gate: GatePolicy = field(default_factory=GatePolicy)
     verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
@@ -70,6 +72,7 @@ class ProposalPolicy:
         cpu_seconds=5, wall_seconds=15.0, memory_bytes=512 * 2**20))
     auto_decline_blocking: bool = True
     alert_at: Severity = "high"
+    max_tests: int = 50
 
 
 @dataclass
@@ -141,7 +144,8 @@ async def process_proposal(proposal: Mapping[str, Any], deps: PipelineDeps,
             title=f"{len(alerting)} high-severity finding(s) in proposal {pid}",
             message=f"{proposal['title']}: {listed}", now_ms=now,
             link=f"/proposals/{pid}"))
-    outcomes = await asyncio.to_thread(run_tests, files, deps.run_python, policy.limits)
+    outcomes = await asyncio.to_thread(run_tests, files, deps.run_python, policy.limits,
+                                       max_tests=policy.max_tests)
     summary = summarize(outcomes)
     requested, result, experimented = experiment_records(
         proposal, summary, deps.now_ms(), test_command=["python", "-I", "-S", "<per-test>"],
@@ -160,6 +164,18 @@ async def process_proposal(proposal: Mapping[str, Any], deps: PipelineDeps,
                                        f"{summary.tests_run} tests failed)")
         return ProposalResult(pid, "declined", decision.reason, findings, summary)
     return ProposalResult(pid, "awaiting_decision", decision.reason, findings, summary)
+
+
+def level_notification(changed: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """The ``notification`` for an ``agent_level_changed`` record."""
+    old, new = int(changed["old_level"]), int(changed["new_level"])
+    verb = "up" if new > old else "down" if new < old else "changed"
+    return notification_record(
+        f"{changed['event_id']}|level", agent_id=str(changed["agent_id"]), kind="level_up",
+        priority="normal" if new >= old else "high",
+        title=f"{changed['agent_id']} leveled {verb}: {old} → {new}",
+        message=str(changed.get("reason") or ""), now_ms=now_ms,
+        link=f"/agents/{changed['agent_id']}")
 
 
 def decision_notification(decided: Mapping[str, Any], now_ms: int) -> dict[str, Any]:

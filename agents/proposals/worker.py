@@ -10,7 +10,8 @@ commit after acks, DLQ for poison records, ``error_event`` for every failure):
   the log is skipped (the set is rebuilt at start by reading the decided and experimented
   topics), so a restart does not run experiments again; one that crashed mid-pipeline runs
   again and reproduces the same event ids;
-* a ``proposal_decided`` (policy or operator) yields one ``notification``.
+* a ``proposal_decided`` (policy or operator) yields one ``notification``;
+* an ``agent_level_changed`` (``lvlup.agents.levels``) yields one ``level_up`` notification.
 
 :func:`serve` also runs guardian's scheduled scan of the platform's own repository
 (:func:`agents.guardian.schedule.run_scans`, every :data:`REPO_SCAN_INTERVAL_S` seconds, new
@@ -36,6 +37,7 @@ from agents.proposals.pipeline import (
     ProposalPolicy,
     ProposalResult,
     decision_notification,
+    level_notification,
     process_proposal,
 )
 from agents.proposals.records import PRODUCER
@@ -54,7 +56,7 @@ REPO_SCAN_INTERVAL_S = 900.0
 #: the platform's own repository (``agents/proposals/worker.py`` → the root)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORD_TYPES = ("proposal_submitted", "proposal_decided", "proposal_experimented",
-                "custody_run_result")
+                "custody_run_result", "agent_level_changed")
 log = structlog.get_logger(__name__)
 
 
@@ -75,7 +77,8 @@ class ProposalsWorker:
         self.notified = 0
         self.deps = PipelineDeps(emit=self.emit, runs=self.runs.runs, now_ms=self.now_ms)
         self.loop = RecordLoop(bootstrap, codec, [self.topics["proposal_submitted"],
-                                                  self.topics["proposal_decided"]],
+                                                  self.topics["proposal_decided"],
+                                                  self.topics["agent_level_changed"]],
                                group=group, handler=self.handle, emit=self.emit,
                                component=PRODUCER)
 
@@ -98,13 +101,16 @@ class ProposalsWorker:
 
     async def handle(self, record_type: str, record: dict[str, Any],
                      msg: ConsumerRecord[bytes, bytes]) -> None:
-        """Serve one record of the submitted or decided topic."""
+        """Serve one record of the submitted, decided or levels topic."""
         if record_type == "proposal_decided":
             await self.emit("notification", decision_notification(record, self.now_ms()))
             self.done.add(str(record["proposal_id"]))
             self.notified += 1
             log.info("proposals.decision_notified", proposal_id=record["proposal_id"],
                      status=record["status"], decided_by=record["decided_by"])
+            return
+        if record_type == "agent_level_changed":
+            await self.emit("notification", level_notification(record, self.now_ms()))
             return
         if record_type != "proposal_submitted":
             raise SchemaError(f"{record_type} on {msg.topic}", topic=msg.topic,

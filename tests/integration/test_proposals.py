@@ -51,7 +51,8 @@ pytestmark = pytest.mark.integration
 RECORD_TYPES = ["proposal_submitted", "proposal_gated", "proposal_scanned",
                 "proposal_experimented", "proposal_decided", "guardian_finding",
                 "experiment_requested", "experiment_result", "notification", "error_event",
-                "custody_run_result", "build_event", "conquest_recommendation"]
+                "custody_run_result", "build_event", "conquest_recommendation",
+                "agent_level_changed"]
 HOUR = 3_600_000
 
 
@@ -165,6 +166,10 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db):
             for rec in (weak, planted, clean):
                 await producer.emit_async("proposal_submitted", rec)
             await producer.emit_async("build_event", build)
+            await producer.emit_async("agent_level_changed", {
+                "agent_id": "good-1", "agent_type": "sandbox", "old_level": 4, "new_level": 5,
+                "old_prestige": 0, "new_prestige": 0, "xp": 2150, "reason": "custody_passed",
+                "run_id": None})
             await _until("three proposals processed", lambda: len(proposals.results) == 3, tasks)
             await _until("the clean proposal in Postgres", lambda: _row(
                 engine, "SELECT 1 AS x FROM proposals WHERE proposal_id = :p",
@@ -255,6 +260,7 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db):
     assert len(recs) == 1 and recs[0]["evidence"]["pattern"] == "import_error"
     assert "No module named 'chdbx'" in recs[0]["evidence"]["matched_line"]
     assert any(n["kind"] == "build" and "import_error" in n["title"] for n in notes)
+    assert "good-1 leveled up: 4 → 5" in titles
 
     # nothing failed: no error events, no DLQ
     assert read_log(bootstrap, codec, [names["error_event"]]) == []

@@ -77,3 +77,18 @@ def test_a_fake_runner_sees_one_source_per_test():
     outcomes = run_tests({"tests/test_helper.py": PLANTED_TESTS}, fake, SandboxLimits())
     assert len(seen) == 3 and all(o.passed for o in outcomes)
     assert "'test_forever'" in seen[2]
+
+
+def test_tests_past_the_cap_are_not_run():
+    calls: list[str] = []
+
+    def fake(source: str, limits: SandboxLimits) -> SandboxResult:
+        calls.append(source)
+        return SandboxResult(True, 0, 1, "", "", False, False, None, "guard")
+
+    outcomes = run_tests({"tests/test_helper.py": PLANTED_TESTS}, fake, SandboxLimits(),
+                         max_tests=2)
+    assert len(calls) == 2
+    assert [o.case.function for o in outcomes] == ["test_add", "test_network", "test_forever"]
+    assert outcomes[2].killed_reason == "not_run" and not outcomes[2].passed
+    assert summarize(outcomes).status == "failed"

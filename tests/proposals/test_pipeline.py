@@ -13,6 +13,7 @@ from agents.proposals.pipeline import (
     PipelineDeps,
     ProposalPolicy,
     decision_notification,
+    level_notification,
     process_proposal,
 )
 from agents.proposals.records import error_record, fingerprint
@@ -143,3 +144,11 @@ def test_no_runs_at_all_is_ineligible(agent):
     result, emitted = _process(proposal(agent, {"x.py": CLEAN}, occurred_at=T0), [])
     assert result.stage == "gated_out" and emitted[0][1]["reasons"][0].startswith(
         "not eligible (0 runs in window)")
+
+
+def test_level_change_notification_fits_its_schema():
+    note = level_notification({"event_id": "e2", "agent_id": "good-1", "old_level": 9,
+                               "new_level": 8, "reason": "custody_failed"}, T0)
+    CODEC.encode("notification", note)
+    assert (note["kind"], note["priority"]) == ("level_up", "high")
+    assert note["title"] == "good-1 leveled down: 9 → 8"
