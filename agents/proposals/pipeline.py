@@ -80,7 +80,8 @@ class PipelineDeps:
     """Collaborators: ``emit(record_type, record)`` returns once acked; ``runs(agent_id)`` the
     agent's positioned custody runs; ``now_ms()`` the clock (ms since the epoch, UTC);
     ``scan(files, proposal_id, agent_id)`` and ``run_python(source, limits)`` are blocking
-    (run in threads); ``read_base(path)`` the original text of a file the diff modifies."""
+    (run in threads); ``read_base(target_repo, path)`` the original text of a file the diff
+    modifies (None: unknown)."""
 
     emit: Emit
     runs: Callable[[str], list[PositionedRun]]
@@ -88,7 +89,7 @@ class PipelineDeps:
     scan: Callable[[dict[str, str], str, str], list[Finding]] = field(
         default=lambda files, pid, aid: scan_files(files, proposal_id=pid, agent_id=aid))
     run_python: Callable[[str, SandboxLimits], SandboxResult] = _sandbox
-    read_base: Callable[[str], str | None] | None = None
+    read_base: Callable[[str, str], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,9 @@ async def process_proposal(proposal: Mapping[str, Any], deps: PipelineDeps,
         log.info("proposals.gated_out", proposal_id=pid, agent_id=agent, reason=decision.reason)
         return ProposalResult(pid, "gated_out", decision.reason)
     try:
-        files = proposal_files(proposal, deps.read_base)
+        repo, read_base = str(proposal["target_repo"]), deps.read_base
+        files = proposal_files(proposal, None if read_base is None
+                               else lambda path: read_base(repo, path))
     except ProposalInputError as exc:
         await _decline(deps, proposal, f"invalid proposal: {exc}")
         return ProposalResult(pid, "invalid", decision.reason)

@@ -11,10 +11,14 @@ commit after acks, DLQ for poison records, ``error_event`` for every failure):
   topics), so a restart does not run experiments again; one that crashed mid-pipeline runs
   again and reproduces the same event ids;
 * a ``proposal_decided`` (policy or operator) yields one ``notification``;
-* an ``agent_level_changed`` (``lvlup.agents.levels``) yields one ``level_up`` notification.
+* an ``agent_level_changed`` (``lvlup.agents.levels``) yields one ``level_up`` notification;
+* an approved proposal whose ``target_repo`` is ``scratch`` is committed to the scratch
+  repository (:class:`~agents.proposals.scratch.ScratchRepo`, under the data directory) —
+  never to the platform's own repository. A proposal whose change cannot be applied there
+  yields an ``error_event`` (the decision record itself is valid: it is not dead-lettered).
 
 :func:`serve` also runs guardian's scheduled scan of the platform's own repository
-(:func:`agents.guardian.schedule.run_scans`, every :data:`REPO_SCAN_INTERVAL_S` seconds, new
+(:func:`agents.proposals.reposcan.run_scans`, every :data:`REPO_SCAN_INTERVAL_S` seconds, new
 findings only: the ones already on the findings topic are read at start).
 """
 
@@ -30,7 +34,7 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from agents.custody.replay import read_topics
-from agents.guardian.schedule import run_scans
+from agents.proposals.errors import ProposalInputError
 from agents.proposals.loop import RecordLoop
 from agents.proposals.pipeline import (
     PipelineDeps,
@@ -40,8 +44,10 @@ from agents.proposals.pipeline import (
     level_notification,
     process_proposal,
 )
-from agents.proposals.records import PRODUCER
+from agents.proposals.records import PRODUCER, error_record
+from agents.proposals.reposcan import run_scans
 from agents.proposals.runindex import RunIndex
+from agents.proposals.scratch import SCRATCH_REPO, ScratchRepo
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
@@ -66,16 +72,23 @@ class ProposalsWorker:
 
     def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog,
                  producer: EventProducer, *, policy: ProposalPolicy | None = None,
-                 group: str = PROPOSALS_GROUP, topics: Mapping[str, str] | None = None) -> None:
+                 group: str = PROPOSALS_GROUP, topics: Mapping[str, str] | None = None,
+                 scratch: ScratchRepo | None = None) -> None:
         self.bootstrap, self.codec, self.producer = bootstrap, codec, producer
         self.policy = policy or ProposalPolicy()
         names = {rt: catalog.for_record(rt).name for rt in RECORD_TYPES}
         self.topics = {**names, **(topics or {})}
         self.runs = RunIndex(bootstrap, codec, self.topics["custody_run_result"])
         self.done: set[str] = set()
+        self.scratch = scratch
+        #: submitted records by proposal id (the scratch repository applies approved ones)
+        self.submitted: dict[str, dict[str, Any]] = {}
+        #: commits made in the scratch repository: proposal id → commit id
+        self.commits: dict[str, str] = {}
         self.results: list[ProposalResult] = []
         self.notified = 0
-        self.deps = PipelineDeps(emit=self.emit, runs=self.runs.runs, now_ms=self.now_ms)
+        self.deps = PipelineDeps(emit=self.emit, runs=self.runs.runs, now_ms=self.now_ms,
+                                 read_base=self._read_base)
         self.loop = RecordLoop(bootstrap, codec, [self.topics["proposal_submitted"],
                                                   self.topics["proposal_decided"],
                                                   self.topics["agent_level_changed"]],
@@ -91,13 +104,46 @@ class ProposalsWorker:
         """Publish ``record`` and wait for the broker's ack."""
         await self.producer.emit_async(record_type, record)
 
+    def _read_base(self, target_repo: str, path: str) -> str | None:
+        if self.scratch is None or target_repo != SCRATCH_REPO:
+            return None
+        return self.scratch.read(path)
+
     async def rebuild(self) -> None:
-        """Proposals already decided or experimented, from the log (bounded read)."""
+        """Proposals already decided or experimented, and the submitted ones (for the
+        scratch repository), from the log (bounded read)."""
         records = await read_topics(self.bootstrap, self.codec,
                                     [self.topics["proposal_decided"],
-                                     self.topics["proposal_experimented"]])
-        self.done = {str(rec["proposal_id"]) for _, rec in records}
-        log.info("proposals.rebuilt", done=len(self.done))
+                                     self.topics["proposal_experimented"],
+                                     self.topics["proposal_submitted"]])
+        self.done = {str(rec["proposal_id"]) for rt, rec in records
+                     if rt != "proposal_submitted"}
+        self.submitted = {str(rec["proposal_id"]): rec for rt, rec in records
+                          if rt == "proposal_submitted"}
+        if self.scratch is not None:
+            await asyncio.to_thread(self.scratch.ensure)
+        log.info("proposals.rebuilt", done=len(self.done), submitted=len(self.submitted))
+
+    async def _commit_approved(self, decided: dict[str, Any],
+                               msg: ConsumerRecord[bytes, bytes]) -> None:
+        pid = str(decided["proposal_id"])
+        proposal = self.submitted.get(pid)
+        if (self.scratch is None or str(decided["status"]) != "approved" or proposal is None
+                or str(proposal["target_repo"]) != SCRATCH_REPO):
+            return
+        try:
+            commit = await asyncio.to_thread(self.scratch.apply, proposal,
+                                             str(decided["decided_by"]))
+        except ProposalInputError as exc:
+            await self.emit("error_event", error_record(
+                exc, component=PRODUCER, now_ms=self.now_ms(), agent_id=str(decided["agent_id"]),
+                severity="medium", source=(msg.topic, msg.partition, msg.offset),
+                context={"proposal_id": pid, "step": "scratch_commit"}))
+            log.warning("proposals.scratch_refused", proposal_id=pid, error=str(exc))
+            return
+        if commit is not None:
+            self.commits[pid] = commit
+            log.info("proposals.scratch_committed", proposal_id=pid, commit=commit)
 
     async def handle(self, record_type: str, record: dict[str, Any],
                      msg: ConsumerRecord[bytes, bytes]) -> None:
@@ -108,6 +154,7 @@ class ProposalsWorker:
             self.notified += 1
             log.info("proposals.decision_notified", proposal_id=record["proposal_id"],
                      status=record["status"], decided_by=record["decided_by"])
+            await self._commit_approved(record, msg)
             return
         if record_type == "agent_level_changed":
             await self.emit("notification", level_notification(record, self.now_ms()))
@@ -116,6 +163,7 @@ class ProposalsWorker:
             raise SchemaError(f"{record_type} on {msg.topic}", topic=msg.topic,
                               partition=msg.partition, offset=msg.offset)
         pid = str(record["proposal_id"])
+        self.submitted[pid] = record
         if pid in self.done:
             log.info("proposals.already_processed", proposal_id=pid)
             return
@@ -148,7 +196,8 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = ProposalsWorker(bootstrap, codec, catalog, producer)
+    worker = ProposalsWorker(bootstrap, codec, catalog, producer,
+                             scratch=ScratchRepo(settings.data_dir / "scratch-repo"))
     tasks = [asyncio.create_task(worker.run(stop))]
     if (REPO_ROOT / "pyproject.toml").is_file():
         findings = await read_topics(bootstrap, codec,

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from agents.conquest.worker import ConquestWorker
 from agents.custody.sandbox import SandboxLimits
 from agents.proposals.pipeline import ProposalPolicy
+from agents.proposals.scratch import ScratchRepo
 from agents.proposals.worker import ProposalsWorker
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
@@ -117,7 +118,7 @@ def _rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(text(sql), params).mappings()]
 
 
-def test_proposals_end_to_end(stack, bootstrap, routed, pg_db):
+def test_proposals_end_to_end(stack, bootstrap, routed, pg_db, tmp_path):
     router, topics = routed
     codec, catalog = load_codec(), load_catalog()
     engine = create_engine(pg_db)
@@ -142,8 +143,10 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db):
     producer.emit_sync("custody_run_result", run_result("weak-1", occurred_at=now - HOUR))
     names = {rt: router.route(rt)[0] for rt in RECORD_TYPES}
     policy = ProposalPolicy(limits=SandboxLimits(cpu_seconds=2, wall_seconds=10.0))
+    scratch = ScratchRepo(tmp_path / "scratch")
     proposals = ProposalsWorker(bootstrap, codec, catalog, producer, policy=policy,
-                                group=f"prop-{uuid.uuid4().hex[:8]}", topics=names)
+                                group=f"prop-{uuid.uuid4().hex[:8]}", topics=names,
+                                scratch=scratch)
     conquest = ConquestWorker(bootstrap, codec, catalog, producer,
                               group=f"conq-{uuid.uuid4().hex[:8]}", topics=names)
 
@@ -179,6 +182,8 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db):
                                     approve=True, reason="tests pass, no findings", by="alice")
             await _until("three decisions notified", lambda: proposals.notified == 3, tasks)
             await _until("a recommendation", lambda: len(conquest.recommended) == 1, tasks)
+            await _until("the approved proposal committed to the scratch repository",
+                         lambda: clean["proposal_id"] in proposals.commits, tasks)
         finally:
             stop.set()
             done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -254,6 +259,10 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db):
     assert f"Proposal {weak['proposal_id']} declined by policy" in titles
     urgent = [n for n in notes if n["priority"] == "urgent"]
     assert urgent and planted["proposal_id"] in urgent[0]["title"] and not urgent[0]["read"]
+
+    # the approved proposal is in the scratch repository (and only there)
+    assert (tmp_path / "scratch" / "tool" / "clean.py").read_text() == CLEAN
+    assert scratch.applied(clean["proposal_id"]) and not scratch.applied(planted["proposal_id"])
 
     # 5. the failed build: a recommendation with the matched pattern, and a build notification
     recs = [r.record for r in read_log(bootstrap, codec, [names["conquest_recommendation"]])]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.guardian import Finding, scan_tree
-from agents.guardian.schedule import new_finding_records, run_scans
+from agents.proposals.reposcan import new_finding_records, run_scans
 from schemas.codec import load_codec
 
 from .support import PLANTED

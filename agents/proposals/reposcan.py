@@ -1,4 +1,4 @@
-"""Scheduled scans of registered code paths (issue #8; the seed scanned every 15 minutes).
+"""Guardian's scheduled scans of registered code paths (issue #8; the seed scanned every 15 min).
 
 :func:`new_finding_records` turns a tree scan's findings into ``guardian_finding`` records —
 only those whose ``finding_id`` is not in ``seen``, so unchanged code is not re-published
