@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml infra/build-llama.sh
 	$(PY) -m pip install -q --upgrade pip wheel setuptools; \
 	house=$$(bash infra/build-llama.sh $(PY)); \
 	$(PY) -m pip install -q --find-links "$$house" --only-binary llama-cpp-python -e '.[dev]'; \
+	bash infra/install-browser.sh; \
 	echo "make setup: done in $$(( $$(date +%s) - start )) s"
 	@touch $(STAMP)
 

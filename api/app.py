@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth import KeyStore
+from api.dashboard import dashboard_routes
 from api.errors import JsonResponse, exception_handlers
 from api.live import LearningHub, learning_analytics
 from api.metrics import ApiMetrics
@@ -129,6 +130,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         WebSocketRoute("/ws/imperium/learning-analytics", learning_analytics),
+        *dashboard_routes(),
     ]
     middleware = [Middleware(SecurityHeaders)]
     if api.cors_origins:

@@ -1,0 +1,127 @@
+"""The dashboard in headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
+served by a real `lvlup api` process reading views the Postgres sink code wrote; every panel
+loads without an error and the learning panel shows the agents' data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from api.auth import Scope, create_key
+from schemas.codec import load_codec
+from sinks.postgres.migrate import upgrade
+from sinks.postgres.views import build_projections
+from sinks.postgres.writer import PostgresWriter
+from sinks.records import Batch, ConsumedRecord
+from streams.sample import SampleStream
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PANELS = ("health", "learning", "custody", "security", "proposals", "cost")
+
+
+@pytest.fixture
+def views_db(stack):
+    """A migrated scratch database holding the views of 800 sample records, and a read key."""
+    base = make_url(stack.postgres.sqlalchemy_url())
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = dict(host=base.host, port=base.port, user=base.username,
+                 password=base.password, dbname="postgres", autocommit=True)
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    codec, batch = load_codec(), Batch()
+    for offset, (record_type, record) in enumerate(SampleStream(seed=3).records(800)):
+        _, logical = codec.decode(codec.encode(record_type, record), logical=True)
+        batch.add(ConsumedRecord("lvlup.sample", 0, offset, 0, record_type, logical))
+    engine = create_engine(url)
+    PostgresWriter(engine, build_projections()).write("dashboard-test", batch)
+    _, token = create_key(engine, "dashboard test", [Scope.READ])
+    engine.dispose()
+    yield url, token
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api_url(views_db, tmp_path):
+    """``(base URL, read token)`` of a running ``lvlup api`` on the views database."""
+    db_url, token = views_db
+    port = _free_port()
+    env = {**os.environ, "LVLUP_POSTGRES__URL": db_url,
+           "LVLUP_CLICKHOUSE__CHDB_PATH": str(tmp_path / "ch")}
+    log = tmp_path / "api.log"
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "api", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass  # not listening yet
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield url, token
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
+                    reason="needs Debian's chromium and chromium-driver (make setup installs "
+                           "them as root: infra/install-browser.sh)")
+def test_the_dashboard_shows_the_views_in_a_browser(api_url, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,1100",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    url, token = api_url
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(f"{url}/dashboard?key={token}")
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        states = {p: driver.find_element(By.ID, p).get_attribute("data-loaded") for p in PANELS}
+        texts = {p: driver.find_element(By.ID, p).text for p in PANELS}
+        assert states == dict.fromkeys(PANELS, "true"), texts
+        learning = driver.find_element(By.ID, "learning")
+        assert learning.find_elements(By.TAG_NAME, "td"), texts["learning"]
+        assert any(agent in texts["learning"] for agent in ("imperium", "guardian", "sandbox",
+                                                             "conquest")), texts["learning"]
+        shot = os.environ.get("LVLUP_DASHBOARD_SCREENSHOT") or str(tmp_path / "dashboard.png")
+        assert driver.save_screenshot(shot)
+    finally:
+        driver.quit()
