@@ -19,7 +19,10 @@ commit after acks, DLQ for poison records, ``error_event`` for every failure):
 
 :func:`serve` also runs guardian's scheduled scan of the platform's own repository
 (:func:`agents.proposals.reposcan.run_scans`, every :data:`REPO_SCAN_INTERVAL_S` seconds, new
-findings only: the ones already on the findings topic are read at start).
+findings only: the ones already on the findings topic are read at start) and the agents'
+autonomous drafts (:func:`agents.proposals.draft.run_drafts`, every
+:data:`DRAFT_INTERVAL_S` seconds per agent of ``settings.custody.schedule_agents``, through
+the inference workers).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from agents.custody.replay import read_topics
+from agents.custody.worker import client_infer
+from agents.proposals.draft import run_drafts
 from agents.proposals.errors import ProposalInputError
 from agents.proposals.loop import RecordLoop
 from agents.proposals.pipeline import (
@@ -48,6 +53,7 @@ from agents.proposals.records import PRODUCER, error_record
 from agents.proposals.reposcan import run_scans
 from agents.proposals.runindex import RunIndex
 from agents.proposals.scratch import SCRATCH_REPO, ScratchRepo
+from inference.client import InferenceClient
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
@@ -59,6 +65,10 @@ __all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
 PROPOSALS_GROUP = "lvlup.agents.proposals"
 #: seconds between scheduled scans of the repository (the seed's 15 minutes)
 REPO_SCAN_INTERVAL_S = 900.0
+#: seconds the other tasks get to finish after one ended, before they are cancelled
+STOP_GRACE_S = 10.0
+#: seconds between an agent's autonomous drafts
+DRAFT_INTERVAL_S = 1800.0
 #: the platform's own repository (``agents/proposals/worker.py`` → the root)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORD_TYPES = ("proposal_submitted", "proposal_decided", "proposal_experimented",
@@ -198,21 +208,30 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     worker = ProposalsWorker(bootstrap, codec, catalog, producer,
                              scratch=ScratchRepo(settings.data_dir / "scratch-repo"))
-    tasks = [asyncio.create_task(worker.run(stop))]
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        findings = await read_topics(bootstrap, codec,
-                                     [catalog.for_record("guardian_finding").name])
-        seen = {str(rec["finding_id"]) for _, rec in findings}
-        tasks.append(asyncio.create_task(run_scans(
-            [REPO_ROOT], REPO_SCAN_INTERVAL_S, worker.emit, stop, seen=seen,
-            now_ms=worker.now_ms)))
+    client = InferenceClient(bootstrap, codec, catalog, producer, requester=PRODUCER)
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()  # one ended (stopped or failed): stop the other
-        try:
-            for task in done:
-                task.result()  # a failure propagates: the supervisor restarts the process
-        finally:
-            await asyncio.gather(*pending, return_exceptions=True)
+        async with client:
+            tasks = [asyncio.create_task(worker.run(stop))]
+            if (REPO_ROOT / "pyproject.toml").is_file():
+                findings = await read_topics(bootstrap, codec,
+                                             [catalog.for_record("guardian_finding").name])
+                seen = {str(rec["finding_id"]) for _, rec in findings}
+                tasks.append(asyncio.create_task(run_scans(
+                    [REPO_ROOT], REPO_SCAN_INTERVAL_S, worker.emit, stop, seen=seen,
+                    now_ms=worker.now_ms)))
+            tasks.append(asyncio.create_task(run_drafts(
+                settings.custody.schedule_agents, DRAFT_INTERVAL_S, client_infer(client),
+                worker.emit, stop, now_ms=worker.now_ms)))
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()  # one ended (stopped or failed): stop the others
+            try:
+                for task in done:
+                    task.result()  # a failure propagates: the supervisor restarts the process
+            finally:  # a draft may be waiting for the model: a grace period, then cancel
+                if pending:
+                    _, late = await asyncio.wait(pending, timeout=STOP_GRACE_S)
+                    for task in late:
+                        task.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
     finally:
         producer.close()
