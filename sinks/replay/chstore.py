@@ -10,7 +10,8 @@ Rows of compacted topics that the log no longer holds (compacted away) are left 
 copy and counted. ``events`` is compared inside ClickHouse (a ``FULL OUTER JOIN`` of the
 two databases on ``topic:partition:offset``; a row's digest is ``cityHash64`` of every
 column but ``ingested_at``, the checksum their sum modulo 2^64); the views, which are small
-aggregates, are compared row by row in Python (:mod:`sinks.replay.compare`).
+aggregates, are compared row by row in Python (:mod:`sinks.replay.compare`), keyed and
+with sampled columns set aside as :mod:`sinks.replay.viewsql` reads them from the view.
 
 chdb is one process per data directory (docs/ARCHITECTURE.md): with chdb the caller must
 own it, i.e. run while the ClickHouse sink is stopped.
@@ -30,14 +31,13 @@ from sinks.clickhouse.migrate import migrate_up
 from sinks.records import TopicPartitionKey
 from sinks.replay.compare import RowInfo, ViewComparison, compare_rows, row_digest
 from sinks.replay.plan import Span
+from sinks.replay.viewsql import approximate_columns, key_columns
 
 __all__ = ["EVENT_KEY", "ScratchDatabases", "compare_events", "compare_view", "copy_live",
            "fetch_events", "fetch_view_rows", "list_views", "schema_hash", "scratch_databases",
            "span_condition"]
 
 EVENT_KEY = "concat(topic, ':', toString(partition), ':', toString(offset))"
-_NUMERIC = ("UInt", "Int", "Float", "Decimal", "Nullable(UInt", "Nullable(Int",
-            "Nullable(Float", "Nullable(Decimal")
 
 
 class ScratchDatabases:
@@ -158,26 +158,33 @@ def list_views(client: ClickHouse, database: str) -> list[str]:
     return [str(r[0]) for r in res.rows]
 
 
-def _view_key_columns(client: ClickHouse, database: str, view: str) -> list[str]:
+def _view_shape(client: ClickHouse, database: str, view: str) -> tuple[list[str], list[str]]:
+    """``(key columns, approximate columns)`` of a view (:mod:`sinks.replay.viewsql`)."""
+    sql = str(client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
+                           "AND name = {t:String}", {"db": database, "t": view}).scalar())
     res = client.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
                        "AND table = {t:String} ORDER BY position", {"db": database, "t": view})
-    return [str(n) for n, t in res.rows if not str(t).startswith(_NUMERIC)]
+    return (key_columns(sql, [(str(n), str(t)) for n, t in res.rows]),
+            approximate_columns(sql))
 
 
 def fetch_view_rows(client: ClickHouse, database: str, view: str) -> dict[str, dict[str, Any]]:
-    """Every row of a view keyed by its dimension (non-numeric) columns joined with ``/``."""
-    keys = _view_key_columns(client, database, view)
+    """Every row of a view keyed by its key columns joined with ``/``."""
+    keys, _approx = _view_shape(client, database, view)
     res = client.query(f"SELECT * FROM `{database}`.`{view}`")  # noqa: S608
     return {"/".join(str(row[k]) for k in keys): row for row in res.dicts()}
 
 
 def compare_view(client: ClickHouse, dbs: ScratchDatabases, view: str) -> ViewComparison:
-    """One analytics view of the copy (live) against the shadow's."""
+    """One analytics view of the copy (live) against the shadow's; approximate columns
+    (sampling quantiles) are left out of the digests and named in the comparison."""
+    _keys, approx = _view_shape(client, dbs.shadow, view)
     sides = [fetch_view_rows(client, db, view) for db in (dbs.cut, dbs.shadow)]
-    live, shadow = ({k: RowInfo(row_digest(list(r.values()))) for k, r in rows.items()}
-                    for rows in sides)
+    live, shadow = ({k: RowInfo(row_digest([v for c, v in r.items() if c not in approx]))
+                     for k, r in rows.items()} for rows in sides)
     out = compare_rows(f"clickhouse.{view}", live, shadow)
     out.live_rows, out.shadow_rows = sides
+    out.approximate = approx
     return out
 
 

@@ -44,7 +44,8 @@ class ViewComparison:
     ``added``/``removed``/``changed`` list keys (sorted; possibly capped, the ``n_*`` counts
     are exact); ``skipped`` counts rows left out of scope (outside the window);
     ``live_rows``/``shadow_rows`` hold full rows of differing keys when details were asked
-    for; ``unprovable`` says why the view cannot be proven (it is then left out of verdicts).
+    for; ``unprovable`` says why the view cannot be proven (it is then left out of verdicts);
+    ``approximate`` names columns left out of the digests (sampled aggregates).
     """
 
     view: str
@@ -60,6 +61,7 @@ class ViewComparison:
     n_changed: int = 0
     skipped: int = 0
     unprovable: str | None = None
+    approximate: list[str] = field(default_factory=list)
     live_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     shadow_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -84,6 +86,8 @@ class ViewComparison:
         }
         if self.unprovable:
             out["unprovable"] = self.unprovable
+        if self.approximate:
+            out["approximate_columns"] = self.approximate
         return out
 
 

@@ -123,6 +123,10 @@ def rebuild(
                    + (f" (+{len(keys) - 20} more)" if len(keys) > 20 else ""), err=True)
     for view, why in cert.unprovable.items():
         typer.echo(f"unprovable {view}: {why}", err=True)
+    for view, v in cert.views.items():
+        if v.get("approximate_columns"):
+            typer.echo(f"note: {view}: {', '.join(v['approximate_columns'])} are sampled "
+                       "(quantile) and not compared", err=True)
     if not cert.records["read"]:
         typer.echo("note: no record replayed: the live sinks have stored no position on these "
                    "topics (wrong --group-suffix or --topic-prefix?)", err=True)

@@ -82,3 +82,26 @@ def test_parse_time_takes_iso_or_epoch_milliseconds():
     assert parse_time("2025-11-22 00:00:00.250") == 1_763_769_600_250  # naive: UTC
     with pytest.raises(LvlupError, match="not a time"):
         parse_time("yesterday")
+
+
+def test_view_shape_reads_keys_and_sampled_columns_from_the_select():
+    from sinks.replay.viewsql import approximate_columns, key_columns, top_level
+
+    sql = ("SELECT JSONExtractString(payload, 'route') AS route, toDate(occurred_at) AS day, "
+           "count() AS n, quantile(0.5)(JSONExtractFloat(payload, 'latency_ms')) AS p50, "
+           "quantileExact(0.9)(x) AS p90, medianTDigest(x) AS med, "
+           "sum(JSONExtractInt(payload, 'tokens')) AS tokens FROM db.events FINAL "
+           "WHERE record_type = 'inference_response' GROUP BY route, day")
+    columns = [("route", "String"), ("day", "Date"), ("n", "UInt64"), ("p50", "Float64"),
+               ("p90", "Float64"), ("med", "Float64"), ("tokens", "Int64")]
+    assert key_columns(sql, columns) == ["route", "day"]
+    assert approximate_columns(sql) == ["p50", "med"]
+    nested = ("SELECT agent_id, day, runs, sum(runs) OVER (PARTITION BY agent_id ORDER BY day) "
+              "AS total FROM (SELECT agent_id, toDate(t) AS day, count() AS runs FROM e "
+              "GROUP BY agent_id, day)")
+    assert "GROUP BY" not in top_level(nested) and top_level(nested)["FROM"].startswith("(")
+    assert key_columns(nested, [("agent_id", "String"), ("day", "Date"), ("runs", "UInt64"),
+                                ("total", "UInt64"), ("tags", "Array(String)")]) == [
+        "agent_id", "day"]
+    assert top_level("SELECT 'GROUP BY x' AS s FROM t") == {"SELECT": "'GROUP BY x' AS s",
+                                                           "FROM": "t"}
