@@ -9,7 +9,8 @@
 - :mod:`~sinks.replay.reinfer` — ``--reinfer``: call the model again for recorded requests;
 - the parts: :mod:`.plan` (offset spans, scope), :mod:`.positions` (Kafka), :mod:`.reader`
   (bounded log read), :mod:`.compare` (checksums, differing keys), :mod:`.pgstore`,
-  :mod:`.chstore` (the stores), :mod:`.engine` (one replay).
+  :mod:`.chstore` (the stores), :mod:`.viewsql` (a ClickHouse view's key and sampled
+  columns), :mod:`.engine` (one replay).
 
 Importing this package imports nothing heavy; import the submodules.
 """
