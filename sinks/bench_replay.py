@@ -23,17 +23,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from pydantic import SecretStr
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
-from sinks.postgres.migrate import upgrade
 from sinks.replay import pgstore
 from sinks.replay.certificate import rebuild
 from sinks.replay.engine import ReplayRequest
@@ -94,39 +90,31 @@ def bench_replay(settings: Settings, events: int = 50_000, warmup: int = 500) ->
     topics = [prefix + t.name for t in catalog.topics]
     create_topics(bootstrap, [TopicSpec(prefix + t.name, t.partitions, 1, t.config())
                               for t in catalog.topics])
-    base = make_url(settings.postgres.sqlalchemy_url())
-    db = f"bench_replay_{run_id}"
-    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    url = base.set(database=db).render_as_string(hide_password=False)
     scratch = settings.data_dir.resolve() / "bench" / f"replay-{run_id}"
     chdb_path = scratch / "ch"
-    engine = create_engine(url)
     try:
-        upgrade(url)
-        client = ChdbClient(chdb_path)
-        migrate_up(client, settings.clickhouse.database)
-        client.close()
-        ingest_s = _ingest(settings, engine, prefix=prefix, suffix=suffix, url=url,
-                           scratch=scratch, events=events, warmup=warmup)
-        local = settings.model_copy(update={"postgres": settings.postgres.model_copy(
-            update={"url": SecretStr(url)})})
-        client = ChdbClient(chdb_path)
-        try:
-            started = time.perf_counter()
-            cert = rebuild(local, ReplayRequest(topic_prefix=prefix,
-                                                postgres_group=POSTGRES_GROUP + suffix,
-                                                clickhouse_group=CLICKHOUSE_GROUP + suffix),
-                           engine=engine, clickhouse=client)
-            rebuild_s = time.perf_counter() - started
-        finally:
+        # a scratch database next to the configured one, migrated, dropped afterwards
+        with pgstore.shadow_database(settings.postgres.sqlalchemy_url()) as (_name, engine):
+            url = engine.url.render_as_string(hide_password=False)
+            client = ChdbClient(chdb_path)
+            migrate_up(client, settings.clickhouse.database)
             client.close()
+            ingest_s = _ingest(settings, engine, prefix=prefix, suffix=suffix, url=url,
+                               scratch=scratch, events=events, warmup=warmup)
+            local = settings.model_copy(update={"postgres": settings.postgres.model_copy(
+                update={"url": SecretStr(url)})})
+            client = ChdbClient(chdb_path)
+            try:
+                started = time.perf_counter()
+                cert = rebuild(local, ReplayRequest(
+                    topic_prefix=prefix, postgres_group=POSTGRES_GROUP + suffix,
+                    clickhouse_group=CLICKHOUSE_GROUP + suffix), engine=engine,
+                    clickhouse=client)
+                rebuild_s = time.perf_counter() - started
+            finally:
+                client.close()
     finally:
-        engine.dispose()
         delete_topics(bootstrap, topics)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         shutil.rmtree(scratch, ignore_errors=True)
     replayed = cert.records["read"]
     ingest_rate, rebuild_rate = events / ingest_s, replayed / rebuild_s

@@ -27,34 +27,41 @@ _NON_KEY_TYPES = ("UInt", "Int", "Float", "Decimal", "Array", "Map", "Tuple", "N
                   "Nullable(Int", "Nullable(Float", "Nullable(Decimal")
 
 
+def _outside(sql: str) -> list[int]:
+    """Indexes of the characters at parenthesis depth 0 and outside quoted text."""
+    out: list[int] = []
+    depth, quote, escaped = 0, "", False
+    for i, ch in enumerate(sql):
+        if quote:
+            escaped, quote = (not escaped and ch == "\\",
+                              "" if ch == quote and not escaped else quote)
+        elif ch in "'`\"":
+            quote = ch
+        elif ch in "()":
+            depth += 1 if ch == "(" else -1
+        elif depth == 0:
+            out.append(i)
+    return out
+
+
+def _word_at(sql: str, upper: str, i: int, word: str) -> bool:
+    end = i + len(word)
+    return (upper.startswith(word, i)
+            and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_"))
+            and (end == len(sql) or not (sql[end].isalnum() or sql[end] == "_")))
+
+
 def top_level(sql: str) -> dict[str, str]:
     """The clauses of ``sql``'s outermost query (``{"SELECT": "...", "GROUP BY": "..."}``),
     ignoring subqueries, parentheses and quoted text."""
     marks: list[tuple[int, str]] = []
-    depth, i, quote = 0, 0, ""
     upper = sql.upper()
-    while i < len(sql):
-        ch = sql[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            quote = "" if ch == quote else quote
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0 and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
-            for clause in _CLAUSES:
-                end = i + len(clause)
-                if upper.startswith(clause, i) and (end == len(sql) or not (
-                        sql[end].isalnum() or sql[end] == "_")):
-                    marks.append((i, clause))
-                    i = end - 1
-                    break
-        i += 1
+    for i in _outside(sql):
+        if marks and i < marks[-1][0] + len(marks[-1][1]):
+            continue  # inside the keyword just found ("GROUP BY")
+        clause = next((c for c in _CLAUSES if _word_at(sql, upper, i, c)), None)
+        if clause is not None:
+            marks.append((i, clause))
     out: dict[str, str] = {}
     for n, (start, clause) in enumerate(marks):
         stop = marks[n + 1][0] if n + 1 < len(marks) else len(sql)
@@ -64,26 +71,9 @@ def top_level(sql: str) -> dict[str, str]:
 
 def _items(clause: str) -> list[str]:
     """Top-level comma-separated items of a clause."""
-    items: list[str] = []
-    current: list[str] = []
-    depth, quote = 0, ""
-    for ch in clause:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append("".join(current).strip())
-            current = []
-            continue
-        current.append(ch)
-    if "".join(current).strip():
-        items.append("".join(current).strip())
-    return items
+    cuts = [i for i in _outside(clause) if clause[i] == ","]
+    bounds = zip([-1, *cuts], [*cuts, len(clause)], strict=True)
+    return [part for a, b in bounds if (part := clause[a + 1:b].strip())]
 
 
 def key_columns(sql: str, columns: Sequence[tuple[str, str]]) -> list[str]:

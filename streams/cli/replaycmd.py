@@ -9,6 +9,8 @@ first, or compare Postgres only (``--views 'postgres.*'``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,29 +50,36 @@ def _patterns(views: list[str]) -> tuple[str, ...]:
     return tuple(p.strip() for v in views for p in v.split(",") if p.strip())
 
 
-def _open_clickhouse(settings: Settings, patterns: tuple[str, ...]) -> Any:
-    """The live ClickHouse, unless every pattern names Postgres views only."""
+@contextmanager
+def _clickhouse(settings: Settings, patterns: tuple[str, ...]) -> Iterator[Any]:
+    """The live ClickHouse (closed afterwards), or None when every pattern names Postgres
+    views only."""
     from sinks.clickhouse.client import open_clickhouse
     from sinks.errors import ChdbLocked
     from sinks.postgres.models import VIEW_TABLES
 
     tables = {t.name for t in VIEW_TABLES}
     if patterns and all(p.startswith("postgres.") or p in tables for p in patterns):
-        return None
+        yield None
+        return
     try:
-        return open_clickhouse(settings.clickhouse, settings.chdb_path())
+        client = open_clickhouse(settings.clickhouse, settings.chdb_path())
     except ChdbLocked as exc:
         raise LvlupError(f"{exc}; stop the ClickHouse sink, or compare Postgres only with "
                          "--views 'postgres.*'") from exc
+    try:
+        yield client
+    finally:
+        client.close()
 
 
-def _request(*, patterns: tuple[str, ...], since: str | None, until: str | None,
+def _request(*, views: list[str], since: str | None, until: str | None,
              topic_prefix: str, group_suffix: str, keep_shadow: bool) -> Any:
     from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
     from sinks.replay.engine import ReplayRequest
 
     return ReplayRequest(
-        views=patterns, since_ms=None if since is None else parse_time(since),
+        views=_patterns(views), since_ms=None if since is None else parse_time(since),
         until_ms=None if until is None else parse_time(until), topic_prefix=topic_prefix,
         postgres_group=POSTGRES_GROUP + group_suffix,
         clickhouse_group=CLICKHOUSE_GROUP + group_suffix, keep_shadow=keep_shadow)
@@ -101,16 +110,10 @@ def rebuild(
     from sinks.replay.certificate import rebuild as run_rebuild
 
     settings: Settings = ctx.obj
-    patterns = _patterns(views)
-    request = _request(patterns=patterns, since=since, until=until,
-                       topic_prefix=topic_prefix, group_suffix=group_suffix,
-                       keep_shadow=keep_shadow)
-    clickhouse = _open_clickhouse(settings, patterns)
-    try:
+    request = _request(views=views, since=since, until=until, topic_prefix=topic_prefix,
+                       group_suffix=group_suffix, keep_shadow=keep_shadow)
+    with _clickhouse(settings, request.views) as clickhouse:
         cert = run_rebuild(settings, request, clickhouse=clickhouse)
-    finally:
-        if clickhouse is not None:
-            clickhouse.close()
     certificate.write_text(json.dumps(cert.to_json(), indent=1, default=str))
     table = Table("view", "rows live", "rows shadow", "checksum", title="replay rebuild")
     for view, v in cert.views.items():
@@ -163,17 +166,11 @@ def diff(
     if fmt not in ("md", "json"):
         raise LvlupError(f"--format must be md or json, not {fmt!r}")
     settings: Settings = ctx.obj
-    patterns = _patterns(views)
-    request = _request(patterns=patterns, since=since, until=until,
-                       topic_prefix=topic_prefix, group_suffix=group_suffix,
-                       keep_shadow=keep_shadow)
-    clickhouse = _open_clickhouse(settings, patterns)
-    try:
+    request = _request(views=views, since=since, until=until, topic_prefix=topic_prefix,
+                       group_suffix=group_suffix, keep_shadow=keep_shadow)
+    with _clickhouse(settings, request.views) as clickhouse:
         report = replay_diff(settings, request, clickhouse=clickhouse,
                              code=ReplayCode(rescore=custody_rescorer(verdict_for)))
-    finally:
-        if clickhouse is not None:
-            clickhouse.close()
     if reinfer:
         report.reinfer = _reinfer(settings, request, reinfer_max)
     body = (render_markdown(report) if fmt == "md"
