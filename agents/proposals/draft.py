@@ -69,12 +69,15 @@ def _diff(files: Mapping[str, str]) -> str:
 async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer, *,
                          now_ms: int, max_tokens: int = 256) -> dict[str, Any]:
     """The ``proposal_submitted`` record an agent drafts in ``slot``. ``infer(agent_id,
-    prompt, max_tokens, seed)`` returns the model's text; its errors propagate."""
+    prompt, max_tokens, seed)`` returns the model's text; its errors propagate, and an answer
+    without code raises :class:`ValueError` (nothing worth proposing)."""
     digest = int(hashlib.sha256(f"{agent_id}|{slot}".encode()).hexdigest()[:8], 16)
     slug, what = TOPICS[digest % len(TOPICS)]
     prompt = (f"Write one small Python function named {slug} that {what}. Use only the "
               "standard library. Answer with the code only, in a ```python block.")
     code = extract_code(await infer(agent_id, prompt, max_tokens, digest))
+    if not code.strip():
+        raise ValueError(f"the model's answer for {agent_id} held no code")
     safe_agent = re.sub(r"[^a-z0-9_]", "_", agent_id.lower())
     module = f"lab/{safe_agent}/{slug}_{slot}.py"
     test = f"tests/test_{safe_agent}_{slug}_{slot}.py"

@@ -44,13 +44,14 @@ def test_run_drafts_drafts_each_agent_once_per_slot_and_survives_a_failed_model(
     async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
         if agent_id == "broken":
             raise TimeoutError("no inference worker")
-        return ANSWER
+        return "" if agent_id == "mute" else ANSWER
 
     async def emit(rtype: str, rec: dict[str, Any]) -> None:
         emitted.append(rec)
         if len(emitted) == 2:
             stop.set()
 
-    asyncio.run(run_drafts({"a": "imperium", "broken": "sandbox", "c": "guardian"}, 3600,
+    asyncio.run(run_drafts({"a": "imperium", "broken": "sandbox", "c": "guardian",
+                            "mute": "conquest"}, 3600,
                            infer, emit, stop, now_ms=lambda: 7_200_000))
     assert [r["proposal_id"] for r in emitted] == ["auto-a-2", "auto-c-2"]
