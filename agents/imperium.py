@@ -1,16 +1,33 @@
-"""The imperium worker (Faust): agent registry, trusted sources, learning cycles.
+"""The imperium worker (Faust): agent registry, trusted sources, settings, learning cycles,
+agent metrics.
+
+Tables (``memory://`` stores rebuilt from their changelog topics on start):
 
 - ``registry`` and ``sources``: GlobalTables (every worker sees every agent and source),
   changelogs co-partitioned with ``lvlup.agents.commands`` and
-  ``lvlup.learning.trusted-sources``; rebuilt from the changelog on start.
-- Cycles: a leader-only timer (``settings.learning.interval_s``) and on-demand
-  ``learning_cycle_requested`` records. A cycle never runs twice at once (a lock).
-- Records that cannot be decoded go to ``lvlup.agents.imperium.dlq``.
-- Supervision: a record a handler cannot process goes to the DLQ; an agent that dies for
-  any other reason ends the process with exit code 70 (:func:`_exit_on_crash`) so the
-  process supervisor (``lvlup run``, systemd) restarts it and counts it. mode's
-  ``CrashingSupervisor`` alone stopped the services but left the process alive here — the
-  worker that looks alive and consumes nothing of faust-streaming/faust#175.
+  ``lvlup.learning.trusted-sources``.
+- ``levels``: each agent's custody level (``lvlup.agents.levels``), for the metrics
+  snapshots.
+- ``metrics``: each agent's :class:`~agents.learning.logic.AgentMetrics`, written after each
+  cycle it took part in, and ``settings``: the scheduled interval (key ``interval_s``) and
+  learning topics set by command (key ``topics:<agent_id>``). Both are GlobalTables written
+  with the key partitioner (``use_partitioner``): a cycle may run from the timer, outside
+  any stream, and every write of one key lands in one changelog partition, so the newest
+  wins on recovery.
+
+Cycles: a leader-only schedule whose interval is the ``settings`` value when one was set
+by command, else ``settings.learning.interval_s`` (checked every second, so a new interval
+applies at once), and ``learning_cycle_requested`` records. A request first applies the
+settings it carries (v2: ``interval_s``, ``agent_topics``; all or nothing), then runs a
+cycle unless ``run_now`` is false. A cycle never runs twice at once in a process (a lock).
+
+Supervision: a record a handler cannot process (undecodable, or refused: an unknown agent,
+a bad interval) goes to ``lvlup.agents.imperium.dlq`` with the error; a source or model
+failure inside a cycle is an ``error_event`` and the cycle closes as ``partial``; an agent
+that dies for any other reason ends the process with exit code 70 (:func:`_exit_on_crash`)
+so the process supervisor (``lvlup run``, systemd) restarts it and counts it. mode's
+``CrashingSupervisor`` alone stopped the services but left the process alive here — the
+worker that looks alive and consumes nothing of faust-streaming/faust#175.
 """
 
 from __future__ import annotations
@@ -19,33 +36,38 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import faust
 import structlog
 from confluent_kafka import Producer
 
-from agents.learning.cycle import AgentInfo, CycleConfig, CycleDeps, parse_answer, run_cycle
-from agents.learning.logic import AgentMetrics
-from agents.learning.registry import apply_command, apply_source_change
+from agents.learning.cycle import CycleConfig, CycleDeps, parse_answer, run_cycle
+from agents.learning.logic import AgentMetrics, due_in
+from agents.learning.registry import (
+    active_agents,
+    apply_command,
+    apply_source_change,
+    parse_settings,
+)
 from agents.learning.sources import fetch_document
 from inference.client import InferenceClient
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from schemas.errors import SchemaError
 from streams.app import create_faust_app
-from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic
+from streams.kafka_admin import TopicSpec, create_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
 __all__ = ["IMPERIUM_GROUP", "build_imperium"]
 
 IMPERIUM_GROUP = "lvlup.agents.imperium"
-log = structlog.get_logger(__name__)
-
-
 EXIT_AGENT_CRASHED = 70
+SCHEDULE_TICK_S = 1.0
+log = structlog.get_logger(__name__)
 
 
 async def _exit_on_crash(name: str, body: Awaitable[None]) -> None:
@@ -62,18 +84,17 @@ async def _exit_on_crash(name: str, body: Awaitable[None]) -> None:
 class _Runtime:
     """Collaborators owned by one worker process (made in :func:`build_imperium`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, group: str) -> None:
         self.settings = settings
         self.codec, self.catalog = load_codec(), load_catalog()
         bootstrap = settings.kafka.bootstrap()
         self.producer = EventProducer(bootstrap, self.codec, self.catalog, name="agents.imperium")
         self.client = InferenceClient(bootstrap, self.codec, self.catalog, self.producer,
                                       requester="agents.imperium")
+        create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1, 1, {"retention.ms": "-1"})])
         self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all"}),
-                                   IMPERIUM_GROUP)
-        self.metrics: dict[str, AgentMetrics] = {}
+                                   group)
         self.lock = asyncio.Lock()
-        self.cycles = 0
 
     def decode(self, event: faust.types.EventT[bytes]) -> tuple[str, dict[str, Any]] | None:
         """The decoded record, or None after routing an undecodable one to the DLQ."""
@@ -88,6 +109,8 @@ class _Runtime:
     def dead_letter(self, event: faust.types.EventT[bytes], exc: BaseException) -> None:
         """Route ``event`` to the DLQ with ``exc`` (acked before the stream moves on)."""
         msg = event.message
+        log.warning("imperium.record_refused", error=repr(exc), topic=msg.topic,
+                    offset=msg.offset)
         self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, event.key,
                                    event.value, []), exc)
         self.dlq.flush()
@@ -103,73 +126,155 @@ class _Runtime:
         try:
             handler(decoded[1])
         except (KeyError, TypeError, ValueError) as exc:
-            log.warning("imperium.record_failed", error=repr(exc), topic=event.message.topic,
-                        offset=event.message.offset)
             self.dead_letter(event, exc)
+        else:
+            self.dlq.ok()
+
+
+class _MetricsView(MutableMapping[str, AgentMetrics]):
+    """The ``metrics`` table seen as agent id → :class:`AgentMetrics` (stored as dicts)."""
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
+
+    def __getitem__(self, agent_id: str) -> AgentMetrics:
+        state = self.table.get(agent_id)
+        if state is None:
+            raise KeyError(agent_id)
+        return AgentMetrics.from_state(state)
+
+    def __setitem__(self, agent_id: str, value: AgentMetrics) -> None:
+        self.table[agent_id] = value.to_state()
+
+    def __delitem__(self, agent_id: str) -> None:
+        del self.table[agent_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.table.keys()))
+
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 class _Cycles:
-    """Runs learning cycles over the registry and sources tables, one at a time."""
+    """Runs learning cycles over the tables, one at a time; the schedule."""
 
-    def __init__(self, rt: _Runtime, registry: Any, sources: Any) -> None:
-        self.rt, self.registry, self.sources = rt, registry, sources
+    def __init__(self, rt: _Runtime, tables: dict[str, Any]) -> None:
+        self.rt, self.t = rt, tables
+
+    def interval_s(self) -> float:
+        """The scheduled interval: set by command, else the process settings."""
+        stored = self.t["settings"].get("interval_s")
+        return float(stored) if stored is not None else self.rt.settings.learning.interval_s
 
     async def settled(self, timeout_s: float = 60.0) -> None:
-        """Wait until both tables are non-empty and unchanged for 3 s (at start the request
-        topic can be read before the command topics have caught up)."""
+        """Wait until the registry is non-empty and both tables are unchanged for 3 s (at
+        start the request topic can be read before the command topics have caught up)."""
+        registry, sources = self.t["registry"], self.t["sources"]
         last, stable = (-1, -1), 0
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and stable < 3:
-            now = (sum(1 for v in self.registry.values() if v),
-                   sum(1 for v in self.sources.values() if v))
-            stable = stable + 1 if now == last and min(now) > 0 else 0
+            now = (sum(1 for v in registry.values() if v), sum(1 for v in sources.values() if v))
+            stable = stable + 1 if now == last and now[0] > 0 else 0
             last = now
             await asyncio.sleep(1.0)
 
-    async def run(self, trigger: str, only: list[str] | None = None) -> None:
-        """One cycle over the active agents (all, or ``only`` these ids)."""
-        await self.settled()
+    async def run(self, trigger: str, only: list[str] | None = None,
+                  cycle_id: str | None = None, *, settle: bool = True) -> None:
+        """One cycle over the active agents (all, or ``only`` these ids); ``settle``: wait
+        for the tables first (:meth:`settled`)."""
+        if settle:
+            await self.settled()
         rt = self.rt
         async with rt.lock:
-            agents = [AgentInfo(e["agent_id"], e["agent_type"], int(e["priority"] or 0),
-                                tuple(e["topics"]))
-                      for e in self.registry.values()
-                      if e and e["status"] == "active" and (not only or e["agent_id"] in only)]
-            urls = sorted(s["url"] for s in self.sources.values() if s)
+            agents = active_agents(self.t["registry"].values(), overrides=self.t["settings"],
+                                   levels=self.t["levels"], only=only)
+            urls = sorted(s["url"] for s in self.t["sources"].values() if s)
             if not agents or not urls:
                 log.info("imperium.cycle_skipped", agents=len(agents), sources=len(urls))
                 return
-            rt.cycles += 1
-            cycle_id = f"cycle-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            cycle_id = cycle_id or f"cycle-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
             lc = rt.settings.learning
             outcome = await run_cycle(
-                cycle_id, rt.cycles, agents, sources=urls,
+                cycle_id, agents, sources=urls,
                 deps=_deps(rt, set(urls), lc.source_timeout_s),
                 cfg=CycleConfig(max_concurrent=lc.max_concurrent, timeout_s=lc.timeout_s,
                                 topics_per_agent=lc.topics_per_agent),
-                metrics=rt.metrics, trigger=trigger)
+                metrics=_MetricsView(self.t["metrics"]), trigger=trigger)
             log.info("imperium.cycle_done", cycle_id=cycle_id, status=outcome.status,
-                     successes=outcome.successes, failures=outcome.failures)
+                     successes=outcome.successes, failures=outcome.failures,
+                     reason=outcome.reason)
+
+    async def schedule(self, is_leader: Callable[[], bool]) -> None:
+        """Forever: a cycle whenever the interval has passed since the last one started (on
+        the leader only; every worker keeps the phase)."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(SCHEDULE_TICK_S)
+            if due_in(last, self.interval_s(), time.monotonic()) <= 0:
+                last = time.monotonic()
+                if is_leader():
+                    await self.run("schedule")
+
+    async def serve(self, event: faust.types.EventT[bytes]) -> None:
+        """One ``learning_cycle_requested``: its settings, then its cycle (module doc)."""
+        decoded = self.rt.decode(event)
+        if decoded is None:
+            return
+        record = decoded[1]
+        await self.settled()
+        registry, settings = self.t["registry"], self.t["settings"]
+        try:
+            change = parse_settings(record, {k for k, v in registry.items() if v})
+        except (TypeError, ValueError) as exc:
+            self.rt.dead_letter(event, exc)
+            return
+        self.rt.dlq.ok()
+        if change.interval_s is not None:
+            settings["interval_s"] = change.interval_s
+        for agent_id, topics in change.agent_topics.items():
+            settings[f"topics:{agent_id}"] = {"topics": topics, "at": change.at_ms}
+        if change.interval_s is not None or change.agent_topics:
+            log.info("imperium.settings_changed", interval_s=change.interval_s,
+                     agents=sorted(change.agent_topics))
+        if record.get("run_now", True):
+            await self.run("manual", list(record.get("agents") or []) or None,
+                           cycle_id=f"cycle-{record['request_id']}", settle=False)
 
 
-def build_imperium(settings: Settings) -> faust.App:
-    """The imperium Faust app, wired to ``settings``."""
-    rt = _Runtime(settings)
+def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
+                   input_prefix: str = "") -> faust.App:
+    """The imperium Faust app, wired to ``settings``.
+
+    ``group`` is the Faust app id (consumer group, changelog topic prefix); ``input_prefix``
+    goes before the names of the topics it reads (commands, sources, requests, levels) —
+    a side-by-side instance with its own registry, as the integration test runs one. What it
+    writes goes to the catalog's topics.
+    """
+    rt = _Runtime(settings, group)
     cat = rt.catalog
-    commands_spec = cat.for_record("agent_command")
-    sources_spec = cat.for_record("trusted_source_changed")
-    requests_spec = cat.for_record("learning_cycle_requested")
-    app = create_faust_app(settings, IMPERIUM_GROUP, partitions=commands_spec.partitions)
+    specs = {name: cat.for_record(record_type) for name, record_type in (
+        ("commands", "agent_command"), ("sources", "trusted_source_changed"),
+        ("requests", "learning_cycle_requested"), ("levels", "agent_level_changed"),
+        ("metrics", "agent_metrics"))}
+    app = create_faust_app(settings, group, partitions=specs["commands"].partitions)
 
-    def raw_topic(name: str, partitions: int) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=partitions)
+    def topic(name: str) -> faust.TopicT:
+        spec = specs[name]
+        return app.topic(input_prefix + spec.name, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw",
+                         partitions=spec.partitions)
 
-    commands = raw_topic(commands_spec.name, commands_spec.partitions)
-    sources_topic = raw_topic(sources_spec.name, sources_spec.partitions)
-    requests = raw_topic(requests_spec.name, requests_spec.partitions)
-    registry = app.GlobalTable("registry", partitions=commands_spec.partitions)
-    sources = app.GlobalTable("sources", partitions=sources_spec.partitions)
+    tables: dict[str, Any] = {
+        "registry": app.GlobalTable("registry", partitions=specs["commands"].partitions),
+        "sources": app.GlobalTable("sources", partitions=specs["sources"].partitions),
+        "levels": app.GlobalTable("levels", partitions=specs["levels"].partitions),
+        "metrics": app.GlobalTable("metrics", partitions=specs["metrics"].partitions,
+                                   use_partitioner=True),
+        "settings": app.GlobalTable("settings", partitions=1, use_partitioner=True),
+    }
+    _declare_internal_topics(settings, group, tables)
+    registry, sources, levels = tables["registry"], tables["sources"], tables["levels"]
 
     def command(record: dict[str, Any]) -> None:
         agent_id = record["agent_id"]
@@ -179,40 +284,57 @@ def build_imperium(settings: Settings) -> faust.App:
         source_id = record["source_id"]
         sources[source_id] = apply_source_change(sources.get(source_id), record)
 
+    def level(record: dict[str, Any]) -> None:
+        levels[record["agent_id"]] = {"xp": record["xp"], "level": record["new_level"],
+                                      "prestige": record["new_prestige"]}
+
     async def each(stream: faust.StreamT[bytes],
                    handler: Callable[[dict[str, Any]], None]) -> None:
         async for event in stream.events():
             rt.apply(event, handler)
 
-    @app.agent(commands)
+    @app.agent(topic("commands"))
     async def on_command(stream: faust.StreamT[bytes]) -> None:
         await _exit_on_crash("on_command", each(stream, command))
 
-    @app.agent(sources_topic)
+    @app.agent(topic("sources"))
     async def on_source(stream: faust.StreamT[bytes]) -> None:
         await _exit_on_crash("on_source", each(stream, source))
 
-    cycles = _Cycles(rt, registry, sources)
+    @app.agent(topic("levels"))
+    async def on_level(stream: faust.StreamT[bytes]) -> None:
+        await _exit_on_crash("on_level", each(stream, level))
+
+    cycles = _Cycles(rt, tables)
 
     async def serve_requests(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            decoded = rt.decode(event)
-            if decoded is not None:
-                await cycles.run("manual", list(decoded[1].get("agents") or []) or None)
+            await cycles.serve(event)
 
-    @app.agent(requests)
+    @app.agent(topic("requests"))
     async def on_request(stream: faust.StreamT[bytes]) -> None:
         await _exit_on_crash("on_request", serve_requests(stream))
 
-    @app.timer(settings.learning.interval_s, on_leader=True)  # type: ignore[untyped-decorator]
+    @app.task  # type: ignore[untyped-decorator]
     async def scheduled() -> None:
-        await _exit_on_crash("scheduled", cycles.run("schedule"))
+        await _exit_on_crash("scheduled", cycles.schedule(app.is_leader))
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_client() -> None:
         await rt.client.__aenter__()
 
     return app
+
+
+def _declare_internal_topics(settings: Settings, group: str, tables: dict[str, Any]) -> None:
+    """Create the changelog and leader topics before Faust subscribes to them. Declared by
+    Faust itself while recovery starts, a just-created changelog was sometimes not yet in the
+    consumer's metadata ("Ignoring missing topic"), never assigned, and the worker waited in
+    recovery for good (seen with five tables on a loaded machine)."""
+    specs = [TopicSpec(t.changelog_topic.get_topic_name(), t.partitions, 1,
+                       {"cleanup.policy": "compact"}) for t in tables.values()]
+    specs.append(TopicSpec(f"{group}-__assignor-__leader", 1, 1, {}))
+    create_topics(settings.kafka.bootstrap(), specs)
 
 
 def _deps(rt: _Runtime, trusted: set[str], source_timeout_s: float) -> CycleDeps:

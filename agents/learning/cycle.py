@@ -1,14 +1,23 @@
 """One learning cycle (the seed's Imperium ``run_learning_cycle``), with every collaborator
 injected so it runs the same in a Faust worker and in a test.
 
-For each active agent, by priority, at most ``max_concurrent`` at a time: pick topics, read
-the trusted sources, take the most relevant excerpt, ask the model for an insight as JSON
-(schema-constrained, fails closed), score it, emit an ``internet_learning_result`` and a
-``learning_event``. Failures (a source that times out, a model error) become
-``error_event`` records and count as failures; they never stop the cycle. The cycle closes
-with ``learning_cycle_completed`` — ``completed``, ``partial`` (some failures, or the cycle
-timed out: the reason says which) or ``failed`` (nothing learned) — then knowledge transfers
-(each agent's best insight to the others) and an ``agent_metrics`` snapshot per agent.
+1. ``learning_cycle_started`` with the participants (active agents by priority) and their
+   topics (each agent's rotation, :func:`~agents.learning.logic.pick_topics`).
+2. Every trusted source is read once, all at once. A source that fails (timeout, HTTP
+   error, too large) becomes an ``error_event`` and the cycle goes on without it.
+3. For each agent, by priority, at most ``max_concurrent`` at a time, for each of its
+   topics: the most relevant excerpt of the documents, an insight from the model as JSON
+   (schema-constrained, fails closed), its learning value; an ``internet_learning_result``
+   and a ``learning_event``. A model failure becomes an ``error_event`` and a failed attempt.
+4. ``learning_cycle_completed``: ``completed`` (nothing failed), ``partial`` (something was
+   learned but a source or an attempt failed, or the cycle timed out — ``reason`` says
+   which) or ``failed`` (nothing learned); totals and the best insights.
+5. ``knowledge_transfer`` records: each agent's best insight to every other participant.
+6. Per agent, the metrics folded with this cycle (stored in ``metrics``, then an
+   ``agent_metrics`` snapshot).
+
+The whole of 2–3 runs under ``timeout_s`` (the seed's ``LEARNING_TIMEOUT``); nothing here
+raises for a source or model failure — only the injected ``emit`` can raise.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +40,8 @@ from agents.learning.logic import (
 )
 from agents.learning.sources import Document, SourceFailed
 
-__all__ = ["AgentInfo", "CycleConfig", "CycleDeps", "CycleOutcome", "INSIGHT_SCHEMA", "run_cycle"]
+__all__ = ["AgentInfo", "CycleConfig", "CycleDeps", "CycleOutcome", "INSIGHT_SCHEMA",
+           "InferFailed", "parse_answer", "run_cycle"]
 
 INSIGHT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -45,22 +55,27 @@ INSIGHT_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class AgentInfo:
-    """An active agent as the registry knows it."""
+    """An active agent as the registry knows it, with its level (from custody) for the
+    metrics snapshot."""
 
     agent_id: str
     agent_type: str
     priority: int
     topics: tuple[str, ...]
+    xp: int = 0
+    level: int = 1
+    prestige: int = 0
 
 
 @dataclass(frozen=True)
 class CycleConfig:
-    """Seed settings: ``MAX_CONCURRENT_LEARNING``, ``LEARNING_TIMEOUT`` (seconds)."""
+    """Seed settings: ``MAX_CONCURRENT_LEARNING``, ``LEARNING_TIMEOUT`` (seconds); topics per
+    agent per cycle; the model's answer limit (tokens)."""
 
     max_concurrent: int = 3
     timeout_s: float = 300.0
     topics_per_agent: int = 1
-    max_tokens: int = 128
+    max_tokens: int = 96
 
 
 class InferFailed(RuntimeError):
@@ -72,8 +87,9 @@ class CycleDeps:
     """What a cycle needs from the outside.
 
     ``infer(agent_id, prompt, schema, max_tokens, seed)`` returns the parsed JSON answer or
-    raises :class:`InferFailed` (or the client's own error); ``emit(record_type, record)``
-    publishes; ``fetch(url)`` reads a trusted source; ``now_ms()`` is the clock.
+    raises (:class:`InferFailed`, the client's own errors); ``emit(record_type, record)``
+    publishes; ``fetch(url)`` reads a trusted source or raises :class:`SourceFailed`;
+    ``now_ms()`` is the clock.
     """
 
     infer: Callable[[str, str, dict[str, Any], int, int], Awaitable[dict[str, Any]]]
@@ -84,55 +100,117 @@ class CycleDeps:
 
 @dataclass
 class CycleOutcome:
-    """Totals of a finished cycle."""
+    """Totals of a finished cycle. ``failed_sources`` maps a source to why it failed;
+    ``failed_topics`` an agent to its attempts without an insight."""
 
     cycle_id: str
     status: str
-    successes: int = 0
-    failures: int = 0
     insights: list[Insight] = field(default_factory=list)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+    failed_topics: dict[str, list[str]] = field(default_factory=dict)
     reason: str | None = None
 
     @property
+    def successes(self) -> int:
+        """Attempts that gave an insight."""
+        return len(self.insights)
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts plus sources that could not be read."""
+        return sum(len(t) for t in self.failed_topics.values()) + len(self.failed_sources)
+
+    @property
     def total_value(self) -> float:
+        """Sum of the insights' learning values."""
         return round(sum(i.value for i in self.insights), 4)
 
 
-def _prompt(topic: str, doc: Document, excerpt: str) -> str:
-    return (f"You study '{topic}'. From this documentation of {doc.title}, give one short, "
-            f"concrete insight about {topic} and rate its relevance from 0 to 10.\n\n"
-            f"Documentation:\n{excerpt}\n")
+_EXAMPLES = (
+    ("Python lists are mutable sequences. Items can be replaced, appended or removed in place, "
+     "and a list keeps the order in which items were added.", "Python lists",
+     "Lists are mutable, so items can be changed in place and keep their order.", 9),
+    ("A hash index maps each key to a bucket, so an equality lookup reads one bucket instead of "
+     "scanning the table. Hash indexes do not help range queries.", "database indexes",
+     "A hash index finds equal keys in one bucket but cannot serve range queries.", 8),
+)
+EXCERPT_CHARS = 800
 
 
-async def _learn(agent: AgentInfo, topic: str, *, cycle_id: str, seed: int,
-                 sources: Sequence[str], deps: CycleDeps, cfg: CycleConfig,
-                 out: CycleOutcome) -> None:
-    docs: list[tuple[Document, str, float]] = []
-    for url in sources:
+def _prompt(topic: str, excerpt: str) -> str:
+    """A two-shot prompt. Gemma 3 270M held to the JSON grammar without an example of the
+    answer degenerated (digit runs, answers cut at the token limit); with one example it
+    sometimes answered with the example itself."""
+    shots = "".join(
+        f"Documentation: {doc}\nTopic: {shot_topic}\n"
+        f'Answer: {{"insight": "{insight}", "relevance": {rating}}}\n\n'
+        for doc, shot_topic, insight, rating in _EXAMPLES)
+    return ("Read the documentation and answer with one insight: a fact the documentation "
+            "states about the topic, and how relevant the documentation is to the topic "
+            f"(0 to 10).\n\n{shots}Documentation: {excerpt}\nTopic: {topic}\nAnswer:")
+
+
+def _echoes_example(insight: str) -> bool:
+    """Whether the model answered with one of the prompt's examples (a small model
+    sometimes does)."""
+    def norm(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    return any(norm(example[2])[:30] in norm(insight) for example in _EXAMPLES)
+
+
+def _seed(cycle_id: str, agent_id: str, topic: str) -> int:
+    return int(hashlib.sha256(f"{cycle_id}:{agent_id}:{topic}".encode()).hexdigest()[:8], 16)
+
+
+async def _error(deps: CycleDeps, cycle_id: str, *, agent_id: str | None, component: str,
+                 error_class: str, message: str, context: dict[str, str]) -> None:
+    """An ``error_event``: the fingerprint groups equal failures (class + what failed)."""
+    what = context.get("source") or context.get("topic") or ""
+    fingerprint = hashlib.sha256(f"{component}:{error_class}:{what}".encode()).hexdigest()
+    error_key = hashlib.sha256(f"{agent_id}:{what}".encode()).hexdigest()[:10]
+    await deps.emit("error_event", {
+        "occurred_at": deps.now_ms(), "error_id": f"err-{cycle_id}-{error_key}",
+        "agent_id": agent_id, "component": component, "error_class": error_class,
+        "message": message[:500], "fingerprint": fingerprint[:16], "severity": "medium",
+        "context": {"cycle_id": cycle_id, **context}})
+
+
+async def _read_sources(sources: Sequence[str], *, cycle_id: str, deps: CycleDeps,
+                        out: CycleOutcome) -> list[Document]:
+    """Every source once, concurrently; failures are recorded in ``out`` and as errors."""
+    async def one(url: str) -> Document | None:
         try:
-            doc = await deps.fetch(url)
+            return await deps.fetch(url)
         except SourceFailed as exc:
-            await _error(deps, agent, cycle_id, error_class="SourceFailed", message=str(exc),
-                         context={"source": url})
-            out.failures += 1
-            continue
-        excerpt, relevance = best_excerpt(topic, doc.text)
-        docs.append((doc, excerpt, relevance))
+            out.failed_sources[url] = str(exc)
+            await _error(deps, cycle_id, agent_id=None, component="agents.imperium.sources",
+                         error_class="SourceFailed", message=str(exc), context={"source": url})
+            return None
+
+    docs = await asyncio.gather(*(one(url) for url in sources))
+    return [d for d in docs if d is not None]
+
+
+async def _learn(agent: AgentInfo, topic: str, docs: Sequence[Document], *, cycle_id: str,
+                 deps: CycleDeps, cfg: CycleConfig) -> Insight | None:
+    """One attempt: the best excerpt, the model's insight, its records. None = failed."""
     if not docs:
-        return
-    doc, excerpt, relevance = max(docs, key=lambda d: (d[2], d[0].url))
+        return None
+    scored = [(doc, *best_excerpt(topic, doc.text, EXCERPT_CHARS)) for doc in docs]
+    doc, excerpt, relevance = max(scored, key=lambda d: (d[2], d[0].url))
     try:
-        answer = await deps.infer(agent.agent_id, _prompt(topic, doc, excerpt), INSIGHT_SCHEMA,
-                                  cfg.max_tokens, seed)
+        answer = await deps.infer(agent.agent_id, _prompt(topic, excerpt), INSIGHT_SCHEMA,
+                                  cfg.max_tokens, _seed(cycle_id, agent.agent_id, topic))
+        text, rating = str(answer["insight"]).strip(), int(answer["relevance"])
+        if _echoes_example(text):
+            raise InferFailed("the model repeated an example of the prompt instead of answering")
     except Exception as exc:  # noqa: BLE001 - any model failure is recorded as an error event
-        await _error(deps, agent, cycle_id, error_class=type(exc).__name__,
-                     message=str(exc)[:500], context={"topic": topic})
-        out.failures += 1
-        return
-    text, rating = str(answer["insight"]).strip(), int(answer["relevance"])
+        await _error(deps, cycle_id, agent_id=agent.agent_id,
+                     component="agents.imperium.learning", error_class=type(exc).__name__,
+                     message=str(exc), context={"topic": topic})
+        return None
     value = learning_value(rating, relevance, text)
-    out.insights.append(Insight(agent.agent_id, topic, text, value, doc.url))
-    out.successes += 1
     now = deps.now_ms()
     await deps.emit("internet_learning_result", {
         "occurred_at": now, "agent_id": agent.agent_id, "agent_type": agent.agent_type,
@@ -145,52 +223,67 @@ async def _learn(agent: AgentInfo, topic: str, *, cycle_id: str, seed: int,
         "source": doc.url, "impact_score": round(rating / 10, 3), "cycle_id": cycle_id,
         "metadata": {"model_relevance": str(rating)}, "confidence": round(relevance, 4),
         "tags": [agent.agent_type]})
+    return Insight(agent.agent_id, topic, text, value, doc.url)
 
 
-async def _error(deps: CycleDeps, agent: AgentInfo, cycle_id: str, *, error_class: str,
-                 message: str, context: dict[str, str]) -> None:
-    fingerprint = hashlib.sha256(f"learning:{error_class}:{sorted(context)}".encode()).hexdigest()
-    await deps.emit("error_event", {
-        "occurred_at": deps.now_ms(), "error_id": f"err-{cycle_id}-{agent.agent_id}-"
-        f"{hashlib.sha256(message.encode()).hexdigest()[:8]}", "agent_id": agent.agent_id,
-        "component": "agents.imperium.learning", "error_class": error_class,
-        "message": message, "fingerprint": fingerprint[:16], "severity": "medium",
-        "context": {"cycle_id": cycle_id, **context}})
+def _close(out: CycleOutcome, timeout_s: float, timed_out: bool) -> None:
+    """Status and reason of a finished cycle (see the module doc)."""
+    reasons = [f"timed out after {timeout_s:g} s"] if timed_out else []
+    if out.failed_sources:
+        first = next(iter(sorted(out.failed_sources.items())))
+        reasons.append(f"{len(out.failed_sources)} trusted source(s) failed ({first[1]})")
+    failed = sum(len(t) for t in out.failed_topics.values())
+    if failed:
+        reasons.append(f"{failed} learning attempt(s) gave no insight")
+    if not out.insights:
+        out.status, out.reason = "failed", "; ".join(reasons) or "no agent learned anything"
+    elif reasons:
+        out.status, out.reason = "partial", "; ".join(reasons)
 
 
-async def run_cycle(cycle_id: str, cycle_number: int, agents: Sequence[AgentInfo], *,
-                    sources: Sequence[str], deps: CycleDeps, cfg: CycleConfig,
-                    metrics: dict[str, AgentMetrics], trigger: str) -> CycleOutcome:
-    """Run one cycle; updates ``metrics`` in place and returns the outcome (see module doc)."""
+async def run_cycle(cycle_id: str, agents: Sequence[AgentInfo], *, sources: Sequence[str],
+                    deps: CycleDeps, cfg: CycleConfig, metrics: MutableMapping[str, AgentMetrics],
+                    trigger: str) -> CycleOutcome:
+    """Run one cycle (see the module doc); stores each agent's new metrics in ``metrics``
+    (by agent id) and returns the outcome. An agent's topics this cycle are its rotation at
+    its own cycle count, so the rotation survives restarts with the metrics."""
     ordered = sorted(agents, key=lambda a: (-a.priority, a.agent_id))
-    start = deps.now_ms()
-    topics = {a.agent_id: pick_topics(a.topics, cycle_number, cfg.topics_per_agent)
+    before = {a.agent_id: metrics.get(a.agent_id) or AgentMetrics(a.agent_id, a.agent_type)
               for a in ordered}
+    topics = {a.agent_id: pick_topics(a.topics, before[a.agent_id].total_learning_cycles,
+                                      cfg.topics_per_agent) for a in ordered}
+    start = deps.now_ms()
     await deps.emit("learning_cycle_started", {
         "occurred_at": start, "cycle_id": cycle_id, "start_time": start,
         "participating_agents": [a.agent_id for a in ordered], "trigger": trigger,
         "topics": sorted({t for ts in topics.values() for t in ts})})
     out = CycleOutcome(cycle_id, "completed")
+    done: dict[str, set[str]] = {a.agent_id: set() for a in ordered}
     gate = asyncio.Semaphore(cfg.max_concurrent)
 
-    async def one(agent: AgentInfo) -> None:
+    async def one(agent: AgentInfo, docs: list[Document]) -> None:
         async with gate:
-            for i, topic in enumerate(topics[agent.agent_id]):
-                seed = int(hashlib.sha256(f"{cycle_id}:{agent.agent_id}:{i}".encode())
-                           .hexdigest()[:8], 16)
-                await _learn(agent, topic, cycle_id=cycle_id, seed=seed, sources=sources,
-                             deps=deps, cfg=cfg, out=out)
+            for topic in topics[agent.agent_id]:
+                insight = await _learn(agent, topic, docs, cycle_id=cycle_id, deps=deps, cfg=cfg)
+                done[agent.agent_id].add(topic)
+                if insight is not None:
+                    out.insights.append(insight)
 
+    async def learn_all() -> None:
+        docs = await _read_sources(sources, cycle_id=cycle_id, deps=deps, out=out)
+        await asyncio.gather(*(one(a, docs) for a in ordered))
+
+    timed_out = False
     try:
-        await asyncio.wait_for(asyncio.gather(*(one(a) for a in ordered)), cfg.timeout_s)
+        await asyncio.wait_for(learn_all(), cfg.timeout_s)
     except TimeoutError:
-        out.reason = f"timed out after {cfg.timeout_s:.0f} s"
-    if out.successes == 0:
-        out.status = "failed"
-        out.reason = out.reason or "no agent learned anything"
-    elif out.failures or out.reason:
-        out.status = "partial"
-        out.reason = out.reason or f"{out.failures} learning attempts failed"
+        timed_out = True
+    learned = {(i.agent_id, i.topic) for i in out.insights}
+    for agent in ordered:  # attempts without an insight, including those cut by the timeout
+        missed = [t for t in topics[agent.agent_id] if (agent.agent_id, t) not in learned]
+        if missed:
+            out.failed_topics[agent.agent_id] = missed
+    _close(out, cfg.timeout_s, timed_out)
     end = deps.now_ms()
     await deps.emit("learning_cycle_completed", {
         "occurred_at": end, "cycle_id": cycle_id, "start_time": start, "end_time": end,
@@ -205,30 +298,28 @@ async def run_cycle(cycle_id: str, cycle_number: int, agents: Sequence[AgentInfo
             "knowledge": ins.text, "transfer_value": ins.value, "accepted": True,
             "cycle_id": cycle_id})
     for agent in ordered:
-        await _metrics(agent, out, metrics=metrics, at=end, topics=topics[agent.agent_id],
-                       deps=deps)
+        updated = update_metrics(
+            before[agent.agent_id], at_ms=end,
+            insights=[i for i in out.insights if i.agent_id == agent.agent_id],
+            failed_topics=out.failed_topics.get(agent.agent_id, []),
+            failed_sources=sorted(out.failed_sources))
+        metrics[agent.agent_id] = updated
+        await deps.emit("agent_metrics", metrics_record(updated, agent, at_ms=end))
     return out
 
 
-async def _metrics(agent: AgentInfo, out: CycleOutcome, *, metrics: dict[str, AgentMetrics],
-                   at: int, topics: list[str], deps: CycleDeps) -> None:
-    mine = [i for i in out.insights if i.agent_id == agent.agent_id]
-    current = metrics.get(agent.agent_id) or AgentMetrics(agent.agent_id, agent.agent_type)
-    updated = update_metrics(current, at_ms=at, successes=len(mine),
-                             failures=0 if mine else 1, values=[i.value for i in mine],
-                             topics=[i.topic for i in mine] or topics)
-    metrics[agent.agent_id] = updated
-    await deps.emit("agent_metrics", {
-        "occurred_at": at, "agent_id": agent.agent_id, "agent_type": agent.agent_type,
-        "learning_score": updated.learning_score, "success_rate": round(updated.success_rate, 4),
-        "failure_rate": round(1 - updated.success_rate, 4),
-        "total_learning_cycles": updated.total_learning_cycles,
-        "last_learning_cycle": updated.last_learning_cycle,
-        "last_success": updated.last_success, "last_failure": updated.last_failure,
-        "learning_patterns": list(updated.learning_patterns),
-        "improvement_suggestions": list(updated.improvement_suggestions),
-        "xp": 0, "level": 1, "prestige": 0, "capabilities": {}, "paused": False,
-        "priority": agent.priority})
+def metrics_record(m: AgentMetrics, agent: AgentInfo, *, at_ms: int) -> dict[str, Any]:
+    """The ``agent_metrics`` record (without envelope) of ``m`` for an active ``agent``."""
+    return {
+        "occurred_at": at_ms, "agent_id": m.agent_id, "agent_type": m.agent_type,
+        "learning_score": m.learning_score, "success_rate": round(m.success_rate, 4),
+        "failure_rate": round(m.failure_rate, 4),
+        "total_learning_cycles": m.total_learning_cycles,
+        "last_learning_cycle": m.last_learning_cycle, "last_success": m.last_success,
+        "last_failure": m.last_failure, "learning_patterns": list(m.learning_patterns),
+        "improvement_suggestions": list(m.improvement_suggestions),
+        "xp": agent.xp, "level": agent.level, "prestige": agent.prestige, "capabilities": {},
+        "paused": False, "priority": agent.priority}
 
 
 def parse_answer(raw: dict[str, Any]) -> dict[str, Any]:

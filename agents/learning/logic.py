@@ -1,28 +1,34 @@
 """Pure learning logic: topic choice, document excerpts, insight scoring, metric updates,
-knowledge-transfer selection. No I/O; every function is deterministic."""
+knowledge-transfer selection, the schedule. No I/O; every function is deterministic."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 __all__ = [
     "AgentMetrics",
     "Insight",
     "best_excerpt",
+    "due_in",
     "learning_value",
     "pick_topics",
     "select_transfers",
+    "suggestions",
     "update_metrics",
 ]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = {"ai", "the", "and", "of", "for", "to", "a", "in", "on", "with", "best", "practices"}
+MAX_PATTERNS = 8
+MAX_SUGGESTIONS = 5
 
 
 def pick_topics(topics: Sequence[str], cycle_number: int, k: int = 1) -> list[str]:
-    """``k`` topics for cycle ``cycle_number``: a rotation, so every topic comes up in turn.
+    """``k`` topics for an agent's ``cycle_number``-th cycle (0-based): a rotation, so every
+    topic comes up in turn.
 
     Raises ``ValueError`` when ``topics`` is empty or ``k`` < 1.
     """
@@ -76,7 +82,11 @@ class Insight:
 
 @dataclass(frozen=True)
 class AgentMetrics:
-    """The seed's agent_metrics: running scores of one agent (times in epoch ms)."""
+    """The seed's agent_metrics: running scores of one agent (times in epoch ms).
+
+    ``successes``/``failures`` count learning attempts (one per topic per cycle): an
+    attempt succeeds when it produced an insight.
+    """
 
     agent_id: str
     agent_type: str
@@ -92,34 +102,80 @@ class AgentMetrics:
 
     @property
     def success_rate(self) -> float:
+        """Successful attempts / all attempts, 0.0 before the first attempt."""
         total = self.successes + self.failures
         return self.successes / total if total else 0.0
 
+    @property
+    def failure_rate(self) -> float:
+        """Failed attempts / all attempts, 0.0 before the first attempt."""
+        total = self.successes + self.failures
+        return self.failures / total if total else 0.0
 
-def update_metrics(m: AgentMetrics, *, at_ms: int, successes: int, failures: int,
-                   values: Sequence[float], topics: Sequence[str]) -> AgentMetrics:
-    """Fold one cycle's outcome into ``m``.
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-ready dict (the Faust table's value); :meth:`from_state` reads it back."""
+        state = asdict(self)
+        state["learning_patterns"] = list(self.learning_patterns)
+        state["improvement_suggestions"] = list(self.improvement_suggestions)
+        return state
 
-    ``learning_score`` (0–100) is an exponential moving average (α = 0.3) of the cycle's
-    mean learning value × 100; patterns are the topics that produced value; a suggestion is
-    made when the success rate drops below 50 %.
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> AgentMetrics:
+        """The metrics stored by :meth:`to_state` (unknown keys are ignored)."""
+        known = {f: state[f] for f in cls.__dataclass_fields__ if f in state}
+        known["learning_patterns"] = tuple(state.get("learning_patterns") or ())
+        known["improvement_suggestions"] = tuple(state.get("improvement_suggestions") or ())
+        return cls(**known)
+
+
+def suggestions(m: AgentMetrics, *, values: Sequence[float], topics_without_value: Sequence[str],
+                failed_sources: Sequence[str]) -> tuple[str, ...]:
+    """Improvement suggestions after a cycle (at most five, most important first).
+
+    ``m`` already includes the cycle. Rules: a success rate below 50 % over all attempts;
+    each trusted source that failed this cycle; each topic that gave no usable insight this
+    cycle; a mean learning value below 0.3 this cycle.
     """
-    mean = sum(values) / len(values) if values else 0.0
+    out: list[str] = []
+    if m.successes + m.failures and m.success_rate < 0.5:
+        out.append("most learning attempts failed: check the model and the trusted sources")
+    out += [f"trusted source {url} failed: check or remove it" for url in failed_sources]
+    out += [f"no usable insight on '{t}': add a trusted source that covers it"
+            for t in topics_without_value]
+    if values and sum(values) / len(values) < 0.3:
+        out.append("insights scored low: add sources closer to the agent's topics")
+    return tuple(dict.fromkeys(out))[:MAX_SUGGESTIONS]
+
+
+def update_metrics(m: AgentMetrics, *, at_ms: int, insights: Sequence[Insight],
+                   failed_topics: Sequence[str], failed_sources: Sequence[str] = ()
+                   ) -> AgentMetrics:
+    """Fold one cycle's outcome for one agent into ``m``.
+
+    ``insights`` are the agent's insights this cycle (one per successful attempt),
+    ``failed_topics`` its attempts without one, ``failed_sources`` the trusted sources that
+    could not be read this cycle. ``learning_score`` (0–100) is an exponential moving
+    average (α = 0.3) of the cycle's mean learning value × 100, failed attempts counting as
+    0 (the first cycle sets it); patterns are the topics that produced value, newest last (at
+    most eight); suggestions come from :func:`suggestions`.
+    """
+    values = [i.value for i in insights]
+    scored = [*values, *(0.0 for _ in failed_topics)]
+    mean = sum(scored) / len(scored) if scored else 0.0
     score = mean * 100 if m.total_learning_cycles == 0 else 0.7 * m.learning_score + 30 * mean
-    s, f = m.successes + successes, m.failures + failures
-    patterns = tuple(dict.fromkeys([*m.learning_patterns,
-                                    *(t for t, v in zip(topics, values, strict=False)
-                                      if v > 0)]))[-8:]
-    suggestions = m.improvement_suggestions
-    if s + f and s / (s + f) < 0.5:
-        suggestions = ("check trusted sources: most learning attempts failed",)
-    return replace(
-        m, learning_score=round(score, 3), successes=s, failures=f,
+    valued = [i.topic for i in insights if i.value > 0]
+    patterns = tuple(dict.fromkeys([*(p for p in m.learning_patterns if p not in valued),
+                                    *valued]))[-MAX_PATTERNS:]
+    updated = replace(
+        m, learning_score=round(score, 3), successes=m.successes + len(insights),
+        failures=m.failures + len(failed_topics),
         total_learning_cycles=m.total_learning_cycles + 1, last_learning_cycle=at_ms,
-        last_success=at_ms if successes else m.last_success,
-        last_failure=at_ms if failures else m.last_failure,
-        learning_patterns=patterns, improvement_suggestions=suggestions,
-    )
+        last_success=at_ms if insights else m.last_success,
+        last_failure=at_ms if failed_topics else m.last_failure,
+        learning_patterns=patterns)
+    without = [*failed_topics, *(i.topic for i in insights if i.value <= 0)]
+    return replace(updated, improvement_suggestions=suggestions(
+        updated, values=values, topics_without_value=without, failed_sources=failed_sources))
 
 
 def select_transfers(insights: Sequence[Insight], agents: Sequence[str],
@@ -135,3 +191,10 @@ def select_transfers(insights: Sequence[Insight], agents: Sequence[str],
             kept.append(ins)
     return [(ins, target) for source in sorted(best) for ins in best[source]
             for target in sorted(agents) if target != source]
+
+
+def due_in(last_start_s: float, interval_s: float, now_s: float) -> float:
+    """Seconds until the next scheduled cycle (≤ 0: due now), for a schedule whose last
+    cycle started at ``last_start_s`` (monotonic seconds). A changed ``interval_s`` applies
+    at once: shortening it can make a cycle due immediately."""
+    return last_start_s + interval_s - now_s

@@ -1,21 +1,41 @@
 """Agent registry and trusted-source state as pure reducers over command records.
 
 Registry entries are plain dicts (they live in a Faust GlobalTable, JSON-serialised):
-``{agent_id, agent_type, status: active|paused|unregistered, priority, topics}``. An agent's
-learning topics travel in ``capabilities["learning_topics"]`` (a JSON list) of its register
-command; built-in agents default to the seed's topics (:mod:`agents.learning.defaults`).
+``{agent_id, agent_type, status: active|paused|unregistered, priority, topics, topics_at}``.
+An agent's learning topics travel in ``capabilities["learning_topics"]`` (a JSON list) of its
+register command; built-in agents default to the seed's topics
+(:mod:`agents.learning.defaults`). They can be changed later by a settings command (a
+``learning_cycle_requested`` v2 with ``agent_topics``, see :func:`parse_settings`): the
+newer of the two (by ``occurred_at``) is what the agent learns (:func:`effective_topics`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from agents.learning.cycle import AgentInfo
 from agents.learning.defaults import BUILTIN_TOPICS
 
-__all__ = ["apply_command", "apply_source_change", "default_topics", "register_command"]
+__all__ = [
+    "SettingsChange",
+    "active_agents",
+    "apply_command",
+    "apply_source_change",
+    "clean_topics",
+    "default_topics",
+    "effective_topics",
+    "parse_settings",
+    "register_command",
+]
 
 Entry = dict[str, Any]
+MAX_TOPICS = 16
+MAX_TOPIC_CHARS = 200
+MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 7 * 24 * 3600.0
 
 
 def default_topics(agent_type: str) -> list[str]:
@@ -34,14 +54,18 @@ def apply_command(current: Entry | None, record: dict[str, Any]) -> Entry | None
     if action == "register":
         caps = record.get("capabilities") or {}
         agent_type = record.get("agent_type") or (current or {}).get("agent_type") or "custom"
-        topics = json.loads(caps["learning_topics"]) if "learning_topics" in caps else (
-            (current or {}).get("topics") or default_topics(agent_type))
+        if "learning_topics" in caps:
+            topics = clean_topics(json.loads(caps["learning_topics"]))
+            topics_at = int(record.get("occurred_at") or 0)
+        else:
+            topics = (current or {}).get("topics") or default_topics(agent_type)
+            topics_at = int((current or {}).get("topics_at") or 0)
         status = (current or {}).get("status", "active")
         return {"agent_id": record["agent_id"], "agent_type": agent_type,
                 "status": "active" if status == "unregistered" else status,
                 "priority": record.get("priority") if record.get("priority") is not None
                 else (current or {}).get("priority", 50),
-                "topics": list(topics)}
+                "topics": list(topics), "topics_at": topics_at}
     if current is None:
         return None
     updated = dict(current)
@@ -72,3 +96,80 @@ def register_command(
     return {"agent_id": agent_id, "action": "register", "agent_type": agent_type,
             "priority": priority, "requested_by": requested_by, "reason": "registration",
             "capabilities": {"learning_topics": json.dumps(topics or default_topics(agent_type))}}
+
+
+def clean_topics(topics: object) -> list[str]:
+    """``topics`` stripped, without blanks or repeats, in order.
+
+    Raises ``ValueError`` unless it is a list of 1..16 strings of at most 200 characters.
+    """
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise ValueError("learning topics must be a list of strings")
+    cleaned = list(dict.fromkeys(t.strip() for t in topics if t.strip()))
+    if not 1 <= len(cleaned) <= MAX_TOPICS:
+        raise ValueError(f"an agent needs 1..{MAX_TOPICS} learning topics, got {len(cleaned)}")
+    too_long = [t for t in cleaned if len(t) > MAX_TOPIC_CHARS]
+    if too_long:
+        raise ValueError(f"learning topic longer than {MAX_TOPIC_CHARS} characters: "
+                         f"{too_long[0][:40]!r}…")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What one settings command changes: the scheduled interval (seconds; None =
+    unchanged) and learning topics per agent id, stamped with the command's time (epoch
+    ms)."""
+
+    interval_s: float | None = None
+    agent_topics: dict[str, list[str]] = field(default_factory=dict)
+    at_ms: int = 0
+
+
+def parse_settings(record: Mapping[str, Any], known_agents: Collection[str]
+                   ) -> SettingsChange:
+    """The settings a ``learning_cycle_requested`` record carries (v1 records carry none).
+
+    All or nothing: raises ``ValueError`` for an interval outside 1 s .. 7 days, topics for
+    an agent the registry does not know, or a topic list :func:`clean_topics` refuses.
+    """
+    interval = record.get("interval_s")
+    if interval is not None and not MIN_INTERVAL_S <= float(interval) <= MAX_INTERVAL_S:
+        raise ValueError(f"interval_s must be {MIN_INTERVAL_S:.0f} .. {MAX_INTERVAL_S:.0f} s,"
+                         f" got {interval}")
+    topics: dict[str, list[str]] = {}
+    for agent_id, wanted in sorted((record.get("agent_topics") or {}).items()):
+        if agent_id not in known_agents:
+            raise ValueError(f"learning topics for unknown agent {agent_id!r}")
+        topics[agent_id] = clean_topics(list(wanted))
+    return SettingsChange(None if interval is None else float(interval), topics,
+                            int(record.get("occurred_at") or 0))
+
+
+def effective_topics(entry: Mapping[str, Any], override: Mapping[str, Any] | None
+                     ) -> tuple[str, ...]:
+    """The topics an agent learns: its registration's, or a settings command's
+    (``override`` = ``{"topics": [...], "at": epoch ms}``) when that is newer."""
+    if override and int(override.get("at") or 0) >= int(entry.get("topics_at") or 0):
+        return tuple(override["topics"])
+    return tuple(entry["topics"])
+
+
+def active_agents(entries: Iterable[Entry | None], *, overrides: Mapping[str, Any],
+                  levels: Mapping[str, Any], only: Collection[str] | None = None
+                  ) -> list[AgentInfo]:
+    """The agents a cycle takes: registry ``entries`` whose status is ``active`` (all, or
+    the ids in ``only``), with their :func:`effective_topics` (``overrides``: key
+    ``topics:<agent_id>``) and custody level (``levels``: agent id → ``{xp, level,
+    prestige}``). Paused and unregistered agents are left out."""
+    out = []
+    for e in entries:
+        if not e or e["status"] != "active" or (only and e["agent_id"] not in only):
+            continue
+        lvl = levels.get(e["agent_id"]) or {}
+        out.append(AgentInfo(
+            e["agent_id"], e["agent_type"], int(e["priority"] or 0),
+            effective_topics(e, overrides.get(f"topics:{e['agent_id']}")),
+            xp=int(lvl.get("xp", 0)), level=int(lvl.get("level", 1)),
+            prestige=int(lvl.get("prestige", 0))))
+    return out
