@@ -24,7 +24,10 @@ Result (``lvlup bench api --json``)::
 ``errors`` counts every answer that is not the expected status (200 for reads, 202 for
 commands: a 4xx, a 429, a 5xx) and every dropped connection (status ``0``); ``statuses``
 tallies them; ``rps`` counts expected answers only (``ok``), the latency percentiles every
-completed exchange, and ``met`` needs 0 errors.
+completed exchange, and ``met`` needs 0 errors. ``server_cpu_us_per_request`` and
+``cpu_bound_rps`` (requests per CPU-second of the server process) are reported too, with the
+load average at the end: on a shared 2-core machine the wall-clock figures also measure
+whatever else runs.
 
 Goals (issue #9): reads ≥ 6,000 req/s with p99 ≤ 25 ms; commands ≥ 3,000 req/s with
 p99 ≤ 50 ms. Raises :class:`streams.errors.LvlupError` when the server does not start.
@@ -190,14 +193,15 @@ def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
 
 
 @contextmanager
-def _server(settings: Settings, url: str, prefix: str, cache_s: float) -> Iterator[int]:
+def _server(settings: Settings, url: str, prefix: str, cache_s: float,
+            rate_limit: str) -> Iterator[tuple[int, int]]:
     port = _free_port()
     env = {**os.environ, "LVLUP_POSTGRES__URL": url,
            "LVLUP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap(),
            "LVLUP_DATA_DIR": str(settings.data_dir.resolve()), "LVLUP_LOG_LEVEL": "WARNING",
            "LVLUP_API__PORT": str(port), "LVLUP_API__TOPIC_PREFIX": prefix,
-           "LVLUP_API__RATE_LIMIT_PER_KEY": BENCH_RATE_LIMIT,
-           "LVLUP_API__RATE_LIMIT_PER_IP": BENCH_RATE_LIMIT,
+           "LVLUP_API__RATE_LIMIT_PER_KEY": rate_limit,
+           "LVLUP_API__RATE_LIMIT_PER_IP": rate_limit,
            "LVLUP_API__READ_CACHE_TTL_S": str(cache_s), "LVLUP_API__KEY_CACHE_TTL_S": "60"}
     proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -213,7 +217,7 @@ def _server(settings: Settings, url: str, prefix: str, cache_s: float) -> Iterat
                 err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
                 raise LvlupError(f"the API server did not start: {err}")
             time.sleep(0.1)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -223,13 +227,25 @@ def _server(settings: Settings, url: str, prefix: str, cache_s: float) -> Iterat
             proc.wait(5)
 
 
-def _run(port: int, request: bytes, expect: int, *, warmup: int, requests: int,
-         concurrency: int, max_seconds: float) -> tuple[_Phase, float]:
-    async def go() -> tuple[_Phase, float]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(server: tuple[int, int], request: bytes, expect: int, *, warmup: int, requests: int,
+         concurrency: int, max_seconds: float) -> tuple[_Phase, float, float]:
+    """Warm up, then measure: ``(phase, wall seconds, server CPU seconds)``."""
+    port, pid = server
+
+    async def go() -> tuple[_Phase, float, float]:
         await _load(port, request, expect, requests=warmup, concurrency=concurrency,
                     max_seconds=max_seconds)
-        return await _load(port, request, expect, requests=requests, concurrency=concurrency,
-                           max_seconds=max_seconds)
+        cpu = _cpu_s(pid)
+        phase, secs = await _load(port, request, expect, requests=requests,
+                                  concurrency=concurrency, max_seconds=max_seconds)
+        return phase, secs, _cpu_s(pid) - cpu
 
     try:
         import uvloop
@@ -239,12 +255,23 @@ def _run(port: int, request: bytes, expect: int, *, warmup: int, requests: int,
         return asyncio.run(go())
 
 
+def _with_cpu(summary: dict[str, Any], cpu_s: float) -> dict[str, Any]:
+    """Add the server's CPU cost: on a shared machine the wall-clock rate also measures the
+    neighbours; ``cpu_bound_rps`` is what the worker would serve with a core of its own."""
+    done = summary["requests"]
+    summary["server_cpu_s"] = round(cpu_s, 3)
+    summary["server_cpu_us_per_request"] = round(cpu_s / done * 1e6, 1) if done else None
+    summary["cpu_bound_rps"] = round(done / cpu_s, 1) if cpu_s > 0 else None
+    return summary
+
+
 def bench_api(settings: Settings, *, requests: int = 30_000, warmup: int = 2_000,
               read_concurrency: int = 32, command_concurrency: int = 96,
               max_seconds: float = 20.0, read_cache_s: float = 0.5,
-              agents: int = 50) -> dict[str, Any]:
+              agents: int = 50, rate_limit: str = BENCH_RATE_LIMIT) -> dict[str, Any]:
     """Measure the API (module docstring); needs the running Kafka and Postgres of
-    ``settings``. ``max_seconds`` bounds each phase; results in req/s and milliseconds."""
+    ``settings``. ``max_seconds`` bounds each phase; results in req/s and milliseconds.
+    ``rate_limit`` applies per key and per IP (``""`` = limiter off)."""
     prefix = f"bench.{uuid.uuid4().hex[:8]}."
     specs = [TopicSpec(prefix + t.name, t.partitions, 1, t.config())
              for t in load_catalog().topics]
@@ -262,23 +289,29 @@ def bench_api(settings: Settings, *, requests: int = 30_000, warmup: int = 2_000
                 engine.dispose()
             read = _request("GET", read_path, token)
             command = _request("POST", command_path, token, b'{"priority": 5}')
-            def run(port: int, req: bytes, expect: int, conc: int) -> tuple[_Phase, float]:
-                return _run(port, req, expect, warmup=warmup, requests=requests,
-                            concurrency=conc, max_seconds=max_seconds)
+            plan = {"reads_uncached": (read_path, read, 200, read_concurrency),
+                    "commands": (command_path, command, 202, command_concurrency),
+                    "reads": (read_path, read, 200, read_concurrency)}
 
-            with _server(settings, url, prefix, 0.0) as port:
-                phase, secs = run(port, read, 200, read_concurrency)
-                out["reads_uncached"] = _summary("reads_uncached", read_path, phase, secs)
-                phase, secs = run(port, command, 202, command_concurrency)
-                out["commands"] = _summary("commands", command_path, phase, secs)
-            with _server(settings, url, prefix, read_cache_s) as port:
-                phase, secs = run(port, read, 200, read_concurrency)
-                out["reads"] = _summary("reads", read_path, phase, secs)
+            def run(server: tuple[int, int], name: str) -> dict[str, Any]:
+                route, req, expect, conc = plan[name]
+                phase, secs, cpu = _run(server, req, expect, warmup=warmup,
+                                        requests=requests, concurrency=conc,
+                                        max_seconds=max_seconds)
+                return _with_cpu(_summary(name, route, phase, secs), cpu)
+
+            with _server(settings, url, prefix, 0.0, rate_limit) as server:
+                out["reads_uncached"] = run(server, "reads_uncached")
+                out["commands"] = run(server, "commands")
+            with _server(settings, url, prefix, read_cache_s, rate_limit) as server:
+                out["reads"] = run(server, "reads")
                 out["reads"]["read_cache_s"] = read_cache_s
     finally:
         delete_topics(bootstrap, [s.name for s in specs])
     out["concurrency"] = {"reads": read_concurrency, "commands": command_concurrency}
-    out["rate_limits"] = {"per_key": BENCH_RATE_LIMIT, "per_ip": BENCH_RATE_LIMIT}
+    out["rate_limits"] = {"per_key": rate_limit or None, "per_ip": rate_limit or None}
     out["server"] = "uvicorn (uvloop, httptools), 1 worker, loopback, access log off"
+    out["load_average_1m"] = round(os.getloadavg()[0], 2)
+    out["cpus"] = os.cpu_count()
     out["client"] = "asyncio HTTP/1.1 keep-alive, one connection per worker"
     return out

@@ -118,7 +118,8 @@ def _plain(summary: str, media: str) -> dict[str, Any]:
 
 def build_spec(ops: list[Operation], title: str = "Lvl_UP Streams API",
                version: str = "0.1.0") -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``ops`` (plus ``/metrics``, ``/openapi.json``, ``/docs``)."""
+    """The OpenAPI 3.1 document of ``ops`` (plus ``/metrics``, ``/openapi.json``, ``/docs``,
+    ``/dashboard`` and its script)."""
     defs: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
@@ -126,6 +127,8 @@ def build_spec(ops: list[Operation], title: str = "Lvl_UP Streams API",
     paths["/metrics"] = _plain("Prometheus metrics", "text/plain")
     paths["/openapi.json"] = _plain("This document", "application/json")
     paths["/docs"] = _plain("API documentation page", "text/html")
+    paths["/dashboard"] = _plain("Dashboard page", "text/html")
+    paths["/dashboard.js"] = _plain("Dashboard script", "text/javascript")
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": (
