@@ -7,7 +7,8 @@ sink puts it in the ``proposals`` and ``proposal_history`` views and the proposa
 notifies. The proposal's agent is read from the ``proposals`` view unless ``--agent`` is given.
 The newest decision wins in the view (an operator may overrule the policy).
 ``notifications read`` republishes a notification with ``read`` set (same id: the view's row
-is replaced).
+is replaced). ``notifications digest`` publishes the weekly digest
+(:mod:`agents.proposals.digest`; run it from cron).
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine, text
 
+from agents.proposals.digest import DIGEST_QUERIES, digest_record
 from agents.proposals.records import decided_record
 from streams.errors import LvlupError
 from streams.producer import Delivery, EventProducer
 from streams.settings import Settings
 
-__all__ = ["decide", "lookup_agent", "mark_read", "register"]
+__all__ = ["decide", "digest", "lookup_agent", "mark_read", "register"]
 
 OPERATOR_PRODUCER = "lvlup.cli"
 
@@ -66,6 +69,15 @@ def mark_read(engine: Engine, producer: EventProducer, notification_id: str) -> 
     return producer.emit_sync("notification", record)
 
 
+def digest(engine: Engine, until: datetime) -> dict[str, Any]:
+    """The weekly digest ``notification`` for the 7 days before ``until`` (aware UTC)."""
+    with engine.connect() as conn:
+        results = {name: [(r[0], r[1]) for r in conn.execute(
+                       text(sql), {"since": until - timedelta(days=7)})]
+                   for name, sql in DIGEST_QUERIES.items()}
+    return digest_record(results, until, producer=OPERATOR_PRODUCER)
+
+
 def _producer(settings: Settings) -> EventProducer:
     from schemas.catalog import load_catalog
     from schemas.codec import load_codec
@@ -77,9 +89,15 @@ def _producer(settings: Settings) -> EventProducer:
 def register(app: typer.Typer) -> None:
     """Add ``lvlup proposals`` and ``lvlup notifications`` to ``app``."""
     proposals = typer.Typer(help="Improvement proposals: list, decide.", no_args_is_help=True)
-    notifications = typer.Typer(help="Notifications: mark as read.", no_args_is_help=True)
+    notifications = typer.Typer(help="Notifications: weekly digest, mark as read.",
+                                no_args_is_help=True)
     app.add_typer(proposals, name="proposals")
     app.add_typer(notifications, name="notifications")
+    _register_proposals(proposals)
+    _register_notifications(notifications)
+
+
+def _register_proposals(proposals: typer.Typer) -> None:
 
     @proposals.command("decide")
     def decide_cmd(
@@ -135,6 +153,23 @@ def register(app: typer.Typer) -> None:
                     typer.echo(json.dumps(dict(row), default=str))
         finally:
             engine.dispose()
+
+
+def _register_notifications(notifications: typer.Typer) -> None:
+    @notifications.command("digest")
+    def digest_cmd(ctx: typer.Context) -> None:
+        """Publish the weekly digest notification (cron: ``0 8 * * MON``); prints it."""
+        from sinks.app import postgres_engine
+
+        engine = postgres_engine(ctx.obj)
+        producer = _producer(ctx.obj)
+        try:
+            record = digest(engine, datetime.now(UTC))
+            producer.emit_sync("notification", record)
+        finally:
+            producer.close()
+            engine.dispose()
+        typer.echo(record["message"])
 
     @notifications.command("read")
     def read_cmd(

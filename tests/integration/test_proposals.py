@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -32,7 +33,7 @@ from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.app import build_sink
 from sinks.postgres.migrate import upgrade
-from streams.cli.proposalscmd import decide, lookup_agent
+from streams.cli.proposalscmd import decide, digest, lookup_agent
 from streams.kafka_admin import delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
@@ -270,6 +271,13 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db, tmp_path):
     assert "No module named 'chdbx'" in recs[0]["evidence"]["matched_line"]
     assert any(n["kind"] == "build" and "import_error" in n["title"] for n in notes)
     assert "good-1 leveled up: 4 → 5" in titles
+
+    # the weekly digest counts them from the views
+    week = digest(engine, datetime.now(UTC))
+    codec.encode("notification", week)
+    assert "- proposals: approved: 1, declined: 2" in week["message"]
+    assert "high: " in week["message"] and "- experiments: passed: 1, timeout: 1" in \
+        week["message"]
 
     # nothing failed: no error events, no DLQ
     assert read_log(bootstrap, codec, [names["error_event"]]) == []

@@ -6,12 +6,12 @@ import importlib
 
 import pytest
 
-MODULES = ["agents.proposals", "agents.proposals.draft", "agents.proposals.errors",
-           "agents.proposals.experiment", "agents.proposals.files", "agents.proposals.loop",
-           "agents.proposals.pipeline", "agents.proposals.records", "agents.proposals.reposcan",
-           "agents.proposals.runindex", "agents.proposals.scratch", "agents.proposals.worker",
-           "agents.conquest", "agents.conquest.patterns", "agents.conquest.recommend",
-           "agents.conquest.worker", "streams.cli.proposalscmd"]
+MODULES = ["agents.proposals", "agents.proposals.digest", "agents.proposals.draft",
+           "agents.proposals.errors", "agents.proposals.experiment", "agents.proposals.files",
+           "agents.proposals.loop", "agents.proposals.pipeline", "agents.proposals.records",
+           "agents.proposals.reposcan", "agents.proposals.runindex", "agents.proposals.scratch",
+           "agents.proposals.worker", "agents.conquest", "agents.conquest.patterns",
+           "agents.conquest.recommend", "agents.conquest.worker", "streams.cli.proposalscmd"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -152,3 +152,18 @@ def test_level_change_notification_fits_its_schema():
     CODEC.encode("notification", note)
     assert (note["kind"], note["priority"]) == ("level_up", "high")
     assert note["title"] == "good-1 leveled down: 9 → 8"
+
+
+def test_the_weekly_digest_fits_the_schema_and_is_one_row_per_week():
+    from datetime import UTC, datetime
+
+    from agents.proposals.digest import digest_record
+
+    until = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    rec = digest_record({"proposals": [("approved", 2), ("declined", 1)]}, until)
+    CODEC.encode("notification", rec)
+    assert rec["title"] == "Weekly digest 2026-W48"
+    assert "- proposals: approved: 2, declined: 1" in rec["message"]
+    assert "- findings: none" in rec["message"]
+    later = digest_record({}, datetime(2026, 11, 24, tzinfo=UTC))
+    assert later["notification_id"] == rec["notification_id"] != later["event_id"]
