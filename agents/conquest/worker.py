@@ -3,7 +3,12 @@
 Consumes ``lvlup.builds.events`` in group ``lvlup.agents.conquest`` with the shared
 :class:`~agents.proposals.loop.RecordLoop` (one record at a time, commit after acks, DLQ and
 ``error_event`` on failures) and emits, for every failed build, a ``conquest_recommendation``
-and a ``build`` notification (:func:`~agents.conquest.recommend.recommend`).
+and a ``build`` notification (:func:`~agents.conquest.recommend.recommend`), and for a
+succeeded build much slower than its component's recent ones a ``performance``
+recommendation (:class:`~agents.conquest.durations.DurationHistory`). The history is rebuilt
+at start from the whole build topic; builds seen then are not compared again when consumed,
+so a slow build produced just before a restart and not yet consumed is not flagged (a
+trade-off for never flagging a build twice).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 
+from agents.conquest.durations import DurationHistory
 from agents.conquest.recommend import PRODUCER, recommend
+from agents.custody.replay import read_topics
 from agents.proposals.loop import RecordLoop
 from schemas.catalog import Catalog
 from schemas.codec import Codec
@@ -38,6 +45,8 @@ class ConquestWorker:
                  topics: Mapping[str, str] | None = None) -> None:
         self.producer = producer
         topic = (topics or {}).get("build_event") or catalog.for_record("build_event").name
+        self.bootstrap, self.codec, self.topic = bootstrap, codec, topic
+        self.history = DurationHistory()
         self.recommended: list[dict[str, Any]] = []
         self.loop = RecordLoop(bootstrap, codec, [topic], group=group, handler=self.handle,
                                emit=self.emit, component=PRODUCER)
@@ -52,7 +61,14 @@ class ConquestWorker:
         if record_type != "build_event":
             raise SchemaError(f"{record_type} on {msg.topic}", topic=msg.topic,
                               partition=msg.partition, offset=msg.offset)
-        out = recommend(record, int(time.time() * 1000))
+        now = int(time.time() * 1000)
+        slow = self.history.observe(record, now)
+        if slow is not None:
+            await self.emit("conquest_recommendation", slow)
+            self.recommended.append(slow)
+            log.info("conquest.slow_build", build_id=record["build_id"],
+                     ratio=slow["evidence"]["ratio"])
+        out = recommend(record, now)
         if out is None:
             return
         match, recommendation, note = out
@@ -62,7 +78,10 @@ class ConquestWorker:
         log.info("conquest.recommended", build_id=record["build_id"], pattern=match.pattern.id)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Serve until ``stop`` is set."""
+        """Rebuild the duration history, then serve until ``stop`` is set."""
+        for rtype, rec in await read_topics(self.bootstrap, self.codec, [self.topic]):
+            if rtype == "build_event":
+                self.history.observe(rec, 0)
         await self.loop.run(stop, ready)
 
 

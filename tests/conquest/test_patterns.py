@@ -64,3 +64,23 @@ def test_a_failed_build_yields_a_valid_recommendation_and_notification():
 @pytest.mark.parametrize("status", ["started", "succeeded", "cancelled"])
 def test_other_statuses_yield_nothing(status):
     assert recommend(_build(status=status), 5) is None
+
+
+def test_a_slow_succeeded_build_is_flagged_against_the_median():
+    from agents.conquest.durations import DurationHistory
+
+    codec = load_codec()
+    history = DurationHistory(window=10, min_samples=3, factor=1.5)
+    normal = [_build(event_id=f"6f0c7f57-3b7e-4b7a-9c53-2f1d1f5a8e{i:02d}", status="succeeded",
+                     duration_ms=d) for i, d in enumerate([100_000, 90_000, 110_000, 400_000])]
+    assert [history.observe(b, 1) for b in normal[:3]] == [None, None, None]
+    rec = history.observe(normal[3], 1)
+    assert rec is not None
+    codec.encode("conquest_recommendation", rec)
+    assert rec["kind"] == "performance" and rec["evidence"]["pattern"] == "slow_build"
+    assert rec["evidence"]["median_ms"] == "100000" and rec["evidence"]["ratio"] == "4.00"
+    assert history.observe(normal[3], 2) is None  # a redelivery is not flagged twice
+    other = _build(event_id="6f0c7f57-3b7e-4b7a-9c53-2f1d1f5a8e99", status="succeeded",
+                   component="other", duration_ms=999_999)
+    assert history.observe(other, 1) is None  # too few samples of that component
+    assert history.observe(_build(status="failed"), 1) is None

@@ -10,7 +10,8 @@ MODULES = ["agents.proposals", "agents.proposals.digest", "agents.proposals.draf
            "agents.proposals.errors", "agents.proposals.experiment", "agents.proposals.files",
            "agents.proposals.loop", "agents.proposals.pipeline", "agents.proposals.records",
            "agents.proposals.reposcan", "agents.proposals.runindex", "agents.proposals.scratch",
-           "agents.proposals.worker", "agents.conquest", "agents.conquest.patterns",
+           "agents.proposals.worker", "agents.conquest", "agents.conquest.durations",
+           "agents.conquest.patterns",
            "agents.conquest.recommend", "agents.conquest.worker", "streams.cli.proposalscmd"]
 
 

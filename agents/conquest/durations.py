@@ -1,0 +1,74 @@
+"""Slow builds: a succeeded build much slower than its component's recent ones (pure).
+
+:class:`DurationHistory` keeps the last ``window`` durations (ms) of succeeded builds per
+component. :meth:`DurationHistory.observe` records a ``build_event`` and, when the build took
+more than ``factor`` × the median of at least ``min_samples`` earlier builds of its component,
+returns a ``conquest_recommendation`` (kind ``performance``, pattern ``slow_build``) with the
+median, the ratio and the sample count as evidence. The median resists one-off outliers; the
+build itself joins the history afterwards, so a lasting slowdown stops alerting once it is the
+new normal. A build whose ``event_id`` was already observed (a redelivery, or a record read
+when the history was rebuilt) is ignored. Ids derive from the build event's id.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.conquest.recommend import CONQUEST_AGENT, PRODUCER
+from agents.proposals.records import event_id
+
+__all__ = ["DurationHistory"]
+
+@dataclass
+class DurationHistory:
+    """Recent succeeded-build durations per component (module doc)."""
+
+    window: int = 20
+    min_samples: int = 5
+    factor: float = 1.5
+    durations: dict[str, deque[int]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    _order: deque[str] = field(default_factory=deque)
+    max_seen: int = 100_000
+
+    def observe(self, build: Mapping[str, Any], now_ms: int) -> dict[str, Any] | None:
+        """Record ``build``; a recommendation when it is a slow succeeded build, else None."""
+        if str(build["status"]) != "succeeded" or build.get("duration_ms") is None:
+            return None
+        eid = str(build["event_id"])
+        if eid in self.seen:
+            return None
+        self.seen.add(eid)
+        self._order.append(eid)
+        if len(self._order) > self.max_seen:
+            self.seen.discard(self._order.popleft())
+        component, took = str(build["component"]), int(build["duration_ms"])
+        past = self.durations.setdefault(component, deque(maxlen=self.window))
+        rec = None
+        if len(past) >= self.min_samples:
+            median = statistics.median(past)
+            if median > 0 and took > self.factor * median:
+                rec = self._recommend(build, took, median, len(past), now_ms)
+        past.append(took)
+        return rec
+
+    def _recommend(self, build: Mapping[str, Any], took: int, median: float, samples: int,
+                   now_ms: int) -> dict[str, Any]:
+        rid = event_id("conquest-slow", str(build["event_id"]))
+        ratio = took / median
+        return {
+            "event_id": rid, "occurred_at": now_ms, "producer": PRODUCER,
+            "recommendation_id": rid, "agent_id": build.get("agent_id") or CONQUEST_AGENT,
+            "kind": "performance", "target": str(build["component"]),
+            "title": f"Build of {build['component']} {ratio:.1f}x slower than usual",
+            "rationale": (f"Build {build['build_id']} took {took} ms against a median of"
+                          f" {median:.0f} ms over the last {samples} builds: look for a new slow"
+                          " step, a lost cache or a dependency that now builds from source."),
+            "expected_gain_pct": round(100 * (1 - median / took), 1), "priority": 45,
+            "evidence": {"pattern": "slow_build", "build_id": str(build["build_id"]),
+                         "duration_ms": str(took), "median_ms": f"{median:.0f}",
+                         "ratio": f"{ratio:.2f}", "samples": str(samples)}}
