@@ -12,7 +12,18 @@ import typer
 
 from infra.errors import StackError
 from sinks.errors import SinkError
-from streams.cli import apicmd, audit, data, keys, ops, replaycmd, runcmd, stack, workers
+from streams.cli import (
+    apicmd,
+    audit,
+    data,
+    keys,
+    ops,
+    proposalscmd,
+    replaycmd,
+    runcmd,
+    stack,
+    workers,
+)
 from streams.errors import LvlupError
 from streams.logs import configure_logging
 from streams.settings import Settings
@@ -46,6 +57,7 @@ def build_app() -> typer.Typer:
     audit.register(app)
     replaycmd.register(app)
     keys.register(app)
+    proposalscmd.register(app)
     return app
 
 
