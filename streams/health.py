@@ -3,9 +3,9 @@
 The groups watched are those ``lvlup run`` starts a process for, with the topics the catalog
 lists them as consumers of. A partition is stuck when its committed offset does not move while
 it has lag (:class:`~streams.watchdog.Watchdog`, faust-streaming/faust#175) for longer than
-its group's threshold: 60 s for the sinks and imperium (they commit every batch), 900 s for
-inference and custody, which commit once per request and a request (a custody run) may
-take minutes on this hardware.
+its group's threshold: 60 s for the sinks, imperium and conquest (they commit every batch or
+record), 900 s for inference, custody and proposals, which commit once per request and a
+request (a custody run, a proposal's scan and sandbox tests) may take minutes here.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ GROUP_THRESHOLDS_S: dict[str, float] = {
     "lvlup.agents.imperium": 60.0,
     "lvlup.inference.workers": 900.0,
     "lvlup.agents.custody": 900.0,
+    "lvlup.agents.proposals": 900.0,  # commits once per proposal (scan + sandbox tests)
+    "lvlup.agents.conquest": 60.0,
 }
 
 
