@@ -14,6 +14,25 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+class _StderrLogger(structlog.PrintLogger):
+    """A PrintLogger writing to whatever ``sys.stderr`` is *now*, not the stream it saw when it
+    was made: a cached logger otherwise keeps a stream that was closed since (typer's
+    CliRunner swaps stderr per command; later log lines then raised "I/O operation on closed
+    file" inside error handlers)."""
+
+    @property
+    def _file(self) -> object:
+        return sys.stderr
+
+    @_file.setter
+    def _file(self, _value: object) -> None:
+        """Ignored: the stream is looked up at every write."""
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     """Route structlog and stdlib logging to stderr at ``level`` (DEBUG|INFO|WARNING|ERROR)."""
     numeric = logging.getLevelName(level)
@@ -31,6 +50,6 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
