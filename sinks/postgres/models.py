@@ -320,8 +320,25 @@ agent_levels = Table(
     *_src(),
 )
 
+conquest_recommendations = Table(
+    "conquest_recommendations", METADATA,
+    Column("recommendation_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("target", String),
+    Column("title", Text),
+    Column("rationale", Text),
+    Column("expected_gain_pct", Float),
+    Column("priority", Integer),
+    Column("evidence", JSONB),
+    *_src(),
+    Index("ix_conquest_recommendations_time", "occurred_at"),
+)
+
 VIEW_TABLES: tuple[Table, ...] = (
     agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,
     knowledge_transfers, trusted_sources, proposals, proposal_history, guardian_suggestions,
     experiments, token_usage_log, notifications, error_learning, custody_runs, agent_levels,
+    conquest_recommendations,
 )

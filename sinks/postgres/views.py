@@ -183,6 +183,13 @@ def _levels(rec: ConsumedRecord) -> Iterable[Row]:
              "updated_at": r["occurred_at"], **_src(rec)}]
 
 
+def _conquest(rec: ConsumedRecord) -> Iterable[Row]:
+    r = rec.record
+    return [{**_pick(r, "recommendation_id", "occurred_at", "agent_id", "kind", "target",
+                     "title", "rationale", "expected_gain_pct", "priority", "evidence"),
+             **_src(rec)}]
+
+
 def build_projections() -> list[Projection]:
     """Every Postgres view's projection (a fresh list; projections are immutable)."""
     p = Projection
@@ -218,4 +225,6 @@ def build_projections() -> list[Projection]:
         p(m.custody_runs, frozenset({"custody_run_result"}), ("run_id",), _custody_runs,
           "keep_first"),
         p(m.agent_levels, frozenset({"agent_level_changed"}), ("agent_id",), _levels),
+        p(m.conquest_recommendations, frozenset({"conquest_recommendation"}),
+          ("recommendation_id",), _conquest, "keep_first"),
     ]
