@@ -15,6 +15,7 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ __all__ = ["BUILTIN_AGENTS", "Summary", "bootstrap", "child_specs", "collect_sum
 
 BUILTIN_AGENTS = ("imperium", "guardian", "sandbox", "conquest")
 SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "infra" / "sample" / "events.jsonl"
+#: the deliberately insecure file guardian's scan of the repository must report
+PLANTED = "infra/sample/planted/insecure_example.py"
 VIEWS = ("agents", "agent_metrics", "learning_cycles", "learning_logs",
          "internet_learning_results", "knowledge_transfers", "trusted_sources", "proposals",
          "guardian_suggestions", "experiments", "token_usage_log", "notifications",
@@ -95,12 +98,15 @@ def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
 
 
 def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
-    """The supervised processes: sinks, inference worker, imperium, and the API if built."""
+    """The supervised processes: sinks, the inference worker, imperium, custody, proposals
+    (with guardian's scheduled scans), conquest, and the API."""
     lvlup = (sys.executable, "-m", "streams.cli")
     specs = [ChildSpec("sinks", (*lvlup, "sink", "all")),
              ChildSpec("inference", (*lvlup, "worker", "inference")),
              ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
     specs.append(ChildSpec("custody", (*lvlup, "worker", "custody")))
+    specs.append(ChildSpec("proposals", (*lvlup, "worker", "proposals")))  # + guardian scans
+    specs.append(ChildSpec("conquest", (*lvlup, "worker", "conquest")))
     if importlib.util.find_spec("api.app") is not None:
         specs.append(ChildSpec("api", (*lvlup, "api", "--port", str(api_port))))
     return specs
@@ -124,6 +130,13 @@ class Summary:
     tokens: dict[str, float] = field(default_factory=dict)
     dlq_records: dict[str, int] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    #: custody runs and learning cycles finished since ``since`` (the run's start)
+    custody_runs: int = 0
+    cycles_finished: int = 0
+    #: guardian's findings in the planted file (infra/sample/planted/), by rule id
+    planted_findings: list[str] = field(default_factory=list)
+    proposals: dict[str, int] = field(default_factory=dict)
+    api_answered: bool | None = None
 
     @property
     def unhandled_errors(self) -> int:
@@ -131,9 +144,11 @@ class Summary:
         return sum(self.restarts.values()) + sum(self.dlq_records.values())
 
 
-def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor | None) -> Summary:
-    """Read the log's and the views' state now."""
+def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor | None,
+                    since: datetime | None = None) -> Summary:
+    """Read the log's and the views' state now; counts "finished" work since ``since``."""
     bs, out = settings.kafka.bootstrap(), Summary()
+    since = since or datetime.fromtimestamp(0, tz=UTC)
     for spec in load_catalog().topics:
         out.records_per_topic[spec.name] = _topic_total(bs, spec.name)
     existing = topic_partitions(bs)
@@ -156,6 +171,17 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
                                 "FROM token_usage")).one()
         out.tokens = {"requests": float(tok[0]), "prompt_tokens": float(tok[1]),
                       "completion_tokens": float(tok[2]), "cost_usd": float(tok[3])}
+        out.custody_runs = int(conn.execute(text(
+            "SELECT count(*) FROM custody_runs WHERE occurred_at >= :t"), {"t": since}
+        ).scalar_one())
+        out.cycles_finished = int(conn.execute(text(
+            "SELECT count(*) FROM learning_cycles WHERE end_time >= :t"), {"t": since}
+        ).scalar_one())
+        out.planted_findings = sorted({str(r[0]) for r in conn.execute(text(
+            "SELECT rule_id FROM guardian_suggestions WHERE file_path LIKE :p"),
+            {"p": f"%{PLANTED}"})})
+        out.proposals = {str(r[0]): int(r[1]) for r in conn.execute(text(
+            "SELECT status, count(*) FROM proposals GROUP BY status"))}
     if supervisor is not None:
         out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
     return out

@@ -7,8 +7,10 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
+import httpx
 import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console, Group
@@ -20,7 +22,14 @@ from schemas.codec import load_codec
 from sinks.app import postgres_engine
 from streams.health import ConsumerHealth, HealthReading
 from streams.producer import EventProducer
-from streams.run import Summary, bootstrap, child_env, child_specs, collect_summary
+from streams.run import (
+    PLANTED,
+    Summary,
+    bootstrap,
+    child_env,
+    child_specs,
+    collect_summary,
+)
 from streams.settings import Settings
 from streams.setup import create_catalog_topics, migrate_all
 from streams.supervisor import Supervisor
@@ -56,8 +65,16 @@ def _status(sup: Supervisor, summary: Summary, rate: float, health: HealthReadin
                                f"{summary.unhandled_errors}")
 
 
+def _api_answers(port: int) -> bool:
+    """True when the API child answers ``GET /api/health`` with 200 (2 s timeout)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False  # not (yet) listening: asked again at the next tick
+
+
 def _print_summary(console: Console, summary: Summary, settings: Settings,
-                   health: HealthReading) -> None:
+                   health: HealthReading, api_port: int) -> None:
     table = Table("topic", "records", title="records per topic")
     for name, n in summary.records_per_topic.items():
         if n:
@@ -68,6 +85,12 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
         views.add_row(name, str(n), summary.watermarks.get(name, ""))
     console.print(views)
     console.print(f"last learning cycle: {summary.last_cycle or 'none'}")
+    console.print(f"finished during this run: {summary.cycles_finished} learning cycles, "
+                  f"{summary.custody_runs} custody runs")
+    console.print(f"planted finding ({PLANTED}): "
+                  f"{', '.join(summary.planted_findings) or 'not found'}")
+    console.print(f"proposals by status: {summary.proposals or 'none'}")
+    console.print(f"API answered /api/health: {summary.api_answered}")
     console.print(f"tokens: {summary.tokens}")
     console.print(f"dead-letter records: {summary.dlq_records or 0}; worker restarts: "
                   f"{summary.restarts}")
@@ -75,8 +98,11 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
     if health.stuck:
         console.print("stuck consumers: " + ", ".join(
             f"{s.group} {s.topic}[{s.partition}] lag {s.lag}" for s in health.stuck))
-    console.print(LOOK_FURTHER + f"  data: {settings.data_dir.resolve()}  ·  logs: "
-                  f"{settings.run_dir()}")
+    base = f"http://127.0.0.1:{api_port}"
+    console.print(LOOK_FURTHER
+                  + f"  API: {base}/docs  ·  dashboard: {base}/dashboard?key=<token of "
+                  "`lvlup keys create --name me --scope read`>\n"
+                  + f"  data: {settings.data_dir.resolve()}  ·  logs: {settings.run_dir()}")
 
 
 def register(app: typer.Typer) -> None:
@@ -108,8 +134,9 @@ def register(app: typer.Typer) -> None:
         sup = Supervisor(child_specs(settings, api_port), child_env(settings), settings.run_dir())
         engine = postgres_engine(settings)
         sup.start()
-        started = time.monotonic()
-        summary = collect_summary(settings, engine, sup)
+        started, since = time.monotonic(), datetime.now(UTC)
+        summary = collect_summary(settings, engine, sup, since)
+        api_answered: bool | None = None
         watch = ConsumerHealth(settings.kafka.bootstrap(), load_catalog(), CollectorRegistry())
         health = HealthReading()
         last_total, last_at = sum(summary.records_per_topic.values()), time.monotonic()
@@ -120,9 +147,11 @@ def register(app: typer.Typer) -> None:
                     if stop.wait(2.0):
                         break
                     sup.poll()
-                    summary = collect_summary(settings, engine, sup)
-                    if tick % 5 == 0:  # every 10 s: lag and the stuck-consumer watchdog
+                    summary = collect_summary(settings, engine, sup, since)
+                    if tick % 5 == 0:  # every 10 s: lag, the stuck-consumer watchdog, the API
                         health = watch.read()
+                        api_answered = api_answered or _api_answers(api_port)
+                    summary.api_answered = api_answered
                     total, now = sum(summary.records_per_topic.values()), time.monotonic()
                     live.update(_status(sup, summary, (total - last_total) / (now - last_at),
                                         health))
@@ -131,8 +160,9 @@ def register(app: typer.Typer) -> None:
                         break
         finally:
             sup.stop()
-        summary = collect_summary(settings, engine, sup)
-        _print_summary(console, summary, settings, health)
+        summary = collect_summary(settings, engine, sup, since)
+        summary.api_answered = api_answered
+        _print_summary(console, summary, settings, health, api_port)
         engine.dispose()
         if summary.unhandled_errors:
             raise typer.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     out = tmp_path / "run.out"
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "run", "--duration", "120", "--api-port",
+        [sys.executable, "-m", "streams.cli", "run", "--duration", "180", "--api-port",
          str(port)], cwd=ROOT, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
     api_answered = None
     try:
@@ -48,6 +49,15 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     print(f"lvlup run took {time.monotonic() - started:.0f} s")
     assert code == 0, log[-4000:]
     assert "unhandled errors: 0" in log
+    # the summary's invariants (issue #12): work finished during this run, not earlier ones
+    finished = re.search(r"finished during this run: (\d+) learning cycles, (\d+) custody runs",
+                         log)
+    assert finished, log[-4000:]
+    assert int(finished[1]) >= 1, "no learning cycle finished during the run"
+    assert int(finished[2]) >= 1, "no custody run finished during the run"
+    assert re.search(r"planted finding \(infra/sample/planted/insecure_example.py\): .*B602",
+                     log), "guardian's scan did not report the planted shell=True"
+    assert "API answered /api/health: True" in log
     if (ROOT / "api" / "app.py").exists():
         assert api_answered == 200, "the API did not answer /api/health during the run"
     engine = create_engine(stack.postgres.sqlalchemy_url())
