@@ -11,7 +11,9 @@ cannot touch one row twice in a statement):
 - ``patch``: like ``replace``, but a row sets only the columns it has — state changed by
   several record types (a registry entry paused, a cycle started then completed).
 
-``insert_only`` columns are written when the row is created and never updated (first seen).
+``insert_only`` columns are written when the row is created and never updated.
+``min_columns`` keep the least value ever seen (a "first seen" time): unlike ``insert_only``,
+that does not depend on which record happened to arrive first or where batches were cut.
 ``fill_columns`` are set only while NULL (descriptive fields that one record type carries).
 ``version_column`` orders updates when a view is fed from several topics (no order across
 topics): a column changes only if the incoming row's version is not older, and the version
@@ -49,6 +51,7 @@ class Projection:
     merge: Merge = "replace"
     sum_columns: tuple[str, ...] = ()
     insert_only: tuple[str, ...] = ()
+    min_columns: tuple[str, ...] = ()
     fill_columns: tuple[str, ...] = ()
     version_column: str | None = None
     sources: tuple[str, ...] = field(default=())
@@ -60,7 +63,8 @@ class Projection:
 
     def __post_init__(self) -> None:
         columns = set(self.table.columns.keys())
-        named = (*self.key, *self.sum_columns, *self.insert_only, *self.fill_columns,
+        named = (*self.key, *self.sum_columns, *self.insert_only, *self.min_columns,
+                 *self.fill_columns,
                  *((self.version_column,) if self.version_column else ()))
         missing = [c for c in named if c not in columns]
         if missing:
@@ -95,5 +99,8 @@ def merge_rows(projection: Projection, rows: Iterable[Mapping[str, Any]]) -> lis
         for col in keep:
             if current.get(col) is not None:
                 updated[col] = current[col]
+        for col in projection.min_columns:
+            present = [v for v in (current.get(col), row.get(col)) if v is not None]
+            updated[col] = min(present) if present else None
         merged[key] = updated
     return list(merged.values())

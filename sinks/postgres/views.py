@@ -221,7 +221,7 @@ def build_projections() -> list[Projection]:
           "keep_first"),
         p(m.notifications, frozenset({"notification"}), ("notification_id",), _notifications),
         p(m.error_learning, frozenset({"error_event"}), ("fingerprint",), _errors, "sum",
-          sum_columns=("occurrences",), insert_only=("first_seen",), version_column="last_seen"),
+          sum_columns=("occurrences",), min_columns=("first_seen",), version_column="last_seen"),
         p(m.custody_runs, frozenset({"custody_run_result"}), ("run_id",), _custody_runs,
           "keep_first"),
         p(m.agent_levels, frozenset({"agent_level_changed"}), ("agent_id",), _levels),

@@ -80,6 +80,8 @@ def _set_clause(proj: Projection, col: str) -> str:
     t, c, ver = proj.name, col, proj.version_column
     if c in proj.sum_columns:
         return f'"{c}" = "{t}"."{c}" + EXCLUDED."{c}"'
+    if c in proj.min_columns:  # LEAST ignores NULLs
+        return f'"{c}" = LEAST("{t}"."{c}", EXCLUDED."{c}")'
     if c in proj.fill_columns:
         return f'"{c}" = COALESCE("{t}"."{c}", EXCLUDED."{c}")'
     if ver is None:

@@ -105,3 +105,24 @@ def test_physical_avro_values_convert():
     assert to_datetime(1_500).microsecond == 500_000
     assert str(to_date(20000)) == "2024-10-04"
     assert to_date("x") == "x"
+
+
+def test_min_columns_keep_the_least_value_whatever_the_arrival_order():
+    p = _proj("sum", sum_columns=("n",), min_columns=("first",))
+    rows = [{"k": "a", "n": 1, "first": 20}, {"k": "a", "n": 1, "first": 10},
+            {"k": "a", "n": 1, "first": 30}]
+    assert merge_rows(p, rows) == [{"k": "a", "n": 3, "first": 10}]
+
+
+def test_error_learning_first_seen_does_not_depend_on_batch_cuts():
+    proj = next(p for p in build_projections() if p.name == "error_learning")
+    recs = [_rec("error_event", offset=i, fingerprint="fp", agent_id="a", component="c",
+                 error_class="E", message="m", severity="error") for i in range(4)]
+    late_early = _rec("error_event", offset=9, fingerprint="fp", agent_id="a", component="c",
+                      error_class="E", message="m", severity="error")
+    late_early.record["occurred_at"] = 1_600_000_000_000  # arrives last, happened first
+    rows = [row for r in [*recs, late_early] for row in proj.to_rows(r)]
+    whole = merge_rows(proj, rows)
+    halves = merge_rows(proj, [*merge_rows(proj, rows[:2]), *merge_rows(proj, rows[2:])])
+    assert whole[0]["first_seen"] == halves[0]["first_seen"] == 1_600_000_000_000
+    assert whole[0]["occurrences"] == halves[0]["occurrences"] == 5
