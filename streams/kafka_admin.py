@@ -134,6 +134,16 @@ def _transient(exc: BaseException) -> bool:
             and exc.args[0].code() in _TRANSIENT)
 
 
+def _retrying(timeout_s: float) -> tenacity.Retrying:
+    """Retries transient errors (:data:`_TRANSIENT`) for up to ``3 × timeout_s`` seconds."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_transient),
+        stop=tenacity.stop_after_delay(timeout_s * 3),
+        wait=tenacity.wait_exponential(multiplier=0.1, max=2),
+        reraise=True,
+    )
+
+
 def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """High watermark (next offset to be written) per partition of ``topic``.
 
@@ -156,13 +166,7 @@ def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int
         return out
 
     try:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_transient),
-            stop=tenacity.stop_after_delay(timeout_s * 3),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-            reraise=True,
-        )
-        return retrying(read)
+        return _retrying(timeout_s)(read)
     finally:
         consumer.close()
 
@@ -181,13 +185,7 @@ def committed_offsets(bootstrap: str, group: str, partitions: Iterable[tuple[str
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False})
     try:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_transient),
-            stop=tenacity.stop_after_delay(timeout_s * 3),
-            wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-            reraise=True,
-        )
-        got = retrying(lambda: consumer.committed(wanted, timeout=timeout_s))
+        got = _retrying(timeout_s)(lambda: consumer.committed(wanted, timeout=timeout_s))
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): tp.offset for tp in got}

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 
-import psycopg
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from agents.custody.gate import PositionedRun, eligible
 from agents.custody.items import Category
 from agents.custody.recommend import recommend
 from agents.custody.state import AgentState
-from sinks.postgres.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 
 DAY_MS = 86_400_000
 
-
-@pytest.fixture
-def pg_url(stack):
-    base = make_url(stack.postgres.sqlalchemy_url())
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = dict(host=base.host, port=base.port, user=base.username,
-                 password=base.password, dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _runs(now_ms: int) -> list[PositionedRun]:
@@ -56,10 +38,10 @@ def _runs(now_ms: int) -> list[PositionedRun]:
     return out
 
 
-def test_eligibility_and_recommendation_views_match_the_python_gate(pg_url):
+def test_eligibility_and_recommendation_views_match_the_python_gate(pg_db):
     now_ms = int(time.time() * 1000)
     runs = _runs(now_ms)
-    engine = create_engine(pg_url)
+    engine = create_engine(pg_db)
     with engine.begin() as conn:
         for r in runs:
             rec = r.record

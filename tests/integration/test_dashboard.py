@@ -10,18 +10,14 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from api.auth import Scope, create_key
 from schemas.codec import load_codec
-from sinks.postgres.migrate import upgrade
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
@@ -35,27 +31,17 @@ PANELS = ("health", "learning", "custody", "security", "proposals", "cost")
 
 
 @pytest.fixture
-def views_db(stack):
+def views_db(pg_db):
     """A migrated scratch database holding the views of 800 sample records, and a read key."""
-    base = make_url(stack.postgres.sqlalchemy_url())
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = dict(host=base.host, port=base.port, user=base.username,
-                 password=base.password, dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
     codec, batch = load_codec(), Batch()
     for offset, (record_type, record) in enumerate(SampleStream(seed=3).records(800)):
         _, logical = codec.decode(codec.encode(record_type, record), logical=True)
         batch.add(ConsumedRecord("lvlup.sample", 0, offset, 0, record_type, logical))
-    engine = create_engine(url)
+    engine = create_engine(pg_db)
     PostgresWriter(engine, build_projections()).write("dashboard-test", batch)
     _, token = create_key(engine, "dashboard test", [Scope.READ])
     engine.dispose()
-    yield url, token
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return pg_db, token
 
 
 def _free_port() -> int:

@@ -19,10 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from agents.conquest.worker import ConquestWorker
 from agents.custody.sandbox import SandboxLimits
@@ -32,7 +30,6 @@ from agents.proposals.worker import ProposalsWorker
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.app import build_sink
-from sinks.postgres.migrate import upgrade
 from streams.cli.proposalscmd import decide, digest, lookup_agent
 from streams.kafka_admin import delete_topics
 from streams.producer import EventProducer
@@ -57,21 +54,6 @@ RECORD_TYPES = ["proposal_submitted", "proposal_gated", "proposal_scanned",
                 "agent_level_changed"]
 HOUR = 3_600_000
 
-
-@pytest.fixture
-def pg_db(stack):
-    """A fresh migrated database; yields its SQLAlchemy URL."""
-    base = make_url(stack.postgres.sqlalchemy_url())
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = dict(host=base.host, port=base.port, user=base.username,
-                 password=base.password, dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

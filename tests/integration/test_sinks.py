@@ -12,10 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from infra.postgres import EmbeddedPostgres
 from schemas.codec import load_codec
@@ -23,7 +21,6 @@ from sinks.app import build_sink
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter
-from sinks.postgres.migrate import upgrade
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch
@@ -46,21 +43,6 @@ SAMPLE_TYPES = ("agent_command", "learning_event", "token_usage", "inference_res
                 "custody_item_result", "guardian_finding", "agent_metrics", "error_event",
                 "internet_learning_result")
 
-
-@pytest.fixture
-def pg_db(stack):
-    """A fresh migrated database; yields its SQLAlchemy URL."""
-    base = make_url(stack.postgres.sqlalchemy_url())
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = dict(host=base.host, port=base.port, user=base.username,
-                 password=base.password, dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
