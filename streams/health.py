@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from schemas.catalog import Catalog
 from streams.watchdog import Stuck, Watchdog, group_positions
 
-__all__ = ["GROUP_THRESHOLDS_S", "ConsumerHealth", "HealthReading"]
+__all__ = ["GROUP_CHILD", "GROUP_THRESHOLDS_S", "ConsumerHealth", "HealthReading"]
 
 Positions = Callable[[str, str, Iterable[str]], dict[tuple[str, int], tuple[int, int]]]
 
@@ -31,6 +31,18 @@ GROUP_THRESHOLDS_S: dict[str, float] = {
     "lvlup.agents.custody": 900.0,
     "lvlup.agents.proposals": 900.0,  # commits once per proposal (scan + sandbox tests)
     "lvlup.agents.conquest": 60.0,
+}
+
+
+#: the ``lvlup run`` child that runs each watched group (recycled when its consumer is stuck)
+GROUP_CHILD: dict[str, str] = {
+    "lvlup.sinks.postgres": "sinks",
+    "lvlup.sinks.clickhouse": "sinks",
+    "lvlup.agents.imperium": "imperium",
+    "lvlup.inference.workers": "inference",
+    "lvlup.agents.custody": "custody",
+    "lvlup.agents.proposals": "proposals",
+    "lvlup.agents.conquest": "conquest",
 }
 
 

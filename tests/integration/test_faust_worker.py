@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
+from prometheus_client import CollectorRegistry
 
 from streams.kafka_admin import delete_topics, end_offsets, topic_partitions
+from streams.watchdog import Watchdog, group_positions
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEYS = 30
 PER_KEY = 100
 PARTITIONS = 3
+STUCK_S = 30.0  # no committed progress while lagging for this long = stuck (watchdog)
 
 
 def _produce(bootstrap: str, topic: str, rounds: int) -> None:
@@ -143,11 +146,18 @@ def test_faust_table_changelog_survives_restart(stack, bootstrap, make_topic, tm
         # recovered from the changelog. At-least-once: records processed but not yet committed
         # when the worker stopped are processed again, so a counter may over-count by that
         # tail (faust-streaming/faust#502) — but it never starts again from zero.
+        #
+        # faust-streaming now and then leaves one partition of a restarted worker unconsumed
+        # ("ready", assigned, nothing fetched; seen in ~1 of 20 restarts under load). The
+        # platform's stuck-consumer watchdog detects exactly that, and `lvlup run` then
+        # recycles the worker; the test does the same, once, and says so.
         before = end_offsets(bootstrap, sink)
         _produce(bootstrap, source, 1)
         worker = _start_worker(env, log)
+        watchdog = Watchdog(CollectorRegistry(), stuck_after_s=STUCK_S)
+        recycled = 0
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 240
             while True:
                 counts: dict[str, list[int]] = defaultdict(list)
                 for key, value in _read_all(bootstrap, sink):
@@ -156,8 +166,14 @@ def test_faust_table_changelog_survives_restart(stack, bootstrap, make_topic, tm
                     counts[name].append(int(count))
                 if all(max(counts[f"k{k}"]) >= PER_KEY + 1 for k in range(KEYS)):
                     break
+                stuck = watchdog.observe(app_id, group_positions(bootstrap, app_id, [source]))
+                if stuck and not recycled:
+                    print(f"stuck after restart: {stuck}; recycling the worker once")
+                    _stop_worker(worker)
+                    worker = _start_worker(env, log)
+                    recycled += 1
                 assert time.monotonic() < deadline, (
-                    "the restarted worker did not catch up: "
+                    f"the restarted worker did not catch up (recycled {recycled}): "
                     f"{ {k: max(v) for k, v in sorted(counts.items())} }; "
                     f"log: {log.read_text()[-6000:]}")
                 assert worker.poll() is None, log.read_text()[-3000:]
