@@ -44,7 +44,6 @@ from streams.sample import SampleStream
 from streams.settings import Settings
 
 from .sink_support import PrefixRouter, committed_caught_up, wait_caught_up
-from .test_sinks import pg_db  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +133,7 @@ def _produce(bootstrap: str, router: PrefixRouter,
 
 
 @pytest.fixture
-def live(bootstrap, pg_db, tmp_path) -> Iterator[Live]:  # noqa: F811
+def live(bootstrap, pg_db, tmp_path) -> Iterator[Live]:
     """Both live sinks built from two phases of a mixed stream; ``t0``..``t1`` (Kafka time)
     holds the second phase only."""
     from streams.kafka_admin import delete_topics
