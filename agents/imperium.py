@@ -56,7 +56,7 @@ from inference.client import InferenceClient
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from schemas.errors import SchemaError
-from streams.app import create_faust_app
+from streams.app import create_faust_app, recovered
 from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic
 from streams.kafka_admin import TopicSpec, create_topics
 from streams.producer import EventProducer
@@ -291,6 +291,7 @@ def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
     async def each(stream: faust.StreamT[bytes],
                    handler: Callable[[dict[str, Any]], None]) -> None:
         async for event in stream.events():
+            await recovered(app)  # never apply to a table still being restored
             rt.apply(event, handler)
 
     @app.agent(topic("commands"))
@@ -309,6 +310,7 @@ def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
 
     async def serve_requests(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            await recovered(app)
             await cycles.serve(event)
 
     @app.agent(topic("requests"))

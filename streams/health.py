@@ -1,11 +1,14 @@
 """Consumer health of the platform's own groups for ``lvlup run``: lag and stuck partitions.
 
-The groups watched are those ``lvlup run`` starts a process for, with the topics the catalog
-lists them as consumers of. A partition is stuck when its committed offset does not move while
+The groups watched are those ``lvlup run`` starts a process for, on the partitions of the
+topics the catalog lists them as consumers of where the group has committed an offset (a
+group that never committed on a partition does not consume it through the group: Faust's
+GlobalTables read without committing, and the catalog also names planned consumers).
+A partition is stuck when its committed offset does not move while
 it has lag (:class:`~streams.watchdog.Watchdog`, faust-streaming/faust#175) for longer than
-its group's threshold: 60 s for the sinks, imperium and conquest (they commit every batch or
-record), 900 s for inference, custody and proposals, which commit once per request and a
-request (a custody run, a proposal's scan and sandbox tests) may take minutes here.
+its group's threshold: 60 s for the sinks and conquest (they commit every batch or record),
+900 s for imperium, inference, custody and proposals, which commit once per request and a
+request (a learning cycle, a custody run, a proposal's scan and tests) may take minutes here.
 """
 
 from __future__ import annotations
@@ -19,30 +22,18 @@ from prometheus_client import CollectorRegistry
 from schemas.catalog import Catalog
 from streams.watchdog import Stuck, Watchdog, group_positions
 
-__all__ = ["GROUP_CHILD", "GROUP_THRESHOLDS_S", "ConsumerHealth", "HealthReading"]
+__all__ = ["GROUP_THRESHOLDS_S", "ConsumerHealth", "HealthReading"]
 
 Positions = Callable[[str, str, Iterable[str]], dict[tuple[str, int], tuple[int, int]]]
 
 GROUP_THRESHOLDS_S: dict[str, float] = {
     "lvlup.sinks.postgres": 60.0,
     "lvlup.sinks.clickhouse": 60.0,
-    "lvlup.agents.imperium": 60.0,
+    "lvlup.agents.imperium": 900.0,  # a request's offset commits when its cycle ends
     "lvlup.inference.workers": 900.0,
     "lvlup.agents.custody": 900.0,
     "lvlup.agents.proposals": 900.0,  # commits once per proposal (scan + sandbox tests)
     "lvlup.agents.conquest": 60.0,
-}
-
-
-#: the ``lvlup run`` child that runs each watched group (recycled when its consumer is stuck)
-GROUP_CHILD: dict[str, str] = {
-    "lvlup.sinks.postgres": "sinks",
-    "lvlup.sinks.clickhouse": "sinks",
-    "lvlup.agents.imperium": "imperium",
-    "lvlup.inference.workers": "inference",
-    "lvlup.agents.custody": "custody",
-    "lvlup.agents.proposals": "proposals",
-    "lvlup.agents.conquest": "conquest",
 }
 
 
@@ -79,7 +70,8 @@ class ConsumerHealth:
         for group, topics in self.topics.items():
             if not topics:
                 continue
-            positions = self.positions(self.bootstrap, group, topics)
+            positions = {tp: pos for tp, pos in
+                         self.positions(self.bootstrap, group, topics).items() if pos[0] > 0}
             out.lag[group] = sum(max(0, end - committed) for committed, end in positions.values())
             out.stuck += self._dogs[self.thresholds[group]].observe(group, positions)
         return out

@@ -105,20 +105,6 @@ class Supervisor:
                 child.next_start = 0.0
                 self._start(child)
 
-    def recycle(self, name: str, reason: str) -> bool:
-        """SIGTERM child ``name`` so :meth:`poll` restarts it (counted as a restart), e.g. a
-        worker whose consumer is stuck. False when it is not running or started less than
-        ``_STABLE_S`` seconds ago (give a fresh start time to catch up)."""
-        for child in self.children:
-            if child.spec.name != name or child.proc is None or child.proc.poll() is not None:
-                continue
-            if time.monotonic() - child.started_at < _STABLE_S:
-                return False
-            log.warning("supervisor.recycle", child=name, reason=reason)
-            _signal_group(child.proc.pid, signal.SIGTERM)
-            return True
-        return False
-
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM every child's process group, wait ``timeout_s``, SIGKILL the rest."""
         for child in self.children:

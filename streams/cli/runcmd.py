@@ -20,7 +20,7 @@ from rich.table import Table
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.app import postgres_engine
-from streams.health import GROUP_CHILD, ConsumerHealth, HealthReading
+from streams.health import ConsumerHealth, HealthReading
 from streams.producer import EventProducer
 from streams.run import (
     PLANTED,
@@ -150,9 +150,6 @@ def register(app: typer.Typer) -> None:
                     summary = collect_summary(settings, engine, sup, since)
                     if tick % 5 == 0:  # every 10 s: lag, the stuck-consumer watchdog, the API
                         health = watch.read()
-                        for stuck in health.stuck:  # a live-but-deaf consumer: restart it
-                            sup.recycle(GROUP_CHILD.get(stuck.group, ""),
-                                        f"{stuck.group} stuck on {stuck.topic}[{stuck.partition}]")
                         api_answered = api_answered or _api_answers(api_port)
                     summary.api_answered = api_answered
                     total, now = sum(summary.records_per_topic.values()), time.monotonic()

@@ -37,3 +37,14 @@ def test_each_group_is_stuck_after_its_own_threshold():
     frozen[("t", 0)] = (50, 50)  # caught up: nothing stuck, no lag
     caught_up = health.read()
     assert caught_up.stuck == [] and set(caught_up.lag.values()) == {0}
+
+
+def test_partitions_a_group_never_committed_on_are_not_watched():
+    def positions(_bootstrap, _group, _topics):
+        return {("read-without-group", 0): (0, 50), ("consumed", 0): (5, 5)}
+
+    health = ConsumerHealth("unused:0", load_catalog(), CollectorRegistry(),
+                            {"lvlup.agents.imperium": 0.0}, positions=positions,
+                            clock=lambda: 100.0)
+    reading = health.read()
+    assert reading.lag == {"lvlup.agents.imperium": 0} and reading.stuck == []

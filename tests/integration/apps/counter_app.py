@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from streams.app import create_faust_app
+from streams.app import create_faust_app, recovered
 from streams.settings import Settings
 
 
@@ -27,6 +27,7 @@ def build():  # type: ignore[no-untyped-def]
     @app.agent(source)
     async def count(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():
+            await recovered(app)  # the table is restored before it is read
             key = event.key.decode()
             counts[key] += 1
             await sink.send(key=event.key, value=f"{key}={counts[key]}".encode())
