@@ -17,12 +17,9 @@ Goals (issue #11): ratio ≥ 0.35, ≥ 10,000 events/s, p99 ≤ 500 ms; lost and
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -30,11 +27,11 @@ from sqlalchemy import create_engine, text
 
 from inference.bench import percentile
 from schemas.codec import load_codec
-from streams.chaos import _committed_at_end, _prepare, _Scratch
+from streams.chaos import _committed_at_end, _prepare, _Scratch, cleanup, scratch_sinks
 from streams.producer import EventProducer
 from streams.sample import SampleStream
 from streams.settings import Settings
-from streams.supervisor import ChildSpec, Supervisor
+from streams.supervisor import Supervisor
 
 __all__ = ["bench_ingest"]
 
@@ -179,23 +176,15 @@ def bench_ingest(
     create_topics(settings.kafka.bootstrap(), [TopicSpec(base_topic, 6)])
     baseline = asyncio.run(_baseline(settings.kafka.bootstrap(), base_topic, _payloads(events)))
     scratch_dir = settings.data_dir.resolve() / "bench" / scratch.run_id
-    env = {**os.environ, "LVLUP_POSTGRES__URL": scratch.url, "LVLUP_DATA_DIR": str(scratch_dir),
-           "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
-           "LVLUP_SINKS__MAX_WAIT_MS": "50"}
-    lvlup = (sys.executable, "-m", "streams.cli", "sink")
-    opts = ("--topics", scratch.topic, "--group-suffix", f".bench.{scratch.run_id}")
-    sup = Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
-                      ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env,
-                     Path(scratch_dir) / "run")
+    sup = scratch_sinks(scratch, "bench", scratch_dir / "run",
+                        {"LVLUP_DATA_DIR": str(scratch_dir), "LVLUP_SINKS__MAX_WAIT_MS": "50"})
     sup.start()
     try:
         platform = _platform(settings, scratch, sup, events)
         latencies = _latency(settings, scratch, platform * 0.5, latency_s)
     finally:
         sup.stop()
-        from streams.chaos import _cleanup
-
-        _cleanup(settings, scratch)
+        cleanup(settings, scratch)
         delete_topics(settings.kafka.bootstrap(), [base_topic])
     engine_rows = len(latencies)
     ratio = platform / baseline

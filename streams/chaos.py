@@ -56,7 +56,7 @@ from streams.kafka_admin import (
     end_offsets,
 )
 from streams.sample import SampleStream
-from streams.settings import Settings
+from streams.settings import Settings, child_environment
 from streams.supervisor import ChildSpec, Supervisor
 
 __all__ = ["FAULTS", "ChaosReport", "fault_schedule", "run_chaos"]
@@ -126,6 +126,25 @@ def _prepare(settings: Settings, run_id: str) -> _Scratch:
     migrate_up(client, settings.clickhouse.database)
     client.close()
     return _Scratch(run_id, topic, db, url, admin, chdb_path)
+
+
+def scratch_sinks(scratch: _Scratch, purpose: str, run_dir: Path,
+                  overrides: dict[str, str] | None = None) -> Supervisor:
+    """A (not yet started) supervisor of one Postgres and one ClickHouse sink process over
+    ``scratch``'s topic, database and chdb directory, in consumer groups suffixed
+    ``.<purpose>.<run id>``; ``overrides`` add ``LVLUP_*`` settings for the children."""
+    env = child_environment({"LVLUP_POSTGRES__URL": scratch.url,
+                             "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
+                             **(overrides or {})})
+    lvlup = (sys.executable, "-m", "streams.cli", "sink")
+    opts = ("--topics", scratch.topic, "--group-suffix", f".{purpose}.{scratch.run_id}")
+    return Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
+                       ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env, run_dir)
+
+
+def cleanup(settings: Settings, scratch: _Scratch) -> None:
+    """Delete ``scratch``'s topic and database (chdb files stay under the data dir)."""
+    _cleanup(settings, scratch)
 
 
 def _cleanup(settings: Settings, scratch: _Scratch) -> None:
@@ -240,15 +259,11 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
     rng = random.Random(seed)  # noqa: S311 - a reproducible fault schedule
     scratch = _prepare(settings, uuid.uuid4().hex[:8])
     run_dir = settings.run_dir() / f"chaos-{scratch.run_id}"
-    env = {**os.environ, "LVLUP_POSTGRES__URL": scratch.url,
-           "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
-           "LVLUP_SINKS__MAX_BATCH": "2000",
-           "LVLUP_SINKS__FAILPOINTS_DIR": str(run_dir / "failpoints")}
-    lvlup = (sys.executable, "-m", "streams.cli", "sink")
-    opts = ("--topics", scratch.topic, "--group-suffix", f".chaos.{scratch.run_id}")
-    sup = Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
-                      ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env, run_dir)
-    ctx = _Faults(settings, sup, rng, env, (*lvlup, "postgres", *opts), run_dir / "failpoints")
+    sup = scratch_sinks(scratch, "chaos", run_dir,
+                        {"LVLUP_SINKS__MAX_BATCH": "2000",
+                         "LVLUP_SINKS__FAILPOINTS_DIR": str(run_dir / "failpoints")})
+    ctx = _Faults(settings, sup, rng, sup.env, sup.children[0].spec.argv,
+                  run_dir / "failpoints")
     report, tally = ChaosReport(events=events), _Tally()
     started = time.monotonic()
     sup.start()

@@ -11,7 +11,6 @@ requests a custody run per built-in agent (one HumanEval item) and a learning cy
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from streams.emit import emit_lines
 from streams.kafka_admin import end_offsets, topic_partitions
 from streams.log_reader import read_topic
 from streams.producer import EventProducer
-from streams.settings import Settings
+from streams.settings import Settings, child_environment
 from streams.supervisor import ChildSpec, Supervisor
 
 __all__ = ["BUILTIN_AGENTS", "Summary", "bootstrap", "child_specs", "collect_summary"]
@@ -114,7 +113,7 @@ def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
 
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment of every child: ours, with the embedded services' addresses pinned."""
-    env = dict(os.environ)
+    env = child_environment()
     env.setdefault("LVLUP_DATA_DIR", str(settings.data_dir.resolve()))
     return env
 

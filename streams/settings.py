@@ -10,6 +10,8 @@ Reference: pydantic-settings, "Parsing environment variable values" and "Nested 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -247,3 +249,9 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Pid files, logs and configs of the processes the stack starts (absolute)."""
         return (self.data_dir / "run").resolve()
+
+
+def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process of ours: this process's (so the child builds the
+    same :class:`Settings`), with ``overrides`` (``LVLUP_*`` names) on top."""
+    return {**os.environ, **(overrides or {})}
