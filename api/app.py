@@ -137,7 +137,8 @@ def create_app(
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=api.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"], max_age=600))
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            max_age=600))
     middleware.append(Middleware(BodyLimit, max_bytes=api.max_body_bytes))
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers=exception_handlers(), lifespan=lifespan)

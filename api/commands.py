@@ -1,19 +1,42 @@
 """Commands: validated input → one record on the log (``acks=all``) → ``202 Accepted``.
 
 The 202 body is ``{command_id, topic, partition, offset}``: the command id is the record's
-``event_id``, and the answer is sent only after the broker acknowledged the record, so a
-202 means the command is durable on the log. Views reflect it once the sinks consumed it
-(compare the offset with a read's watermark).
+``event_id`` (derived from the ``Idempotency-Key`` header when the request has one,
+:mod:`api.idempotency`), and the answer is sent only after the broker acknowledged the
+record, so a 202 means the command is durable on the log. Views reflect it once the sinks
+consumed it (compare the offset with a read's watermark).
+
+Fault injection (``lvlup chaos``, kind ``kill_api``): two failpoints, armed by a file in
+``sinks.failpoints_dir`` (:mod:`sinks.failpoints`; unset in production, then no check costs
+a system call): ``api.before_publish`` — the command was validated, nothing was sent — and
+``api.after_publish`` — the broker acked, no answer was sent. Either kills the API process
+(SIGKILL to itself), as a crash or an OOM kill would, once per arming.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
+
+import structlog
 
 from api.errors import JsonResponse
 from api.operations import Call
+from sinks.failpoints import fire
 
-__all__ = ["publish"]
+__all__ = ["AFTER_PUBLISH", "BEFORE_PUBLISH", "publish"]
+
+BEFORE_PUBLISH = "before_publish"
+AFTER_PUBLISH = "after_publish"
+log = structlog.get_logger(__name__)
+
+
+def _failpoint(call: Call, point: str) -> None:
+    """SIGKILL this process when ``api.<point>`` is armed (module doc)."""
+    if fire(call.state.settings.sinks.failpoints_dir, "api", point):
+        log.warning("api.failpoint", point=point, command_id=call.command_id, pid=os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def publish(call: Call, record_type: str, record: dict[str, Any]) -> JsonResponse:
@@ -24,8 +47,10 @@ async def publish(call: Call, record_type: str, record: dict[str, Any]) -> JsonR
     ``SchemaError`` (→ 422) when the record does not encode.
     """
     full = {"event_id": call.command_id, "producer": "api", **record}
+    _failpoint(call, BEFORE_PUBLISH)
     delivery = await call.state.producer.emit_async(record_type, full)
     call.delivery = delivery
+    _failpoint(call, AFTER_PUBLISH)
     return JsonResponse({"command_id": call.command_id, "topic": delivery.topic,
                          "partition": delivery.partition, "offset": delivery.offset},
                         status_code=202)

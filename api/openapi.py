@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.idempotency import HEADER, KEY_PATTERN
 from api.operations import Operation
 from api.shapes import COMPONENTS, ref
 
@@ -64,6 +65,17 @@ def _parameters(model: type[BaseModel] | None, where: str,
     return params
 
 
+_IDEMPOTENCY_KEY = {
+    "name": HEADER, "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
+    "description": "Makes the command retryable: the same key from the same API key to the "
+    "same method and path yields the same command_id (the record's event_id), so a retry "
+    "after a timeout or a crash collapses in the views. 1-255 printable ASCII characters, "
+    "no space at either end; 400 otherwise. Not stored: a reused key with another body is "
+    "another command under the same id.",
+}
+
+
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -75,6 +87,8 @@ def _operation(op: Operation, defs: dict[str, Any]) -> dict[str, Any]:
         out["description"] = op.description
     params = _parameters(op.path_model, "path", defs) + _parameters(op.query_model, "query",
                                                                       defs)
+    if op.command is not None:
+        params.append(dict(_IDEMPOTENCY_KEY))
     if params:
         out["parameters"] = params
     if op.body_model is not None:
@@ -97,6 +111,8 @@ def _operation(op: Operation, defs: dict[str, Any]) -> dict[str, Any]:
         errors.add(400)
     if op.body_model is not None:
         errors |= {400, 413, 415, 422}
+    if op.command is not None:
+        errors.add(400)
     for status in sorted(errors):
         responses[str(status)] = _json(ref("Error"), _ERRORS.get(status, "Error"))
     responses["default"] = _json(ref("Error"), "Unexpected error (error shape)")
@@ -133,7 +149,10 @@ def build_spec(ops: list[Operation], title: str = "Lvl_UP Streams API",
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": (
             "Commands (POST/DELETE) answer 202 {command_id, topic, partition, offset} once "
-            "the broker acked the record; reads answer with the watermark they reflect. "
+            "the broker acked the record; an Idempotency-Key header (1-255 printable ASCII) "
+            "makes the command_id deterministic per API key, method, path and key, so a "
+            "client retries a command whose answer it lost without doubling it. Reads "
+            "answer with the watermark they reflect. "
             "Errors: {error: {code, message, details}}. Live learning analytics: WebSocket "
             "/ws/imperium/learning-analytics.")},
         "paths": paths,

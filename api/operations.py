@@ -8,7 +8,9 @@ spec cannot drift from what is served.
 Serving one request (:func:`_serve`), in order: IP rate limit → key lookup → key rate
 limit → scope check (401 without a valid key, 403 without the scope) → path, query and body
 validation (400/422) → read cache (GET, when on) → handler → metrics. A command operation
-(``command`` set) also writes a ``command_audit`` record for every outcome except 429.
+(``command`` set) reads the optional ``Idempotency-Key`` header (:mod:`api.idempotency`:
+400 when malformed; the command id is derived from it) and writes a ``command_audit``
+record for every outcome except 429.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.routing import Route
 from api.audit import write_audit
 from api.auth import KeyInfo, Scope, presented_token
 from api.errors import ApiError, JsonResponse, error_response, to_api_error
+from api.idempotency import command_id_for, idempotency_key
 from api.state import AppState, app_state
 from streams.producer import Delivery
 
@@ -48,13 +51,19 @@ class Call:
     agent_id: str | None = None
     raw_body: bytes | None = None
     audit_payload: dict[str, Any] | None = None
+    idempotency_key: str | None = None
     _command_id: str | None = None
 
     @property
     def command_id(self) -> str:
-        """The command's id (a UUID made on first use): its record's ``event_id``."""
+        """The command's id, its record's ``event_id``: derived from the ``Idempotency-Key``
+        (:func:`api.idempotency.command_id_for`) when the request has one, else a UUID4 made
+        on first use."""
         if self._command_id is None:
-            self._command_id = str(uuid.uuid4())
+            self._command_id = (
+                str(uuid.uuid4()) if self.idempotency_key is None else command_id_for(
+                    self.actor, self.request.method, self.request.url.path,
+                    self.idempotency_key))
         return self._command_id
 
     @property
@@ -189,6 +198,8 @@ async def _serve(op: Operation, request: Request) -> Response:
                                       time.perf_counter() - started)
                 return Response(hit[1], media_type="application/json")
         call = Call(request, state, key)
+        if op.command is not None:
+            call.idempotency_key = idempotency_key(request)
         if op.path_model is not None:
             call.path = _validate(op.path_model, dict(request.path_params), 404, "path")
             call.agent_id = getattr(call.path, "agent_id", None)

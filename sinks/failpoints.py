@@ -10,7 +10,9 @@ the half carries another deduplication token, so its rows collapse in
 ``ReplacingMergeTree`` ``FINAL``; Postgres: upserts keyed by the view's key).
 
 Off unless the setting is given: production runs have no failpoint directory. The idea is
-FoundationDB's / TiKV's fail points, reduced to a file per point.
+FoundationDB's / TiKV's fail points, reduced to a file per point. :func:`arm` and
+:func:`fire` are the generic part, used by other processes' points too (the API's
+``api.before_publish`` / ``api.after_publish``, :mod:`api.commands`).
 """
 
 from __future__ import annotations
@@ -24,18 +26,32 @@ from sinks.errors import StoreUnavailable
 from sinks.records import Batch, TopicPartitionKey
 from sinks.runner import SinkWriter
 
-__all__ = ["PARTIAL_WRITE", "FailpointWriter", "arm"]
+__all__ = ["PARTIAL_WRITE", "FailpointWriter", "arm", "fire"]
 
 PARTIAL_WRITE = "partial_write"
 log = structlog.get_logger(__name__)
 
 
 def arm(directory: Path, writer: str, point: str = PARTIAL_WRITE) -> Path:
-    """Arm ``point`` of ``writer`` (``postgres`` | ``clickhouse``) once; returns the file."""
+    """Arm ``point`` of ``writer`` (``postgres`` | ``clickhouse`` | ``api`` …) once; returns
+    the file."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{writer}.{point}"
     path.touch()
     return path
+
+
+def fire(directory: Path | None, writer: str, point: str) -> bool:
+    """True once per :func:`arm` of ``point`` of ``writer`` in ``directory`` (the file is
+    removed; of several processes checking the same point, one wins); False when not armed
+    or ``directory`` is None (production)."""
+    if directory is None:
+        return False
+    try:
+        (directory / f"{writer}.{point}").unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class FailpointWriter:
@@ -54,11 +70,9 @@ class FailpointWriter:
 
     def write(self, group: str, batch: Batch) -> None:
         """Write ``batch``; when armed, write its first half and raise StoreUnavailable."""
-        armed = self.directory / f"{self.name}.{PARTIAL_WRITE}"
-        if len(batch.records) < 2 or not armed.exists():
+        if len(batch.records) < 2 or not fire(self.directory, self.name, PARTIAL_WRITE):
             self.inner.write(group, batch)
             return
-        armed.unlink(missing_ok=True)
         half = Batch()
         for rec in batch.records[: len(batch.records) // 2]:
             half.add(rec)
