@@ -134,7 +134,11 @@ class Summary:
     cycles_finished: int = 0
     #: guardian's findings in the planted file (infra/sample/planted/), by rule id
     planted_findings: list[str] = field(default_factory=list)
+    #: every proposal by its current status (all runs)
     proposals: dict[str, int] = field(default_factory=dict)
+    #: custody gate outcomes since ``since``: ``accepted`` (eligible) / ``rejected``, counted
+    #: from the ``proposal_gated`` records in ``proposal_history``
+    proposals_gated: dict[str, int] = field(default_factory=dict)
     api_answered: bool | None = None
 
     @property
@@ -181,6 +185,11 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
             {"p": f"%{PLANTED}"})})
         out.proposals = {str(r[0]): int(r[1]) for r in conn.execute(text(
             "SELECT status, count(*) FROM proposals GROUP BY status"))}
+        gated = {str(r[0]): int(r[1]) for r in conn.execute(text(
+            "SELECT status, count(*) FROM proposal_history WHERE record_type = "
+            "'proposal_gated' AND occurred_at >= :t GROUP BY status"), {"t": since})}
+        out.proposals_gated = {("accepted" if status == "gated" else status): n
+                               for status, n in gated.items()}
     if supervisor is not None:
         out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
     return out

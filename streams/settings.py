@@ -25,6 +25,7 @@ __all__ = [
     "KafkaSettings",
     "ModelSettings",
     "PostgresSettings",
+    "ProposalsSettings",
     "Settings",
     "SinkSettings",
 ]
@@ -198,6 +199,36 @@ class CustodySettings(BaseModel):
     )
 
 
+class ProposalsSettings(BaseModel):
+    """The proposals worker's schedules (agents.proposals.draft, agents.proposals.reposcan):
+    guardian's scans of the repository and the agents' autonomous drafts."""
+
+    repo_scan_interval_s: float = Field(
+        default=900.0, gt=0, description="seconds between guardian's scans of the repository "
+        "(the first one at start; seed: 15 min)"
+    )
+    draft_interval_s: float = Field(
+        default=1800.0, ge=0, description="draft slot length, seconds: each agent drafts one "
+        "proposal per slot, the first one soon after start; 0 turns drafting off"
+    )
+    draft_after_custody: bool = Field(
+        default=True, description="an agent drafts only once the log holds a custody run "
+        "result of it inside the gate's window (the evidence the gate judges); false: draft "
+        "regardless (a proposal without evidence is rejected by the gate)"
+    )
+    draft_retry_s: float = Field(
+        default=60.0, gt=0, description="a failed draft (model error, answer without code) is "
+        "tried again after this many seconds, on the next topic"
+    )
+    draft_attempts: int = Field(
+        default=3, ge=1, le=20, description="draft attempts per agent and slot"
+    )
+    draft_poll_s: float = Field(
+        default=5.0, gt=0, description="seconds between checks for agents whose draft is due "
+        "(waiting for custody evidence or a retry)"
+    )
+
+
 class LearningSettings(BaseModel):
     """Imperium's learning cycles (the seed's orchestrator constants)."""
 
@@ -237,6 +268,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
     custody: CustodySettings = Field(default_factory=CustodySettings)
+    proposals: ProposalsSettings = Field(default_factory=ProposalsSettings)
 
     def chdb_path(self) -> Path:
         """The chdb data directory (absolute)."""

@@ -1,15 +1,36 @@
 """Autonomous proposals: an agent drafts a small change with the model and submits it.
 
-Every slot of ``interval_s`` seconds (slot = ⌊epoch seconds / interval_s⌋) each agent asks
-the model (temperature 0, a seed from the slot) for one small, self-contained Python helper
-on a topic from :data:`TOPICS` (rotating per agent and slot). The answer becomes a proposal
-for the scratch repository (``target_repo="scratch"``): a new module
-``lab/<agent>/<topic>_<slot>.py`` holding the model's code and a smoke test
+Every slot of ``settings.draft_interval_s`` seconds (slot = ⌊epoch seconds / interval⌋) each
+agent asks the model (temperature 0, a seed from agent and slot) for one small,
+self-contained Python helper on a topic from :data:`TOPICS` (rotating per agent and slot).
+The answer becomes a proposal for the scratch repository (``target_repo="scratch"``): a new
+module ``lab/<agent>/<topic>_<slot>.py`` holding the model's code and a smoke test
 ``tests/test_<agent>_<topic>_<slot>.py`` that imports it — so the sandbox checks that the
 model's code at least loads, and guardian scans it like any other proposal. The draft then
 goes through the same lifecycle: the custody gate (agents below the thresholds are rejected),
 scan, experiment, decision. Ids derive from agent and slot (``auto-<agent>-<slot>``), so a
-restarted or second scheduler re-submits the same proposal, which the worker skips.
+restarted or second scheduler re-submits the same proposal id, which the worker skips.
+
+Scheduling (:func:`run_drafts`), one agent at a time (one model request in flight):
+
+* **first draft soon after start.** The current slot is due at start, so a process drafts
+  within seconds of its evidence being there — not after a whole interval.
+* **evidence first.** The gate judges a proposal by the agent's custody runs *up to the
+  proposal's event time* (so a replay of the log reaches the same decision). A draft made
+  before the agent's first custody run result exists can only be rejected for lack of
+  evidence ("0 runs in window"), which says nothing about the agent and costs a model call.
+  So, with ``settings.draft_after_custody`` (the default), an agent whose custody run results
+  the gate would count (``evidence(agent_id, at_ms)``) do not exist yet waits — checked again
+  every ``draft_poll_s`` — and drafts once the first one is on the log. We do not instead
+  re-run the gate when eligibility changes: a gate decision must depend only on the log up
+  to the proposal, not on when the worker happened to look, or replays would disagree. An
+  agent whose custody runs never come (schedule off, custody worker down) never drafts; it is
+  logged once per slot (``proposals.draft_waiting``).
+* **retries.** A failed draft (the inference worker's error or timeout, an answer without
+  code — the local 270M base model often answers with an empty block) is tried again after
+  ``draft_retry_s`` on the next topic (temperature 0 would repeat the same answer to the
+  same prompt), at most ``draft_attempts`` times per slot; then the agent waits for the next
+  slot. Emit errors propagate (the worker process is restarted).
 
 :func:`draft_proposal` is pure over its ``infer`` collaborator; :func:`run_drafts` is the
 schedule loop.
@@ -23,13 +44,15 @@ import hashlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from agents.proposals.scratch import SCRATCH_REPO
+from streams.settings import ProposalsSettings
 
-__all__ = ["TOPICS", "draft_proposal", "extract_code", "run_drafts"]
+__all__ = ["TOPICS", "draft_id", "draft_proposal", "extract_code", "run_drafts"]
 
 log = structlog.get_logger(__name__)
 _NS = uuid.UUID("a3e4f2d1-7c1b-4e55-8f0e-2b9d6c4a1f77")
@@ -47,6 +70,9 @@ _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 Infer = Callable[[str, str, int, int], Awaitable[str]]
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+#: ``evidence(agent_id, at_ms)``: does the log hold a custody run result the gate would
+#: count for a proposal of ``agent_id`` made at ``at_ms`` (ms since the epoch)?
+Evidence = Callable[[str, int], Awaitable[bool]]
 
 
 def extract_code(answer: str) -> str:
@@ -66,16 +92,23 @@ def _diff(files: Mapping[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def draft_id(agent_id: str, slot: int) -> str:
+    """The proposal id an agent's draft of ``slot`` gets: ``auto-<agent>-<slot>``."""
+    return f"auto-{re.sub(r'[^a-z0-9_]', '_', agent_id.lower())}-{slot}"
+
+
 async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer, *,
-                         now_ms: int, max_tokens: int = 256) -> dict[str, Any]:
-    """The ``proposal_submitted`` record an agent drafts in ``slot``. ``infer(agent_id,
+                         now_ms: int, max_tokens: int = 256, attempt: int = 0
+                         ) -> dict[str, Any]:
+    """The ``proposal_submitted`` record an agent drafts in ``slot`` (``attempt`` 0, 1, …
+    moves to the next topic; the proposal id stays ``auto-<agent>-<slot>``). ``infer(agent_id,
     prompt, max_tokens, seed)`` returns the model's text; its errors propagate, and an answer
     without code raises :class:`ValueError` (nothing worth proposing)."""
     digest = int(hashlib.sha256(f"{agent_id}|{slot}".encode()).hexdigest()[:8], 16)
-    slug, what = TOPICS[digest % len(TOPICS)]
+    slug, what = TOPICS[(digest + attempt) % len(TOPICS)]
     prompt = (f"Write one small Python function named {slug} that {what}. Use only the "
               "standard library. Answer with the code only, in a ```python block.")
-    code = extract_code(await infer(agent_id, prompt, max_tokens, digest))
+    code = extract_code(await infer(agent_id, prompt, max_tokens, (digest + attempt) % 2**32))
     if not code.strip():
         raise ValueError(f"the model's answer for {agent_id} held no code")
     safe_agent = re.sub(r"[^a-z0-9_]", "_", agent_id.lower())
@@ -85,7 +118,7 @@ async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer
     files = {module: code,
              test: ("import importlib\n\n\ndef test_module_loads():\n"
                     f"    importlib.import_module({import_name!r})\n")}
-    pid = f"auto-{safe_agent}-{slot}"
+    pid = draft_id(agent_id, slot)
     return {"event_id": str(uuid.uuid5(_NS, pid)), "occurred_at": now_ms,
             "producer": "agents.proposals.draft", "proposal_id": pid, "agent_id": agent_id,
             "agent_type": agent_type, "title": f"{agent_id}: add {slug}",
@@ -94,26 +127,78 @@ async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer
             "unified_diff": _diff(files), "target_repo": SCRATCH_REPO, "status": "submitted"}
 
 
-async def run_drafts(agents: Mapping[str, str], interval_s: float, infer: Infer, emit: Emit,
-                     stop: asyncio.Event, *, now_ms: Callable[[], int]) -> None:
-    """Each slot, every agent of ``agents`` (id → type) drafts one proposal (module doc).
-    A failed inference skips that agent's draft for the slot (logged); emit errors
-    propagate."""
-    last_slot = -1
+@dataclass
+class _Due:
+    """One agent's draft state in the current slot."""
+
+    slot: int = -1
+    attempts: int = 0
+    retry_at_ms: int = 0
+    done: bool = False
+    waiting_logged: bool = False
+
+
+async def _try_draft(agent_id: str, agent_type: str, due: _Due, settings: ProposalsSettings,
+                     *, infer: Infer, emit: Emit, now_ms: Callable[[], int]) -> None:
+    """One draft attempt for ``agent_id`` (updates ``due``); emit errors propagate."""
+    attempt = due.attempts
+    due.attempts += 1
+    try:
+        record = await draft_proposal(agent_id, agent_type, due.slot, infer, now_ms=now_ms(),
+                                      attempt=attempt)
+    except Exception as exc:  # noqa: BLE001 - a failed draft is retried, then skips the slot
+        due.done = due.attempts >= settings.draft_attempts
+        due.retry_at_ms = now_ms() + int(settings.draft_retry_s * 1000)
+        log.warning("proposals.draft_failed", agent_id=agent_id, slot=due.slot,
+                    attempt=attempt + 1, of=settings.draft_attempts, gave_up=due.done,
+                    error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    await emit("proposal_submitted", record)
+    due.done = True
+    log.info("proposals.drafted", agent_id=agent_id, proposal_id=record["proposal_id"],
+             attempt=attempt + 1, file_path=record["file_path"])
+
+
+async def run_drafts(agents: Mapping[str, str], settings: ProposalsSettings, infer: Infer,
+                     emit: Emit, stop: asyncio.Event, *, now_ms: Callable[[], int],
+                     evidence: Evidence | None = None,
+                     known: Callable[[str], bool] | None = None) -> None:
+    """Until ``stop`` is set, each agent of ``agents`` (id → type) drafts one proposal per
+    slot (module doc), agents in id order, one draft at a time. ``evidence`` is asked before
+    an agent's draft when ``settings.draft_after_custody`` (None: no wait); ``known(pid)``
+    tells a proposal id already on the log (a restart in the same slot does not draft it
+    again: a re-submission would also set the proposal's status back to ``submitted`` in the
+    views). When ``settings.draft_interval_s`` is 0 it drafts nothing and only waits for
+    ``stop`` (the worker stops all its tasks when one returns)."""
+    if not settings.draft_interval_s:
+        log.info("proposals.drafts_off")
+        await stop.wait()
+        return
+    interval_ms = settings.draft_interval_s * 1000
+    due = {agent_id: _Due() for agent_id in agents}
     while not stop.is_set():
-        slot = int(now_ms() // (interval_s * 1000))
-        if slot != last_slot:
-            for agent_id, agent_type in sorted(agents.items()):
-                try:
-                    record = await draft_proposal(agent_id, agent_type, slot, infer,
-                                                  now_ms=now_ms())
-                except Exception as exc:  # noqa: BLE001 - a failed draft skips one agent's slot
-                    log.warning("proposals.draft_failed", agent_id=agent_id, slot=slot,
-                                error=f"{type(exc).__name__}: {exc}"[:300])
-                    continue
-                await emit("proposal_submitted", record)
-                log.info("proposals.drafted", agent_id=agent_id,
-                         proposal_id=record["proposal_id"])
-            last_slot = slot
+        for agent_id, agent_type in sorted(agents.items()):
+            if stop.is_set():
+                break
+            now, state = now_ms(), due[agent_id]
+            slot = int(now // interval_ms)
+            if state.slot != slot:
+                state = due[agent_id] = _Due(slot=slot)
+            if state.done or now < state.retry_at_ms:
+                continue
+            if known is not None and known(draft_id(agent_id, slot)):
+                state.done = True
+                log.info("proposals.draft_exists", agent_id=agent_id,
+                         proposal_id=draft_id(agent_id, slot))
+                continue
+            if (settings.draft_after_custody and evidence is not None
+                    and not await evidence(agent_id, now)):
+                if not state.waiting_logged:
+                    state.waiting_logged = True
+                    log.info("proposals.draft_waiting", agent_id=agent_id, slot=slot,
+                             reason="no custody run result of the agent yet")
+                continue
+            await _try_draft(agent_id, agent_type, state, settings, infer=infer, emit=emit,
+                             now_ms=now_ms)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=min(interval_s, 60.0))
+            await asyncio.wait_for(stop.wait(), timeout=settings.draft_poll_s)

@@ -4,13 +4,16 @@
 :class:`~agents.custody.gate.PositionedRun` (topic, partition, offset). :meth:`catch_up` reads
 the run-results topic from where it stopped up to the end offsets at call time (bounded: it
 does not wait for later records), so a proposal is gated against every run produced before it
-was processed; the gate itself only counts runs up to the proposal's event time.
+was processed; the gate itself only counts runs up to the proposal's event time. Calls may
+come from several tasks (the record loop, the drafts' evidence check): they take turns.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import datetime
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,6 +28,13 @@ __all__ = ["RunIndex"]
 log = structlog.get_logger(__name__)
 
 
+def _millis(value: Any) -> int:
+    """An ``occurred_at`` as decoded (datetime or ms) in ms since the epoch."""
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
 class RunIndex:
     """Positioned ``custody_run_result`` records of ``topic`` per agent id."""
 
@@ -34,10 +44,17 @@ class RunIndex:
         self.skipped = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
+        self._lock = asyncio.Lock()
 
     def runs(self, agent_id: str) -> list[PositionedRun]:
         """The agent's runs read so far, in read order."""
         return list(self.by_agent.get(agent_id, ()))
+
+    def has_run(self, agent_id: str, at_ms: int, window_ms: int) -> bool:
+        """Is a run of ``agent_id`` read so far inside the gate's window for a proposal made at
+        ``at_ms`` (``at_ms - window_ms < occurred_at <= at_ms``, ms since the epoch)?"""
+        return any(at_ms - window_ms < _millis(run.record["occurred_at"]) <= at_ms
+                   for run in self.by_agent.get(agent_id, ()))
 
     async def start(self) -> None:
         """Assign every partition of the topic from its beginning (a missing topic: none)."""
@@ -60,6 +77,10 @@ class RunIndex:
     async def catch_up(self, timeout_ms: int = 1000) -> int:
         """Read up to the end offsets as of now; returns how many runs were added. Undecodable
         records are counted in ``skipped`` (they are their producer's DLQ concern)."""
+        async with self._lock:
+            return await self._catch_up(timeout_ms)
+
+    async def _catch_up(self, timeout_ms: int) -> int:
         consumer = self._consumer
         if consumer is None or not self._tps:
             return 0

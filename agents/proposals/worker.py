@@ -18,18 +18,22 @@ commit after acks, DLQ for poison records, ``error_event`` for every failure):
   yields an ``error_event`` (the decision record itself is valid: it is not dead-lettered).
 
 :func:`serve` also runs guardian's scheduled scan of the platform's own repository
-(:func:`agents.proposals.reposcan.run_scans`, every :data:`REPO_SCAN_INTERVAL_S` seconds, new
-findings only: the ones already on the findings topic are read at start) and the agents'
-autonomous drafts (:func:`agents.proposals.draft.run_drafts`, every
-:data:`DRAFT_INTERVAL_S` seconds per agent of ``settings.custody.schedule_agents``, through
-the inference workers).
+(:func:`agents.proposals.reposcan.run_scans`, at start and every
+``settings.proposals.repo_scan_interval_s`` seconds, new findings only: the ones already on the
+findings topic are read at start) and the agents' autonomous drafts
+(:func:`agents.proposals.draft.run_drafts`, one per agent of
+``settings.custody.schedule_agents`` and ``settings.proposals.draft_interval_s`` slot, the
+first soon after start, through the inference workers). Drafting starts once the worker has
+rebuilt its state (so it knows which drafts are already on the log); an agent drafts once a
+custody run result of it that the gate would count is on the log
+(:meth:`ProposalsWorker.has_evidence`, see :mod:`agents.proposals.draft` for why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +67,8 @@ from streams.settings import Settings
 __all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
 
 PROPOSALS_GROUP = "lvlup.agents.proposals"
-#: seconds between scheduled scans of the repository (the seed's 15 minutes)
-REPO_SCAN_INTERVAL_S = 900.0
 #: seconds the other tasks get to finish after one ended, before they are cancelled
 STOP_GRACE_S = 10.0
-#: seconds between an agent's autonomous drafts
-DRAFT_INTERVAL_S = 1800.0
 #: the platform's own repository (``agents/proposals/worker.py`` → the root)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORD_TYPES = ("proposal_submitted", "proposal_decided", "proposal_experimented",
@@ -118,6 +118,17 @@ class ProposalsWorker:
         if self.scratch is None or target_repo != SCRATCH_REPO:
             return None
         return self.scratch.read(path)
+
+    async def has_evidence(self, agent_id: str, at_ms: int) -> bool:
+        """Does the run-results topic (read up to now) hold a custody run result of
+        ``agent_id`` that the gate would count for a proposal made at ``at_ms`` (inside the
+        policy's window)? The drafts wait for it (:mod:`agents.proposals.draft`)."""
+        await self.runs.catch_up()
+        return self.runs.has_run(agent_id, at_ms, self.policy.gate.window_ms)
+
+    def is_submitted(self, proposal_id: str) -> bool:
+        """Is ``proposal_id`` already on the submitted topic (as rebuilt and consumed)?"""
+        return proposal_id in self.submitted
 
     async def rebuild(self) -> None:
         """Proposals already decided or experimented, and the submitted ones (for the
@@ -192,6 +203,24 @@ class ProposalsWorker:
             await self.runs.stop()
 
 
+async def _drafts_when_ready(settings: Settings, worker: ProposalsWorker,
+                             infer: Callable[[str, str, int, int], Awaitable[str]],
+                             ready: asyncio.Event, stop: asyncio.Event) -> None:
+    """The agents' drafts, started once ``worker`` consumes (its state rebuilt)."""
+    waiter = asyncio.create_task(ready.wait())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiter, stopper):
+            task.cancel()
+    if stop.is_set():
+        return
+    await run_drafts(settings.custody.schedule_agents, settings.proposals, infer, worker.emit,
+                     stop, now_ms=worker.now_ms, evidence=worker.has_evidence,
+                     known=worker.is_submitted)
+
+
 async def serve(settings: Settings) -> None:
     """``lvlup worker proposals``: run a :class:`ProposalsWorker` until SIGTERM/SIGINT."""
     import signal
@@ -211,17 +240,17 @@ async def serve(settings: Settings) -> None:
     client = InferenceClient(bootstrap, codec, catalog, producer, requester=PRODUCER)
     try:
         async with client:
-            tasks = [asyncio.create_task(worker.run(stop))]
+            ready = asyncio.Event()
+            tasks = [asyncio.create_task(worker.run(stop, ready))]
             if (REPO_ROOT / "pyproject.toml").is_file():
                 findings = await read_topics(bootstrap, codec,
                                              [catalog.for_record("guardian_finding").name])
                 seen = {str(rec["finding_id"]) for _, rec in findings}
                 tasks.append(asyncio.create_task(run_scans(
-                    [REPO_ROOT], REPO_SCAN_INTERVAL_S, worker.emit, stop, seen=seen,
-                    now_ms=worker.now_ms)))
-            tasks.append(asyncio.create_task(run_drafts(
-                settings.custody.schedule_agents, DRAFT_INTERVAL_S, client_infer(client),
-                worker.emit, stop, now_ms=worker.now_ms)))
+                    [REPO_ROOT], settings.proposals.repo_scan_interval_s, worker.emit, stop,
+                    seen=seen, now_ms=worker.now_ms)))
+            tasks.append(asyncio.create_task(_drafts_when_ready(
+                settings, worker, client_infer(client), ready, stop)))
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # one ended (stopped or failed): stop the others
             try:

@@ -90,6 +90,9 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
     console.print(f"planted finding ({PLANTED}): "
                   f"{', '.join(summary.planted_findings) or 'not found'}")
     console.print(f"proposals by status: {summary.proposals or 'none'}")
+    gated = summary.proposals_gated
+    console.print(f"proposals through the custody gate during this run: "
+                  f"{sum(gated.values())}" + (f" {gated}" if gated else ""))
     console.print(f"API answered /api/health: {summary.api_answered}")
     console.print(f"tokens: {summary.tokens}")
     console.print(f"dead-letter records: {summary.dlq_records or 0}; worker restarts: "

@@ -26,7 +26,10 @@ def _free_port() -> int:
 
 def test_lvlup_run_does_its_real_work(stack, tmp_path):
     port = _free_port()
-    env = {**os.environ, "COLUMNS": "200", "LVLUP_LEARNING__INTERVAL_S": "3600"}
+    # draft slots shorter than the run: a slot starts during every run, so its drafts are new
+    # even when an earlier run drafted the slot it started in (ids are per agent and slot)
+    env = {**os.environ, "COLUMNS": "200", "LVLUP_LEARNING__INTERVAL_S": "3600",
+           "LVLUP_PROPOSALS__DRAFT_INTERVAL_S": "120", "LVLUP_PROPOSALS__DRAFT_RETRY_S": "15"}
     out = tmp_path / "run.out"
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -55,6 +58,11 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     assert finished, log[-4000:]
     assert int(finished[1]) >= 1, "no learning cycle finished during the run"
     assert int(finished[2]) >= 1, "no custody run finished during the run"
+    # an agent's autonomous proposal, drafted by the model, reached the custody gate; accepted
+    # or rejected is the gate's real answer on the agent's custody runs (both count)
+    gated = re.search(r"proposals through the custody gate during this run: (\d+)", log)
+    assert gated, log[-4000:]
+    assert int(gated[1]) >= 1, "no drafted proposal reached the custody gate during the run"
     assert re.search(r"planted finding \(infra/sample/planted/insecure_example.py\): .*B602",
                      log), "guardian's scan did not report the planted shell=True"
     assert "API answered /api/health: True" in log

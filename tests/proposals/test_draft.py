@@ -10,6 +10,7 @@ from agents.proposals.draft import draft_proposal, extract_code, run_drafts
 from agents.proposals.experiment import run_tests, summarize
 from agents.proposals.files import proposal_files
 from schemas.codec import load_codec
+from streams.settings import ProposalsSettings, Settings
 
 ANSWER = "Sure!\n```python\ndef median(xs):\n    s = sorted(xs)\n    return s[len(s) // 2]\n```\n"
 
@@ -37,6 +38,20 @@ def test_a_draft_is_a_valid_scratch_proposal_whose_smoke_test_passes():
     assert again["event_id"] == rec["event_id"]
 
 
+def _schedule(**kw: Any) -> ProposalsSettings:
+    return ProposalsSettings(**{"draft_interval_s": 3600, "draft_poll_s": 0.001, **kw})
+
+
+class _Clock:
+    """A settable clock (ms since the epoch) for the schedule loop."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
 def test_run_drafts_drafts_each_agent_once_per_slot_and_survives_a_failed_model():
     emitted: list[dict[str, Any]] = []
     stop = asyncio.Event()
@@ -52,6 +67,120 @@ def test_run_drafts_drafts_each_agent_once_per_slot_and_survives_a_failed_model(
             stop.set()
 
     asyncio.run(run_drafts({"a": "imperium", "broken": "sandbox", "c": "guardian",
-                            "mute": "conquest"}, 3600,
+                            "mute": "conquest"}, _schedule(draft_attempts=1),
                            infer, emit, stop, now_ms=lambda: 7_200_000))
     assert [r["proposal_id"] for r in emitted] == ["auto-a-2", "auto-c-2"]
+
+
+def test_a_failed_draft_is_retried_on_the_next_topic_then_the_agent_waits_for_the_next_slot():
+    clock, prompts, emitted = _Clock(7_200_000), [], []
+    stop = asyncio.Event()
+
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+        prompts.append(prompt)
+        clock.ms += 1_000
+        if clock.ms >= 10_800_000:  # the next slot: the model answers with code
+            return ANSWER
+        return "```python\n```"  # an empty block: nothing to propose
+
+    async def emit(rtype: str, rec: dict[str, Any]) -> None:
+        emitted.append(rec)
+        stop.set()
+
+    async def main() -> None:
+        task = asyncio.create_task(run_drafts({"a": "sandbox"}, _schedule(
+            draft_attempts=3, draft_retry_s=60), infer, emit, stop, now_ms=clock))
+        while len(prompts) < 3:  # attempts 2 and 3 once the retry delay has passed
+            clock.ms += 60_000
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert len(prompts) == 3 and not emitted  # gave up on slot 2
+        clock.ms = 10_800_000  # slot 3
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    topics = [p.split("named ")[1].split()[0] for p in prompts]
+    assert len(set(topics[:3])) == 3, topics  # each retry asks for another topic
+    assert [r["proposal_id"] for r in emitted] == ["auto-a-3"]
+
+
+def test_an_agent_drafts_only_once_it_has_custody_evidence_and_never_twice_a_known_id():
+    asked: list[tuple[str, int]] = []
+    emitted: list[dict[str, Any]] = []
+    stop = asyncio.Event()
+    evidence_for = {"b"}
+
+    async def evidence(agent_id: str, at_ms: int) -> bool:
+        asked.append((agent_id, at_ms))
+        if len(asked) >= 10:
+            evidence_for.add("a")  # a's first custody run result arrives
+        return agent_id in evidence_for
+
+    async def emit(rtype: str, rec: dict[str, Any]) -> None:
+        emitted.append(rec)
+        if len(emitted) == 2:
+            stop.set()
+
+    asyncio.run(run_drafts({"a": "imperium", "b": "guardian", "c": "sandbox"}, _schedule(),
+                           _infer, emit, stop, now_ms=lambda: 7_200_000, evidence=evidence,
+                           known=lambda pid: pid == "auto-c-2"))
+    assert [r["proposal_id"] for r in emitted] == ["auto-b-2", "auto-a-2"]
+    assert ("c", 7_200_000) not in asked  # already on the log: neither asked nor drafted
+
+
+def test_without_the_custody_wait_or_with_drafting_off():
+    emitted: list[dict[str, Any]] = []
+    stop = asyncio.Event()
+
+    async def never(agent_id: str, at_ms: int) -> bool:
+        return False
+
+    async def emit(rtype: str, rec: dict[str, Any]) -> None:
+        emitted.append(rec)
+        stop.set()
+
+    asyncio.run(run_drafts({"a": "imperium"}, _schedule(draft_after_custody=False), _infer,
+                           emit, stop, now_ms=lambda: 7_200_000, evidence=never))
+    assert [r["proposal_id"] for r in emitted] == ["auto-a-2"]
+
+    async def off() -> None:  # drafting off: nothing drafted, the task lasts until stopped
+        stop_off = asyncio.Event()
+        task = asyncio.create_task(run_drafts(
+            {"a": "imperium"}, _schedule(draft_interval_s=0, draft_after_custody=False),
+            _infer, emit, stop_off, now_ms=lambda: 7_200_000))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        stop_off.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(off())
+    assert len(emitted) == 1
+
+
+def test_draft_interval_and_friends_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LVLUP_PROPOSALS__DRAFT_INTERVAL_S", "120")
+    monkeypatch.setenv("LVLUP_PROPOSALS__DRAFT_AFTER_CUSTODY", "false")
+    proposals = Settings().proposals
+    assert (proposals.draft_interval_s, proposals.draft_after_custody) == (120, False)
+
+
+def test_custody_evidence_is_a_run_of_the_agent_inside_the_gate_window():
+    from datetime import UTC, datetime
+
+    from agents.custody.gate import PositionedRun
+    from agents.proposals.runindex import RunIndex
+
+    from .support import DAY, run_result
+
+    index = RunIndex("127.0.0.1:1", load_codec(), "runs")  # nothing read from Kafka here
+    at = 30 * DAY
+    index.by_agent["a"].append(PositionedRun(run_result("a", occurred_at=at - 20 * DAY),
+                                             "runs", 0, 0))
+    assert not index.has_run("a", at, 14 * DAY)  # too old for the gate
+    late = run_result("a", occurred_at=at + 1)
+    index.by_agent["a"].append(PositionedRun(late, "runs", 0, 1))
+    assert not index.has_run("a", at, 14 * DAY)  # after the proposal: not counted either
+    assert index.has_run("a", at + 1, 14 * DAY) and not index.has_run("b", at + 1, 14 * DAY)
+    decoded = {**late, "occurred_at": datetime.fromtimestamp((at - DAY) / 1000, tz=UTC)}
+    index.by_agent["b"].append(PositionedRun(decoded, "runs", 0, 2))
+    assert index.has_run("b", at, 14 * DAY)
