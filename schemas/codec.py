@@ -82,6 +82,9 @@ class Codec:
         self._arrays: dict[bytes, tuple[str, ...]] = {
             sv.fingerprint: _array_fields(sv) for sv in registry
         }
+        self._unions: dict[bytes, tuple[tuple[str, str, type], ...]] = {
+            sv.fingerprint: _nullable_primitives(sv) for sv in registry
+        }
 
     def encode(
         self, record_type: str, record: Mapping[str, Any], *, version: int | None = None
@@ -128,6 +131,16 @@ class Codec:
                 raise EncodeError(f"{record_type}: field {name!r}: {exc}") from exc
             changes = changes if changes is not None else {}
             changes[name] = physical
+        # ["null", T] fields in fastavro's tuple notation, (T, value): the writer then picks
+        # the branch by name instead of validating the value against each branch (~0.5 µs a
+        # field). Only for values whose class is T's exactly (and an int in int's range), so
+        # anything else still meets fastavro's checks and errors.
+        for name, branch, cls in self._unions[sv.fingerprint]:
+            value = changes[name] if changes is not None and name in changes else record.get(name)
+            if value.__class__ is cls and (branch != "int" or _INT_MIN <= value <= _INT_MAX):
+                changes = changes if changes is not None else {}
+                changes[name] = (branch, value)
+        plain = record
         if changes:
             record = {**record, **changes}
         buf = BytesIO()
@@ -135,7 +148,7 @@ class Codec:
         try:
             schemaless_writer(buf, sv.physical, record)
         except _WRITE_ERRORS as exc:
-            raise EncodeError(f"{record_type}: {_explain(sv, record, exc)}") from exc
+            raise EncodeError(f"{record_type}: {_explain(sv, plain, exc)}") from exc
         return buf.getvalue()
 
     def decode(
@@ -234,6 +247,27 @@ def _array_fields(sv: SchemaVersion) -> tuple[str, ...]:
         if any(isinstance(b, dict) and b.get("type") == "array" for b in branches):
             names.append(str(field["name"]))
     return tuple(names)
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+"""The range of an Avro ``int`` (32-bit signed, spec "Primitive Types")."""
+_PYTHON_CLASS = {"boolean": bool, "int": int, "long": int, "float": float, "double": float,
+                 "bytes": bytes, "string": str}
+
+
+def _nullable_primitives(sv: SchemaVersion) -> tuple[tuple[str, str, type], ...]:
+    """``(field, branch, Python class)`` of the top-level ``["null", T]`` fields, T primitive.
+
+    Read from the physical schema, where logical types are stripped (a nullable
+    ``timestamp-millis`` is ``["null", "long"]`` there).
+    """
+    out = []
+    for field in sv.physical["fields"]:
+        avro_type = field["type"]
+        if (isinstance(avro_type, list) and len(avro_type) == 2 and avro_type[0] == "null"
+                and isinstance(avro_type[1], str) and avro_type[1] in _PYTHON_CLASS):
+            out.append((str(field["name"]), avro_type[1], _PYTHON_CLASS[avro_type[1]]))
+    return tuple(out)
 
 
 def _has_default(sv: SchemaVersion, name: str) -> bool:

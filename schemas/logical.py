@@ -25,6 +25,7 @@ __all__ = [
     "LOGICAL_TYPES",
     "converter",
     "logical_fields",
+    "PRIMITIVES",
     "strip_logical",
     "to_physical",
 ]
@@ -127,10 +128,22 @@ def logical_fields(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+"""Avro's primitive type names (spec, "Primitive Types")."""
+
+
 def strip_logical(avro_type: Any) -> Any:
-    """A copy of a raw schema without ``logicalType`` attributes (same Parsing Canonical Form)."""
+    """A copy of a raw schema without ``logicalType`` attributes (same Parsing Canonical Form).
+
+    A primitive left as ``{"type": "long"}`` becomes ``"long"``, as Parsing Canonical Form
+    writes it ([PRIMITIVES] rule): fastavro then names union branches by plain strings, which
+    the codec's tuple notation for ``["null", T]`` fields needs.
+    """
     if isinstance(avro_type, list):
         return [strip_logical(t) for t in avro_type]
     if isinstance(avro_type, dict):
-        return {k: strip_logical(v) for k, v in avro_type.items() if k != "logicalType"}
+        out = {k: strip_logical(v) for k, v in avro_type.items() if k != "logicalType"}
+        if out.keys() == {"type"} and out["type"] in PRIMITIVES:
+            return out["type"]
+        return out
     return avro_type

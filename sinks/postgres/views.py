@@ -73,10 +73,16 @@ def _cycles(rec: ConsumedRecord) -> Iterable[Row]:
 
 
 def _learning_logs(rec: ConsumedRecord) -> Iterable[Row]:
+    # the highest-volume view: a dict literal, ~2x faster than _pick + _src here
     r = rec.record
-    return [{**_pick(r, "event_id", "occurred_at", "agent_id", "agent_type", "event_type",
-                     "topic", "insight", "learning_value", "source", "impact_score", "cycle_id"),
-             "metadata": r.get("metadata") or {}, **_src(rec)}]
+    get = r.get
+    return [{"event_id": get("event_id"), "occurred_at": get("occurred_at"),
+             "agent_id": get("agent_id"), "agent_type": get("agent_type"),
+             "event_type": get("event_type"), "topic": get("topic"), "insight": get("insight"),
+             "learning_value": get("learning_value"), "source": get("source"),
+             "impact_score": get("impact_score"), "cycle_id": get("cycle_id"),
+             "metadata": get("metadata") or {}, "src_topic": rec.topic,
+             "src_partition": rec.partition, "src_offset": rec.offset}]
 
 
 def _internet(rec: ConsumedRecord) -> Iterable[Row]:
