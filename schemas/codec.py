@@ -136,12 +136,12 @@ class Codec:
         # field). Only for values whose class is T's exactly (and an int in int's range), so
         # anything else still meets fastavro's checks and errors.
         for name, branch, cls in self._unions[sv.fingerprint]:
-            value: Any = (
+            current: Any = (
                 changes[name] if changes is not None and name in changes else record.get(name)
             )
-            if value.__class__ is cls and (branch != "int" or _INT_MIN <= value <= _INT_MAX):
+            if current.__class__ is cls and (branch != "int" or _INT_MIN <= current <= _INT_MAX):
                 changes = changes if changes is not None else {}
-                changes[name] = (branch, value)
+                changes[name] = (branch, current)
         plain = record
         if changes:
             record = {**record, **changes}
