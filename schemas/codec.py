@@ -82,7 +82,7 @@ class Codec:
         self._arrays: dict[bytes, tuple[str, ...]] = {
             sv.fingerprint: _array_fields(sv) for sv in registry
         }
-        self._unions: dict[bytes, tuple[tuple[str, str, type], ...]] = {
+        self._unions: dict[bytes, tuple[tuple[str, str, type[Any]], ...]] = {
             sv.fingerprint: _nullable_primitives(sv) for sv in registry
         }
 
@@ -257,7 +257,7 @@ _PYTHON_CLASS = {"boolean": bool, "int": int, "long": int, "float": float, "doub
                  "bytes": bytes, "string": str}
 
 
-def _nullable_primitives(sv: SchemaVersion) -> tuple[tuple[str, str, type], ...]:
+def _nullable_primitives(sv: SchemaVersion) -> tuple[tuple[str, str, type[Any]], ...]:
     """``(field, branch, Python class)`` of the top-level ``["null", T]`` fields, T primitive.
 
     Read from the physical schema, where logical types are stripped (a nullable
