@@ -94,7 +94,8 @@ def build_sink(
         from sinks.failpoints import FailpointWriter
 
         writer = FailpointWriter(writer, s.failpoints_dir)
+    wait_ms = s.clickhouse_max_wait_ms if kind == "clickhouse" else s.max_wait_ms
     config = SinkConfig(group=group, topics=tuple(topics), max_batch=s.max_batch,
-                        max_wait_s=s.max_wait_ms / 1000, retry_max_s=s.retry_max_s)
+                        max_wait_s=wait_ms / 1000, retry_max_s=s.retry_max_s)
     return SinkRunner(settings.kafka.bootstrap(), config, writer, codec, _dlq(settings, group),
                       after_write=after_write)

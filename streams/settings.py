@@ -135,6 +135,12 @@ class SinkSettings(BaseModel):
     max_wait_ms: int = Field(
         default=200, ge=1, le=60_000, description="a batch closes after this many ms"
     )
+    clickhouse_max_wait_ms: int = Field(
+        default=1000, ge=1, le=60_000, description="the ClickHouse sink's batch window, ms: "
+        "every insert makes a part that background merges must fold, so ClickHouse asks for "
+        "bulk inserts, about one per second (docs: 'Selecting an insert strategy'); at full "
+        "rate its batches still close at max_batch"
+    )
     retry_max_s: float = Field(
         default=10.0, gt=0, description="longest backoff between write retries, seconds"
     )
