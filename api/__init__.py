@@ -5,7 +5,8 @@ it. Modules: ``app`` (factory, lifespan), ``operations`` (route table unit and r
 pipeline), ``routes/`` (one module per domain), ``reads`` and ``watermarks`` (queries with
 the watermark they reflect), ``commands`` and ``audit`` (commands to the log), ``auth``
 (hashed keys with scopes), ``ratelimit``, ``middleware``, ``errors`` (the one error shape),
-``openapi`` (spec and /docs), ``live`` (WebSocket), ``metrics``, ``server`` (uvicorn).
+``openapi`` (spec and /docs), ``idempotency`` (the ``Idempotency-Key`` header), ``live``
+(WebSocket), ``metrics``, ``server`` (uvicorn).
 """
 
 from api.app import create_app

@@ -11,12 +11,17 @@ directory) consume it, and faults are injected at random (seeded):
 - ``sink_partial_write``: the next batch of one sink (Postgres or ClickHouse, at random)
   writes half of itself and then fails (:mod:`sinks.failpoints`); the runner retries it;
 - ``scale_sinks``: a second Postgres sink joins the group (1 → 2, a rebalance) and leaves
-  15 s later (2 → 1). The ClickHouse sink is not scaled: chdb is one process per directory.
+  15 s later (2 → 1). The ClickHouse sink is not scaled: chdb is one process per directory;
+- ``kill_api``: an ``lvlup api`` child (supervised) takes idempotent commands from a client
+  during the run; the API dies between validating a command and publishing it, the client
+  retries with the same ``Idempotency-Key`` (:mod:`streams.chaos_api`). Only when the
+  schedule has this kind is the API started.
 
 Then the checker: every event the broker acked is in each view exactly once — Postgres
 ``learning_logs`` (keyed by event id) and ClickHouse ``events`` (``FINAL``; raw duplicates
-before merges are reported too) — with lost, duplicated and unexpected counts. Loopback
-only, bounded in time; it stops by itself.
+before merges are reported too) — with lost, duplicated and unexpected counts; for
+``kill_api``, every acked command in ``agents`` and ``events`` exactly once
+(:class:`~streams.chaos_api.ApiResult`). Loopback only, bounded in time; it stops by itself.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +44,17 @@ from confluent_kafka import Producer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from api.commands import BEFORE_PUBLISH
 from infra.kafka import KafkaBroker
 from infra.postgres import EmbeddedPostgres
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
-from sinks.app import CLICKHOUSE_GROUP
+from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
 from sinks.failpoints import arm
 from sinks.postgres.migrate import upgrade
+from streams.chaos_api import ApiLoad, ApiResult, api_topics
 from streams.errors import LvlupError
 from streams.kafka_admin import (
     TopicSpec,
@@ -62,7 +70,7 @@ from streams.supervisor import ChildSpec, Supervisor
 __all__ = ["FAULTS", "ChaosReport", "fault_schedule", "run_chaos"]
 
 FAULTS = ("kill_sink", "pause_sink", "restart_broker", "kill_broker", "restart_postgres",
-          "sink_partial_write", "scale_sinks")
+          "sink_partial_write", "scale_sinks", "kill_api")
 
 
 @dataclass
@@ -81,16 +89,31 @@ class ChaosReport:
     seconds: float = 0.0
     failpoints_armed: int = 0
     failpoints_fired: int = 0
+    api: ApiResult | None = None
+    """The ``kill_api`` check, when the schedule had that kind."""
 
     @property
     def ok(self) -> bool:
-        """Nothing lost, nothing duplicated in a view, nothing unexpected."""
+        """Nothing lost, nothing duplicated in a view, nothing unexpected (API commands too)."""
         return (self.lost_postgres == self.lost_clickhouse == self.unexpected == 0
-                and self.duplicated_clickhouse_final == 0)
+                and self.duplicated_clickhouse_final == 0
+                and (self.api is None or self.api.ok))
 
     def by_kind(self) -> dict[str, int]:
         """How many faults of each kind were injected."""
         return {k: self.faults.count(k) for k in FAULTS if k in self.faults}
+
+    def results(self) -> dict[str, dict[str, int]]:
+        """Per injected kind: ``injected`` and what its checker found. The event-stream
+        kinds share one stream, so they share its counts; ``kill_api`` has its own."""
+        stream = {"lost_postgres": self.lost_postgres, "lost_clickhouse": self.lost_clickhouse,
+                  "duplicated_clickhouse_final": self.duplicated_clickhouse_final,
+                  "unexpected": self.unexpected}
+        out = {}
+        for kind, n in self.by_kind().items():
+            found = vars(self.api) if kind == "kill_api" and self.api else stream
+            out[kind] = {"injected": n, **found}
+        return out
 
 
 @dataclass
@@ -109,11 +132,25 @@ class _Scratch:
     url: str
     admin: str
     chdb_path: Path
+    extra_topics: tuple[str, ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        """Before every topic name of the run (the API child's ``topic_prefix``)."""
+        return f"chaos.{self.run_id}."
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic of the run (the sinks consume them all)."""
+        return (self.topic, *self.extra_topics)
 
 
-def _prepare(settings: Settings, run_id: str) -> _Scratch:
+def _prepare(settings: Settings, run_id: str, *, api: bool = False) -> _Scratch:
+    """Topic(s), database and chdb directory of a run; ``api``: also the API's topics."""
     topic = f"chaos.{run_id}.{load_catalog().for_record('learning_event').name}"
-    create_topics(settings.kafka.bootstrap(), [TopicSpec(topic, 6)])
+    extra = api_topics(f"chaos.{run_id}.") if api else []
+    create_topics(settings.kafka.bootstrap(),
+                  [TopicSpec(topic, 6), *(TopicSpec(t, n) for t, n in extra)])
     base = make_url(settings.postgres.sqlalchemy_url())
     db = f"chaos_{run_id}"
     admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
@@ -125,7 +162,7 @@ def _prepare(settings: Settings, run_id: str) -> _Scratch:
     client = ChdbClient(chdb_path)
     migrate_up(client, settings.clickhouse.database)
     client.close()
-    return _Scratch(run_id, topic, db, url, admin, chdb_path)
+    return _Scratch(run_id, topic, db, url, admin, chdb_path, tuple(t for t, _n in extra))
 
 
 def scratch_sinks(scratch: _Scratch, purpose: str, run_dir: Path,
@@ -137,7 +174,8 @@ def scratch_sinks(scratch: _Scratch, purpose: str, run_dir: Path,
                              "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
                              **(overrides or {})})
     lvlup = (sys.executable, "-m", "streams.cli", "sink")
-    opts = ("--topics", scratch.topic, "--group-suffix", f".{purpose}.{scratch.run_id}")
+    opts = ("--topics", ",".join(scratch.topics),
+            "--group-suffix", f".{purpose}.{scratch.run_id}")
     return Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
                        ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env, run_dir)
 
@@ -148,12 +186,17 @@ def cleanup(settings: Settings, scratch: _Scratch) -> None:
 
 
 def _cleanup(settings: Settings, scratch: _Scratch) -> None:
-    delete_topics(settings.kafka.bootstrap(), [scratch.topic])
+    delete_topics(settings.kafka.bootstrap(), list(scratch.topics))
     with psycopg.connect(scratch.admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{scratch.db}" WITH (FORCE)')
 
 
-def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally) -> None:
+def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally,
+             hold: threading.Event) -> None:
+    """``n`` learning events at ``rate`` per second; the last tenth waits for ``hold`` (set
+    once every fault was injected, so the last fault — which starts after the planned
+    duration, faults take time of their own — still meets traffic: a failpoint needs a
+    next batch)."""
     codec = load_codec()
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                          "enable.idempotence": True, "linger.ms": 5,
@@ -165,9 +208,13 @@ def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally) 
 
     stream = (r for rt, r in SampleStream(seed=97).records(40 * n) if rt == "learning_event")
     started = time.monotonic()
+    tail = n - n // 10
     for i, template in enumerate(stream):
         if i >= n:
             break
+        if i == tail:
+            hold.wait(1800)
+            started = time.monotonic() - i / rate  # the tail at the same pace, no burst
         record = {**template, "event_id": str(uuid.uuid4())}
         tally.attempted.add(record["event_id"])
         value = codec.encode("learning_event", record)
@@ -197,11 +244,14 @@ class _Faults:
     pg_sink: tuple[str, ...]
     failpoints: Path
     armed: list[Path] = field(default_factory=list)
+    api: ApiLoad | None = None
 
 
 def _inject(kind: str, ctx: _Faults) -> None:
     settings, sup, rng = ctx.settings, ctx.sup, ctx.rng
-    if kind == "sink_partial_write":
+    if kind == "kill_api" and ctx.api is not None:
+        ctx.api.kill()
+    elif kind == "sink_partial_write":
         ctx.armed.append(arm(ctx.failpoints, rng.choice(["postgres", "clickhouse"])))
     elif kind == "scale_sinks":
         extra = subprocess.Popen(ctx.pg_sink, env=ctx.env, stdout=subprocess.DEVNULL,
@@ -236,43 +286,59 @@ def _inject(kind: str, ctx: _Faults) -> None:
         pg.start()
 
 
-def fault_schedule(n: int, rng: random.Random) -> list[str]:
+def fault_schedule(n: int, rng: random.Random,
+                   kinds: Sequence[str] = FAULTS) -> list[str]:
     """``n`` fault kinds in random order, every kind once before any repeats (rounds of a
-    shuffled :data:`FAULTS`), so even a short run covers as many kinds as it can."""
+    shuffled ``kinds``, default :data:`FAULTS`), so even a short run covers as many kinds
+    as it can."""
     out: list[str] = []
     while len(out) < n:
-        kinds = list(FAULTS)
-        rng.shuffle(kinds)
-        out += kinds
+        kinds_round = list(kinds)
+        rng.shuffle(kinds_round)
+        out += kinds_round
     return out[:n]
 
 
 def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
-              seed: int = 1, timeout_s: float = 600.0) -> ChaosReport:
+              seed: int = 1, timeout_s: float = 600.0,
+              kinds: Sequence[str] = FAULTS, api_point: str = BEFORE_PUBLISH) -> ChaosReport:
     """Run the scenario (module doc) on the embedded stack; returns the report.
 
+    ``kinds`` narrows the fault kinds drawn from (default: all of :data:`FAULTS`);
+    ``api_point`` is where ``kill_api`` kills the API (``after_publish``: after the ack,
+    before the answer — the retry then publishes the command a second time).
     Raises :class:`LvlupError` when the stack is not the embedded one (faults would hit a
-    system that is not ours) or the sinks do not catch up within ``timeout_s``.
+    system that is not ours), for an unknown kind, or when the sinks do not catch up within
+    ``timeout_s``.
     """
     if not (settings.kafka.embedded and settings.postgres.embedded):
         raise LvlupError("chaos needs the embedded Kafka and Postgres (it restarts them)")
+    if not kinds or set(kinds) - set(FAULTS):
+        raise LvlupError(f"fault kinds are among {', '.join(FAULTS)}")
     rng = random.Random(seed)  # noqa: S311 - a reproducible fault schedule
-    scratch = _prepare(settings, uuid.uuid4().hex[:8])
+    schedule = fault_schedule(faults, rng, kinds)
+    scratch = _prepare(settings, uuid.uuid4().hex[:8], api="kill_api" in schedule)
     run_dir = settings.run_dir() / f"chaos-{scratch.run_id}"
+    failpoints = run_dir / "failpoints"
     sup = scratch_sinks(scratch, "chaos", run_dir,
                         {"LVLUP_SINKS__MAX_BATCH": "2000",
-                         "LVLUP_SINKS__FAILPOINTS_DIR": str(run_dir / "failpoints")})
-    ctx = _Faults(settings, sup, rng, sup.env, sup.children[0].spec.argv,
-                  run_dir / "failpoints")
-    report, tally = ChaosReport(events=events), _Tally()
+                         "LVLUP_SINKS__FAILPOINTS_DIR": str(failpoints)})
+    api = ApiLoad(run_id=scratch.run_id, db_url=scratch.url, prefix=scratch.prefix,
+                  failpoints=failpoints, run_dir=run_dir,
+                  point=api_point) if scratch.extra_topics else None
+    ctx = _Faults(settings, sup, rng, sup.env, sup.children[0].spec.argv, failpoints, api=api)
+    report, tally = ChaosReport(events=events, api=api.result if api else None), _Tally()
     started = time.monotonic()
     sup.start()
+    if api is not None:
+        api.start()
     planned = max(60.0, faults * 8.0)
+    hold = threading.Event()
     producer = threading.Thread(target=_produce, args=(settings.kafka.bootstrap(),
                                                        scratch.topic),
-                                kwargs={"n": events, "rate": events / planned, "tally": tally})
+                                kwargs={"n": events, "rate": events / planned, "tally": tally,
+                                        "hold": hold})
     producer.start()
-    schedule = fault_schedule(faults, rng)
     try:
         for kind in schedule:
             for _tick in range(int(planned / faults)):
@@ -281,13 +347,19 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
             report.faults.append(kind)
             _inject(kind, ctx)
             sup.poll()
+        hold.set()
         while producer.is_alive():
             sup.poll()
             producer.join(1)
+        if api is not None:
+            api.finish()
         report.acked = len(tally.acked)
         _wait_and_check(report, settings=settings, sup=sup, tally=tally, scratch=scratch,
-                        timeout_s=timeout_s)
+                        timeout_s=timeout_s, api=api)
     finally:
+        hold.set()
+        if api is not None:
+            api.finish()
         sup.stop()
         producer.join(5)
         _cleanup(settings, scratch)
@@ -306,9 +378,10 @@ def _committed_at_end(settings: Settings, group: str, topic: str) -> bool:
 
 
 def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,
-                    tally: _Tally, scratch: _Scratch, timeout_s: float) -> None:
+                    tally: _Tally, scratch: _Scratch, timeout_s: float,
+                    api: ApiLoad | None = None) -> None:
     acked, attempted = tally.acked, tally.attempted
-    group, topic = f"{CLICKHOUSE_GROUP}.chaos.{scratch.run_id}", scratch.topic
+    suffix = f".chaos.{scratch.run_id}"
     engine = create_engine(scratch.url, pool_pre_ping=True)
     deadline = time.monotonic() + timeout_s
     present: set[str] = set()
@@ -316,23 +389,33 @@ def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,
         sup.poll()
         with engine.connect() as conn:
             present = {str(r[0]) for r in conn.execute(text("SELECT event_id FROM learning_logs"))}
-        if acked <= present:
-            break
+            if acked <= present and (api is None or api.visible(conn)):
+                break
         time.sleep(2)
-    engine.dispose()
-    # ClickHouse commits to Kafka after each insert: wait for its group to reach the end,
-    # then read chdb after stopping the sink (chdb allows one process per directory)
-    while time.monotonic() < deadline and not _committed_at_end(settings, group, topic):
+    # both sinks commit to Kafka after each write: wait for their groups to reach the end
+    # (a duplicate may come after the first copy), then read chdb after stopping the sink
+    # (chdb allows one process per directory)
+    while time.monotonic() < deadline and not all(
+            _committed_at_end(settings, group + suffix, topic)
+            for group in (CLICKHOUSE_GROUP, POSTGRES_GROUP) for topic in scratch.topics):
         sup.poll()
         time.sleep(2)
+    if api is not None:
+        with engine.connect() as conn:
+            api.check_postgres(conn)
+    engine.dispose()
     sup.stop()
     client = ChdbClient(scratch.chdb_path)
     try:
         db = settings.clickhouse.database
         final = {str(r[0]): int(r[1]) for r in client.query(
-            f"SELECT event_id, count() FROM {db}.events FINAL GROUP BY event_id").rows}  # noqa: S608
+            f"SELECT event_id, count() FROM {db}.events FINAL "  # noqa: S608
+            "WHERE record_type = 'learning_event' GROUP BY event_id").rows}
         raw_dups = int(client.query(
-            f"SELECT count() - uniqExact(event_id) FROM {db}.events").scalar())  # noqa: S608
+            f"SELECT count() - uniqExact(event_id) FROM {db}.events "  # noqa: S608
+            "WHERE record_type = 'learning_event'").scalar())
+        if api is not None:
+            api.check_clickhouse(client, db)
     finally:
         client.close()
     report.lost_postgres = len(acked - present)
