@@ -8,8 +8,9 @@ module ``lab/<agent>/<topic>_<slot>.py`` holding the model's code and a smoke te
 ``tests/test_<agent>_<topic>_<slot>.py`` that imports it — so the sandbox checks that the
 model's code at least loads, and guardian scans it like any other proposal. The draft then
 goes through the same lifecycle: the custody gate (agents below the thresholds are rejected),
-scan, experiment, decision. Ids derive from agent and slot (``auto-<agent>-<slot>``), so a
-restarted or second scheduler re-submits the same proposal id, which the worker skips.
+scan, experiment, decision. Ids derive from agent and slot (``auto-<agent>-<slot>``): a
+restarted scheduler does not draft a slot whose proposal is already on the log (``known``),
+and a second scheduler racing it submits the same id, which the worker skips.
 
 Scheduling (:func:`run_drafts`), one agent at a time (one model request in flight):
 
@@ -19,9 +20,9 @@ Scheduling (:func:`run_drafts`), one agent at a time (one model request in fligh
   proposal's event time* (so a replay of the log reaches the same decision). A draft made
   before the agent's first custody run result exists can only be rejected for lack of
   evidence ("0 runs in window"), which says nothing about the agent and costs a model call.
-  So, with ``settings.draft_after_custody`` (the default), an agent whose custody run results
-  the gate would count (``evidence(agent_id, at_ms)``) do not exist yet waits — checked again
-  every ``draft_poll_s`` — and drafts once the first one is on the log. We do not instead
+  So, with ``settings.draft_after_custody`` (the default), an agent without a custody run
+  result the gate would count (``evidence(agent_id, at_ms)``) waits — checked again every
+  ``draft_poll_s`` — and drafts as soon as the first one is on the log. We do not instead
   re-run the gate when eligibility changes: a gate decision must depend only on the log up
   to the proposal, not on when the worker happened to look, or replays would disagree. An
   agent whose custody runs never come (schedule off, custody worker down) never drafts; it is
