@@ -29,6 +29,7 @@ from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from streams.producer import EventProducer
+from streams.serial import stop_on_signals
 from streams.settings import Settings
 
 __all__ = ["CONQUEST_GROUP", "ConquestWorker", "serve"]
@@ -87,18 +88,13 @@ class ConquestWorker:
 
 async def serve(settings: Settings) -> None:
     """``lvlup worker conquest``: run a :class:`ConquestWorker` until SIGTERM/SIGINT."""
-    import signal
-
     from schemas.catalog import load_catalog
     from schemas.codec import load_codec
 
     codec, catalog = load_codec(), load_catalog()
     bootstrap = settings.kafka.bootstrap()
     producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await ConquestWorker(bootstrap, codec, catalog, producer).run(stop)
     finally:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from confluent_kafka import Producer
 
 from agents.custody.bank import Bank, load_bank
@@ -56,6 +56,7 @@ from schemas.codec import Codec
 from schemas.errors import SchemaError
 from streams.dlq import DeadLetterQueue, SourceRecord
 from streams.producer import EventProducer
+from streams.serial import consume_serially, stop_on_signals
 from streams.settings import Settings
 
 __all__ = [
@@ -210,24 +211,9 @@ class CustodyWorker:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Rebuild, then serve until ``stop`` is set; ``ready`` is set once consuming."""
         await self.rebuild()
-        consumer = AIOKafkaConsumer(
-            self.topics["custody_test_requested"], bootstrap_servers=self.bootstrap,
-            group_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
-            max_poll_interval_ms=3_600_000, max_poll_records=1)
-        await consumer.start()
-        if ready is not None:
-            ready.set()
-        try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=1)
-                for tp, messages in batch.items():
-                    for msg in messages:
-                        await self.handle(msg)
-                        await consumer.commit({TopicPartition(tp.topic, tp.partition):
-                                               msg.offset + 1})
-        finally:
-            await consumer.stop()
+        await consume_serially([self.topics["custody_test_requested"]], self.handle, stop,
+                               bootstrap=self.bootstrap, group=self.group, ready=ready,
+                               max_poll_interval_ms=3_600_000)
 
     def _dead_letter(self, msg: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
         self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
@@ -286,8 +272,6 @@ def client_infer(client: InferenceClient, timeout_s: float = 300.0
 
 async def serve(settings: Settings) -> None:
     """``lvlup worker custody``: run a :class:`CustodyWorker` until SIGTERM/SIGINT."""
-    import signal
-
     from schemas.catalog import load_catalog
     from schemas.codec import load_codec
 
@@ -299,10 +283,7 @@ async def serve(settings: Settings) -> None:
         await producer.emit_async(record_type, record)
 
     client = InferenceClient(bootstrap, codec, catalog, producer, requester="agents.custody")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         async with client:
             deps = CustodyDeps(infer=client_infer(client), emit=emit)

@@ -17,13 +17,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from confluent_kafka import Producer
 
 from agents.proposals.records import error_record
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.serial import consume_serially
 
 __all__ = ["Handler", "RecordLoop"]
 
@@ -54,24 +55,9 @@ class RecordLoop:
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` is set; ``ready`` is set once the consumer started."""
-        consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group,
-            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000, max_poll_interval_ms=self.max_poll_interval_ms,
-            max_poll_records=1)
-        await consumer.start()
-        if ready is not None:
-            ready.set()
-        try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=1)
-                for tp, messages in batch.items():
-                    for msg in messages:
-                        await self.handle(msg)
-                        await consumer.commit({TopicPartition(tp.topic, tp.partition):
-                                               msg.offset + 1})
-        finally:
-            await consumer.stop()
+        await consume_serially(self.topics, self.handle, stop, bootstrap=self.bootstrap,
+                               group=self.group, ready=ready,
+                               max_poll_interval_ms=self.max_poll_interval_ms)
 
     async def _error(self, msg: ConsumerRecord[bytes, bytes], exc: BaseException,
                      severity: str) -> None:

@@ -62,6 +62,7 @@ from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from streams.producer import EventProducer
+from streams.serial import stop_on_signals
 from streams.settings import Settings
 
 __all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
@@ -223,18 +224,13 @@ async def _drafts_when_ready(settings: Settings, worker: ProposalsWorker,
 
 async def serve(settings: Settings) -> None:
     """``lvlup worker proposals``: run a :class:`ProposalsWorker` until SIGTERM/SIGINT."""
-    import signal
-
     from schemas.catalog import load_catalog
     from schemas.codec import load_codec
 
     codec, catalog = load_codec(), load_catalog()
     bootstrap = settings.kafka.bootstrap()
     producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     worker = ProposalsWorker(bootstrap, codec, catalog, producer,
                              scratch=ScratchRepo(settings.data_dir / "scratch-repo"))
     client = InferenceClient(bootstrap, codec, catalog, producer, requester=PRODUCER)

@@ -4,12 +4,12 @@ supervises them; each can also run on its own, on other machines, in the same gr
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Annotated
 
 import typer
 
 from streams.errors import LvlupError
+from streams.serial import stop_on_signals
 from streams.settings import Settings
 
 __all__ = ["register"]
@@ -32,10 +32,7 @@ async def _inference(settings: Settings) -> None:
                                  catalog.for_record("inference_response").name)
         worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog, None, producer,
                                  recorded=recorded, name="inference.replay")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     tasks = []
     if not settings.inference.replay:
         budget_topic = catalog.for_record(BUDGET_RECORD).name
