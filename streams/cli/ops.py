@@ -142,6 +142,7 @@ def register(app: typer.Typer) -> None:
                    "duplicated_clickhouse_raw": report.duplicated_clickhouse_raw,
                    "unexpected": report.unexpected, "sink_restarts": report.sink_restarts,
                    "failpoints_fired": report.failpoints_fired,
+                   "per_kind": report.results(),
                    "seconds": round(report.seconds, 1), "pass": report.ok}
         _print_flat(figures)
         if as_json:
