@@ -24,6 +24,13 @@ record / array / map       ``dict`` / ``list`` / ``dict``
 a cost of about 1-2 µs per such field; ``record_model(t).model_validate(record)`` gives a typed
 model. ``schema_version`` is stamped by ``encode`` with the version actually written, so a
 decoded record always tells which schema its producer used.
+
+Confluent framing (optional): a codec built with ``confluent=`` (a :class:`ConfluentFraming`,
+in practice :class:`schemas.confluent.ConfluentResolver`) also decodes messages whose first
+byte is ``00`` (magic byte, 4-byte schema id, body): the collaborator maps the id to the
+writer's :class:`SchemaVersion`, the body is read exactly like a single-object one. Without
+it, ``decode`` behaves as before (such bytes are a :class:`DecodeError`). ``encode`` always
+writes single-object; :class:`schemas.confluent.ConfluentEncoder` writes the other framing.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import functools
 import struct
 from collections.abc import Callable, Mapping
 from io import BytesIO
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -43,7 +50,7 @@ from schemas.logical import converter
 from schemas.registry import SchemaRegistry, SchemaVersion, load_registry
 from schemas.wire import HEADER_SIZE, MARKER
 
-__all__ = ["Codec", "ReaderVersion", "load_codec"]
+__all__ = ["Codec", "ConfluentFraming", "ReaderVersion", "load_codec"]
 
 ReaderVersion = int | Literal["latest"] | None
 """``None``: the writer's version; ``"latest"``: the newest version; ``int``: that version."""
@@ -63,15 +70,31 @@ _READ_ERRORS = (
 )
 
 
+class ConfluentFraming(Protocol):
+    """Finds the writer schema of a Confluent-framed message (first byte ``00``)."""
+
+    def writer_of(self, data: bytes | bytearray | memoryview) -> tuple[SchemaVersion, int]:
+        """``(writer schema, offset where the Avro body starts)``; raises :class:`SchemaError`
+        subclasses for bad or unknown ids (and its own error when the registry is down)."""
+        ...
+
+
+_CONFLUENT_MAGIC = b"\x00"
+
+
 class Codec:
     """Single-object Avro encoder/decoder over a :class:`SchemaRegistry`.
 
     Thread-safe and stateless after construction. Build one per process with
-    :func:`load_codec`, or pass your own registry (tests, tools).
+    :func:`load_codec`, or pass your own registry (tests, tools). ``confluent`` makes
+    :meth:`decode` accept Confluent-framed messages too (module docstring).
     """
 
-    def __init__(self, registry: SchemaRegistry) -> None:
+    def __init__(
+        self, registry: SchemaRegistry, *, confluent: ConfluentFraming | None = None
+    ) -> None:
         self.registry = registry
+        self.confluent = confluent
         self._latest: dict[str, SchemaVersion] = {
             rt: registry.latest(rt) for rt in registry.record_types
         }
@@ -163,11 +186,14 @@ class Codec:
         partition: int | None = None,
         offset: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """Decode single-object bytes into ``(record_type, record)``.
+        """Decode single-object (or, with ``confluent``, Confluent-framed) bytes.
 
-        The writer schema is looked up by the fingerprint in the header; the record is resolved
-        to ``reader_version`` (see :data:`ReaderVersion`). ``logical=True`` converts logical
-        types (module docstring). ``topic``, ``partition`` and ``offset`` only label errors.
+        Returns ``(record_type, record)``. The first bytes choose the framing: ``C3 01`` →
+        single-object, ``00`` → Confluent when this codec has a ``confluent`` collaborator.
+        The writer schema is looked up by the fingerprint in the header (or by the schema id,
+        through the collaborator, which may also raise its own registry error); the record is
+        resolved to ``reader_version`` (see :data:`ReaderVersion`). ``logical=True`` converts
+        logical types (module docstring). ``topic``, ``partition`` and ``offset`` only label errors.
         Raises :class:`UnknownSchema` when the fingerprint or the reader version is unknown,
         and :class:`DecodeError` when the bytes are not one complete record of the writer
         schema (no marker, truncated, corrupt, trailing bytes) or cannot be resolved to the
@@ -183,19 +209,23 @@ class Codec:
         self, data: bytes | bytearray | memoryview, reader_version: ReaderVersion, logical: bool
     ) -> tuple[str, dict[str, Any]]:
         """:meth:`decode` without the Kafka context on errors."""
-        if len(data) < HEADER_SIZE or data[:2] != MARKER:
+        if len(data) >= HEADER_SIZE and data[:2] == MARKER:
+            fp = data[2:HEADER_SIZE]
+            if fp.__class__ is not bytes:
+                fp = bytes(fp)
+            writer = self.registry.find_fingerprint(fp)
+            if writer is None:
+                raise UnknownSchema(f"no schema with fingerprint {fp.hex()}")
+            start = HEADER_SIZE
+        elif self.confluent is not None and data[:1] == _CONFLUENT_MAGIC:
+            writer, start = self.confluent.writer_of(data)
+        else:
             raise DecodeError("not an Avro single-object message (c301 marker + fingerprint)")
-        fp = data[2:HEADER_SIZE]
-        if fp.__class__ is not bytes:
-            fp = bytes(fp)
-        writer = self.registry.find_fingerprint(fp)
-        if writer is None:
-            raise UnknownSchema(f"no schema with fingerprint {fp.hex()}")
         reader = writer if reader_version is None else self._reader(writer, reader_version)
         if reader is None:
             raise UnknownSchema(f"no reader schema {writer.record_type}.v{reader_version}")
         buf = BytesIO(data)
-        buf.seek(HEADER_SIZE)
+        buf.seek(start)
         w_schema = writer.parsed if logical else writer.physical
         r_schema = None if reader is writer else (reader.parsed if logical else reader.physical)
         try:

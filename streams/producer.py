@@ -1,4 +1,9 @@
-"""The producer SDK: typed records → the right topic and key, Avro single-object encoded.
+"""The producer SDK: typed records → the right topic and key, Avro-encoded.
+
+The framing is the ``codec``'s: a :class:`schemas.codec.Codec` writes Avro single-object
+encoding (the default), a :class:`schemas.confluent.ConfluentEncoder` Confluent's framing
+(magic byte + registry schema id). :func:`encoder_for` picks one from
+``settings.schemas.wire_format`` (``LVLUP_SCHEMAS__WIRE_FORMAT``).
 
 ``acks=all`` and ``enable.idempotence=true`` always (no duplicates from retries, nothing
 acked that the in-sync replicas do not have); batching through ``linger.ms`` and
@@ -24,16 +29,43 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codec import Codec
+from schemas.confluent import confluent_codec
 from streams.errors import LvlupError
 from streams.messages import message_position
+from streams.settings import SchemasSettings
 
-__all__ = ["Delivery", "DeliveryFailed", "EventProducer", "TopicRouter"]
+__all__ = [
+    "Delivery",
+    "DeliveryFailed",
+    "EventProducer",
+    "RecordEncoder",
+    "TopicRouter",
+    "encoder_for",
+]
 
 
 class TopicRouter(Protocol):
     """Where a record type goes: ``route(record_type) -> (topic, key field)``."""
 
     def route(self, record_type: str) -> tuple[str, str]: ...
+
+
+class RecordEncoder(Protocol):
+    """Encodes one record into a message value (:class:`Codec`, ``ConfluentEncoder``)."""
+
+    def encode(self, record_type: str, record: Mapping[str, Any]) -> bytes: ...
+
+
+def encoder_for(settings: SchemasSettings, codec: Codec) -> RecordEncoder:
+    """The encoder of the configured wire format: ``codec`` itself for ``single-object``, a
+    Confluent encoder on ``settings.registry_base_url()`` for ``confluent`` (registers each
+    schema version on first use; :class:`schemas.confluent.RegistryUnavailable` then)."""
+    if settings.wire_format == "single-object":
+        return codec
+    _, encoder = confluent_codec(
+        settings.registry_base_url(), registry=codec.registry, timeout_s=settings.registry_timeout_s
+    )
+    return encoder
 
 
 class DeliveryFailed(LvlupError):
@@ -55,6 +87,9 @@ DeliveryCallback = Callable[[Delivery | None, KafkaError | None], None]
 class EventProducer:
     """Typed, idempotent producer. Thread-safe; one per process is enough.
 
+    ``codec`` frames the values (a :class:`Codec` or any :class:`RecordEncoder`, e.g. from
+    :func:`encoder_for`).
+
     ``config`` adds or overrides librdkafka settings (``acks`` and ``enable.idempotence``
     cannot be weakened). ``name`` fills the ``producer`` field. ``clock`` fills
     ``occurred_at`` (returns an aware UTC datetime).
@@ -63,7 +98,7 @@ class EventProducer:
     def __init__(
         self,
         bootstrap: str,
-        codec: Codec,
+        codec: RecordEncoder,
         router: TopicRouter,
         *,
         name: str = "lvlup-sdk",

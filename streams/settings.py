@@ -26,6 +26,7 @@ __all__ = [
     "ModelSettings",
     "PostgresSettings",
     "ProposalsSettings",
+    "SchemasSettings",
     "Settings",
     "SinkSettings",
 ]
@@ -251,6 +252,49 @@ class LearningSettings(BaseModel):
     source_timeout_s: float = Field(default=5.0, gt=0, description="per document fetch, s")
 
 
+class SchemasSettings(BaseModel):
+    """The wire format of Kafka message values and, for Confluent framing, the schema registry.
+
+    ``single-object`` (default): Avro single-object encoding, no registry needed
+    (:mod:`schemas.wire`). ``confluent``: Confluent's framing (magic byte 0, 4-byte schema id)
+    with ids from a Confluent-compatible registry (:mod:`schemas.confluent`); when
+    ``registry_url`` is unset, the embedded Apicurio Registry is used (:mod:`infra.registry`).
+    """
+
+    wire_format: Literal["single-object", "confluent"] = Field(
+        default="single-object",
+        description="how producers frame Avro values; readers accept both formats",
+    )
+    registry_url: str | None = Field(
+        default=None,
+        description="base URL of a Confluent-compatible API (e.g. http://host:8081, or "
+        "http://host:8080/apis/ccompat/v7 for Apicurio); unset → the embedded Apicurio Registry",
+    )
+    registry_port: int = Field(
+        default=38081, ge=1024, le=65535, description="embedded Apicurio Registry HTTP port"
+    )
+    registry_heap_mb: int = Field(
+        default=384, ge=128, le=4096, description="embedded registry heap, MiB"
+    )
+    registry_start_timeout_s: float = Field(
+        default=120.0, gt=0, description="seconds to wait for the embedded registry's readiness"
+    )
+    registry_timeout_s: float = Field(
+        default=5.0, gt=0, description="per HTTP request to the registry, seconds"
+    )
+
+    @property
+    def embedded_registry(self) -> bool:
+        """True when the platform must start and own a registry (Confluent format, no URL)."""
+        return self.wire_format == "confluent" and self.registry_url is None
+
+    def registry_base_url(self) -> str:
+        """The Confluent-compatible API base URL: the configured one or the embedded registry's."""
+        if self.registry_url is not None:
+            return self.registry_url.rstrip("/")
+        return f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7"
+
+
 class Settings(BaseSettings):
     """All settings of one process. Build with ``Settings()`` in ``main()`` and pass it down."""
 
@@ -275,6 +319,7 @@ class Settings(BaseSettings):
     learning: LearningSettings = Field(default_factory=LearningSettings)
     custody: CustodySettings = Field(default_factory=CustodySettings)
     proposals: ProposalsSettings = Field(default_factory=ProposalsSettings)
+    schemas: SchemasSettings = Field(default_factory=SchemasSettings)
 
     def chdb_path(self) -> Path:
         """The chdb data directory (absolute)."""
