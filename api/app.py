@@ -37,10 +37,10 @@ from api.settings import ApiSettings
 from api.state import AppState, CommandProducer, ReaderFactory
 from api.watermarks import EndOffsets
 from schemas.catalog import load_catalog
-from schemas.codec import Codec, load_codec
+from schemas.codec import Codec
 from sinks.app import postgres_engine
 from sinks.clickhouse.owner import open_reader
-from streams.producer import DeliveryFailed, EventProducer, TopicRouter
+from streams.producer import DeliveryFailed, EventProducer, TopicRouter, codec_for, encoder_for
 from streams.settings import Settings
 
 __all__ = ["PrefixedCatalog", "create_app"]
@@ -89,11 +89,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        the_codec = codec or load_codec()
+        the_codec = codec or codec_for(settings.schemas)
         the_router = router or PrefixedCatalog(api.topic_prefix)
         bootstrap = settings.kafka.bootstrap()
         the_producer = producer or EventProducer(
-            bootstrap, the_codec, the_router, name="api",
+            bootstrap, encoder_for(settings.schemas, the_codec), the_router, name="api",
             config={"message.timeout.ms": int(api.command_timeout_s * 1000)})
         the_engine = engine or postgres_engine(settings)
         limiter = RateLimiter(api.rate_limit_per_key, api.rate_limit_per_ip)

@@ -1,7 +1,9 @@
 """The local stack behind ``lvlup up`` / ``lvlup down`` / ``lvlup status``.
 
 Kafka and Postgres are started only when the settings do not point at existing ones
-(``LVLUP_KAFKA__BOOTSTRAP_SERVERS``, ``LVLUP_POSTGRES__URL``); chdb needs no server. ``up`` is
+(``LVLUP_KAFKA__BOOTSTRAP_SERVERS``, ``LVLUP_POSTGRES__URL``); chdb needs no server. The
+Apicurio schema registry runs only for the Confluent wire format without a registry URL
+(``LVLUP_SCHEMAS__WIRE_FORMAT=confluent``; :func:`infra.registry.registry_wanted`). ``up`` is
 idempotent: running services are left alone, stale pid files are cleared.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from infra.kafka import KafkaBroker, broker_ready
 from infra.postgres import EmbeddedPostgres
 from infra.process import ensure_writable_dir, port_open
+from infra.registry import APICURIO_VERSION, EmbeddedRegistry, registry_ready, registry_wanted
 from streams.settings import Settings
 
 __all__ = ["ServiceStatus", "stack_down", "stack_status", "stack_up"]
@@ -60,6 +63,12 @@ def stack_up(settings: Settings) -> list[ServiceStatus]:
     else:
         out.append(ServiceStatus("postgres", "external", "LVLUP_POSTGRES__URL"))
     out.append(_clickhouse_status(settings))
+    if registry_wanted(settings):
+        registry = EmbeddedRegistry(settings)
+        secs = _timed(registry.start)
+        out.append(ServiceStatus("registry", "running", settings.schemas.registry_base_url(),
+                                 f"pid {registry.pid()}, Apicurio Registry {APICURIO_VERSION}",
+                                 secs))
     return out
 
 
@@ -73,6 +82,10 @@ def stack_down(settings: Settings) -> list[ServiceStatus]:
     if settings.postgres.embedded:
         stopped = EmbeddedPostgres(settings).stop()
         out.append(ServiceStatus("postgres", "stopped", f"127.0.0.1:{settings.postgres.port}",
+                                 "was running" if stopped else "was not running"))
+    if registry_wanted(settings):
+        stopped = EmbeddedRegistry(settings).stop()
+        out.append(ServiceStatus("registry", "stopped", settings.schemas.registry_base_url(),
                                  "was running" if stopped else "was not running"))
     return out
 
@@ -97,6 +110,11 @@ def stack_status(settings: Settings) -> list[ServiceStatus]:
     else:
         out.append(ServiceStatus("postgres", "external", "LVLUP_POSTGRES__URL"))
     out.append(_clickhouse_status(settings))
+    if registry_wanted(settings):
+        pid = EmbeddedRegistry(settings).pid()
+        up = pid is not None and registry_ready(settings.schemas.registry_port)
+        out.append(ServiceStatus("registry", "running" if up else "stopped",
+                                 settings.schemas.registry_base_url(), f"pid {pid}" if pid else ""))
     return out
 
 

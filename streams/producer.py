@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from schemas.codec import Codec
+from schemas.codec import Codec, load_codec
 from schemas.confluent import confluent_codec
 from streams.errors import LvlupError
 from streams.messages import message_position
@@ -40,6 +40,7 @@ __all__ = [
     "EventProducer",
     "RecordEncoder",
     "TopicRouter",
+    "codec_for",
     "encoder_for",
 ]
 
@@ -66,6 +67,16 @@ def encoder_for(settings: SchemasSettings, codec: Codec) -> RecordEncoder:
         settings.registry_base_url(), registry=codec.registry, timeout_s=settings.registry_timeout_s
     )
     return encoder
+
+
+def codec_for(settings: SchemasSettings) -> Codec:
+    """The codec a consumer decodes with: the packaged single-object codec, or — when the
+    Confluent format is configured or a registry URL is given — one that reads both framings
+    (dispatching on the first byte; Confluent ids resolved through the registry)."""
+    if settings.wire_format == "single-object" and settings.registry_url is None:
+        return load_codec()
+    codec, _ = confluent_codec(settings.registry_base_url(), timeout_s=settings.registry_timeout_s)
+    return codec
 
 
 class DeliveryFailed(LvlupError):

@@ -9,7 +9,6 @@ import threading
 import structlog
 
 from schemas.catalog import load_catalog
-from schemas.codec import load_codec
 from sinks.app import (
     CLICKHOUSE_GROUP,
     POSTGRES_GROUP,
@@ -22,6 +21,7 @@ from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.owner import OwnerServer, owner_file
 from sinks.runner import SinkRunner
 from streams.errors import LvlupError
+from streams.producer import codec_for
 from streams.settings import Settings
 
 __all__ = ["run_sinks"]
@@ -39,7 +39,7 @@ def run_sinks(settings: Settings, kind: str, stop: threading.Event, *,
     """
     if kind not in ("postgres", "clickhouse", "all"):
         raise LvlupError(f"unknown sink {kind!r}: postgres, clickhouse or all")
-    codec = load_codec()
+    codec = codec_for(settings.schemas)  # reads both framings when a registry is set
     topics = topics or list(load_catalog().names)
     runners: list[SinkRunner] = []
     clickhouse: ClickHouse | None = None

@@ -18,7 +18,7 @@ from schemas.codec import load_codec
 from sinks.clickhouse.owner import open_reader
 from streams.emit import emit_lines
 from streams.errors import LvlupError
-from streams.producer import EventProducer
+from streams.producer import EventProducer, encoder_for
 from streams.settings import Settings
 from streams.setup import create_catalog_topics, migrate_all
 
@@ -63,7 +63,8 @@ def _register_io(app: typer.Typer) -> None:
     ) -> None:
         """JSON lines → validate → Avro → Kafka; exit 0 when every line was accepted."""
         settings: Settings = ctx.obj
-        producer = EventProducer(settings.kafka.bootstrap(), load_codec(), load_catalog(),
+        producer = EventProducer(settings.kafka.bootstrap(),
+                                 encoder_for(settings.schemas, load_codec()), load_catalog(),
                                  name="lvlup-emit")
         if source == "-":
             report = emit_lines(sys.stdin, producer)

@@ -27,7 +27,7 @@ from schemas.confluent import (
 from schemas.errors import DecodeError, EncodeError, SchemaError, UnknownSchema
 from schemas.example_data import example_records
 from schemas.registry import load_registry
-from streams.producer import encoder_for
+from streams.producer import codec_for, encoder_for
 from streams.settings import SchemasSettings
 
 EXAMPLES = list(example_records())
@@ -221,6 +221,19 @@ def test_encoder_for_follows_the_wire_format_setting():
         SchemasSettings(wire_format="confluent", registry_url="http://r.test:8081/"), codec)
     assert isinstance(confluent, ConfluentEncoder)
     assert confluent.resolver.client.base_url == "http://r.test:8081"
+
+
+def test_codec_for_reads_confluent_framing_only_when_a_registry_is_configured():
+    plain = codec_for(SchemasSettings())
+    assert plain is load_codec() and plain.confluent is None
+    for settings in (SchemasSettings(wire_format="confluent"),
+                     SchemasSettings(registry_url="http://r.test:8081/")):
+        both = codec_for(settings)
+        assert both.confluent is not None
+        # single-object records still decode without asking the registry
+        record_type, _, record = EXAMPLES[0]
+        data = load_codec().encode(record_type, record)
+        assert both.decode(data)[0] == record_type
 
 
 def test_the_embedded_registry_is_wanted_only_for_confluent_without_url():
