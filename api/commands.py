@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import structlog
 
 from api.errors import JsonResponse
+from api.idempotency import body_digest, claim
 from api.operations import Call
 from sinks.failpoints import fire
 
@@ -44,9 +46,15 @@ async def publish(call: Call, record_type: str, record: dict[str, Any]) -> JsonR
 
     Raises :class:`streams.producer.DeliveryFailed` (→ 503) when the broker does not ack
     within the producer's ``message.timeout.ms`` (the API's own producer: ``command_timeout_s``),
-    ``SchemaError`` (→ 422) when the record does not encode.
+    ``SchemaError`` (→ 422) when the record does not encode. With an ``Idempotency-Key`` the
+    first attempt is claimed in Postgres first (:func:`api.idempotency.claim`: 422 for a key
+    reused with another body, 503 when Postgres is down) and a retry re-sends its record.
     """
     full = {"event_id": call.command_id, "producer": "api", **record}
+    if call.idempotency_key is not None:  # a retry re-sends the first attempt's record
+        full["occurred_at"] = await claim(call.state.engine, call.command_id,
+                                          int(time.time() * 1000),
+                                          body_digest(record_type, record))
     _failpoint(call, BEFORE_PUBLISH)
     delivery = await call.state.producer.emit_async(record_type, full)
     call.delivery = delivery

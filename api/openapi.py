@@ -71,8 +71,8 @@ _IDEMPOTENCY_KEY = {
     "description": "Makes the command retryable: the same key from the same API key to the "
     "same method and path yields the same command_id (the record's event_id), so a retry "
     "after a timeout or a crash collapses in the views. 1-255 printable ASCII characters, "
-    "no space at either end; 400 otherwise. Not stored: a reused key with another body is "
-    "another command under the same id.",
+    "no space at either end; 400 otherwise. The first attempt is stored and a retry "
+    "re-sends its record; the key reused with another body is 422 idempotency_key_reused.",
 }
 
 
@@ -112,7 +112,7 @@ def _operation(op: Operation, defs: dict[str, Any]) -> dict[str, Any]:
     if op.body_model is not None:
         errors |= {400, 413, 415, 422}
     if op.command is not None:
-        errors.add(400)
+        errors |= {400, 422}  # a malformed Idempotency-Key; a key reused with another body
     for status in sorted(errors):
         responses[str(status)] = _json(ref("Error"), _ERRORS.get(status, "Error"))
     responses["default"] = _json(ref("Error"), "Unexpected error (error shape)")

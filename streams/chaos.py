@@ -306,7 +306,7 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
 
     ``kinds`` narrows the fault kinds drawn from (default: all of :data:`FAULTS`);
     ``api_point`` is where ``kill_api`` kills the API (``after_publish``: after the ack,
-    before the answer — the retry then publishes the command a second time).
+    before the answer — the retry then publishes the same record a second time).
     Raises :class:`LvlupError` when the stack is not the embedded one (faults would hit a
     system that is not ours), for an unknown kind, or when the sinks do not catch up within
     ``timeout_s``.

@@ -19,9 +19,9 @@ exactly one ``agent_command`` row for the agent, with the 202's ``command_id`` a
 ``event_id`` (``lost`` / ``duplicated`` / ``unexpected`` = another id). Raw duplicates before
 merges are reported too. Why the ClickHouse check matters: ``events`` sorts by
 ``(record_type, agent_id, occurred_at, event_id)``, so a re-published command collapses only
-when its ``occurred_at`` is the same — true for a retry of a command killed before its send,
-not for one published twice (the ``api.after_publish`` point, or a 503 whose record was
-written after all): then ``FINAL`` keeps both rows.
+when it is the same record — which the API's key store guarantees (a retry re-sends the
+first attempt's ``occurred_at``, :mod:`api.idempotency`), also for a command published
+twice (the ``api.after_publish`` point, or a 503 whose record was written after all).
 """
 
 from __future__ import annotations
