@@ -53,7 +53,7 @@ bench: setup
 # the full fault run (issue #11): 100k events, 20 random faults, on the test stack
 chaos: setup
 	$(TEST_ENV) $(LVLUP) up
-	$(TEST_ENV) $(LVLUP) chaos --events 100000 --faults 20
+	$(TEST_ENV) $(LVLUP) chaos --events 100000 --faults 20 --write BENCHMARKS.md
 
 clean-data:
 	-$(LVLUP) down

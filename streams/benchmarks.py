@@ -1,7 +1,8 @@
 """BENCHMARKS.md: every ``lvlup bench`` figure with its goal and verdict, on this machine.
 
-``make bench`` runs each registered benchmark and rewrites the file; commit it when the
-figures change.
+``make bench`` runs each registered benchmark and ``make chaos`` the fault suite; each
+rewrites its own sections of the file and keeps the others (read back from the page's raw
+JSON block), every section stamped with when it was measured. Commit it when figures change.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,9 +44,10 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
 def render(results: dict[str, dict[str, Any]], when: datetime) -> str:
     """The Markdown page for ``results`` (bench name → its figures dict)."""
     lines = ["# Benchmarks", "",
-             f"Measured {when:%Y-%m-%d %H:%M} UTC on: {machine()}.", "",
-             "Each benchmark prints these with `lvlup bench NAME --json`; `make bench` "
-             "rewrites this page.", ""]
+             f"Written {when:%Y-%m-%d %H:%M} UTC on: {machine()}.", "",
+             "Each benchmark prints these with `lvlup bench NAME --json` (the fault suite "
+             "with `lvlup chaos --json`); `make bench` and `make chaos` rewrite their sections "
+             "of this page, each stamped `measured_at`.", ""]
     for name, figures in results.items():
         verdict = "meets its goal" if figures.get("pass") else "falls short of its goal"
         if "error" in figures:
@@ -59,6 +62,28 @@ def render(results: dict[str, dict[str, Any]], when: datetime) -> str:
     return "\n".join(lines)
 
 
+_RAW = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
+
+
+def _previous(path: Path) -> dict[str, dict[str, Any]]:
+    """The results on an existing page (its raw JSON block); {} when there is none."""
+    try:
+        match = _RAW.search(path.read_text())
+    except FileNotFoundError:
+        return {}
+    if match is None:
+        return {}
+    try:
+        data = json.loads(match.group(1))
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_benchmarks(path: Path, results: dict[str, dict[str, Any]]) -> None:
-    """Rewrite ``path`` with ``results``."""
-    path.write_text(render(results, datetime.now(UTC)))
+    """Rewrite ``path``: ``results`` (bench name → figures) stamped with the time now replace
+    their sections; the page's other sections are kept as they were."""
+    now = datetime.now(UTC)
+    stamped = {name: {**figures, "measured_at": f"{now:%Y-%m-%d %H:%M} UTC"}
+               for name, figures in results.items()}
+    path.write_text(render({**_previous(path), **stamped}, now))

@@ -128,7 +128,10 @@ def register(app: typer.Typer) -> None:
         events: Annotated[int, typer.Option(min=1000)] = 20_000,
         faults: Annotated[int, typer.Option(min=1)] = 5,
         seed: Annotated[int, typer.Option()] = 1,
+        *,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        write: Annotated[str | None, typer.Option(help="also write the figures into this "
+                                                       "Markdown file (BENCHMARKS.md)")] = None,
     ) -> None:
         """Inject faults during a stream, then check every acked event is in each view
         exactly once; exit 1 on any loss or duplicate."""
@@ -145,6 +148,12 @@ def register(app: typer.Typer) -> None:
                    "per_kind": report.results(),
                    "seconds": round(report.seconds, 1), "pass": report.ok}
         _print_flat(figures)
+        if write:
+            from pathlib import Path
+
+            from streams.benchmarks import write_benchmarks
+
+            write_benchmarks(Path(write), {"chaos": figures})
         if as_json:
             typer.echo(json.dumps({"bench": "chaos", **figures}))
         if not report.ok:

@@ -1,0 +1,29 @@
+"""BENCHMARKS.md: each writer replaces its own sections and keeps the others."""
+
+from __future__ import annotations
+
+from streams.benchmarks import _previous, write_benchmarks
+
+
+def test_sections_are_replaced_and_the_others_kept(tmp_path):
+    page = tmp_path / "BENCHMARKS.md"
+    write_benchmarks(page, {"ingest": {"platform_events_s": 1.5, "pass": True},
+                            "codec": {"max_total_us": 30.0, "pass": False}})
+    write_benchmarks(page, {"chaos": {"lost_postgres": 0, "per_kind": {"kill_api": {
+        "injected": 3}}, "pass": True}})
+    write_benchmarks(page, {"codec": {"max_total_us": 19.0, "pass": True}})
+    results = _previous(page)
+    assert list(results) == ["ingest", "codec", "chaos"]
+    assert results["codec"]["max_total_us"] == 19.0
+    assert results["chaos"]["per_kind"]["kill_api"]["injected"] == 3
+    assert all("measured_at" in figures for figures in results.values())
+    text = page.read_text()
+    assert "## chaos — meets its goal" in text and "| per_kind.kill_api.injected | 3 |" in text
+    assert "## codec — meets its goal" in text and "falls short" not in text
+
+
+def test_a_page_without_raw_json_starts_afresh(tmp_path):
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text("# Benchmarks\n\nhand-written\n")
+    write_benchmarks(page, {"sinks": {"pass": False}})
+    assert list(_previous(page)) == ["sinks"]
