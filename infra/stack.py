@@ -83,8 +83,11 @@ def stack_down(settings: Settings) -> list[ServiceStatus]:
         stopped = EmbeddedPostgres(settings).stop()
         out.append(ServiceStatus("postgres", "stopped", f"127.0.0.1:{settings.postgres.port}",
                                  "was running" if stopped else "was not running"))
-    if registry_wanted(settings):
-        stopped = EmbeddedRegistry(settings).stop()
+    registry = EmbeddedRegistry(settings)
+    # also when the format is single-object now: a registry this data dir started (a test,
+    # an earlier `up` with the Confluent format) is ours to stop
+    if registry_wanted(settings) or registry.pid() is not None:
+        stopped = registry.stop()
         out.append(ServiceStatus("registry", "stopped", settings.schemas.registry_base_url(),
                                  "was running" if stopped else "was not running"))
     return out
