@@ -10,11 +10,14 @@ on the same rows, in the same run.
 Rows are learning events (the high-volume type), ``batch`` rows per write, into a scratch
 Postgres database and a scratch chdb directory that are dropped afterwards. Both paths of a
 store first write one warm-up batch of other rows (pyarrow and psycopg pay one-time costs on
-their first calls), then the measured rows. Goal: each path ≥ 0.75 of its baseline (#4).
+their first calls), then the measured rows, batch by batch in turns (sink, baseline, sink, …)
+so both meet the same background work (merges, autovacuum, checkpoints). Goal: each path
+≥ 0.75 of its baseline (#4).
 """
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 import time
@@ -72,12 +75,6 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
     engine = create_engine(url)
     writer = PostgresWriter(engine, build_projections())
     batches = _batches(records, batch)
-    writer.write("warm-up", _batches(warm, batch)[0])
-    start = time.perf_counter()
-    for b in batches:
-        writer.write("bench", b)
-    sink_s = time.perf_counter() - start
-
     proj = next(p for p in build_projections() if p.name == "learning_logs")
     cols = list(learning_logs.columns.keys())
 
@@ -93,12 +90,8 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
     raw.execute("CREATE TABLE base (LIKE learning_logs INCLUDING ALL)")
     raw.commit()
     col_list = ", ".join(f'"{c}"' for c in cols)
-    warm_rows, rows = prepared(warm[:batch]), prepared(records)
-    start = time.perf_counter()
-    for i in [-1, *range(0, len(rows), batch)]:
-        if i == 0:
-            start = time.perf_counter()  # after the warm-up batch (i == -1)
-        chunk = warm_rows if i < 0 else rows[i:i + batch]
+
+    def baseline(chunk: list[list[Any]]) -> None:
         with raw.transaction():
             raw.execute("CREATE TEMP TABLE stage (LIKE base) ON COMMIT DROP")
             with raw.cursor() as cur, cur.copy(f"COPY stage ({col_list}) FROM STDIN") as copy:
@@ -106,7 +99,18 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
                     copy.write_row(row)
             raw.execute(f"INSERT INTO base ({col_list}) SELECT {col_list} FROM stage "  # noqa: S608
                         "ON CONFLICT (event_id) DO NOTHING")
-    base_s = time.perf_counter() - start
+
+    writer.write("warm-up", _batches(warm, batch)[0])
+    baseline(prepared(warm[:batch]))
+    chunks = [prepared(b.records) for b in batches]
+    sink_s = base_s = 0.0
+    for b, chunk in zip(batches, chunks, strict=True):  # interleaved: same conditions
+        start = time.perf_counter()
+        writer.write("bench", b)
+        sink_s += time.perf_counter() - start
+        start = time.perf_counter()
+        baseline(chunk)
+        base_s += time.perf_counter() - start
     with engine.connect() as conn:
         written = int(conn.execute(text("SELECT count(*) FROM learning_logs")).scalar_one())
         written -= len(warm[:batch])
@@ -129,15 +133,15 @@ def _ch(path: Path, warm: list[ConsumedRecord], records: list[ConsumedRecord],
         writer.write("warm-up", warm_batch)
         client.insert_arrow("lvlup.base", to_arrow(warm_batch.records),
                            dedup_token="warm")  # noqa: S106 - a dedup token, not a secret
-        start = time.perf_counter()
-        for b in batches:
-            writer.write("bench", b)
-        sink_s = time.perf_counter() - start
         tables = [to_arrow(b.records) for b in batches]
-        start = time.perf_counter()
-        for i, table in enumerate(tables):
+        sink_s = base_s = 0.0
+        for i, (b, table) in enumerate(zip(batches, tables, strict=True)):  # interleaved
+            start = time.perf_counter()
+            writer.write("bench", b)
+            sink_s += time.perf_counter() - start
+            start = time.perf_counter()
             client.insert_arrow("lvlup.base", table, dedup_token=f"base-{i}")
-        base_s = time.perf_counter() - start
+            base_s += time.perf_counter() - start
         written = int(client.query("SELECT count() FROM lvlup.events").scalar())
         written -= len(warm_batch)
     finally:
@@ -148,7 +152,22 @@ def _ch(path: Path, warm: list[ConsumedRecord], records: list[ConsumedRecord],
 
 
 def bench_sinks(settings: Settings, n: int = 100_000, batch: int = 5000) -> dict[str, Any]:
-    """Run both comparisons; returns figures per store, the goal and pass/fall short."""
+    """Run both comparisons; returns figures per store, the goal and pass/fall short.
+
+    The cyclic garbage collector is off while they run, as ``timeit`` does: this process
+    holds every row of the run (a sink holds one batch), and full collections walking them
+    would land on whichever path happened to allocate at the time.
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _bench_sinks(settings, n, batch)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _bench_sinks(settings: Settings, n: int, batch: int) -> dict[str, Any]:
     everything = _records(n + batch)
     warm, records = everything[:batch], everything[batch:]
     base = make_url(settings.postgres.sqlalchemy_url())
