@@ -25,14 +25,13 @@ from confluent_kafka.admin import AdminClient
 
 from infra.errors import EnvironmentProblem, ServiceFailed
 from infra.process import (
-    PidFile,
     ensure_port_free,
     ensure_writable_dir,
     spawn_detached,
     stop_pid,
     wait_until,
 )
-from streams.settings import Settings
+from infra.service import DetachedService
 
 __all__ = ["KafkaBroker", "broker_ready", "new_cluster_id", "resolve_kafka_jars"]
 
@@ -104,23 +103,14 @@ def new_cluster_id() -> str:
 
 
 @dataclass(frozen=True)
-class KafkaBroker:
-    """The embedded broker described by ``settings`` (ports, version, data dir, heap)."""
+class KafkaBroker(DetachedService):
+    """The embedded broker described by ``settings`` (ports, version, data dir, heap).
 
-    settings: Settings
+    Its home ``<data_dir>/kafka`` holds the config, the data (``data/``), logs and the pid file.
+    """
 
-    @property
-    def home(self) -> Path:
-        """``<data_dir>/kafka``: config, data (``data/``), logs and the pid file."""
-        return self.settings.data_dir.resolve() / "kafka"
-
-    @property
-    def pidfile(self) -> PidFile:
-        return PidFile(self.home / "broker.pid")
-
-    def pid(self) -> int | None:
-        """The live broker's pid, or None (stale pid files are removed)."""
-        return self.pidfile.read_alive()
+    HOME = "kafka"
+    PID_FILE = "broker.pid"
 
     def _write_config(self) -> Path:
         k = self.settings.kafka

@@ -30,13 +30,13 @@ import httpx
 
 from infra.errors import EnvironmentProblem, ServiceFailed
 from infra.process import (
-    PidFile,
     ensure_port_free,
     ensure_writable_dir,
     spawn_detached,
     stop_pid,
     wait_until,
 )
+from infra.service import DetachedService
 from streams.settings import Settings
 
 __all__ = [
@@ -116,23 +116,14 @@ def registry_ready(port: int, timeout_s: float = 2.0) -> bool:
 
 
 @dataclass(frozen=True)
-class EmbeddedRegistry:
-    """The Apicurio Registry described by ``settings.schemas`` (port, heap, timeouts)."""
+class EmbeddedRegistry(DetachedService):
+    """The Apicurio Registry described by ``settings.schemas`` (port, heap, timeouts).
 
-    settings: Settings
+    Its home ``<data_dir>/registry`` holds the H2 database (``db*``), the log and the pid file.
+    """
 
-    @property
-    def home(self) -> Path:
-        """``<data_dir>/registry``: the H2 database (``db*``), the log and the pid file."""
-        return self.settings.data_dir.resolve() / "registry"
-
-    @property
-    def pidfile(self) -> PidFile:
-        return PidFile(self.home / "registry.pid")
-
-    def pid(self) -> int | None:
-        """The live registry's pid, or None (stale pid files are removed)."""
-        return self.pidfile.read_alive()
+    HOME = "registry"
+    PID_FILE = "registry.pid"
 
     def _argv(self, jar: Path) -> list[str]:
         java = _require("java", "apt-get install openjdk-17-jre-headless")
