@@ -13,7 +13,6 @@ Version choice: 3.9.x, the last line with ZooKeeper-era protocol versions still 
 from __future__ import annotations
 
 import base64
-import shutil
 import signal
 import subprocess
 import uuid
@@ -23,7 +22,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from infra.errors import EnvironmentProblem, ServiceFailed
+from infra.errors import ServiceFailed
+from infra.maven import require_tool, run_maven
 from infra.process import (
     ensure_port_free,
     ensure_writable_dir,
@@ -38,13 +38,6 @@ __all__ = ["KafkaBroker", "broker_ready", "new_cluster_id", "resolve_kafka_jars"
 _MARKER = ".complete"
 
 
-def _require(tool: str, hint: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise EnvironmentProblem(f"{tool} is not installed: {hint}")
-    return path
-
-
 def resolve_kafka_jars(cache_dir: Path, version: str) -> Path:
     """Resolve the broker's jars from Maven Central into ``cache_dir/kafka/<version>/libs``.
 
@@ -55,27 +48,12 @@ def resolve_kafka_jars(cache_dir: Path, version: str) -> Path:
     libs = cache_dir / "kafka" / version / "libs"
     if (libs / _MARKER).exists():
         return libs
-    mvn = _require("mvn", "apt-get install maven (needed to fetch the Kafka broker jars)")
     libs.mkdir(parents=True, exist_ok=True)
     pom = Path(str(files("infra").joinpath("conf", "kafka-pom.xml")))
-    proc = subprocess.run(
-        [
-            mvn, "-q", "-B", "-f", str(pom),
-            f"-Dkafka.version={version}",
-            f"-DoutputDirectory={libs}",
-            "-DincludeScope=runtime",
-            "dependency:copy-dependencies",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise EnvironmentProblem(
-            f"mvn could not resolve org.apache.kafka:kafka_2.13:{version} from Maven Central "
-            f"(exit {proc.returncode}): {tail[0][:200]}"
-        )
+    run_maven(["-f", str(pom), f"-Dkafka.version={version}", f"-DoutputDirectory={libs}",
+               "-DincludeScope=runtime", "dependency:copy-dependencies"],
+              f"mvn could not resolve org.apache.kafka:kafka_2.13:{version} from Maven Central",
+              hint="needed to fetch the Kafka broker jars")
     (libs / _MARKER).write_text(version)
     return libs
 
@@ -153,7 +131,8 @@ class KafkaBroker(DetachedService):
         return path
 
     def _java(self, libs: Path) -> list[str]:
-        java = _require("java", "apt-get install openjdk-17-jre-headless (Kafka needs Java 11+)")
+        java = require_tool("java",
+                            "apt-get install openjdk-17-jre-headless (Kafka needs Java 11+)")
         return [
             java,
             f"-Xms{min(256, self.settings.kafka.heap_mb)}m",

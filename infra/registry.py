@@ -20,8 +20,6 @@ Maven Central reachable here; the pom's comment lists the two substitutions it n
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from infra.errors import EnvironmentProblem, ServiceFailed
+from infra.maven import require_tool, run_maven
 from infra.process import (
     ensure_port_free,
     ensure_writable_dir,
@@ -54,13 +53,6 @@ _MARKER = ".complete"
 _RUNNER = "lvlup-apicurio-registry-1-runner.jar"
 
 
-def _require(tool: str, hint: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise EnvironmentProblem(f"{tool} is not installed: {hint}")
-    return path
-
-
 def registry_wanted(settings: Settings) -> bool:
     """True when this checkout must run the registry (Confluent format, no registry URL)."""
     return settings.schemas.embedded_registry
@@ -78,30 +70,17 @@ def build_registry(cache_dir: Path, version: str = APICURIO_VERSION) -> Path:
     jar = build / _RUNNER
     if (build / _MARKER).exists() and jar.exists():
         return jar
-    mvn = _require("mvn", "apt-get install maven (needed to build the Apicurio Registry)")
-    _require("java", "apt-get install openjdk-17-jre-headless (Apicurio Registry needs Java 17)")
+    require_tool("java",
+                 "apt-get install openjdk-17-jre-headless (Apicurio Registry needs Java 17)")
     build.mkdir(parents=True, exist_ok=True)
     conf = files("infra").joinpath("conf")
-    proc = subprocess.run(
-        [
-            mvn, "-q", "-B",
-            "-s", str(conf.joinpath("apicurio-settings.xml")),
-            "-f", str(conf.joinpath("apicurio-pom.xml")),
-            f"-Dapicurio.version={version}",
-            f"-Dapicurio.build.dir={build}",
-            "package",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0 or not jar.exists():
-        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
-        tail = lines[:1] or (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise EnvironmentProblem(
-            f"mvn could not build io.apicurio:apicurio-registry-app:{version} "
-            f"(exit {proc.returncode}): {tail[0][:300]}"
-        )
+    what = f"io.apicurio:apicurio-registry-app:{version}"
+    run_maven(["-s", str(conf.joinpath("apicurio-settings.xml")),
+               "-f", str(conf.joinpath("apicurio-pom.xml")),
+               f"-Dapicurio.version={version}", f"-Dapicurio.build.dir={build}", "package"],
+              f"mvn could not build {what}", hint="needed to build the Apicurio Registry")
+    if not jar.exists():
+        raise EnvironmentProblem(f"mvn built {what} but left no {jar}")
     (build / _MARKER).write_text(version)
     return jar
 
@@ -126,7 +105,7 @@ class EmbeddedRegistry(DetachedService):
     PID_FILE = "registry.pid"
 
     def _argv(self, jar: Path) -> list[str]:
-        java = _require("java", "apt-get install openjdk-17-jre-headless")
+        java = require_tool("java", "apt-get install openjdk-17-jre-headless")
         s = self.settings.schemas
         return [
             java,
