@@ -60,7 +60,7 @@ from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
 from streams.errors import LvlupError
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics
-from streams.settings import Settings
+from streams.settings import Settings, child_environment
 
 __all__ = ["bench_api"]
 
@@ -196,13 +196,12 @@ def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
 def _server(settings: Settings, url: str, prefix: str, cache_s: float,
             rate_limit: str) -> Iterator[tuple[int, int]]:
     port = _free_port()
-    env = {**os.environ, "LVLUP_POSTGRES__URL": url,
-           "LVLUP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap(),
-           "LVLUP_DATA_DIR": str(settings.data_dir.resolve()), "LVLUP_LOG_LEVEL": "WARNING",
-           "LVLUP_API__PORT": str(port), "LVLUP_API__TOPIC_PREFIX": prefix,
-           "LVLUP_API__RATE_LIMIT_PER_KEY": rate_limit,
-           "LVLUP_API__RATE_LIMIT_PER_IP": rate_limit,
-           "LVLUP_API__READ_CACHE_TTL_S": str(cache_s), "LVLUP_API__KEY_CACHE_TTL_S": "60"}
+    env = child_environment({
+        "LVLUP_POSTGRES__URL": url, "LVLUP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap(),
+        "LVLUP_DATA_DIR": str(settings.data_dir.resolve()), "LVLUP_LOG_LEVEL": "WARNING",
+        "LVLUP_API__PORT": str(port), "LVLUP_API__TOPIC_PREFIX": prefix,
+        "LVLUP_API__RATE_LIMIT_PER_KEY": rate_limit, "LVLUP_API__RATE_LIMIT_PER_IP": rate_limit,
+        "LVLUP_API__READ_CACHE_TTL_S": str(cache_s), "LVLUP_API__KEY_CACHE_TTL_S": "60"})
     proc = subprocess.Popen([sys.executable, "-m", "api.server"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

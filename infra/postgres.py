@@ -28,7 +28,7 @@ import psycopg
 
 from infra.errors import EnvironmentProblem, ServiceFailed
 from infra.process import ensure_port_free, ensure_writable_dir, port_open
-from streams.settings import Settings
+from streams.settings import Settings, tool_environment
 
 __all__ = ["EmbeddedPostgres", "postgres_bin_dir"]
 
@@ -111,7 +111,7 @@ class EmbeddedPostgres:
             text=True,
             check=False,
             cwd=self.home,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"},
+            env=tool_environment({"LC_ALL": "C", "TZ": "UTC"}),
             **self._run_as(),
         )
         if check and proc.returncode != 0:

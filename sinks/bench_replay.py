@@ -15,9 +15,7 @@ Goal (issue #10): rebuild ≥ 0.5 × ingest, and the certificate says equal.
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +36,8 @@ from streams.kafka_admin import TopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.sample import SampleStream
 from streams.settings import Settings
-from streams.supervisor import ChildSpec, Supervisor
+from streams.sinks_process import sink_children
+from streams.supervisor import Supervisor
 
 __all__ = ["GOAL_RATIO", "bench_replay"]
 
@@ -131,13 +130,10 @@ def _ingest(settings: Settings, engine: Any, *, prefix: str, suffix: str, url: s
             scratch: Path, events: int, warmup: int) -> float:
     """Seconds from the first send of ``events`` records until both sinks stored them."""
     topics = [prefix + t.name for t in load_catalog().topics]
-    env = {**os.environ, "LVLUP_POSTGRES__URL": url, "LVLUP_DATA_DIR": str(scratch),
-           "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch / "ch"),
-           "LVLUP_SINKS__MAX_WAIT_MS": "50"}
-    lvlup = (sys.executable, "-m", "streams.cli", "sink")
-    opts = ("--topics", ",".join(topics), "--group-suffix", suffix)
-    sup = Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
-                      ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env, scratch / "run")
+    sup = sink_children(topics, suffix, scratch / "run",
+                        {"LVLUP_POSTGRES__URL": url, "LVLUP_DATA_DIR": str(scratch),
+                         "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch / "ch"),
+                         "LVLUP_SINKS__MAX_WAIT_MS": "50"})
     codec = load_codec()
     producer = EventProducer(settings.kafka.bootstrap(), codec, _Prefixed(prefix),
                              name="bench-replay")

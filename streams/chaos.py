@@ -30,7 +30,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -64,8 +63,9 @@ from streams.kafka_admin import (
     end_offsets,
 )
 from streams.sample import SampleStream
-from streams.settings import Settings, child_environment
-from streams.supervisor import ChildSpec, Supervisor
+from streams.settings import Settings
+from streams.sinks_process import sink_children
+from streams.supervisor import Supervisor
 
 __all__ = ["FAULTS", "ChaosReport", "fault_schedule", "run_chaos"]
 
@@ -170,14 +170,10 @@ def scratch_sinks(scratch: _Scratch, purpose: str, run_dir: Path,
     """A (not yet started) supervisor of one Postgres and one ClickHouse sink process over
     ``scratch``'s topic, database and chdb directory, in consumer groups suffixed
     ``.<purpose>.<run id>``; ``overrides`` add ``LVLUP_*`` settings for the children."""
-    env = child_environment({"LVLUP_POSTGRES__URL": scratch.url,
-                             "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
-                             **(overrides or {})})
-    lvlup = (sys.executable, "-m", "streams.cli", "sink")
-    opts = ("--topics", ",".join(scratch.topics),
-            "--group-suffix", f".{purpose}.{scratch.run_id}")
-    return Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
-                       ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))], env, run_dir)
+    return sink_children(scratch.topics, f".{purpose}.{scratch.run_id}", run_dir,
+                         {"LVLUP_POSTGRES__URL": scratch.url,
+                          "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
+                          **(overrides or {})})
 
 
 def cleanup(settings: Settings, scratch: _Scratch) -> None:

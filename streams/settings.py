@@ -29,6 +29,8 @@ __all__ = [
     "SchemasSettings",
     "Settings",
     "SinkSettings",
+    "child_environment",
+    "tool_environment",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -332,6 +334,13 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Pid files, logs and configs of the processes the stack starts (absolute)."""
         return (self.data_dir / "run").resolve()
+
+
+def tool_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment for an external tool (initdb, pg_ctl): only this process's
+    ``PATH`` (``/usr/bin:/bin`` if unset), with ``extra`` on top — no ``LVLUP_*`` settings,
+    no locale or proxy variables leaking into the tool."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(extra or {})}
 
 
 def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -4,7 +4,10 @@ the API and ``lvlup sql`` (docs/ARCHITECTURE.md, "chdb ownership")."""
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import structlog
 
@@ -22,9 +25,10 @@ from sinks.clickhouse.owner import OwnerServer, owner_file
 from sinks.runner import SinkRunner
 from streams.errors import LvlupError
 from streams.producer import codec_for
-from streams.settings import Settings
+from streams.settings import Settings, child_environment
+from streams.supervisor import ChildSpec, Supervisor
 
-__all__ = ["run_sinks"]
+__all__ = ["run_sinks", "sink_children"]
 
 log = structlog.get_logger(__name__)
 
@@ -87,3 +91,16 @@ def run_sinks(settings: Settings, kind: str, stop: threading.Event, *,
             clickhouse.close()
     if errors:
         raise errors[0]
+
+
+def sink_children(topics: Sequence[str], group_suffix: str, run_dir: Path,
+                  overrides: Mapping[str, str] | None = None) -> Supervisor:
+    """A (not yet started) supervisor of one Postgres and one ClickHouse sink process
+    (``lvlup sink postgres|clickhouse``) over ``topics``, their consumer groups suffixed with
+    ``group_suffix``; ``overrides`` are ``LVLUP_*`` settings for the children (a scratch
+    database, chdb directory, batch window). Isolated runs use it: chaos, the benchmarks."""
+    lvlup = (sys.executable, "-m", "streams.cli", "sink")
+    opts = ("--topics", ",".join(topics), "--group-suffix", group_suffix)
+    return Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
+                       ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))],
+                      child_environment(overrides), run_dir)
