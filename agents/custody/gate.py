@@ -25,7 +25,7 @@ from typing import Any
 
 from agents.custody.stats import Z_95, wilson_lower
 
-__all__ = ["GateDecision", "GatePolicy", "PositionedRun", "eligible"]
+__all__ = ["GateDecision", "GatePolicy", "PositionedRun", "eligible", "window_runs"]
 
 _DAY_MS = 86_400_000
 
@@ -74,9 +74,13 @@ def _millis(value: Any) -> int:
     return int(value)
 
 
-def _window(
+def window_runs(
     agent_id: str, runs: Iterable[PositionedRun], at_ms: int, policy: GatePolicy
 ) -> list[PositionedRun]:
+    """The runs the gate counts for a proposal of ``agent_id`` made at ``at_ms`` (ms since the
+    epoch): the agent's, inside ``at_ms - window_ms < occurred_at <= at_ms``, of the policy's
+    categories, one per event id (a redelivered run counts once), newest first, at most
+    ``window_runs``."""
     first: dict[str, PositionedRun] = {}
     for run in sorted(runs, key=lambda r: (r.topic, r.partition, r.offset)):
         rec = run.record
@@ -100,7 +104,7 @@ def eligible(
     """Decide whether ``agent_id`` may submit a proposal whose event time is ``at_ms``
     (milliseconds since the Unix epoch). Pure: the answer depends only on the arguments."""
     policy = policy or GatePolicy()
-    window = _window(agent_id, runs, at_ms, policy)
+    window = window_runs(agent_id, runs, at_ms, policy)
     cited = [
         {"topic": r.topic, "partition": r.partition, "offset": r.offset,
          "run_id": r.record["run_id"]}

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import datetime
-from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,13 +24,6 @@ from streams.kafka_admin import topic_partitions
 __all__ = ["RunIndex"]
 
 log = structlog.get_logger(__name__)
-
-
-def _millis(value: Any) -> int:
-    """An ``occurred_at`` as decoded (datetime or ms) in ms since the epoch."""
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)
 
 
 class RunIndex:
@@ -49,12 +40,6 @@ class RunIndex:
     def runs(self, agent_id: str) -> list[PositionedRun]:
         """The agent's runs read so far, in read order."""
         return list(self.by_agent.get(agent_id, ()))
-
-    def has_run(self, agent_id: str, at_ms: int, window_ms: int) -> bool:
-        """Is a run of ``agent_id`` read so far inside the gate's window for a proposal made at
-        ``at_ms`` (``at_ms - window_ms < occurred_at <= at_ms``, ms since the epoch)?"""
-        return any(at_ms - window_ms < _millis(run.record["occurred_at"]) <= at_ms
-                   for run in self.by_agent.get(agent_id, ()))
 
     async def start(self) -> None:
         """Assign every partition of the topic from its beginning (a missing topic: none)."""

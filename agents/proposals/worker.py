@@ -40,6 +40,7 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 
+from agents.custody.gate import window_runs
 from agents.custody.replay import read_topics
 from agents.custody.worker import client_infer
 from agents.proposals.draft import run_drafts
@@ -125,7 +126,7 @@ class ProposalsWorker:
         ``agent_id`` that the gate would count for a proposal made at ``at_ms`` (inside the
         policy's window)? The drafts wait for it (:mod:`agents.proposals.draft`)."""
         await self.runs.catch_up()
-        return self.runs.has_run(agent_id, at_ms, self.policy.gate.window_ms)
+        return bool(window_runs(agent_id, self.runs.runs(agent_id), at_ms, self.policy.gate))
 
     def is_submitted(self, proposal_id: str) -> bool:
         """Is ``proposal_id`` already on the submitted topic (as rebuilt and consumed)?"""

@@ -167,20 +167,26 @@ def test_draft_interval_and_friends_come_from_the_environment(monkeypatch):
 def test_custody_evidence_is_a_run_of_the_agent_inside_the_gate_window():
     from datetime import UTC, datetime
 
-    from agents.custody.gate import PositionedRun
+    from agents.custody.gate import GatePolicy, PositionedRun, window_runs
     from agents.proposals.runindex import RunIndex
 
     from .support import DAY, run_result
 
     index = RunIndex("127.0.0.1:1", load_codec(), "runs")  # nothing read from Kafka here
+    policy = GatePolicy(window_ms=14 * DAY)
+
+    def has_run(agent_id: str, at_ms: int) -> bool:  # what ProposalsWorker.has_evidence asks
+        return bool(window_runs(agent_id, index.runs(agent_id), at_ms, policy))
+
     at = 30 * DAY
     index.by_agent["a"].append(PositionedRun(run_result("a", occurred_at=at - 20 * DAY),
                                              "runs", 0, 0))
-    assert not index.has_run("a", at, 14 * DAY)  # too old for the gate
+    assert not has_run("a", at)  # too old for the gate
     late = run_result("a", occurred_at=at + 1)
     index.by_agent["a"].append(PositionedRun(late, "runs", 0, 1))
-    assert not index.has_run("a", at, 14 * DAY)  # after the proposal: not counted either
-    assert index.has_run("a", at + 1, 14 * DAY) and not index.has_run("b", at + 1, 14 * DAY)
-    decoded = {**late, "occurred_at": datetime.fromtimestamp((at - DAY) / 1000, tz=UTC)}
+    assert not has_run("a", at)  # after the proposal: not counted either
+    assert has_run("a", at + 1) and not has_run("b", at + 1)
+    decoded = {**late, "event_id": "decoded", "agent_id": "b",
+               "occurred_at": datetime.fromtimestamp((at - DAY) / 1000, tz=UTC)}
     index.by_agent["b"].append(PositionedRun(decoded, "runs", 0, 2))
-    assert index.has_run("b", at, 14 * DAY)
+    assert has_run("b", at)
