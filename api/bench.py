@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -53,6 +52,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from api.auth import Scope, create_key
+from infra.process import free_port
 from schemas.catalog import load_catalog
 from sinks.postgres.migrate import upgrade
 from sinks.postgres.views import build_projections
@@ -154,12 +154,6 @@ def _summary(name: str, route: str, phase: _Phase, seconds: float) -> dict[str, 
             "met": phase.errors == 0 and rps >= goal_rps and p99 <= goal_p99}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
     base = make_url(settings.postgres.sqlalchemy_url())
@@ -195,7 +189,7 @@ def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
 @contextmanager
 def _server(settings: Settings, url: str, prefix: str, cache_s: float,
             rate_limit: str) -> Iterator[tuple[int, int]]:
-    port = _free_port()
+    port = free_port()
     env = child_environment({
         "LVLUP_POSTGRES__URL": url, "LVLUP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap(),
         "LVLUP_DATA_DIR": str(settings.data_dir.resolve()), "LVLUP_LOG_LEVEL": "WARNING",

@@ -24,6 +24,7 @@ __all__ = [
     "PidFile",
     "ensure_port_free",
     "ensure_writable_dir",
+    "free_port",
     "port_open",
     "spawn_detached",
     "stop_pid",
@@ -118,6 +119,14 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
             return True
     except OSError:
         return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port the OS reports free on ``host`` now (bind to port 0; another process may
+    still take it before the caller binds it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def ensure_port_free(port: int, what: str, setting: str) -> None:

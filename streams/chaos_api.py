@@ -26,7 +26,6 @@ twice (the ``api.after_publish`` point, or a 503 whose record was written after 
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from api.auth import Scope, create_key
 from api.commands import BEFORE_PUBLISH
+from infra.process import free_port
 from schemas.catalog import load_catalog
 from sinks.clickhouse.client import ChdbClient
 from sinks.failpoints import arm
@@ -94,12 +94,6 @@ class _Sent:
     acked: dict[str, str] = field(default_factory=dict)  # agent → command_id of the 202
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def api_topics(prefix: str) -> list[tuple[str, int]]:
     """``(topic, partitions)`` of what the API child writes under ``prefix``."""
     catalog = load_catalog()
@@ -115,7 +109,7 @@ class ApiLoad:
                  run_dir: Path, rate: float = 4.0, point: str = BEFORE_PUBLISH) -> None:
         self.run_id, self.db_url, self.failpoints = run_id, db_url, failpoints
         self.point = point
-        self.port = _free_port()
+        self.port = free_port()
         self.interval_s = 1.0 / rate
         env = child_environment({"LVLUP_POSTGRES__URL": db_url,
                                  "LVLUP_API__TOPIC_PREFIX": prefix,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infra.process import free_port
+
 pytestmark = pytest.mark.integration
 
 LVLUP = Path(sys.executable).parent / "lvlup"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.timeout(120)
 def test_lvlup_api_serves_on_the_given_port_and_stops_on_sigterm(api_env, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LVLUP_POSTGRES__URL": api_env.url,
            "LVLUP_KAFKA__BOOTSTRAP_SERVERS": api_env.settings.kafka.bootstrap(),
            "LVLUP_API__SINK_GROUP": api_env.group, "LVLUP_LOG_LEVEL": "WARNING"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from api.auth import Scope, create_key
+from infra.process import free_port
 from schemas.codec import load_codec
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
@@ -44,17 +44,11 @@ def views_db(pg_db):
     return pg_db, token
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def api_url(views_db, tmp_path):
     """``(base URL, read token)`` of a running ``lvlup api`` on the views database."""
     db_url, token = views_db
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LVLUP_POSTGRES__URL": db_url,
            "LVLUP_CLICKHOUSE__CHDB_PATH": str(tmp_path / "ch")}
     log = tmp_path / "api.log"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from infra.process import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_lvlup_run_does_its_real_work(stack, tmp_path):
-    port = _free_port()
+    port = free_port()
     # draft slots shorter than the run: a slot starts during every run, so its drafts are new
     # even when an earlier run drafted the slot it started in (ids are per agent and slot)
     env = {**os.environ, "COLUMNS": "200", "LVLUP_LEARNING__INTERVAL_S": "3600",
