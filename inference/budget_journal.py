@@ -32,7 +32,8 @@ from confluent_kafka import TopicPartition as CkTopicPartition
 
 from inference.budget import BudgetLedger, BudgetPolicy
 from schemas.codec import Codec
-from streams.kafka_admin import end_offsets
+from streams.errors import LvlupError
+from streams.kafka_admin import end_offsets, transient_retry
 
 __all__ = ["BUDGET_RECORD", "JournaledLedger", "restore", "restore_start_ms", "tail"]
 
@@ -133,14 +134,21 @@ def restore(ledger: JournaledLedger, bootstrap: str, codec: Codec, topic: str, *
 
     Returns the end offsets read to (partition → offset), where :func:`tail` continues.
     Raises ``SchemaError`` on an undecodable record (the ledger's own topic holds only what
-    :class:`JournaledLedger` wrote; a foreign record is a bug to stop on, not to skip).
+    :class:`JournaledLedger` wrote; a foreign record is a bug to stop on, not to skip), and
+    :class:`~streams.errors.LvlupError` when ``topic`` does not exist. Transient broker errors
+    on the offset lookup are retried (:func:`streams.kafka_admin.transient_retry`).
     """
     ends = end_offsets(bootstrap, topic)
+    if not ends:
+        # confluent-kafka >= 2.16 refuses an empty list (_INVALID_ARG) where older ones
+        # answered []; a ledger topic without partitions does not exist: fail with the cause
+        raise LvlupError(f"the budget-ledger topic {topic} does not exist "
+                         "(lvlup topics create)")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lvlup.inference.restore",
                          "enable.auto.commit": False})
     try:
-        starts = consumer.offsets_for_times(
-            [CkTopicPartition(topic, p, since_ms) for p in ends], timeout=timeout_s)
+        starts = transient_retry(timeout_s)(lambda: consumer.offsets_for_times(
+            [CkTopicPartition(topic, p, since_ms) for p in ends], timeout=timeout_s))
         for tp in starts:
             high = ends[tp.partition]
             start = tp.offset if tp.offset >= 0 else high  # -1: nothing that recent

@@ -213,4 +213,5 @@ def make_router(plan: RouterPlan) -> Router | None:
         return None
     from litellm.router import Router
 
-    return Router(**plan.router_kwargs())
+    router: Router = Router(**plan.router_kwargs())  # litellm >= 1.100 types __init__ loosely
+    return router

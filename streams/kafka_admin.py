@@ -18,7 +18,10 @@ from confluent_kafka.cimpl import NewTopic
 
 from streams.errors import LvlupError
 
-__all__ = ["TopicSpec", "create_topics", "delete_topics", "end_offsets", "topic_partitions"]
+__all__ = [
+    "TopicSpec", "create_topics", "delete_topics", "end_offsets", "is_transient",
+    "topic_partitions", "transient_retry",
+]
 
 
 @dataclass(frozen=True)
@@ -129,15 +132,20 @@ _TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILAB
               KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
 
 
-def _transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``KafkaException`` whose error a retry can clear (:data:`_TRANSIENT`:
+    no leader yet, timeouts, transport, a group coordinator moving or loading)."""
     return (isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError)
             and exc.args[0].code() in _TRANSIENT)
 
 
-def _retrying(timeout_s: float) -> tenacity.Retrying:
-    """Retries transient errors (:data:`_TRANSIENT`) for up to ``3 × timeout_s`` seconds."""
+def transient_retry(timeout_s: float) -> tenacity.Retrying:
+    """The one retry policy for admin and offset reads: retries transient Kafka errors
+    (:func:`is_transient`) with exponential backoff (0.1 s doubling, at most 2 s between tries)
+    for up to ``3 × timeout_s`` seconds, then re-raises the last error. Call it with the
+    function: ``transient_retry(10.0)(lambda: consumer.committed(tps, timeout=10.0))``."""
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(_transient),
+        retry=tenacity.retry_if_exception(is_transient),
         stop=tenacity.stop_after_delay(timeout_s * 3),
         wait=tenacity.wait_exponential(multiplier=0.1, max=2),
         reraise=True,
@@ -166,7 +174,7 @@ def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int
         return out
 
     try:
-        return _retrying(timeout_s)(read)
+        return transient_retry(timeout_s)(read)
     finally:
         consumer.close()
 
@@ -185,7 +193,7 @@ def committed_offsets(bootstrap: str, group: str, partitions: Iterable[tuple[str
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False})
     try:
-        got = _retrying(timeout_s)(lambda: consumer.committed(wanted, timeout=timeout_s))
+        got = transient_retry(timeout_s)(lambda: consumer.committed(wanted, timeout=timeout_s))
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): tp.offset for tp in got}

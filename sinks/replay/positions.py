@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from sinks.records import TopicPartitionKey
 from sinks.replay.plan import Span
 from streams.errors import LvlupError
-from streams.kafka_admin import topic_partitions
+from streams.kafka_admin import topic_partitions, transient_retry
 
 __all__ = ["admin_client", "committed_offsets", "log_bounds", "offsets_at", "partitions_of"]
 
@@ -39,11 +39,15 @@ def _list(bootstrap: str, tps: Sequence[TopicPartitionKey], spec: OffsetSpec,
     if not tps:
         return {}
     admin = admin_client(bootstrap)
-    futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in tps},
-                                 request_timeout=timeout_s)
-    try:
+
+    def read() -> dict[TopicPartitionKey, int]:
+        futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in tps},
+                                     request_timeout=timeout_s)
         return {(tp.topic, tp.partition): int(f.result(timeout=timeout_s).offset)
                 for tp, f in futures.items()}
+
+    try:
+        return transient_retry(timeout_s)(read)
     except KafkaException as exc:
         raise LvlupError(f"listing offsets failed: {exc.args[0]}") from exc
 
@@ -66,8 +70,8 @@ def offsets_at(bootstrap: str, tps: Sequence[TopicPartitionKey], when_ms: int,
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lvlup-replay-probe-"
                          f"{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
     try:
-        found = consumer.offsets_for_times([TopicPartition(t, p, when_ms) for t, p in tps],
-                                           timeout=timeout_s)
+        found = transient_retry(timeout_s)(lambda: consumer.offsets_for_times(
+            [TopicPartition(t, p, when_ms) for t, p in tps], timeout=timeout_s))
     except KafkaException as exc:
         raise LvlupError(f"offsets_for_times failed: {exc.args[0]}") from exc
     finally:
@@ -80,12 +84,15 @@ def offsets_at(bootstrap: str, tps: Sequence[TopicPartitionKey], when_ms: int,
 def committed_offsets(bootstrap: str, group: str, tps: Sequence[TopicPartitionKey] = (),
                       timeout_s: float = 30.0) -> dict[TopicPartitionKey, int]:
     """Kafka's committed offsets of ``group`` (of ``tps``, or of every partition it has
-    committed); partitions without a commit are left out."""
+    committed); partitions without a commit are left out. Transient errors (``NOT_COORDINATOR``
+    while the coordinator loads after a broker start, timeouts) are retried
+    (:func:`streams.kafka_admin.transient_retry`); others raise :class:`LvlupError`."""
     if tps:  # a consumer that never subscribes does not join the group
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                              "enable.auto.commit": False})
         try:
-            found = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=timeout_s)
+            found = transient_retry(timeout_s)(lambda: consumer.committed(
+                [TopicPartition(t, p) for t, p in tps], timeout=timeout_s))
         except KafkaException as exc:
             raise LvlupError(f"reading the offsets of group {group} failed: "
                              f"{exc.args[0]}") from exc
@@ -93,10 +100,14 @@ def committed_offsets(bootstrap: str, group: str, tps: Sequence[TopicPartitionKe
             consumer.close()
     else:
         admin = admin_client(bootstrap)
-        futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                    request_timeout=timeout_s)
+
+        def read() -> list[TopicPartition]:
+            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                        request_timeout=timeout_s)
+            return futures[group].result(timeout=timeout_s).topic_partitions or []
+
         try:
-            found = futures[group].result(timeout=timeout_s).topic_partitions or []
+            found = transient_retry(timeout_s)(read)
         except KafkaException as exc:
             raise LvlupError(f"reading the offsets of group {group} failed: "
                              f"{exc.args[0]}") from exc
