@@ -7,7 +7,8 @@ Pure functions on typed records; the Faust/Kafka wiring comes later and only cal
 * :mod:`~agents.custody.scorers` — deterministic scorers, helped by
   :mod:`~agents.custody.extract` (code/JSON/letters from answers) and
   :mod:`~agents.custody.security` (bandit).
-* :mod:`~agents.custody.sandbox` — running untrusted code with limits and no network.
+* :mod:`~agents.custody.sandbox` — running untrusted code in bubblewrap with cgroup limits,
+  seccomp and no network; refuses (``SandboxUnavailable``) rather than run unconfined.
 * :mod:`~agents.custody.planning` — adaptive, reproducible item selection;
   :mod:`~agents.custody.runs` — item and run records with Wilson verdicts
   (:mod:`~agents.custody.stats`).
@@ -21,7 +22,13 @@ Importing builds nothing: loaders are cached functions (``load_bank``, ``read_hu
 
 from agents.custody.bank import Bank, load_bank
 from agents.custody.elo import batch_update, elo_update, expected_score
-from agents.custody.errors import BankError, CustodyError, SandboxError
+from agents.custody.errors import (
+    BankError,
+    CustodyError,
+    RunVoided,
+    SandboxError,
+    SandboxUnavailable,
+)
 from agents.custody.gate import GateDecision, GatePolicy, PositionedRun, eligible
 from agents.custody.items import Category, Item, ScoreResult, Tier, tier_for_level
 from agents.custody.planning import ALL, plan_run
@@ -62,9 +69,11 @@ __all__ = [
     "Recommendation",
     "RunContext",
     "RunSummary",
+    "RunVoided",
     "SandboxError",
     "SandboxLimits",
     "SandboxResult",
+    "SandboxUnavailable",
     "ScoreResult",
     "Tier",
     "apply_run",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import ast
 import re
-import secrets
 import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,10 +44,10 @@ from agents.custody.extract import (
     final_answer_candidates,
 )
 from agents.custody.items import Item, ScoreResult
-from agents.custody.sandbox import SandboxLimits, SandboxResult, run_python
+from agents.custody.sandbox import MARKER_FD, SandboxLimits, SandboxResult, run_python
 from agents.custody.security import bandit_issues
 
-__all__ = ["REQUIRED_PARAMS", "SCORER_VERSIONS", "Runner", "build_program", "score"]
+__all__ = ["DONE_MARK", "REQUIRED_PARAMS", "SCORER_VERSIONS", "Runner", "build_program", "score"]
 
 #: Runs a program; :func:`agents.custody.sandbox.run_python` or a stand-in with its signature.
 Runner = Callable[..., SandboxResult]
@@ -75,7 +74,9 @@ def score(item: Item, answer: str, *, runner: Runner = run_python) -> ScoreResul
     """Grade ``answer`` to ``item`` with the item's scorer kind.
 
     ``runner`` executes code for ``code_tests`` and ``bandit_fix``. Raises :class:`KeyError`
-    for an unknown kind (the bank loader has already rejected those).
+    for an unknown kind (the bank loader has already rejected those) and
+    :class:`~agents.custody.errors.SandboxError` (``SandboxUnavailable``) when the code
+    cannot be run in isolation — never a failing grade for that.
     """
     kind = item.scorer
     version = f"{kind}/{SCORER_VERSIONS[kind]}"
@@ -138,23 +139,27 @@ def _json_schema(params: Mapping[str, Any], answer: str, _: Runner) -> _Outcome:
     return _binary(True, "valid against the schema")
 
 
-_HARNESS = (
-    "def _lvlup_done(_nonce=__import__('sys').stdin.readline().strip()):\n    print(_nonce)\n"
-)
+#: What a code item's program writes to ``MARKER_FD`` after its last test.
+DONE_MARK = "lvlup:tests-done"
+_DONE = f"\n__import__('os').write({MARKER_FD}, b'{DONE_MARK}')\n"
 
 
 def build_program(params: Mapping[str, Any], code: str) -> str:
     """The program a code item runs: answer code, then ``tests`` (and ``check(entry_point)``),
-    then a call printing a nonce the program reads from stdin before the answer runs.
+    then a statement writing :data:`DONE_MARK` to descriptor
+    :data:`~agents.custody.sandbox.MARKER_FD`.
 
     With a ``prompt`` (HumanEval style), an answer that defines ``entry_point`` is appended to
     the prompt (its helper functions and imports stay available; the stub is redefined); an
     answer without that ``def`` is taken as the body completing the prompt.
 
-    The nonce makes an answer that ends the process early (``sys.exit(0)``, ``os._exit(0)``)
-    fail: the tests did not all run. It is not in the source, but code in the same process can
-    still dig it out (frames, ``gc``), so this stops accidents and lazy gaming, not a
-    determined adversary.
+    The mark makes an answer that ends the process early (``sys.exit(0)``, ``os._exit(0)``)
+    fail: the tests did not all run. It travels on its own descriptor to a file outside the
+    sandbox, never on stdout, and there is no secret in the process to find: printing
+    anything, the program's own source included, cannot pass. Code in the same process that
+    knows this protocol can still write the mark itself, as it can defeat ``assert`` with an
+    object whose ``__eq__`` is always true — in-process tests stop accidents and lazy gaming,
+    not a determined adversary (grading outside the process is the fix for that).
     """
     prompt = str(params.get("prompt", ""))
     entry = params.get("entry_point")
@@ -164,10 +169,10 @@ def build_program(params: Mapping[str, Any], code: str) -> str:
         program = prompt + body
     else:
         program = f"{prompt}\n\n{code}" if prompt else code
-    program = _HARNESS + "\n" + program + "\n\n" + str(params["tests"]) + "\n"
+    program = program + "\n\n" + str(params["tests"]) + "\n"
     if params.get("check") and entry:
         program += f"\ncheck({entry})\n"
-    program += "\n_lvlup_done()\n"
+    program += _DONE
     future = re.findall(r"^from __future__ import [^\n]*$", program, re.M)
     if future:  # must stay the first statements of the module
         rest = re.sub(r"^from __future__ import [^\n]*$", "", program, flags=re.M)
@@ -176,12 +181,13 @@ def build_program(params: Mapping[str, Any], code: str) -> str:
 
 
 def _run(params: Mapping[str, Any], code: str, runner: Runner) -> tuple[bool, str]:
+    """Run the item's program; raises what ``runner`` raises (``SandboxUnavailable``: the
+    trial is voided by the worker, never failed)."""
     cpu = int(params.get("cpu_seconds", 5))
     # CPU time decides; the wall limit only catches sleepers, so it is generous for busy hosts
     limits = SandboxLimits(cpu_seconds=cpu, wall_seconds=cpu * 4.0 + 5.0)
-    nonce = secrets.token_hex(16)
-    result = runner(build_program(params, code), limits=limits, stdin=f"{nonce}\n".encode())
-    finished = result.stdout.rstrip().endswith(nonce)
+    result = runner(build_program(params, code), limits=limits, stdin=b"")
+    finished = result.marker == DONE_MARK
     if result.passed and finished:
         return True, f"tests passed in {result.duration_ms} ms"
     if result.passed:

@@ -7,8 +7,11 @@ Pure core :func:`run_custody` (collaborators injected in :class:`CustodyDeps`, a
 2. per item × epoch (:func:`~agents.custody.runs.trials`, seed per trial), ask the model
    (temperature 0, the trial's seed) and grade the answer with
    :func:`~agents.custody.scorers.score` in a thread (code items run in the blocking sandbox);
-   emit one ``custody_item_result`` per trial. An inference failure is a failed trial (score
-   0, ``detail`` says why), never a failed run;
+   one ``custody_item_result`` per trial, emitted once every trial is graded. An inference
+   outage or a sandbox that cannot be set up is not the agent's failure: it voids the run
+   (:class:`~agents.custody.errors.RunVoided`, nothing emitted), and the worker retries the
+   request with back-off, then ends uncommitted so it is redelivered. An inference error
+   about this answer (blocked, truncated, invalid output) is a failed trial;
 3. emit the ``custody_run_result`` (one per category; a request names one category), apply it
    with :func:`~agents.custody.progression.apply_run` and emit ``agent_level_changed`` when
    the level changes.
@@ -23,8 +26,8 @@ a time, and commits after every record of the run is acked. States (levels, XP, 
 ratings of agents and items) live in memory and are rebuilt at start from the log
 (:mod:`agents.custody.replay`); a request whose ``run_id`` was
 already applied is skipped. Undecodable or invalid requests (unknown category, no items) go to
-``lvlup.agents.custody.dlq``; anything else (Kafka down, sandbox setup broken) ends the process
-so the supervisor restarts it.
+``lvlup.agents.custody.dlq``; anything else (Kafka down, a bug) ends the process so the
+supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from aiokafka import ConsumerRecord
 from confluent_kafka import Producer
 
 from agents.custody.bank import Bank, load_bank
-from agents.custody.errors import BankError
+from agents.custody.errors import BankError, RunVoided, SandboxUnavailable
 from agents.custody.items import Category, Item, ScoreResult
 from agents.custody.planning import plan_run
 from agents.custody.progression import Progress, apply_run
@@ -50,7 +53,8 @@ from agents.custody.runs import RunContext, item_result_record, summarize_run, t
 from agents.custody.schedule import Schedule, run_schedule
 from agents.custody.scorers import SCORER_VERSIONS, score
 from agents.custody.state import AgentState
-from inference.client import InferenceClient
+from inference.client import InferenceClient, InferenceFailed, InferenceTimeout
+from inference.errors import RETRYABLE_CODES
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
@@ -60,8 +64,8 @@ from streams.serial import consume_serially, stop_on_signals
 from streams.settings import Settings
 
 __all__ = [
-    "CUSTODY_GROUP", "MODEL_SEED_MASK", "RUN_HISTORY", "CustodyDeps", "CustodyWorker", "RunOutcome",
-    "client_infer", "run_custody", "serve",
+    "CUSTODY_GROUP", "MODEL_SEED_MASK", "OUTAGE_CODES", "RUN_HISTORY", "CustodyDeps",
+    "CustodyWorker", "RunOutcome", "client_infer", "run_custody", "serve",
 ]  # fmt: skip
 
 CUSTODY_GROUP = "lvlup.agents.custody"
@@ -69,6 +73,8 @@ CUSTODY_GROUP = "lvlup.agents.custody"
 RUN_HISTORY = 10_000
 #: The model takes 32-bit seeds (``inference.types``): a trial's 63-bit seed is masked to this.
 MODEL_SEED_MASK = 2**32 - 1
+#: ``InferenceFailed`` codes that mean the model could not be asked (void, not failed).
+OUTAGE_CODES = frozenset(RETRYABLE_CODES) | {"model_unavailable", "budget_exceeded"}
 log = structlog.get_logger(__name__)
 
 
@@ -78,7 +84,10 @@ class CustodyDeps:
 
     ``infer(agent_id, prompt, max_tokens, seed)`` (``seed``: the trial's seed masked with
     :data:`MODEL_SEED_MASK`) returns the model's answer text (temperature
-    0) or raises (any :class:`Exception` makes the trial a failure); ``emit(record_type,
+    0) or raises — :class:`~inference.client.InferenceTimeout`, :class:`TimeoutError`,
+    :class:`ConnectionError` or :class:`~inference.client.InferenceFailed` with a code in
+    :data:`OUTAGE_CODES` void the run; another ``InferenceFailed`` fails the trial; anything
+    else propagates (a bug ends the worker); ``emit(record_type,
     record)`` publishes and returns once acked; ``now_ms()`` is the clock (ms since the Unix
     epoch, UTC); ``grade(item, answer)`` is blocking (run in a thread); ``max_tokens`` caps
     the items' own answer-length hints (None: no cap).
@@ -114,10 +123,17 @@ async def _trial(deps: CustodyDeps, agent_id: str, item: Item, seed: int) -> Sco
                                                                      deps.max_tokens)
     try:
         answer = await deps.infer(agent_id, item.prompt, max_tokens, seed & MODEL_SEED_MASK)
-    except Exception as exc:  # noqa: BLE001 - any inference failure fails the trial, not the run
-        why = f"inference failed: {type(exc).__name__}: {exc}"[:500]
+    except (InferenceTimeout, TimeoutError, ConnectionError) as exc:
+        raise RunVoided("inference_unavailable", f"{type(exc).__name__}: {exc}") from exc
+    except InferenceFailed as exc:
+        if exc.code in OUTAGE_CODES:
+            raise RunVoided("inference_unavailable", str(exc)) from exc
+        why = f"inference failed: {exc}"[:500]  # about this answer: the agent's failure
         return ScoreResult(0.0, False, why, f"{item.scorer}/{SCORER_VERSIONS[item.scorer]}")
-    return await asyncio.to_thread(deps.grade, item, answer)
+    try:
+        return await asyncio.to_thread(deps.grade, item, answer)
+    except SandboxUnavailable as exc:
+        raise RunVoided("sandbox_unavailable", str(exc)) from exc
 
 
 async def run_custody(
@@ -132,11 +148,12 @@ async def run_custody(
     ``agent_id``, ``category``, ``item_count``, ``epochs``, ``seed``) for the agent in
     ``state`` at its current level (the request's ``tier``/``level`` are informative).
 
-    Emits the item results, the run result(s) and a level change if any, in that order, each
-    awaited. Raises :class:`ValueError` for a request that cannot be run (unknown category,
-    ``item_count`` or ``epochs`` < 1, another agent's state) — before anything is emitted —
-    and whatever ``deps.emit`` or ``deps.grade`` raise (e.g.
-    :class:`~agents.custody.errors.SandboxError` when the sandbox cannot be set up).
+    Grades every trial, then emits the item results, the run result(s) and a level change if
+    any, in that order, each awaited. Raises, before anything is emitted,
+    :class:`ValueError` for a request that cannot be run (unknown category, ``item_count`` or
+    ``epochs`` < 1, another agent's state) and :class:`~agents.custody.errors.RunVoided` when
+    a trial could not be judged (inference outage, sandbox unavailable); and whatever
+    ``deps.emit`` or ``deps.grade`` raise otherwise (a bug: it propagates).
     """
     if request["agent_id"] != state.agent_id:
         raise ValueError(f"request for {request['agent_id']!r} with state of {state.agent_id!r}")
@@ -156,9 +173,10 @@ async def run_custody(
         rec = item_result_record(ctx, item, epoch, result,
                                  duration_ms=int((time.monotonic() - started) * 1000),
                                  occurred_at_ms=deps.now_ms())
-        await deps.emit("custody_item_result", rec)
         item_records.append(rec)
         log.info("custody.trial", run_id=ctx.run_id, item=item.id, passed=rec["passed"])
+    for rec in item_records:
+        await deps.emit("custody_item_result", rec)
     end_ms = deps.now_ms()
     run_records = [s.record for s in summarize_run(ctx, item_records, occurred_at_ms=end_ms)]
     for rec in run_records:
@@ -179,8 +197,11 @@ class CustodyWorker:
 
     def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog, deps: CustodyDeps, *,
                  bank: Bank | None = None, group: str = CUSTODY_GROUP,
-                 topics: Mapping[str, str] | None = None) -> None:
+                 topics: Mapping[str, str] | None = None, void_retries: int = 5,
+                 void_backoff_s: float = 2.0) -> None:
         self.bootstrap, self.codec, self.deps, self.group = bootstrap, codec, deps, group
+        #: a void run is retried this many times, after 2**n × ``void_backoff_s`` s (≤ 60 s)
+        self.void_retries, self.void_backoff_s = void_retries, void_backoff_s
         self.bank = bank or load_bank()
         names = {rt: catalog.for_record(rt).name for rt in
                  ("custody_test_requested", "custody_run_result", "custody_item_result",
@@ -243,8 +264,7 @@ class CustodyWorker:
         state = self.states.get(agent) or new_agent(agent, str(request["agent_type"]),
                                                     int(request["level"]))
         try:
-            outcome = await run_custody(request, self.deps, state, self.bank,
-                                        item_ratings=self.item_ratings)
+            outcome = await self._run_retrying_void(request, state)
         except (ValueError, BankError) as exc:
             self._dead_letter(msg, exc)
             return None
@@ -254,6 +274,27 @@ class CustodyWorker:
         self.applied.add(outcome.run_id)
         self.outcomes.append(outcome)
         return outcome
+
+    async def _run_retrying_void(self, request: Mapping[str, Any], state: AgentState
+                                 ) -> RunOutcome:
+        """Run ``request``; a void run (:class:`RunVoided`) is retried with back-off and,
+        after :attr:`void_retries`, re-raised so the request stays uncommitted."""
+        for attempt in range(self.void_retries + 1):
+            try:
+                return await _run_custody_once(self, request, state)
+            except RunVoided as exc:
+                log.warning("custody.run_voided", run_id=request["run_id"], reason=exc.reason,
+                            error=str(exc)[:300], attempt=attempt)
+                if attempt == self.void_retries:
+                    raise
+                await asyncio.sleep(min(60.0, self.void_backoff_s * 2**attempt))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def _run_custody_once(worker: CustodyWorker, request: Mapping[str, Any],
+                            state: AgentState) -> RunOutcome:
+    return await run_custody(request, worker.deps, state, worker.bank,
+                             item_ratings=worker.item_ratings)
 
 
 def client_infer(client: InferenceClient, timeout_s: float = 300.0

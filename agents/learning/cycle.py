@@ -39,9 +39,10 @@ from agents.learning.logic import (
     update_metrics,
 )
 from agents.learning.sources import Document, SourceFailed
+from inference.client import InferenceFailed, InferenceTimeout
 
 __all__ = ["AgentInfo", "CycleConfig", "CycleDeps", "CycleOutcome", "INSIGHT_SCHEMA",
-           "InferFailed", "parse_answer", "run_cycle"]
+           "InferFailed", "MODEL_FAILURES", "parse_answer", "run_cycle"]
 
 INSIGHT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -80,6 +81,19 @@ class CycleConfig:
 
 class InferFailed(RuntimeError):
     """The model did not give a usable answer (carries the error code)."""
+
+
+#: What ``CycleDeps.infer`` may raise for a model or inference failure: recorded as an error
+#: event and a failed topic. Anything else is a bug and ends the cycle (and the worker).
+MODEL_FAILURES: tuple[type[Exception], ...] = (InferFailed, InferenceTimeout, InferenceFailed)
+
+
+def _fields(answer: dict[str, Any]) -> tuple[str, int]:
+    """(insight text, relevance 0..10) of a parsed answer; raises :class:`InferFailed`."""
+    try:
+        return str(answer["insight"]).strip(), int(answer["relevance"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InferFailed(f"answer lacks a usable insight/relevance: {exc!r}") from exc
 
 
 @dataclass
@@ -202,10 +216,10 @@ async def _learn(agent: AgentInfo, topic: str, docs: Sequence[Document], *, cycl
     try:
         answer = await deps.infer(agent.agent_id, _prompt(topic, excerpt), INSIGHT_SCHEMA,
                                   cfg.max_tokens, _seed(cycle_id, agent.agent_id, topic))
-        text, rating = str(answer["insight"]).strip(), int(answer["relevance"])
+        text, rating = _fields(answer)
         if _echoes_example(text):
             raise InferFailed("the model repeated an example of the prompt instead of answering")
-    except Exception as exc:  # noqa: BLE001 - any model failure is recorded as an error event
+    except MODEL_FAILURES as exc:  # the model's or the inference path's; a bug propagates
         await _error(deps, cycle_id, agent_id=agent.agent_id,
                      component="agents.imperium.learning", error_class=type(exc).__name__,
                      message=str(exc), context={"topic": topic})
@@ -328,7 +342,10 @@ def parse_answer(raw: dict[str, Any]) -> dict[str, Any]:
         raise InferFailed(f"{raw['error']['code']}: {raw['error']['message']}")
     if not raw.get("json"):
         raise InferFailed("response carries no JSON")
-    value = json.loads(raw["json"])
+    try:
+        value = json.loads(raw["json"])
+    except json.JSONDecodeError as exc:
+        raise InferFailed(f"response JSON does not parse: {exc}") from exc
     if not isinstance(value, dict):
         raise InferFailed("JSON answer is not an object")
     return value

@@ -43,6 +43,12 @@ def _bench_replay(settings: Settings) -> dict[str, Any]:
     return bench_replay(settings)
 
 
+def _bench_sandbox(_settings: Settings) -> dict[str, Any]:
+    from agents.custody.bench import bench_sandbox
+
+    return bench_sandbox()
+
+
 def _bench_api(settings: Settings) -> dict[str, Any]:
     from api.bench import bench_api
 
@@ -56,6 +62,7 @@ BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "inference": _bench_inference,
     "api": _bench_api,
     "replay": _bench_replay,
+    "sandbox": _bench_sandbox,
 }
 
 

@@ -1,110 +1,82 @@
-"""The sandbox enforces its limits: network, CPU, wall time, processes, memory, output, files."""
+"""The sandbox enforces its limits: network, CPU, wall time, processes, memory, output, files;
+and refuses to run (fails closed) when isolation cannot be set up."""
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
-import psutil
 import pytest
 
-from agents.custody.errors import SandboxError
-from agents.custody.sandbox import SandboxLimits, namespace_prefix, run_python
+from agents.custody import _cgroups
+from agents.custody.errors import SandboxError, SandboxUnavailable
+from agents.custody.sandbox import SandboxLimits, bwrap_path, run_python
 
-FAST = SandboxLimits(cpu_seconds=1, wall_seconds=3.0)
-needs_ns = pytest.mark.skipif(namespace_prefix() is None, reason="unshare namespaces unavailable")
+FAST = SandboxLimits(cpu_seconds=1, wall_seconds=5.0)
+needs_bwrap = pytest.mark.skipif(bwrap_path() is None,
+                                 reason="bubblewrap missing: run infra/install-sandbox.sh")
 
 NET = "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\nprint('connected')"
 DNS = "import socket\nprint(socket.getaddrinfo('example.com', 443))"
 
 
-def _leftovers() -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if "lvlup-sbx-" in proc.cwd():
-                found.append(proc.pid)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def test_ok_program_output_and_stdin():
-    result = run_python("import sys\nprint('hi', sys.stdin.read().strip())", stdin=b"there\n")
+@needs_bwrap
+def test_ok_program_output_stdin_and_marker():
+    result = run_python("import os, sys\nprint('hi', sys.stdin.read().strip())\n"
+                        "os.write(3, b'mark')", stdin=b"there\n")
     assert result.passed and result.exit_code == 0 and result.killed_reason is None
-    assert result.stdout == "hi there\n" and result.duration_ms >= 0
+    assert result.stdout == "hi there\n" and result.marker == "mark"
+    assert result.isolation == "bwrap"
 
 
+@needs_bwrap
 def test_failing_program_reports_exit_code_and_stderr():
     result = run_python("raise ValueError('boom')", limits=FAST)
     assert not result.passed and result.exit_code == 1 and "ValueError: boom" in result.stderr
 
 
-@needs_ns
-def test_network_fails_in_namespace():
+@needs_bwrap
+def test_network_fails():
     for program in (NET, DNS):
-        result = run_python(program, limits=FAST, network="namespace")
-        assert result.isolation == "namespace"
+        result = run_python(program, limits=FAST)
         assert not result.passed and "connected" not in result.stdout
         assert "unreachable" in result.stderr or "resolution" in result.stderr, result.stderr
 
 
-def test_network_fails_under_the_socket_guard():
-    for program in (NET, DNS, "import _socket\n_socket.socket()"):
-        result = run_python(program, limits=FAST, network="guard")
-        assert result.isolation == "guard"
-        assert not result.passed and "disabled in the sandbox" in result.stderr
-
-
-def test_namespace_mode_refuses_to_fall_back(monkeypatch):
-    monkeypatch.setattr("agents.custody.sandbox.namespace_prefix", lambda: None)
-    with pytest.raises(SandboxError):
-        run_python("pass", network="namespace")
-    assert run_python("pass", limits=FAST).isolation == "guard"
-
-
-@pytest.mark.parametrize("network", ["auto", "guard"])
-def test_infinite_loop_is_killed_at_the_cpu_limit(network):
+@needs_bwrap
+def test_infinite_loop_is_killed_at_the_cpu_limit():
     limits = SandboxLimits(cpu_seconds=1, wall_seconds=20.0)  # wall is generous: busy machine
-    result = run_python("while True:\n    pass", limits=limits, network=network)
+    result = run_python("while True:\n    pass", limits=limits)
     assert not result.passed and result.exit_code is None
     assert result.killed_reason == "cpu_time"
-    assert result.duration_ms < 20_000
 
 
+@needs_bwrap
 def test_sleeping_program_is_killed_at_the_wall_limit():
     limits = SandboxLimits(cpu_seconds=5, wall_seconds=1.0)
     result = run_python("import time\ntime.sleep(30)", limits=limits)
     assert result.killed_reason == "wall_time" and not result.passed
-    assert 1000 <= result.duration_ms < 3000
 
 
-@needs_ns
-def test_fork_bomb_is_contained_and_leaves_nothing_behind():
-    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
-    result = run_python(bomb, limits=SandboxLimits(cpu_seconds=2, wall_seconds=5.0))
-    assert not result.passed and result.killed_reason == "processes"
-    assert result.duration_ms < 4000
-    assert _leftovers() == []
-
-
-@needs_ns
-def test_setsid_escapee_dies_with_the_namespace():
-    code = (
-        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
-        "print('parent done')"
-    )
+@needs_bwrap
+def test_setsid_escapee_dies_with_the_run():
+    code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
+            "print('parent done')")
     result = run_python(code, limits=FAST)
     assert result.passed and "parent done" in result.stdout
-    assert _leftovers() == []
+    assert list(Path("/sys/fs/cgroup/pids").glob("**/lvlup-sandbox/run-*")) == []
 
 
-def test_memory_hog_hits_the_address_space_limit():
-    limits = SandboxLimits(cpu_seconds=2, wall_seconds=5.0, memory_bytes=256 * 2**20)
+@needs_bwrap
+def test_memory_hog_hits_the_limit():
+    limits = SandboxLimits(cpu_seconds=2, wall_seconds=10.0, memory_bytes=256 * 2**20)
     result = run_python("x = bytearray(1024 * 2**20)\nprint('allocated')", limits=limits)
     assert not result.passed and result.killed_reason == "memory"
     assert "allocated" not in result.stdout
 
 
+@needs_bwrap
 def test_output_is_truncated_and_flagged():
     limits = SandboxLimits(max_output_bytes=1000)
     code = "print('x' * 5000)\nimport sys\nsys.stderr.write('e' * 3000)"
@@ -114,33 +86,75 @@ def test_output_is_truncated_and_flagged():
     assert len(result.stderr) == 1000 and result.stderr_truncated
 
 
+@needs_bwrap
 def test_endless_output_hits_the_file_size_limit():
-    limits = SandboxLimits(cpu_seconds=3, wall_seconds=6.0, max_file_bytes=2**20)
+    limits = SandboxLimits(cpu_seconds=3, wall_seconds=10.0, max_file_bytes=2**20)
     result = run_python("import sys\nwhile True:\n    sys.stdout.write('y' * 4096)", limits=limits)
     assert not result.passed and result.killed_reason == "output" and result.stdout_truncated
 
 
-@needs_ns
-def test_file_system_is_read_only_outside_the_work_dir(tmp_path):
-    target = tmp_path / "escape.txt"
-    os.chmod(tmp_path, 0o777)
-    code = (
-        "open('local.txt', 'w').write('ok')\nprint(open('local.txt').read())\n"
-        f"open({str(target)!r}, 'w')"
-    )
-    result = run_python(code, limits=FAST)
-    assert result.stdout == "ok\n"
-    assert "Read-only file system" in result.stderr and not target.exists()
+@needs_bwrap
+def test_work_dir_is_writable_and_cwd():
+    result = run_python("open('local.txt', 'w').write('ok')\nimport os\n"
+                        "print(open('local.txt').read(), os.getcwd())", limits=FAST)
+    assert result.stdout == "ok /sandbox\n"
 
 
-def test_child_killing_its_supervisor_is_reported_not_raised():
-    code = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(1)"
-    guard = run_python(code, limits=FAST, network="guard")
-    assert not guard.passed and guard.killed_reason == "supervisor_lost"
-    if namespace_prefix() is not None:  # PID 1 of a namespace ignores signals from inside it
-        assert run_python(code, limits=FAST, network="namespace").passed
+def test_missing_bwrap_refuses_the_run(monkeypatch):
+    monkeypatch.setattr("agents.custody.sandbox.bwrap_path", lambda: None)
+    with pytest.raises(SandboxUnavailable) as caught:
+        run_python("print('ran')")
+    assert caught.value.reason == "no_bwrap" and isinstance(caught.value, SandboxError)
+
+
+@needs_bwrap
+def test_unwritable_cgroups_refuse_the_run(monkeypatch, tmp_path):
+    monkeypatch.setattr("agents.custody.sandbox.RunCgroup",
+                        functools.partial(_cgroups.RunCgroup, root=tmp_path))  # no controllers
+    with pytest.raises(SandboxUnavailable) as caught:
+        run_python("print('ran')", limits=FAST)
+    assert caught.value.reason == "no_cgroups"
+
+
+@needs_bwrap
+def test_bwrap_that_fails_refuses_the_run(monkeypatch):
+    monkeypatch.setattr("agents.custody.sandbox._tree_args",
+                        lambda _py: ("--ro-bind", "/nonexistent-lvlup", "/x"))
+    with pytest.raises(SandboxUnavailable) as caught:
+        run_python("print('ran')", limits=FAST)
+    assert caught.value.reason == "bwrap_failed"
+
+
+def test_cgroup_v2_layout_is_written(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+        (self / "cgroup.subtree_control").write_text("")
+        (self / "memory.swap.max").write_text("max")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "mkdir", mkdir)
+        group = _cgroups.RunCgroup(64 * 2**20, 16, root=tmp_path).create()
+    run = tmp_path / "lvlup-sandbox" / group.name
+    assert group.version == 2
+    assert (run / "memory.max").read_text() == str(64 * 2**20)
+    assert (run / "pids.max").read_text() == "16" and (run / "memory.swap.max").read_text() == "0"
+    assert "+memory" in (tmp_path / "cgroup.subtree_control").read_text()
+    (run / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    (run / "pids.events").write_text("max 2\n")
+    usage = group.usage()
+    assert (usage.oom_kills, usage.pids_refused) == (1, 2)
+    for name in os.listdir(run):
+        (run / name).unlink()
+    group.remove()
+    assert not run.exists()
 
 
 def test_missing_interpreter_is_a_sandbox_error():
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap missing")
     with pytest.raises(SandboxError):
-        run_python("pass", python="/nonexistent/python3", network="guard")
+        run_python("pass", python="/nonexistent/python3")

@@ -8,7 +8,7 @@ import pytest
 
 from agents.custody.items import Category, Item, Tier
 from agents.custody.sandbox import SandboxResult
-from agents.custody.scorers import SCORER_VERSIONS, build_program, score
+from agents.custody.scorers import DONE_MARK, SCORER_VERSIONS, build_program, score
 
 
 def make(kind: str, **params: Any) -> Item:
@@ -63,7 +63,7 @@ def test_code_that_exits_early_does_not_pass():
         assert not result.passed, trick
 
 
-def test_code_reading_its_own_source_does_not_find_the_nonce():
+def test_code_printing_its_own_source_or_stdin_does_not_pass():
     trick = (
         "import re, os\nprint(re.findall('[0-9a-f]{32}', open(__file__).read())[-1:])\nos._exit(0)"
     )
@@ -123,8 +123,7 @@ def test_runner_is_injectable():
 
     def fake(source, *, limits, stdin):
         calls.append((source, limits.cpu_seconds))
-        nonce = stdin.decode().strip()
-        return SandboxResult(True, 0, 1, nonce + "\n", "", False, False, None, "fake")
+        return SandboxResult(True, 0, 1, "", "", False, False, None, "fake", DONE_MARK)
 
     assert score(make("code_tests", tests="pass", cpu_seconds=2), "x = 1", runner=fake).passed
     assert calls[0][1] == 2 and "x = 1" in calls[0][0]

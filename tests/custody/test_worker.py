@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from agents.custody.bank import Bank
+from agents.custody.errors import RunVoided, SandboxUnavailable
 from agents.custody.replay import fold, new_agent
 from agents.custody.runs import verdict_for
 from agents.custody.state import AgentState
 from agents.custody.worker import CustodyDeps, run_custody
+from inference.client import InferenceFailed
 from tests.custody.avro import assert_valid
 
 
@@ -107,18 +109,52 @@ async def test_same_seed_twice_gives_identical_item_results(bank):
     assert [r["seed"] for r in c.item_records] != [r["seed"] for r in a.item_records]
 
 
-async def test_inference_failure_fails_items_and_the_run_completes(bank):
+async def test_an_inference_outage_voids_the_run_and_emits_nothing(bank):
     fake = Fake(bank, fail=True)
-    out = await run_custody(request(n=3), fake.deps(), AGENT, bank)
-    assert len(out.item_records) == 3 and all(not r["passed"] for r in out.item_records)
-    assert all(r["score"] == 0.0 and "inference failed: TimeoutError" in r["detail"]
-               for r in out.item_records)
-    (run,) = out.run_records
-    assert run["items_passed"] == 0 and run["xp_awarded"] == 0
-    assert out.state.fail_streak == (1 if run["verdict"] == "failed" else 0)
-    assert fake.of("agent_level_changed") == []
+    with pytest.raises(RunVoided) as caught:
+        await run_custody(request(n=3), fake.deps(), AGENT, bank)
+    assert caught.value.reason == "inference_unavailable"
+    assert fake.emitted == [], "a void trial is never recorded as a failed one"
+
+
+async def test_a_refused_sandbox_voids_the_run_and_emits_nothing(bank):
+    fake = Fake(bank)
+
+    def refuse(item, answer):
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed", "no_bwrap")
+
+    deps = fake.deps()
+    deps.grade = refuse
+    with pytest.raises(RunVoided) as caught:
+        await run_custody(request(n=2), deps, AGENT, bank)
+    assert caught.value.reason == "sandbox_unavailable" and fake.emitted == []
+
+
+async def test_an_inference_error_about_the_answer_fails_the_trial(bank):
+    fake = Fake(bank)
+
+    async def blocked(agent_id, prompt, max_tokens, seed):
+        raise InferenceFailed("safety_blocked", "the output failed the filter", {})
+
+    deps = fake.deps()
+    deps.infer = blocked
+    out = await run_custody(request(n=2), deps, AGENT, bank)
+    assert all(not r["passed"] and "safety_blocked" in r["detail"] for r in out.item_records)
     for rt, rec in fake.emitted:
         assert_valid(rt, rec)
+
+
+async def test_a_bug_in_grading_propagates_instead_of_scoring_zero(bank):
+    fake = Fake(bank)
+
+    def broken(item, answer):
+        raise KeyError("params")
+
+    deps = fake.deps()
+    deps.grade = broken
+    with pytest.raises(KeyError):
+        await run_custody(request(n=1), deps, AGENT, bank)
+    assert fake.emitted == []
 
 
 async def test_code_items_run_in_the_sandbox_and_max_tokens_is_capped(bank):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agents.learning.cycle import AgentInfo, CycleConfig, CycleDeps, run_cycle
+from agents.learning.cycle import AgentInfo, CycleConfig, CycleDeps, InferFailed, run_cycle
 from agents.learning.logic import AgentMetrics
 from agents.learning.sources import Document, SourceFailed
 
@@ -29,7 +29,7 @@ def _deps(emitted, *, fail_url=None, slow=False, bad_model_for=None, fetched=Non
         if slow:
             await asyncio.sleep(5)
         if agent_id == bad_model_for:
-            raise RuntimeError("schema_violation: answer was not JSON")
+            raise InferFailed("schema_violation: answer was not JSON")
         if agent_id == echo_for:
             return {"insight": "Lists are mutable, so items can be changed in place and keep "
                                "their order", "relevance": 9}
@@ -106,7 +106,7 @@ async def test_a_model_failure_is_recorded_not_raised():
     assert out.status == "partial" and out.successes == 1 and out.failures == 1
     assert out.reason == "1 learning attempt(s) gave no insight"
     [error] = _of(emitted, "error_event")
-    assert error["error_class"] == "RuntimeError" and error["agent_id"] == "guardian-1"
+    assert error["error_class"] == "InferFailed" and error["agent_id"] == "guardian-1"
     assert metrics["guardian-1"].failures == 1 and metrics["guardian-1"].last_failure
     transfers = _of(emitted, "knowledge_transfer")
     assert [(t["from_agent_id"], t["agent_id"]) for t in transfers] == [
