@@ -45,13 +45,14 @@ from confluent_kafka import Producer
 
 from agents.learning.cycle import CycleConfig, CycleDeps, parse_answer, run_cycle
 from agents.learning.logic import AgentMetrics, due_in
+from agents.learning.netguard import parse_allowed
 from agents.learning.registry import (
     active_agents,
     apply_command,
     apply_source_change,
     parse_settings,
 )
-from agents.learning.sources import fetch_document
+from agents.learning.sources import SourcePolicy, fetch_document
 from inference.client import InferenceClient
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
@@ -60,9 +61,9 @@ from streams.app import create_faust_app, recovered
 from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic
 from streams.kafka_admin import TopicSpec, create_topics
 from streams.producer import EventProducer
-from streams.settings import Settings
+from streams.settings import LearningSettings, Settings
 
-__all__ = ["IMPERIUM_GROUP", "build_imperium"]
+__all__ = ["IMPERIUM_GROUP", "build_imperium", "source_policy"]
 
 IMPERIUM_GROUP = "lvlup.agents.imperium"
 EXIT_AGENT_CRASHED = 70
@@ -197,7 +198,7 @@ class _Cycles:
             lc = rt.settings.learning
             outcome = await run_cycle(
                 cycle_id, agents, sources=urls,
-                deps=_deps(rt, set(urls), lc.source_timeout_s),
+                deps=_deps(rt, set(urls), source_policy(lc)),
                 cfg=CycleConfig(max_concurrent=lc.max_concurrent, timeout_s=lc.timeout_s,
                                 topics_per_agent=lc.topics_per_agent),
                 metrics=_MetricsView(self.t["metrics"]), trigger=trigger)
@@ -339,7 +340,16 @@ def _declare_internal_topics(settings: Settings, group: str, tables: dict[str, A
     create_topics(settings.kafka.bootstrap(), specs)
 
 
-def _deps(rt: _Runtime, trusted: set[str], source_timeout_s: float) -> CycleDeps:
+def source_policy(lc: LearningSettings) -> SourcePolicy:
+    """What a trusted-source fetch may do under ``lc`` (timeouts, caps, allow-list, roots).
+    Raises ``ValueError`` for a malformed allow-list entry."""
+    return SourcePolicy(timeout_s=lc.source_timeout_s, max_bytes=lc.source_max_bytes,
+                        max_redirects=lc.source_max_redirects,
+                        allowed=parse_allowed(lc.source_allow),
+                        doc_roots=tuple(lc.source_doc_roots))
+
+
+def _deps(rt: _Runtime, trusted: set[str], policy: SourcePolicy) -> CycleDeps:
     async def infer(agent_id: str, prompt: str, schema: dict[str, Any], max_tokens: int,
                     seed: int) -> dict[str, Any]:
         raw = await rt.client.infer(agent_id=agent_id, max_tokens=max_tokens, seed=seed,
@@ -351,6 +361,6 @@ def _deps(rt: _Runtime, trusted: set[str], source_timeout_s: float) -> CycleDeps
         await rt.producer.emit_async(record_type, record)
 
     async def fetch(url: str) -> Any:
-        return await fetch_document(url, trusted, timeout_s=source_timeout_s)
+        return await fetch_document(url, trusted, policy=policy)
 
     return CycleDeps(infer=infer, emit=emit, fetch=fetch, now_ms=lambda: int(time.time() * 1000))

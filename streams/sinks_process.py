@@ -21,7 +21,7 @@ from sinks.app import (
 )
 from sinks.clickhouse.client import ClickHouse, open_clickhouse
 from sinks.clickhouse.migrate import migrate_up
-from sinks.clickhouse.owner import OwnerServer, owner_file
+from sinks.clickhouse.owner import OwnerServer, owner_file, owner_token_file, query_limits
 from sinks.runner import SinkRunner
 from streams.errors import LvlupError
 from streams.producer import codec_for
@@ -59,7 +59,9 @@ def run_sinks(settings: Settings, kind: str, stop: threading.Event, *,
         runners.append(build_sink(settings, codec, topics, kind="clickhouse",
                                   clickhouse=clickhouse, group=CLICKHOUSE_GROUP + group_suffix))
         if settings.clickhouse.embedded:
-            owner = OwnerServer(clickhouse, owner_file(settings))
+            owner = OwnerServer(clickhouse, owner_file(settings),
+                                token_path=owner_token_file(settings),
+                                limits=query_limits(settings))
             owner.start()
     errors: list[BaseException] = []
 

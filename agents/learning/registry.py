@@ -18,6 +18,7 @@ from typing import Any
 
 from agents.learning.cycle import AgentInfo
 from agents.learning.defaults import BUILTIN_TOPICS
+from agents.learning.sources import check_source_url
 
 __all__ = [
     "SettingsChange",
@@ -81,9 +82,14 @@ def apply_command(current: Entry | None, record: dict[str, Any]) -> Entry | None
 
 
 def apply_source_change(current: Entry | None, record: dict[str, Any]) -> Entry | None:
-    """The trusted source after a ``trusted_source_changed`` record; None = removed."""
+    """The trusted source after a ``trusted_source_changed`` record; None = removed.
+
+    Raises ``ValueError`` (the record goes to the DLQ) when an added source's URL could never
+    be a trusted source (:func:`agents.learning.sources.check_source_url`: not http(s), file
+    or package, credentials in the URL, ``/proc``…)."""
     if record["change"] == "removed" or not record.get("trusted", True):
         return None
+    check_source_url(str(record["url"]))
     return {"source_id": record["source_id"], "url": record["url"],
             "trust_score": record.get("trust_score", 1.0)}
 

@@ -13,7 +13,8 @@ file the proposal touches:
 
 Hunks are applied strictly: every context and ``-`` line must match the base at the hunk's
 position (``git apply`` without fuzz). Paths lose their ``a/``/``b/`` prefixes and must be
-relative without ``..``. Pure: no I/O beyond ``read_base``.
+relative without ``..`` and may not touch git's own files (:func:`safe_path`). Pure: no I/O
+beyond ``read_base``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = ["FilePatch", "apply_patch", "parse_diff", "proposal_files", "safe_pat
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _NULL = "/dev/null"
+_SHORT_GIT = re.compile(r"git~\d+")
 
 
 @dataclass
@@ -42,15 +44,40 @@ class FilePatch:
     hunks: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
+#: path components (compared case-insensitively) a proposal may never write: git's directory
+#: and the files that make git run programs or fetch (filters via attributes, submodules)
+_GIT_NAMES = frozenset({".git", ".gitattributes", ".gitmodules"})
+
+
+def _is_git_name(part: str) -> bool:
+    # case-insensitive file systems (and git's own core.protectHFS/NTFS checks) treat
+    # ".GIT", ".git." / ".git " (Windows strips trailing dots and spaces) and the 8.3 short
+    # name "git~1" as ".git"
+    folded = part.casefold().rstrip(". ")
+    return folded in _GIT_NAMES or _SHORT_GIT.fullmatch(folded) is not None
+
+
 def safe_path(name: str) -> str:
-    """``name`` as a relative POSIX path without ``a/``/``b/`` prefix, or ProposalInputError."""
+    """``name`` as a relative POSIX path without ``a/``/``b/`` prefix, or ProposalInputError.
+
+    Refused: empty names, absolute paths, ``..``/``.``/empty components, a drive or scheme
+    (``C:``), backslashes, NUL and other control characters, and any component that is git's
+    own — ``.git`` (any case, trailing dots/spaces, ``git~1``), ``.gitattributes``,
+    ``.gitmodules``: a ``.git/config`` filter or hook, or an attributes file naming one,
+    would make ``git`` run a program on the host (issue #17).
+    """
     name = name.split("\t", 1)[0].strip()
     if name.startswith(("a/", "b/")):
         name = name[2:]
     path = PurePosixPath(name)
-    if (not name or "\x00" in name or path.is_absolute() or ":" in path.parts[0]
-            or any(p in ("..", ".", "") for p in path.parts)):
+    if (not name or "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+            or path.is_absolute() or ":" in path.parts[0]
+            or any(p in ("..", ".", "") for p in path.parts)
+            or any(p in ("..", ".", "") for p in name.split("/"))):
         raise ProposalInputError(f"unsafe path {name!r} in the proposal")
+    if any(_is_git_name(p) for p in path.parts):
+        raise ProposalInputError(f"unsafe path {name!r} in the proposal: git's own files "
+                                 "(.git, .gitattributes, .gitmodules) cannot be written")
     return path.as_posix()
 
 

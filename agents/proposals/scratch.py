@@ -3,16 +3,34 @@
 Approved changes are committed here — never to the platform's own repository. A proposal is
 applied only when its ``target_repo`` is :data:`SCRATCH_REPO` (the name proposals use); its
 post-image files (:func:`agents.proposals.files.proposal_files`, with this repository's
-files as the base of modified ones) are written and committed with the agent as author and a
-``Proposal-Id:`` trailer. Applying is idempotent: a proposal whose trailer is already in the
-history is not committed again. Paths are checked to stay inside the repository (no ``..``,
-no absolute paths, no writing through a symlink).
+committed files as the base of modified ones) are written and committed with the agent as
+author and a ``Proposal-Id:`` trailer. Applying is idempotent: a proposal whose trailer is
+already in the history is not committed again.
+
+Git that runs nothing (issue #17): a proposal's files are untrusted, so
+
+* paths are checked by :func:`agents.proposals.files.safe_path` (no ``.git`` component in any
+  case, no ``.gitattributes``/``.gitmodules``, no ``..`` or absolute paths) and written
+  without following a symlink (each directory opened with ``O_NOFOLLOW`` relative to its
+  parent, the file renamed into place);
+* the commit is built with plumbing only — ``hash-object -w --no-filters --stdin`` from the
+  bytes in memory, ``update-index --cacheinfo``, ``write-tree``, ``commit-tree``,
+  ``update-ref`` — so no clean/smudge filter, hook or fsmonitor runs, whatever the
+  repository's ``.git/config`` or attributes say;
+* every ``git`` runs with a minimal environment, ``GIT_CONFIG_NOSYSTEM=1``,
+  ``GIT_CONFIG_GLOBAL=/dev/null`` and ``-c`` overrides (:data:`_SAFE_CONFIG`) that switch off
+  hooks, fsmonitor, attributes files, pagers and signature programs.
 
 Uses the ``git`` executable (a subprocess per call; blocking — run in a thread).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import secrets
+import stat
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,15 +38,35 @@ from typing import Any
 
 from agents.proposals.errors import ProposalError, ProposalInputError
 from agents.proposals.files import proposal_files, safe_path
+from streams.settings import tool_environment
 
-__all__ = ["SCRATCH_REPO", "ScratchError", "ScratchRepo"]
+__all__ = ["SCRATCH_REPO", "ScratchError", "ScratchRepo", "git_environment"]
 
 #: ``target_repo`` of proposals meant for the scratch repository
 SCRATCH_REPO = "scratch"
 
+#: ``-c`` overrides on every git call: they win over the repository's own ``.git/config``
+#: (git(1), "-c": command-line configuration has the highest precedence)
+_SAFE_CONFIG = (
+    "core.hooksPath=/dev/null", "core.fsmonitor=false", "core.attributesFile=/dev/null",
+    "core.pager=cat", "core.sshCommand=false", "commit.gpgSign=false", "log.showSignature=false",
+    "gpg.program=false", "core.askPass=false", "protocol.allow=never",
+)
+_PLATFORM = ("lvlup", "lvlup@localhost")
+
 
 class ScratchError(ProposalError):
     """A git command in the scratch repository failed (retryable: disk, lock)."""
+
+
+def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every scratch-repository ``git``: ``PATH`` only (no inherited
+    ``GIT_*``), no system or global config (``GIT_CONFIG_NOSYSTEM=1``,
+    ``GIT_CONFIG_GLOBAL=/dev/null``, ``GIT_ATTR_NOSYSTEM=1``), no prompts, ``extra`` on top."""
+    return tool_environment({
+        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0", "HOME": "/nonexistent", "LC_ALL": "C",
+        **(extra or {})})
 
 
 class ScratchRepo:
@@ -37,60 +75,118 @@ class ScratchRepo:
     def __init__(self, path: Path) -> None:
         self.path = path.resolve()
 
-    def _git(self, *args: str) -> str:
+    def _git(self, *args: str, stdin: bytes | None = None,
+             env: Mapping[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
+        overrides = [part for item in _SAFE_CONFIG for part in ("-c", item)]
+        cmd = ["git", "--no-pager", "-C", str(self.path), *overrides, *args]
         try:
-            done = subprocess.run(["git", "-C", str(self.path), *args], capture_output=True,
-                                  text=True, timeout=60, check=False)
+            done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=60,
+                                  check=False, env=git_environment(env))
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ScratchError(f"git {args[0]}: {exc}") from exc
-        if done.returncode != 0:
-            raise ScratchError(f"git {args[0]} exited {done.returncode}: {done.stderr[:500]}")
+        if done.returncode not in ok:
+            raise ScratchError(f"git {args[0]} exited {done.returncode}: "
+                               f"{done.stderr.decode(errors='replace')[:500]}")
         return done.stdout
 
     def ensure(self) -> ScratchRepo:
         """Create the repository (``git init`` + an empty first commit) if it does not exist."""
         if not (self.path / ".git").is_dir():
             self.path.mkdir(parents=True, exist_ok=True)
-            self._git("init", "-q", "-b", "main")
-            self._git("-c", "user.name=lvlup", "-c", "user.email=lvlup@localhost", "commit",
-                      "-q", "--allow-empty", "-m", "scratch repository for agent proposals")
+            self._git("init", "-q", "--template=", "-b", "main")
+            self._commit("scratch repository for agent proposals\n", author=_PLATFORM,
+                         parent=None)
         return self
 
-    def _target(self, rel: str) -> Path:
-        target = self.path / safe_path(rel)
-        for parent in [target, *target.parents]:
-            if parent == self.path:
-                break
-            if parent.is_symlink():
-                raise ProposalInputError(f"{rel}: path goes through a symlink")
-        return target
-
     def read(self, rel: str) -> str | None:
-        """The committed working-tree text of ``rel``, or None when it does not exist."""
-        target = self._target(rel)
-        return target.read_text(encoding="utf-8") if target.is_file() else None
+        """The committed text of ``rel`` (from ``HEAD``, not the working tree), or None when
+        it does not exist there. Raises :class:`ProposalInputError` for an unsafe path."""
+        rel = safe_path(rel)
+        out = self._git("cat-file", "--batch", stdin=f"HEAD:{rel}\n".encode())
+        header, _, rest = out.partition(b"\n")
+        fields = header.split()
+        if len(fields) != 3 or fields[1] != b"blob":
+            return None  # "<name> missing", or a tree/submodule at that path
+        return rest[:int(fields[2])].decode("utf-8")
 
     def applied(self, proposal_id: str) -> bool:
         """Whether a commit with this proposal's trailer exists."""
-        return bool(self._git("log", "--format=%H", "--fixed-strings",
+        return bool(self._git("log", "--no-show-signature", "--format=%H", "--fixed-strings",
                               f"--grep=Proposal-Id: {proposal_id}").strip())
 
     def apply(self, proposal: Mapping[str, Any], decided_by: str) -> str | None:
         """Commit an approved ``proposal`` (a ``proposal_submitted`` record); returns the commit
         id, or None when it was already applied. Raises :class:`ProposalInputError` when its
-        files cannot be built or written, :class:`ScratchError` when git fails."""
+        files cannot be built or written (unsafe path, a symlink on the way),
+        :class:`ScratchError` when git fails."""
         pid = str(proposal["proposal_id"])
         if self.applied(pid):
             return None
-        files = proposal_files(proposal, self.read)
-        for rel, text in files.items():
-            target = self._target(rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        self._git("add", "--", *files)
+        files = {safe_path(rel): text.encode("utf-8")
+                 for rel, text in proposal_files(proposal, self.read).items()}
+        for rel, data in files.items():
+            _write_no_follow(self.path, rel, data)
+        head = self._git("rev-parse", "--verify", "HEAD").decode().strip()
+        self._git("read-tree", head)  # the index is HEAD's tree; no working-tree read
+        for rel, data in files.items():
+            blob = self._git("hash-object", "-w", "--no-filters", "--stdin", stdin=data)
+            self._git("update-index", "--add", "--cacheinfo",
+                      f"100644,{blob.decode().strip()},{rel}")
         agent = str(proposal["agent_id"])
         message = (f"{proposal['title']}\n\n{proposal['description']}\n\n"
                    f"Approved-By: {decided_by}\nProposal-Id: {pid}\n")
-        self._git("-c", "user.name=lvlup", "-c", "user.email=lvlup@localhost", "commit", "-q",
-                  "--allow-empty", "--author", f"{agent} <{agent}@agents.lvlup>", "-m", message)
-        return self._git("rev-parse", "HEAD").strip()
+        return self._commit(message, author=(agent, f"{agent}@agents.lvlup"), parent=head)
+
+    def _commit(self, message: str, *, author: tuple[str, str], parent: str | None) -> str:
+        tree = self._git("write-tree").decode().strip()
+        env = {"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
+               "GIT_COMMITTER_NAME": _PLATFORM[0], "GIT_COMMITTER_EMAIL": _PLATFORM[1]}
+        parents = ["-p", parent] if parent else []
+        commit = self._git("commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-",
+                           stdin=message.encode("utf-8"), env=env).decode().strip()
+        self._git("update-ref", "-m", "lvlup: commit", "refs/heads/main", commit,
+                  *([parent] if parent else []))
+        return commit
+
+
+def _write_no_follow(root: Path, rel: str, data: bytes) -> None:
+    """Write ``data`` at ``root/rel`` without following any symlink: every directory is
+    opened with ``O_NOFOLLOW`` relative to its parent's descriptor (no check-then-use race)
+    and the file is written to a fresh name and renamed over the target, so an existing
+    symlink or hard link there is replaced, never written through. Raises
+    :class:`ProposalInputError` when a component is a symlink or not a directory."""
+    parts = rel.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            with contextlib.suppress(FileExistsError):  # made earlier: opened below
+                os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise ProposalInputError(f"{rel}: path goes through a symlink or a file"
+                                             f" ({part!r})") from exc
+                raise
+            os.close(fd)
+            fd = nxt
+        name = parts[-1]
+        try:
+            if stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise ProposalInputError(f"{rel}: the target is a symlink")
+        except FileNotFoundError:
+            pass
+        tmp = f".lvlup-write-{secrets.token_hex(8)}"
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                      dir_fd=fd)
+        try:
+            with os.fdopen(out, "wb") as fh:
+                fh.write(data)
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as exc:
+            os.unlink(tmp, dir_fd=fd)
+            if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                raise ProposalInputError(f"{rel}: a directory is in the way") from exc
+            raise
+    finally:
+        os.close(fd)

@@ -98,25 +98,36 @@ class ChdbClient:
             ) from exc
 
     def command(self, sql: str) -> None:
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 self._conn.query(sql)
-        except RuntimeError as exc:
-            raise QueryError(str(exc).strip()[:500]) from exc
+            except RuntimeError as exc:
+                self._drain()
+                raise QueryError(str(exc).strip()[:500]) from exc
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 raw = self._conn.query(sql, "JSONCompact", params=dict(params) if params else None)
-        except RuntimeError as exc:
-            raise QueryError(str(exc).strip()[:500]) from exc
+            except RuntimeError as exc:
+                self._drain()
+                raise QueryError(str(exc).strip()[:500]) from exc
         text = raw.bytes().decode() if hasattr(raw, "bytes") else str(raw)
         if not text.strip():
             return QueryResult((), [])
-        doc = json.loads(text)
+        doc = _last_json(text)
         return QueryResult(
             tuple(col["name"] for col in doc["meta"]), [tuple(row) for row in doc["data"]]
         )
+
+    def _drain(self) -> None:
+        """Flush what a failed query left behind (caller holds the lock): chdb 4.4 keeps the
+        partial output of a query stopped mid-stream (a limit, a timeout) and prepends it to
+        the next query's result — seen here; one throwaway query takes it."""
+        try:
+            self._conn.query("SELECT 1", "JSONCompact")
+        except RuntimeError as exc:
+            raise QueryError(f"chdb did not recover after a failed query: {exc}") from exc
 
     def insert_arrow(
         self, table: str, data: pa.Table, *, dedup_token: str | None = None
@@ -186,6 +197,17 @@ class ServerClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _last_json(text: str) -> Any:
+    """The last JSON document of ``text`` (normally its only one; see ``ChdbClient._drain``)."""
+    decoder, at, doc = json.JSONDecoder(), 0, None
+    while at < len(text):
+        doc, end = decoder.raw_decode(text, at)
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return doc
 
 
 def _quote(value: str) -> str:

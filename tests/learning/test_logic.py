@@ -145,11 +145,16 @@ def test_registry_commands():
 
 
 def test_sources_add_and_remove():
-    src = apply_source_change(None, {"source_id": "s", "url": "u", "change": "added",
+    url = "https://docs.example.org/u"
+    src = apply_source_change(None, {"source_id": "s", "url": url, "change": "added",
                                      "trusted": True, "trust_score": 0.9})
-    assert src == {"source_id": "s", "url": "u", "trust_score": 0.9}
-    assert apply_source_change(src, {"source_id": "s", "url": "u", "change": "removed",
+    assert src == {"source_id": "s", "url": url, "trust_score": 0.9}
+    assert apply_source_change(src, {"source_id": "s", "url": url, "change": "removed",
                                      "trusted": True}) is None
+    for bad in ("u", "file:///proc/self/environ", "gopher://x/", "http://u:p@host/"):
+        with pytest.raises(ValueError):
+            apply_source_change(None, {"source_id": "s", "url": bad, "change": "added",
+                                       "trusted": True})
 
 
 def test_settings_commands_are_validated_all_or_nothing():
