@@ -12,7 +12,7 @@ TEST_ENV := LVLUP_DATA_DIR=$(CURDIR)/.lvlup-test LVLUP_KAFKA__PORT=49092 \
 PYTEST_ARGS ?=
 LLAMA_VERSION ?= 0.3.36
 
-.PHONY: setup lock drift run test test-stack-up test-stack-down lint bench chaos clean-data
+.PHONY: setup lock drift audit run test test-stack-up test-stack-down lint bench chaos clean-data
 
 setup: $(STAMP)
 
@@ -61,6 +61,11 @@ test-stack-up: setup
 
 test-stack-down:
 	$(TEST_ENV) $(LVLUP) down
+
+# Known vulnerabilities in the locked versions (pip-audit, PyPI's advisory data). Packages the
+# index cannot answer for are listed as skipped, never as clean.
+audit: setup
+	$(VENV)/bin/pip-audit -r requirements.lock --disable-pip --no-deps --progress-spinner off
 
 PACKAGES := $(wildcard streams agents schemas sinks inference api infra)
 

@@ -73,18 +73,28 @@ class LlamaEngine:
         model_path: the GGUF file (``Settings.model_path()``).
         n_threads: llama.cpp threads; n_ctx: context window in tokens; chat_format: a
             llama-cpp-python chat format with a ``format_<name>`` formatter.
+        expected_sha256: hex SHA-256 the file must have; checked before llama.cpp parses a
+            byte of it (a GGUF is parsed by C code: a tampered file is refused, not loaded).
 
     Raises:
-        ModelLoadError: the file is missing, the chat format unknown, or llama.cpp fails.
+        ModelLoadError: the file is missing or has another digest, the chat format unknown,
+            or llama.cpp fails.
     """
 
     def __init__(
-        self, model_path: Path, *, n_threads: int = 2, n_ctx: int = 2048, chat_format: str = "gemma"
+        self, model_path: Path, *, n_threads: int = 2, n_ctx: int = 2048,
+        chat_format: str = "gemma", expected_sha256: str | None = None,
     ) -> None:
         from llama_cpp import Llama, llama_chat_format
 
         if not model_path.is_file():
             raise ModelLoadError(f"model file not found: {model_path}")
+        if expected_sha256 is not None:
+            actual = file_sha256(model_path)
+            if actual != expected_sha256.lower():
+                raise ModelLoadError(f"model file {model_path} has SHA-256 {actual}, expected "
+                                     f"{expected_sha256}: refusing to load it")
+            self.__dict__["sha256"] = actual  # the cached_property's value
         formatter = getattr(llama_chat_format, f"format_{chat_format.replace('-', '_')}", None)
         if formatter is None:
             raise ModelLoadError(f"unknown chat format {chat_format!r}")
@@ -113,9 +123,11 @@ class LlamaEngine:
 
     @classmethod
     def from_model_settings(cls, model_path: Path, model: ModelSettings) -> LlamaEngine:
-        """Engine for ``model_path`` with ``model``'s threads, context and chat format."""
+        """Engine for ``model_path`` with ``model``'s threads, context and chat format, its
+        digest checked against ``model.expected_sha256()``."""
         return cls(
-            model_path, n_threads=model.n_threads, n_ctx=model.n_ctx, chat_format=model.chat_format
+            model_path, n_threads=model.n_threads, n_ctx=model.n_ctx,
+            chat_format=model.chat_format, expected_sha256=model.expected_sha256(),
         )
 
     @cached_property

@@ -18,7 +18,8 @@ start=$(date +%s)
 "$vpy" -m pip install -q --no-cache-dir --upgrade pip wheel setuptools
 # the copy keeps the scratch install from touching the checkout's egg-info
 mkdir -p "$scratch/src"
-git ls-files -z | xargs -0 -I{} cp --parents {} "$scratch/src/"
+git ls-files -z --cached --others --exclude-standard \
+  | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$scratch/src"
 "$vpy" -m pip install -q --no-cache-dir --find-links "$house" --only-binary llama-cpp-python \
   "$scratch/src[dev]"
 echo "drift: resolved in $(( $(date +%s) - start )) s:"

@@ -129,6 +129,7 @@ class EventProducer:
             "enable.idempotence": True,
         }
         self._producer = Producer(conf)
+        self._closed = False
         self._codec = codec
         self._router = router
         self._name = name
@@ -233,14 +234,23 @@ class EventProducer:
             self._producer.poll(0.05)
 
     def flush(self, timeout_s: float = 30.0) -> int:
-        """Wait for every outstanding ack; returns how many are still unacked."""
+        """Wait for every outstanding ack; returns how many are still unacked (0 once closed:
+        a producer closes only when nothing is left)."""
+        if self._closed:
+            return 0
         return int(self._producer.flush(timeout_s))
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Flush, stop the poll thread. Raises :class:`DeliveryFailed` if records stay unacked."""
+        """Flush, stop the poll thread, close the client (its librdkafka threads and broker
+        connections end now, not when the object is collected). Raises
+        :class:`DeliveryFailed` if records stay unacked."""
         left = self.flush(timeout_s)
         self._stop.set()
         if self._poller is not None:
             self._poller.join(5)
+        closer = getattr(self._producer, "close", None)  # Producer.close: confluent-kafka >= 2.12
+        if closer is not None and not left and not self._closed:
+            self._closed = True
+            closer()
         if left:
             raise DeliveryFailed(f"{left} records still unacked after {timeout_s} s")
