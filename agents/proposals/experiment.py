@@ -4,7 +4,10 @@ Tests are the top-level ``test_*`` functions (without parameters) of the proposa
 ``test_*.py`` or ``*_test.py``, found by parsing (:mod:`ast`) — the proposal's code is never
 imported outside the sandbox. Each test runs in its own :func:`agents.custody.sandbox.run_python`
 call (limits, no network): the generated ``main.py`` writes the proposal's files into the
-sandbox's work directory, imports the test module and calls the function; exit 0 is a pass.
+sandbox's work directory, imports the test module and calls the function; a pass is exit 0
+*and* the runner's completion mark on :data:`~agents.custody.sandbox.MARKER_FD` (written only
+after the function returned), so code that ends the process early with status 0
+(``os._exit(0)`` at import or inside the test) does not pass.
 One process per test means an infinite loop is killed at the CPU/wall limit without taking the
 other tests' results with it. The sandbox interpreter runs with ``-I -S``: tests may import the
 proposal's own files and the standard library only (plain ``assert``; no pytest fixtures).
@@ -24,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from agents.custody.sandbox import SandboxLimits, SandboxResult
+from agents.custody.sandbox import MARKER_FD, SandboxLimits, SandboxResult
 
 __all__ = [
     "MAX_EXCERPT_BYTES", "ExperimentSummary", "TestCase", "TestOutcome", "as_fields",
-    "discover_tests", "run_tests", "runner_source", "summarize",
+    "completion_mark", "discover_tests", "run_tests", "runner_source", "summarize",
 ]  # fmt: skip
 
 #: ``experiment_result.output_excerpt`` holds at most 4 KiB (its schema's doc).
@@ -120,14 +123,21 @@ except BaseException:
     traceback.print_exc()
     print("FAILED {name}", flush=True)
     sys.exit(1)
+os.write({marker_fd}, {mark!r}.encode())
 print("PASSED {name}", flush=True)
 """
+
+
+def completion_mark(case: TestCase) -> str:
+    """What the runner of ``case`` writes to ``MARKER_FD`` once the test function returned."""
+    return f"lvlup:test-passed:{case.name}"
 
 
 def runner_source(case: TestCase, files: Mapping[str, str]) -> str:
     """The ``main.py`` that lays out ``files`` and runs ``case`` (exit 0 = passed)."""
     return _RUNNER.format(files=json.dumps(dict(files)), module=case.module,
-                          function=case.function, name=case.name)
+                          function=case.function, name=case.name, marker_fd=MARKER_FD,
+                          mark=completion_mark(case))
 
 
 
@@ -157,7 +167,10 @@ def run_tests(files: Mapping[str, str], run_python: RunPython,
             continue
         res = run_python(runner_source(case, files), limits)
         output = (res.stdout + res.stderr).strip()
-        outcomes.append(TestOutcome(case, res.passed, res.exit_code, res.killed_reason,
+        passed = res.passed and res.marker == completion_mark(case)
+        if res.passed and not passed:
+            output = f"{output}\nexited 0 before the test function returned".strip()
+        outcomes.append(TestOutcome(case, passed, res.exit_code, res.killed_reason,
                                     res.duration_ms, _tail(output)))
     return sorted(outcomes, key=lambda o: cases.index(o.case))
 

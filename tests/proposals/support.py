@@ -4,6 +4,7 @@ the network and loop forever)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -79,3 +80,11 @@ def run_result(agent_id: str, *, occurred_at: int, run_id: str | None = None,
             "level": level, "items_total": total, "items_passed": passed, "epochs": 1,
             "score": passed / total, "wilson_lower": 0.7, "verdict": verdict,
             "xp_awarded": 10, "seed": 1, "duration_ms": 1000}
+
+
+def runner_mark(source: str) -> str:
+    """The completion mark a runner ``source`` (``experiment.runner_source``) writes when its
+    test returns — what a fake sandbox reports for a passing test."""
+    found = re.search(r"'(lvlup:test-passed:[^']+)'", source)
+    assert found, "not a runner source"
+    return found.group(1)

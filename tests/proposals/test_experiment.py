@@ -12,7 +12,7 @@ from agents.proposals.experiment import (
     summarize,
 )
 
-from .support import PLANTED, PLANTED_TESTS
+from .support import PLANTED, PLANTED_TESTS, runner_mark
 
 
 def _outcome(name, passed, killed=None, exit_code=0, output=""):
@@ -72,7 +72,8 @@ def test_a_fake_runner_sees_one_source_per_test():
 
     def fake(source: str, limits: SandboxLimits) -> SandboxResult:
         seen.append(source)
-        return SandboxResult(True, 0, 1, "", "", False, False, None, "guard")
+        return SandboxResult(True, 0, 1, "", "", False, False, None, "bwrap",
+                             marker=runner_mark(source))
 
     outcomes = run_tests({"tests/test_helper.py": PLANTED_TESTS}, fake, SandboxLimits())
     assert len(seen) == 3 and all(o.passed for o in outcomes)
@@ -84,7 +85,8 @@ def test_tests_past_the_cap_are_not_run():
 
     def fake(source: str, limits: SandboxLimits) -> SandboxResult:
         calls.append(source)
-        return SandboxResult(True, 0, 1, "", "", False, False, None, "guard")
+        return SandboxResult(True, 0, 1, "", "", False, False, None, "bwrap",
+                             marker=runner_mark(source))
 
     outcomes = run_tests({"tests/test_helper.py": PLANTED_TESTS}, fake, SandboxLimits(),
                          max_tests=2)
@@ -92,3 +94,13 @@ def test_tests_past_the_cap_are_not_run():
     assert [o.case.function for o in outcomes] == ["test_add", "test_network", "test_forever"]
     assert outcomes[2].killed_reason == "not_run" and not outcomes[2].passed
     assert summarize(outcomes).status == "failed"
+
+
+def test_exiting_zero_before_the_test_returns_is_not_a_pass():
+    files = {
+        "helper.py": "import os\nos._exit(0)\n",
+        "tests/test_helper.py": "import helper\n\n\ndef test_anything():\n    assert False\n",
+    }
+    (outcome,) = run_tests(files, lambda src, lim: run_python(src, limits=lim), SandboxLimits())
+    assert outcome.exit_code == 0 and not outcome.passed
+    assert "exited 0 before the test function returned" in outcome.output

@@ -19,7 +19,16 @@ from agents.proposals.pipeline import (
 from agents.proposals.records import error_record, fingerprint
 from schemas.codec import load_codec
 
-from .support import CLEAN, CLEAN_TESTS, DAY, PLANTED, PLANTED_TESTS, proposal, run_result
+from .support import (
+    CLEAN,
+    CLEAN_TESTS,
+    DAY,
+    PLANTED,
+    PLANTED_TESTS,
+    proposal,
+    run_result,
+    runner_mark,
+)
 
 T0 = 1_760_000_000_000
 CODEC = load_codec()
@@ -38,7 +47,8 @@ def _fake_sandbox(source: str, limits: SandboxLimits) -> SandboxResult:
     if "'test_network'" in source:
         return SandboxResult(False, 1, 20, "", "URLError: Network is unreachable", False, False,
                              None, "namespace")
-    return SandboxResult(True, 0, 15, "PASSED", "", False, False, None, "namespace")
+    return SandboxResult(True, 0, 15, "PASSED", "", False, False, None, "bwrap",
+                         marker=runner_mark(source))
 
 
 def _process(record: dict[str, Any], runs: list[PositionedRun]
