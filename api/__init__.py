@@ -4,7 +4,10 @@
 it. Modules: ``app`` (factory, lifespan), ``operations`` (route table unit and request
 pipeline), ``routes/`` (one module per domain), ``reads`` and ``watermarks`` (queries with
 the watermark they reflect), ``commands`` and ``audit`` (commands to the log), ``auth``
-(hashed keys with scopes), ``ratelimit``, ``middleware``, ``errors`` (the one error shape),
+(hashed keys with scopes), ``access`` (who is asking: key lookup, scope check, the
+unauthenticated counter), ``clientip`` (forwarded headers from trusted proxies only),
+``ratelimit``, ``middleware``, ``errors`` (the one error shape), ``dashboard`` (page and
+login cookie),
 ``openapi`` (spec and /docs), ``idempotency`` (the ``Idempotency-Key`` header), ``live``
 (WebSocket), ``metrics``, ``server`` (uvicorn).
 """

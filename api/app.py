@@ -22,19 +22,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from api.auth import KeyStore
+from api.access import identify, require_scope
+from api.auth import KeyStore, Scope
 from api.dashboard import dashboard_routes
 from api.errors import JsonResponse, exception_handlers
 from api.live import LearningHub, learning_analytics
 from api.metrics import ApiMetrics
-from api.middleware import BodyLimit, SecurityHeaders
+from api.middleware import BodyLimit, NoTokenInUrl, SecurityHeaders
 from api.openapi import build_spec, render_docs
 from api.operations import starlette_routes
 from api.ratelimit import RateLimiter, parse_limits
 from api.reads import view_sources
 from api.routes import all_operations
 from api.settings import ApiSettings
-from api.state import AppState, CommandProducer, ReaderFactory
+from api.state import AppState, CommandProducer, ReaderFactory, app_state
 from api.watermarks import EndOffsets
 from schemas.catalog import load_catalog
 from schemas.codec import Codec
@@ -118,6 +119,12 @@ def create_app(
             if engine is None:
                 the_engine.dispose()
 
+    async def metrics_page(request: Request) -> Response:
+        # always behind a key (even with require_keys off): it maps the platform's traffic
+        state = app_state(request)
+        require_scope(await identify(request, state), Scope.READ, state)
+        return metrics.exposition()
+
     async def openapi(_request: Request) -> Response:
         return JsonResponse(spec)
 
@@ -126,13 +133,13 @@ def create_app(
 
     routes: list[BaseRoute] = list(starlette_routes(ops))
     routes += [
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         WebSocketRoute("/ws/imperium/learning-analytics", learning_analytics),
         *dashboard_routes(),
     ]
-    middleware = [Middleware(SecurityHeaders)]
+    middleware = [Middleware(SecurityHeaders), Middleware(NoTokenInUrl)]
     if api.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=api.cors_origins,

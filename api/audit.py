@@ -2,8 +2,10 @@
 
 Written after the command's own record was acked (so it names the command's topic,
 partition and offset) and awaited before the answer goes out. Outcomes: 2xx → ``accepted``,
-4xx → ``rejected``, 5xx → ``failed``. Requests refused with 429 are not audited (a flood
-would otherwise flood the audit topic too); they are counted in ``/metrics``. An audit
+4xx → ``rejected``, 5xx → ``failed``. Only authenticated callers are audited: a request
+without a valid key (401) or refused with 429 is not (the topic is a system of record kept
+forever, and a flood from anyone would otherwise flood it too); they are counted in
+``/metrics`` (``lvlup_api_unauthenticated_total``, ``lvlup_api_rate_limited_total``). An audit
 record the broker does not ack is logged and counted (``lvlup_api_audit_failures_total``);
 the command's answer stands, since the command itself was acked.
 """

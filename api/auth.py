@@ -2,9 +2,13 @@
 
 A token is ``lvlup_<key_id>_<secret>`` (``secret`` = 32 random bytes, URL-safe base64); only
 its SHA-256 (hex) is stored, so a leaked table grants nothing. A token is shown once, by
-:func:`create_key` (``lvlup keys create``). Scopes are ordered: ``admin`` grants
-``command`` grants ``read``. Clients send ``Authorization: Bearer <token>`` or
-``X-API-Key: <token>``.
+:func:`create_key` (``lvlup keys create``, ``POST /api/keys``). Scopes are ordered:
+``admin`` grants ``command`` grants ``read``. Clients send ``Authorization: Bearer <token>``
+or ``X-API-Key: <token>``; the dashboard's login sets the token in an HttpOnly,
+``SameSite=Strict`` cookie (:data:`SESSION_COOKIE`), which counts for ``GET``/``HEAD`` only
+(reads: a cookie never authorises a command); a browser WebSocket offers it as the
+subprotocol ``lvlup.key.<token>`` next to ``lvlup.v1`` (:func:`subprotocol_token`). A token
+is never read from a URL.
 
 :class:`KeyStore` looks tokens up and remembers the answer (also "unknown") for
 ``ttl_s`` seconds, so a revoked key stops working within that time.
@@ -29,6 +33,9 @@ from sinks.errors import StoreUnavailable
 
 __all__ = [
     "API_KEYS",
+    "SESSION_COOKIE",
+    "WS_KEY_PREFIX",
+    "WS_PROTOCOL",
     "KeyInfo",
     "KeyStore",
     "Scope",
@@ -36,7 +43,16 @@ __all__ = [
     "hash_token",
     "presented_token",
     "revoke_key",
+    "subprotocol_token",
 ]
+
+SESSION_COOKIE = "lvlup_session"
+"""The dashboard's login cookie (HttpOnly, SameSite=Strict; holds the key's token)."""
+WS_PROTOCOL = "lvlup.v1"
+"""The WebSocket subprotocol the server selects (never the one carrying the token)."""
+WS_KEY_PREFIX = "lvlup.key."
+"""A WebSocket subprotocol ``lvlup.key.<token>`` carries a browser's token."""
+_SAFE = frozenset({"GET", "HEAD"})
 
 API_KEYS = Table(
     "api_keys", MetaData(),
@@ -79,12 +95,32 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def subprotocol_token(conn: HTTPConnection) -> str | None:
+    """The token of a ``Sec-WebSocket-Protocol: lvlup.v1, lvlup.key.<token>`` offer, or None
+    (RFC 6455 section 11.3.4: a comma-separated list of tokens)."""
+    offered = ",".join(conn.headers.getlist("sec-websocket-protocol"))
+    for raw in offered.split(","):
+        item = raw.strip()
+        if item.startswith(WS_KEY_PREFIX) and len(item) > len(WS_KEY_PREFIX):
+            return item[len(WS_KEY_PREFIX):]
+    return None
+
+
 def presented_token(conn: HTTPConnection) -> str | None:
-    """The token a request carries (``Authorization: Bearer`` or ``X-API-Key``), or None."""
+    """The token a request carries, or None: ``Authorization: Bearer``, ``X-API-Key``, then
+    the session cookie on a ``GET``/``HEAD`` request, then a WebSocket's subprotocol offer
+    (:func:`subprotocol_token`). Query parameters are never read."""
     auth = conn.headers.get("authorization")
     if auth and auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
-    return conn.headers.get("x-api-key") or None
+    header = conn.headers.get("x-api-key")
+    if header:
+        return header
+    if conn.scope["type"] == "websocket":
+        return subprotocol_token(conn)
+    if conn.scope.get("method") in _SAFE:
+        return conn.cookies.get(SESSION_COOKIE) or None
+    return None
 
 
 def create_key(engine: Engine, name: str, scopes: list[Scope]) -> tuple[KeyInfo, str]:
@@ -109,11 +145,15 @@ def create_key(engine: Engine, name: str, scopes: list[Scope]) -> tuple[KeyInfo,
 
 
 def revoke_key(engine: Engine, key_id: str) -> bool:
-    """Mark a key revoked; False when no such active key exists."""
-    with engine.begin() as conn:
-        done = conn.execute(update(API_KEYS).where(API_KEYS.c.key_id == key_id,
-                                                   API_KEYS.c.revoked_at.is_(None))
-                            .values(revoked_at=datetime.now(UTC)))
+    """Mark a key revoked; False when no such active key exists. Raises
+    :class:`StoreUnavailable` when Postgres cannot be reached."""
+    try:
+        with engine.begin() as conn:
+            done = conn.execute(update(API_KEYS).where(API_KEYS.c.key_id == key_id,
+                                                       API_KEYS.c.revoked_at.is_(None))
+                                .values(revoked_at=datetime.now(UTC)))
+    except OperationalError as exc:
+        raise StoreUnavailable(f"postgres: {exc.orig}") from exc
     return bool(done.rowcount)
 
 
@@ -138,6 +178,13 @@ class KeyStore:
             self._cache.clear()
         self._cache[digest] = (info, now + self._ttl_s)
         return info
+
+    def forget(self, key_id: str) -> None:
+        """Drop cached answers for ``key_id`` (a revocation through this API instance takes
+        effect at once; other instances within ``ttl_s``)."""
+        for digest, (info, _until) in list(self._cache.items()):
+            if info is not None and info.key_id == key_id:
+                del self._cache[digest]
 
     def _fetch(self, digest: str) -> KeyInfo | None:
         query = select(API_KEYS.c.key_id, API_KEYS.c.name, API_KEYS.c.scopes).where(

@@ -1,8 +1,9 @@
 """One error shape for every 4xx/5xx answer, and the translation of exceptions into it.
 
 Every error body is ``{"error": {"code": str, "message": str, "details": object}}``; no stack
-trace ever leaves the process (unexpected exceptions are logged and answered as
-``500 internal``). Exception tree of the API::
+trace, host name, address or port ever leaves the process: errors of stores and the broker
+(whose messages name ``host:port``) are logged and answered with a fixed message, and
+unexpected exceptions are logged and answered as ``500 internal``. Exception tree of the API::
 
     ApiError(status, code, message, details, headers)   anything answered on purpose
     └── NotImplementedYet                                501 not_implemented (+ what is missing)
@@ -104,7 +105,8 @@ def to_api_error(exc: BaseException) -> ApiError:
 
     ``ApiError`` as is; Starlette ``HTTPException`` keeps its status; store, chdb-lock and
     DBAPI connection errors → 503 ``store_unavailable``; broker errors → 503
-    ``broker_unavailable``; schema errors on encoding → 422; the rest → 500 ``internal``
+    ``broker_unavailable`` (both without the underlying message, which names hosts and
+    ports; it is logged); schema errors on encoding → 422; the rest → 500 ``internal``
     (message without internals; the exception is logged).
     """
     if isinstance(exc, ApiError):
@@ -117,12 +119,11 @@ def to_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, (StoreUnavailable, ChdbLocked, OperationalError, InterfaceError)):
         log.warning("api.store_unavailable", error=str(exc)[:300])
         return ApiError(503, "store_unavailable", "a store is unavailable; retry later",
-                        {"reason": str(exc).splitlines()[0][:300] if str(exc) else ""},
-                        {"Retry-After": "1"})
+                        {"retry_after_s": 1}, {"Retry-After": "1"})
     if isinstance(exc, (DeliveryFailed, TimeoutError)):
         log.warning("api.delivery_failed", error=str(exc)[:300])
         return ApiError(503, "broker_unavailable", "the broker did not acknowledge the record "
-                        "in time; it may still be applied", {"reason": str(exc)[:300]},
+                        "in time; it may still be applied", {"retry_after_s": 1},
                         {"Retry-After": "1"})
     if isinstance(exc, SchemaError):
         return ApiError(422, "validation_failed", str(exc)[:500])

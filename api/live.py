@@ -20,9 +20,13 @@ client's ``dropped`` counter (sent in every message) and ``lvlup_api_ws_dropped_
 grow by one; the reader never waits for a client, so one slow client costs the others
 nothing. Clients needing every record read the topic or the views instead.
 
-Auth: a key with the ``read`` scope (``Authorization``/``X-API-Key`` header, or the
-``token`` query parameter for browsers) when keys are required; refused with close code
-1008 before the handshake completes.
+Auth: a key with the ``read`` scope when keys are required — an ``Authorization`` or
+``X-API-Key`` header, or for browsers (which cannot set headers on a WebSocket) the
+subprotocol offer ``Sec-WebSocket-Protocol: lvlup.v1, lvlup.key.<token>``; the server then
+selects ``lvlup.v1`` and never echoes the token. A token in the URL is refused
+(:class:`api.middleware.NoTokenInUrl`). At most ``ws_max_per_key`` connections per key (per
+client IP without one) are open at once. Refusals close with code 1008 before the handshake
+completes (an HTTP 403 to the client) and are counted in ``lvlup_api_ws_refused_total``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from api.auth import Scope, presented_token
+from api.access import identify, require_scope
+from api.auth import WS_PROTOCOL, Scope
+from api.clientip import client_ip
 from api.errors import ApiError
 from api.metrics import ApiMetrics
 from api.state import app_state
@@ -205,29 +211,44 @@ class LearningHub:
             self.push(sub, message)
 
 
-async def _authorize(ws: WebSocket) -> None:
+async def _authorize(ws: WebSocket) -> str:
+    """Check the key (module docstring); the identity the connection cap counts against."""
     state = app_state(ws)
-    state.limiter.check_ip(ws.client.host if ws.client else "unknown")
-    token = presented_token(ws) or ws.query_params.get("token")
-    key = await state.keys.lookup(token) if token else None
-    if token and key is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key")
+    key = await identify(ws, state)
+    require_scope(key, Scope.READ if state.api.require_keys else None, state)
     if key is not None:
-        state.limiter.check_key(key.key_id)
-    if state.api.require_keys and (key is None or not key.grants(Scope.READ)):
-        raise ApiError(401, "unauthorized", "a key with the read scope is needed")
+        return f"key:{key.key_id}"
+    return f"ip:{client_ip(ws, state.api.trusted_proxies)}"
 
 
 async def learning_analytics(ws: WebSocket) -> None:
     """The WebSocket endpoint (module docstring)."""
     state = app_state(ws)
     try:
-        await _authorize(ws)
+        ident = await _authorize(ws)
     except ApiError as exc:
+        state.metrics.ws_refused.labels("auth").inc()
         await ws.close(code=1008, reason=exc.message[:120])
         return
-    await ws.accept()
-    hub: LearningHub = state.live
+    if state.ws_open.get(ident, 0) >= state.api.ws_max_per_key:
+        state.metrics.ws_refused.labels("cap").inc()
+        await ws.close(code=1008, reason=f"at most {state.api.ws_max_per_key} connections "
+                       "per key")
+        return
+    state.ws_open[ident] = state.ws_open.get(ident, 0) + 1
+    try:
+        await _serve(ws, state.live, WS_PROTOCOL in ws.scope.get("subprotocols", ()))
+    finally:
+        left = state.ws_open.get(ident, 1) - 1
+        if left > 0:
+            state.ws_open[ident] = left
+        else:
+            state.ws_open.pop(ident, None)
+
+
+async def _serve(ws: WebSocket, hub: LearningHub, subprotocol: bool) -> None:
+    """Accept ``ws`` (selecting :data:`api.auth.WS_PROTOCOL` when offered) and stream."""
+    await ws.accept(subprotocol=WS_PROTOCOL if subprotocol else None)
     try:
         sub = await hub.subscribe()
     except LiveUnavailable:

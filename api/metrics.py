@@ -4,14 +4,17 @@
 {operation}`` (latency histogram, seconds), ``lvlup_api_commands_total{command, outcome}``,
 ``lvlup_api_rate_limited_total{per}``, ``lvlup_api_ws_clients``,
 ``lvlup_api_ws_dropped_total`` (messages dropped for slow WebSocket clients),
-``lvlup_api_audit_failures_total``. Served as text by ``GET /metrics``.
+``lvlup_api_audit_failures_total``, ``lvlup_api_unauthenticated_total{reason}`` (requests
+without a valid key where one was needed: ``missing_key``, ``unknown_key``,
+``login_failed``; never audited on the log), ``lvlup_api_ws_refused_total{reason}``
+(WebSocket handshakes refused: ``auth``, ``cap``). Served as text by ``GET /metrics``, which
+needs a key with the ``read`` scope (:func:`api.app.create_app`).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
-from starlette.requests import Request
 from starlette.responses import Response
 
 __all__ = ["ApiMetrics"]
@@ -39,6 +42,11 @@ class ApiMetrics:
                                   "WebSocket messages dropped for slow clients (drop-oldest)",
                                   registry=r)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.unauthenticated = Counter(
+            "lvlup_api_unauthenticated", "requests without a valid key where one was needed",
+            ("reason",), registry=r)
+        self.ws_refused = Counter("lvlup_api_ws_refused", "WebSocket handshakes refused",
+                                  ("reason",), registry=r)
         self.audit_failures = Counter("lvlup_api_audit_failures",
                                       "command audit records the broker did not ack",
                                       registry=r)
@@ -54,6 +62,7 @@ class ApiMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    async def endpoint(self, _request: Request) -> Response:
-        """``GET /metrics``: the Prometheus text exposition of this registry."""
+    def exposition(self) -> Response:
+        """The Prometheus text exposition of this registry (``GET /metrics`` after its key
+        check)."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request body size limit and security headers.
+"""Pure ASGI middleware: request body size limit, security headers, no tokens in URLs.
 
 * :class:`BodyLimit` answers ``413 payload_too_large`` (the API's error shape) before the app
   runs when ``Content-Length`` is over the limit, and stops a streamed body at the limit.
@@ -6,16 +6,28 @@
   DENY``, ``Referrer-Policy: no-referrer``, ``Cache-Control: no-store`` (unless set) and a
   Content-Security-Policy: ``default-src 'none'`` for JSON, and for ``/docs`` (a static page
   with inline styles, no scripts) ``default-src 'none'; style-src 'unsafe-inline'``.
+* :class:`NoTokenInUrl` refuses a request whose query string has a credential-like parameter
+  (``key``, ``token``, ``api_key``, ``access_token`` …) with ``400 token_in_url`` (a
+  WebSocket: close code 1008 before the handshake). URLs end up in logs, browser history and
+  ``Referer`` headers; a token there is a leaked token (RFC 6750 section 5.3 advises
+  against it), so the API never reads one and says so loudly instead of answering 401.
 """
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from api.errors import ApiError, error_body
 
-__all__ = ["BodyLimit", "SecurityHeaders"]
+__all__ = ["CREDENTIAL_PARAMS", "BodyLimit", "NoTokenInUrl", "SecurityHeaders"]
+
+CREDENTIAL_PARAMS = frozenset({"key", "token", "api_key", "apikey", "api-key", "access_token",
+                               "auth", "authorization", "session"})
+"""Query parameter names refused by :class:`NoTokenInUrl` (compared in lower case)."""
 
 _JSON_CSP = b"default-src 'none'; frame-ancestors 'none'"
 _DOCS_CSP = b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -96,3 +108,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class NoTokenInUrl:
+    """Refuse requests carrying a credential in the query string (module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        query = scope["query_string"].decode("latin-1")
+        names = {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
+        found = sorted(names & CREDENTIAL_PARAMS)
+        if not found:
+            await self.app(scope, receive, send)
+            return
+        message = ("credentials are never taken from a URL: send the key in the "
+                   "Authorization header (the dashboard: its login form)")
+        if scope["type"] == "websocket":
+            await WebSocket(scope, receive, send).close(code=1008, reason="token in URL")
+            return
+        body = orjson.dumps(error_body("token_in_url", message, {"parameters": found}))
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), *_FIXED,
+                                (b"cache-control", b"no-store"),
+                                (b"content-security-policy", _JSON_CSP)]})
+        await send({"type": "http.response.body", "body": body})

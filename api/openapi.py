@@ -132,6 +132,22 @@ def _plain(summary: str, media: str) -> dict[str, Any]:
                                 else {"type": "object"}}}}}}}
 
 
+def _form_post(summary: str, login: bool = False) -> dict[str, Any]:
+    form: dict[str, Any] = {"type": "object", "properties": {}}
+    if login:
+        form = {"type": "object", "required": ["key"],
+                "properties": {"key": {"type": "string", "description": "an API key"}}}
+    name = summary.split(":", maxsplit=1)[0].lower().replace(" ", "_")
+    return {"post": {
+        "operationId": name, "summary": summary, "tags": ["system"], "security": [],
+        "requestBody": {"required": login, "content": {
+            "application/x-www-form-urlencoded": {"schema": form}}},
+        "responses": {"303": {"description": "See Other: back to /dashboard (with "
+                                              "?login=failed when the key was refused)"},
+                      **{str(s): _json(ref("Error"), _ERRORS.get(s, "Error"))
+                         for s in (403, 413, 422, 429)}}}}
+
+
 def build_spec(ops: list[Operation], title: str = "Lvl_UP Streams API",
                version: str = "0.1.0") -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``ops`` (plus ``/metrics``, ``/openapi.json``, ``/docs``,
@@ -141,10 +157,17 @@ def build_spec(ops: list[Operation], title: str = "Lvl_UP Streams API",
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, defs)
     paths["/metrics"] = _plain("Prometheus metrics", "text/plain")
+    paths["/metrics"]["get"].update(
+        security=[{"bearerAuth": []}, {"apiKeyHeader": []}], **{"x-scope": "read"})
+    paths["/metrics"]["get"]["responses"].update(
+        {str(s): _json(ref("Error"), _ERRORS.get(s, "Error")) for s in (401, 403, 429)})
     paths["/openapi.json"] = _plain("This document", "application/json")
     paths["/docs"] = _plain("API documentation page", "text/html")
     paths["/dashboard"] = _plain("Dashboard page", "text/html")
     paths["/dashboard.js"] = _plain("Dashboard script", "text/javascript")
+    paths["/dashboard/login"] = _form_post("Dashboard login: sets the HttpOnly session cookie",
+                                           login=True)
+    paths["/dashboard/logout"] = _form_post("Dashboard logout: clears the session cookie")
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": (

@@ -6,11 +6,13 @@ Starlette route (:func:`starlette_route`) and its OpenAPI entry (:mod:`api.opena
 spec cannot drift from what is served.
 
 Serving one request (:func:`_serve`), in order: IP rate limit → key lookup → key rate
-limit → scope check (401 without a valid key, 403 without the scope) → path, query and body
-validation (400/422) → read cache (GET, when on) → handler → metrics. A command operation
-(``command`` set) reads the optional ``Idempotency-Key`` header (:mod:`api.idempotency`:
-400 when malformed; the command id is derived from it) and writes a ``command_audit``
-record for every outcome except 429.
+limit → scope check (401 without a valid key, 403 without the scope; :mod:`api.access`) →
+path, query and body validation (400/422) → read cache (GET, when on) → handler → metrics.
+A command operation (``command`` set) reads the optional ``Idempotency-Key`` header
+(:mod:`api.idempotency`: 400 when malformed; the command id is derived from it) and writes
+a ``command_audit`` record for every outcome of an authenticated caller except 429 (a 403
+names the key that tried); unauthenticated attempts are counted in
+``lvlup_api_unauthenticated_total`` instead.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.access import identify, require_scope
 from api.audit import write_audit
-from api.auth import KeyInfo, Scope, presented_token
+from api.auth import KeyInfo, Scope
 from api.errors import ApiError, JsonResponse, error_response, to_api_error
 from api.idempotency import command_id_for, idempotency_key
 from api.state import AppState, app_state
@@ -157,37 +160,18 @@ async def _body(op: Operation, call: Call) -> Any:
     return _validate(op.body_model, data, 422, "body field")
 
 
-async def _authorize(op: Operation, request: Request, state: AppState) -> KeyInfo | None:
-    client = request.client.host if request.client else "unknown"
-    state.limiter.check_ip(client)
-    token = presented_token(request)
-    key = await state.keys.lookup(token) if token else None
-    if key is not None:
-        state.limiter.check_key(key.key_id)
-    needed = op.scope
-    if needed is Scope.READ and not state.api.require_keys:
-        needed = None
-    if token is not None and key is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key",
-                       headers={"WWW-Authenticate": "Bearer"})
-    if needed is None:
-        return key
-    if key is None:
-        raise ApiError(401, "unauthorized", f"this route needs an API key with the "
-                       f"{needed.value} scope", headers={"WWW-Authenticate": "Bearer"})
-    if not key.grants(needed):
-        raise ApiError(403, "forbidden", f"the key lacks the {needed.value} scope",
-                       {"needed": needed.value, "has": sorted(s.value for s in key.scopes)})
-    return key
-
-
 async def _serve(op: Operation, request: Request) -> Response:
     started = time.perf_counter()
     state = app_state(request)
     call: Call | None = None
     response: Response
     try:
-        key = await _authorize(op, request, state)
+        key = await identify(request, state)
+        call = Call(request, state, key) if key is not None else None
+        needed = op.scope
+        if needed is Scope.READ and not state.api.require_keys:
+            needed = None
+        require_scope(key, needed, state)
         cache_key = None
         if op.cacheable and state.api.read_cache_ttl_s > 0:
             # only valid requests' answers are stored, so a hit needs no validation
@@ -197,7 +181,7 @@ async def _serve(op: Operation, request: Request) -> Response:
                 state.metrics.observe(op.operation_id, op.method, 200,
                                       time.perf_counter() - started)
                 return Response(hit[1], media_type="application/json")
-        call = Call(request, state, key)
+        call = call or Call(request, state, key)
         if op.command is not None:
             call.idempotency_key = idempotency_key(request)
         if op.path_model is not None:
@@ -222,7 +206,8 @@ async def _serve(op: Operation, request: Request) -> Response:
         response = error_response(err)
         if err.status == 429:
             state.metrics.rate_limited.labels(err.details.get("per", "?")).inc()
-    if op.command is not None and response.status_code != 429:
+    if op.command is not None and call is not None and call.key is not None \
+            and response.status_code != 429:
         await write_audit(state, op.command, call, request, response)
     state.metrics.observe(op.operation_id, op.method, response.status_code,
                           time.perf_counter() - started)

@@ -5,6 +5,9 @@
 One worker process; scale out with more processes behind a balancer (rate limits are per
 process). uvicorn picks uvloop and httptools when they are installed (they are
 dependencies on Linux); the access log is off (``/metrics`` counts every request).
+uvicorn's proxy-header rewriting is off: by default it believes ``X-Forwarded-For`` from
+127.0.0.1, which would let any local client pick its rate-limit identity; the app decides
+from ``LVLUP_API__TRUSTED_PROXIES`` instead (:mod:`api.clientip`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def serve(settings: Settings, api: ApiSettings) -> None:
     gc.set_threshold(50_000, 50, 100)
     log.info("api.serving", url=f"http://{api.host}:{api.port}", docs="/docs")
     uvicorn.run(app, host=api.host, port=api.port, access_log=False, loop="auto",
-                http="auto", log_level=settings.log_level.lower(), lifespan="on")
+                http="auto", log_level=settings.log_level.lower(), lifespan="on",
+                proxy_headers=False, server_header=False)
 
 
 def main() -> None:

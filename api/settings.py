@@ -9,6 +9,8 @@ environment.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
+
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -74,6 +76,25 @@ class ApiSettings(BaseModel):
     )
     ws_queue_size: int = Field(
         default=256, ge=1, le=100_000, description="messages buffered per WebSocket client"
+    )
+    ws_max_per_key: int = Field(
+        default=4, ge=1, le=10_000,
+        description="open WebSocket connections per API key (per client IP when keys are "
+        "not required and none was sent); one more is refused with close code 1008",
+    )
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For is "
+        "believed (RFC 7239 section 5.2 / X-Forwarded-For); empty = the TCP peer is the client",
+    )
+    session_max_age_s: int = Field(
+        default=8 * 3600, ge=60, le=30 * 86400,
+        description="lifetime of the dashboard's login cookie, s",
+    )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="mark the dashboard cookie Secure even on plain HTTP requests (set it "
+        "behind a TLS-terminating proxy); it is always Secure on https requests",
     )
 
 

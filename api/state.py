@@ -59,6 +59,9 @@ class AppState:
     """Record types feeding each Postgres view (:func:`api.reads.view_sources`)."""
     clickhouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     read_cache: dict[tuple[Any, ...], tuple[float, bytes]] = field(default_factory=dict)
+    ws_open: dict[str, int] = field(default_factory=dict)
+    """Open WebSocket connections per key id (``ip:<address>`` without a key), capped at
+    ``api.ws_max_per_key`` (:mod:`api.live`)."""
     started_at: float = field(default_factory=time.time)
 
     def topic(self, record_type: str) -> str:

@@ -10,7 +10,23 @@ A YAML file holds: ``name``, ``key``, ``value_schema``, ``partitions``,
 ``replication_factor``, ``retention_ms`` (``-1`` = kept forever), ``cleanup_policy``
 (``delete`` for event logs, ``compact`` for latest-state-per-key topics), ``system_of_record``
 (the platform's state is rebuilt from it, so it is never deleted by time), ``owner`` (the
-component that writes it), ``consumers`` (consumer groups) and ``description``.
+component that writes it), ``authority`` (who may write its record type, :class:`Authority`),
+``consumers`` (consumer groups) and ``description``.
+
+**Authority by record type** (docs/DESIGN.md, "Trust": producers may write observation
+records only; results and decisions are written by the workers that own them):
+
+* ``observation`` — what an external producer saw (learning, build and error events): any
+  producer may write it (``POST /api/events``, ``lvlup emit``);
+* ``command`` — a request the API's command routes write for a ``command``-scope key, with
+  the actor filled in by the route (registry commands, cycle and custody requests);
+* ``worker`` — a result the owning worker writes (custody results, levels, budget ledger,
+  experiment results, findings …);
+* ``admin`` — an operator decision, written by the API's admin routes (proposal decisions,
+  trusted-source changes) or by the owning worker's policy.
+
+:class:`Writer` says which authorities a writer holds; :meth:`Catalog.check_writable`
+refuses the rest with :class:`~schemas.errors.RecordNotWritable`.
 """
 
 from __future__ import annotations
@@ -25,9 +41,18 @@ from typing import Any, Literal
 import yaml
 
 from schemas import resources
-from schemas.errors import CatalogError
+from schemas.errors import CatalogError, RecordNotWritable
 
-__all__ = ["Catalog", "Topic", "TopicSpec", "dlq_topic", "load_catalog", "parse_topic"]
+__all__ = [
+    "Authority",
+    "Catalog",
+    "Topic",
+    "TopicSpec",
+    "Writer",
+    "dlq_topic",
+    "load_catalog",
+    "parse_topic",
+]
 
 _NAME = re.compile(r"^lvlup(\.[a-z0-9][a-z0-9-]*)+$")
 _FIELDS = (
@@ -40,9 +65,40 @@ _FIELDS = (
     "cleanup_policy",
     "system_of_record",
     "owner",
+    "authority",
     "consumers",
     "description",
 )
+
+
+class Authority(StrEnum):
+    """Who may write a record type (module docstring)."""
+
+    OBSERVATION = "observation"
+    COMMAND = "command"
+    WORKER = "worker"
+    ADMIN = "admin"
+
+
+class Writer(StrEnum):
+    """Who is writing: an external ``producer``, a platform ``worker`` (or a replay of the
+    platform's own records), or an ``admin`` (operator tooling, ``lvlup run``'s first start)."""
+
+    PRODUCER = "producer"
+    WORKER = "worker"
+    ADMIN = "admin"
+
+    def may_write(self, authority: Authority) -> bool:
+        """True when this writer holds ``authority``: a producer writes observations only,
+        a worker observations, commands and results, an admin everything."""
+        return authority in _HELD[self]
+
+
+_HELD = {
+    Writer.PRODUCER: frozenset({Authority.OBSERVATION}),
+    Writer.WORKER: frozenset({Authority.OBSERVATION, Authority.COMMAND, Authority.WORKER}),
+    Writer.ADMIN: frozenset(Authority),
+}
 
 
 class Topic(StrEnum):
@@ -98,6 +154,7 @@ class TopicSpec:
     owner: str
     consumers: tuple[str, ...]
     description: str
+    authority: Authority = Authority.WORKER
 
     def config(self) -> dict[str, str]:
         """Topic-level broker config for creating the topic (``cleanup.policy``,
@@ -124,7 +181,8 @@ def parse_topic(doc: Any, where: str = "<topic>") -> TopicSpec:
 
     ``where`` names the source in errors. Raises :class:`CatalogError` for a missing or unknown
     field, a wrong type, a bad name (``lvlup.<part>[.<part>…]``, lower case), a partition
-    count < 1, a retention < -1 or a cleanup policy other than ``delete``/``compact``.
+    count < 1, a retention < -1, a cleanup policy other than ``delete``/``compact`` or an
+    ``authority`` that is not one of :class:`Authority` (it is required).
     """
     if not isinstance(doc, Mapping):
         raise CatalogError(f"{where}: a topic file must hold a mapping")
@@ -139,6 +197,10 @@ def parse_topic(doc: Any, where: str = "<topic>") -> TopicSpec:
     policy = _require(doc, "cleanup_policy", str, where)
     if partitions < 1 or retention < -1 or policy not in {"delete", "compact"}:
         raise CatalogError(f"{where}: partitions >= 1, retention_ms >= -1, delete|compact")
+    authority = _require(doc, "authority", str, where)
+    if authority not in Authority.__members__.values():
+        raise CatalogError(f"{where}: authority must be one of "
+                           f"{', '.join(a.value for a in Authority)}")
     consumers = _require(doc, "consumers", list, where)
     if not all(isinstance(c, str) for c in consumers):
         raise CatalogError(f"{where}: 'consumers' must be a list of consumer group names")
@@ -154,6 +216,7 @@ def parse_topic(doc: Any, where: str = "<topic>") -> TopicSpec:
         owner=_require(doc, "owner", str, where),
         consumers=tuple(consumers),
         description=_require(doc, "description", str, where).strip(),
+        authority=Authority(authority),
     )
 
 
@@ -194,6 +257,14 @@ class Catalog:
         """``(topic, key field)`` for ``record_type`` (the producer SDK's router)."""
         spec = self.for_record(record_type)
         return spec.name, spec.key
+
+    def check_writable(self, record_type: str, writer: Writer) -> None:
+        """Raise :class:`RecordNotWritable` unless ``writer`` may write ``record_type``;
+        :class:`CatalogError` for a record type no topic carries."""
+        spec = self.for_record(record_type)
+        if not writer.may_write(spec.authority):
+            raise RecordNotWritable(record_type, spec.authority.value, spec.owner,
+                                    writer.value)
 
 
 @functools.lru_cache(maxsize=1)

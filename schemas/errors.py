@@ -7,7 +7,8 @@ Hierarchy::
     ├── EncodeError         a record does not fit its schema (missing field, wrong type)
     ├── DecodeError         bytes are not a single-object-encoded record of a known schema
     ├── ValidationFailed    a JSON input record was rejected; ``field`` names the culprit
-    └── CatalogError        a topic definition is invalid or a topic is unknown
+    ├── CatalogError        a topic definition is invalid or a topic is unknown
+    └── RecordNotWritable   the writer lacks the record type's authority (catalog ``authority``)
 
 None of them is retryable: the same bytes or the same record fail the same way again, so a
 consumer routes the record to its dead-letter topic (``<group>.dlq``) instead of retrying.
@@ -21,6 +22,7 @@ __all__ = [
     "CatalogError",
     "DecodeError",
     "EncodeError",
+    "RecordNotWritable",
     "SchemaError",
     "UnknownSchema",
     "ValidationFailed",
@@ -82,3 +84,20 @@ class ValidationFailed(SchemaError):
 
 class CatalogError(SchemaError):
     """A topic definition file is invalid, or a topic or record type is not in the catalog."""
+
+
+class RecordNotWritable(SchemaError):
+    """The writer may not write this record type: its catalog ``authority`` (``worker``,
+    ``admin`` …) is not one the writer holds (:class:`schemas.catalog.Writer`).
+
+    ``record_type``, ``authority``, ``owner`` (the topic's owning component) and ``writer``
+    are kept for machine-readable answers (the API's 403 details).
+    """
+
+    def __init__(self, record_type: str, authority: str, owner: str, writer: str) -> None:
+        super().__init__(f"record type {record_type!r} has authority {authority!r}: written "
+                         f"by {owner}, not by a {writer}")
+        self.record_type = record_type
+        self.authority = authority
+        self.owner = owner
+        self.writer = writer

@@ -5,6 +5,13 @@ Each line is one JSON object with a ``type`` field (the record type). A line is 
 type, unknown type) or is over the size limit; its number and reason are reported. A valid
 line is *accepted* once the broker acked it (``acks=all``); a valid line the broker did not
 ack is *failed*. Blank lines are skipped.
+
+Authority (:mod:`schemas.catalog`): by default the lines are written as an external
+*producer*, which may write observation records only (learning, build and error events); a
+line of any other record type is rejected with the reason. Platform tooling passes
+``writer=Writer.WORKER`` (results and commands too) or ``Writer.ADMIN`` (also decisions —
+``lvlup run``'s first start, whose sample file holds the platform's own records);
+``lvlup emit --as worker|admin`` does the same.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from schemas.catalog import Writer, load_catalog
 from schemas.errors import SchemaError
 from schemas.validation import validate_json_record
 from streams.producer import Delivery, EventProducer
@@ -49,11 +57,15 @@ def emit_lines(
     *,
     progress: Callable[[int], None] | None = None,
     flush_timeout_s: float = 120.0,
+    writer: Writer = Writer.PRODUCER,
 ) -> EmitReport:
     """Validate and send each line; wait for every ack; return the report.
 
-    ``progress(n_bytes)`` is called per line (for a progress bar).
+    ``progress(n_bytes)`` is called per line (for a progress bar). ``writer`` is who writes
+    (module docstring): a line whose record type needs an authority it lacks is rejected
+    (:class:`schemas.errors.RecordNotWritable`'s message as the reason).
     """
+    catalog = load_catalog()
     report = EmitReport()
     failures: list[str] = []
 
@@ -77,6 +89,7 @@ def emit_lines(
             continue
         try:
             record_type, record = validate_json_record(obj)
+            catalog.check_writable(record_type, writer)
             producer.emit(record_type, record, on_delivery)
         except SchemaError as exc:
             report.rejected.append(Rejection(number, str(exc)))

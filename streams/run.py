@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from schemas.catalog import load_catalog
+from schemas.catalog import Writer, load_catalog
 from schemas.codec import load_codec
 from streams.emit import emit_lines
 from streams.kafka_admin import end_offsets, topic_partitions
@@ -80,7 +80,8 @@ def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
         sent["sources"] = len(new_sources)
     if _topic_total(bs, catalog.for_record("learning_event").name) == 0 and SAMPLE_EVENTS.exists():
         with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
-            report = emit_lines(fh, producer)
+            # the platform's own records (results, registry commands), not a producer's
+            report = emit_lines(fh, producer, writer=Writer.ADMIN)
         sent["sample_events"] = report.accepted
     stamp = uuid.uuid4().hex[:6]
     for i, agent in enumerate(BUILTIN_AGENTS):  # one custody run per agent, one code item

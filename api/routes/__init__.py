@@ -8,6 +8,7 @@ from api.routes import (
     custody,
     events,
     imperium,
+    keys,
     notifications,
     proposals,
     review,
@@ -32,4 +33,5 @@ def all_operations() -> list[Operation]:
         *tokens.operations(),
         *notifications.operations(),
         *events.operations(),
+        *keys.operations(),
     ]

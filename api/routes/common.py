@@ -83,10 +83,11 @@ def command_op(method: str, path: str, handler: Callable[[Call], Any], summary: 
                *, command: str, body: type[BaseModel] | None = None,
                path_model: type[BaseModel] | None = None,
                query_model: type[BaseModel] | None = None, statuses: tuple[int, ...] = (),
-               description: str = "") -> Operation:
-    """A mutating operation: ``command`` scope, 202 ``CommandAccepted``, audited."""
+               description: str = "", scope: Scope = Scope.COMMAND) -> Operation:
+    """A mutating operation: ``scope`` (default ``command``; operator decisions ``admin``),
+    202 ``CommandAccepted``, audited."""
     return Operation(method, path, handler, summary, tag, ref("CommandAccepted"),
-                     scope=Scope.COMMAND, status=202, path_model=path_model, body_model=body,
+                     scope=scope, status=202, path_model=path_model, body_model=body,
                      query_model=query_model, command=command,
                      statuses=(400, 401, 403, 415, 422, 429, 503, *statuses),
                      description=description)

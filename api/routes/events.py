@@ -14,6 +14,14 @@ Status: 202 when every item was accepted, 207 when some were not, 422 (error sha
 results in ``details``) when none was valid, 503 when the broker acked none of the valid
 ones. ``failed`` items were valid but not acked: sending them again is safe for views keyed
 by ``event_id``.
+
+**Authority** (the topic catalog's ``authority``, :mod:`schemas.catalog`): this route is the
+door of external producers, so it takes *observation* records only (learning, build and
+error events), whatever the key's scope. A batch holding any other known record type —
+results (custody runs, levels, budget reservations, experiment results …), commands (their
+own routes fill in the actor) or decisions (proposal decisions, trusted sources: admin
+routes) — is refused as a whole with ``403 record_type_not_writable``, nothing sent; its
+``details.items`` list ``{index, type, authority, owner}`` for every refused item.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from api.auth import Scope
 from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
 from api.shapes import obj
+from schemas.catalog import Authority, Writer, load_catalog
 from schemas.errors import SchemaError
 from schemas.models import record_model
 from schemas.registry import load_registry
@@ -66,7 +75,10 @@ def _batch_schema() -> dict[str, Any]:
     ``type`` constant (what :func:`validate_json_record` accepts)."""
     defs: dict[str, Any] = {}
     variants = []
+    catalog = load_catalog()
     for record_type in sorted(load_registry().record_types):
+        if catalog.for_record(record_type).authority is not Authority.OBSERVATION:
+            continue
         schema = record_model(record_type).model_json_schema(
             ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -93,6 +105,28 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
+def _refuse_authority(items: list[Any]) -> None:
+    """Raise 403 ``record_type_not_writable`` when an item has a known record type that is
+    not an observation (module docstring). Unknown types are left to validation (422)."""
+    catalog, known = load_catalog(), load_registry().record_types
+    refused = []
+    for index, item in enumerate(items):
+        record_type = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(record_type, str) or record_type not in known:
+            continue
+        spec = catalog.for_record(record_type)
+        if not Writer.PRODUCER.may_write(spec.authority):
+            refused.append({"index": index, "type": record_type,
+                            "authority": spec.authority.value, "owner": spec.owner})
+    if refused:
+        raise ApiError(403, "record_type_not_writable",
+                       "producers may write observation records only; results are written "
+                       "by the workers that own them and decisions through the admin routes",
+                       {"items": refused[:100], "refused": len(refused),
+                        "writable": sorted(t.value_schema for t in catalog.topics
+                                           if t.authority is Authority.OBSERVATION)})
+
+
 async def _ingest(call: Call) -> JsonResponse:
     items: list[dict[str, Any]] = call.body.root
     state = call.state
@@ -100,6 +134,7 @@ async def _ingest(call: Call) -> JsonResponse:
         raise ApiError(413, "payload_too_large",
                        f"at most {state.api.max_batch_items} records per batch",
                        {"max_items": state.api.max_batch_items, "got": len(items)})
+    _refuse_authority(items)
     results: list[dict[str, Any]] = []
     pending: list[tuple[dict[str, Any], Any]] = []
     for index, item in enumerate(items):
@@ -119,7 +154,9 @@ async def _ingest(call: Call) -> JsonResponse:
     acks = await asyncio.gather(*(fut for _r, fut in pending), return_exceptions=True)
     for (result, _fut), ack in zip(pending, acks, strict=True):
         if isinstance(ack, BaseException):
-            result.update(status="failed", reason=str(ack)[:300] or type(ack).__name__)
+            # the broker's message names hosts and ports: the caller gets the kind only
+            result.update(status="failed",
+                          reason=f"not acknowledged by the broker ({type(ack).__name__})")
         else:
             result.update(topic=ack.topic, partition=ack.partition, offset=ack.offset)
     counts = {s: sum(1 for r in results if r["status"] == s)
@@ -147,7 +184,8 @@ def operations() -> list[Operation]:
     answer = obj({"accepted": int_, "rejected": int_, "failed": int_,
                   "results": {"type": "array", "items": result}})
     return [Operation("POST", "/api/events", _ingest,
-                      "Batch ingest of JSON records (validated like lvlup emit)", "events",
+                      "Batch ingest of observation records (validated like lvlup emit; "
+                      "other record types: 403)", "events",
                       answer, scope=Scope.COMMAND, status=202, body_model=EventBatch,
                       command="events.ingest", success_statuses=(207,),
                       body_schema=_batch_schema(),

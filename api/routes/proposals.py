@@ -1,8 +1,15 @@
 """Improvement proposals: list, one proposal with its history, and the decision command.
 
-``POST /api/proposals/{proposal_id}/decision`` writes ``proposal_decided``. The record
-needs the proposal's agent: given in the body, or looked up in the ``proposals`` view (404
-when the view does not know the proposal).
+``POST /api/proposals/{proposal_id}/decision`` writes ``proposal_decided``: an operator
+decision, so it needs the ``admin`` scope. It follows the proposal's state machine as the
+``proposals`` view shows it (submitted → gated | rejected → scanned → experimented →
+approved | declined | withdrawn): a proposal in a final state (:data:`FINAL_STATES`) answers
+``409 proposal_already_decided`` with its state, one the view does not know 404 (its state
+cannot be checked). The agent comes from the view; an ``agent_id`` in the body must match it
+(422 otherwise). ``xp_awarded`` is the operator's, as before.
+
+The view lags the log by the sink's delay: two decisions sent within that window both pass
+this check (the proposals worker acts on the first).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
+from api.auth import Scope
 from api.commands import publish
 from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
@@ -20,7 +28,11 @@ from api.routes.common import Body, XpAward, command_op, list_op
 from api.shapes import nullable, table_row, view_answer
 from sinks.postgres import models as m
 
-__all__ = ["DecisionBody", "ProposalPath", "operations"]
+__all__ = ["FINAL_STATES", "DecisionBody", "ProposalPath", "operations"]
+
+FINAL_STATES = frozenset({"approved", "declined", "withdrawn", "rejected"})
+"""Proposal states no decision may follow (``rejected``: the custody gate refused it and
+the policy declined it)."""
 
 
 class ProposalPath(BaseModel):
@@ -36,7 +48,7 @@ class DecisionBody(Body):
     reason: str = Field(min_length=1, max_length=2000)
     xp_awarded: XpAward = 0
     agent_id: Ident | None = Field(default=None,
-                                   description="the proposal's agent; default: from the view")
+                                   description="the proposal's agent; must match the view's")
 
 
 async def _lookup(call: Call, proposal_id: str) -> tuple[dict[str, Any] | None,
@@ -64,15 +76,21 @@ async def _one(call: Call) -> dict[str, Any]:
 async def _decide(call: Call) -> JsonResponse:
     b: DecisionBody = call.body
     proposal_id = call.path.proposal_id
-    agent_id = b.agent_id
-    if agent_id is None:
-        row, _history, _mark = await _lookup(call, proposal_id)
-        if row is None:
-            raise ApiError(404, "not_found", "no such proposal in the view; give agent_id to "
-                           "decide a proposal the view has not caught up with",
-                           {"proposal_id": proposal_id})
-        agent_id = str(row["agent_id"])
+    row, _history, mark = await _lookup(call, proposal_id)
+    if row is None:
+        raise ApiError(404, "not_found", "no such proposal in the view (its state cannot be "
+                       "checked before the sink has it)",
+                       {"proposal_id": proposal_id, "watermark": mark})
+    agent_id, status = str(row["agent_id"]), str(row["status"])
     call.agent_id = agent_id
+    if b.agent_id is not None and b.agent_id != agent_id:
+        raise ApiError(422, "validation_failed", "agent_id does not match the proposal's agent",
+                       {"proposal_id": proposal_id, "agent_id": agent_id})
+    if status in FINAL_STATES:
+        raise ApiError(409, "proposal_already_decided",
+                       f"proposal {proposal_id} is already {status}",
+                       {"proposal_id": proposal_id, "status": status,
+                        "decided_by": row.get("decided_by"), "watermark": mark})
     return await publish(call, "proposal_decided", {
         "proposal_id": proposal_id, "agent_id": agent_id, "status": b.decision,
         "decided_by": call.actor, "reason": b.reason, "xp_awarded": b.xp_awarded})
@@ -94,6 +112,7 @@ def operations() -> list[Operation]:
                                     "history": {"type": "array", "items": table_row(h)}}),
                   path_model=ProposalPath, statuses=(401, 403, 404, 429, 503)),
         command_op("POST", "/api/proposals/{proposal_id}/decision", _decide,
-                   "Decide a proposal (proposal_decided)", tag, command="proposals.decide",
-                   body=DecisionBody, path_model=ProposalPath, statuses=(404,)),
+                   "Decide a proposal (proposal_decided; admin; 409 once decided)", tag,
+                   command="proposals.decide", body=DecisionBody, path_model=ProposalPath,
+                   statuses=(404, 409), scope=Scope.ADMIN),
     ]

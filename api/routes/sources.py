@@ -2,7 +2,9 @@
 ``trusted_source_changed`` records (compacted topic keyed by ``source_id``).
 
 ``POST`` adds a source (or updates it when the view already has it); ``DELETE`` removes one
-the view knows (404 otherwise: the record must carry the source's URL).
+the view knows (404 otherwise: the record must carry the source's URL). Both are operator
+decisions (the record type's catalog authority is ``admin``: what a source serves goes into
+prompts), so they need the ``admin`` scope.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
+from api.auth import Scope
 from api.commands import publish
 from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
@@ -82,8 +85,8 @@ def operations() -> list[Operation]:
                 "Trusted sources", tag),
         command_op("POST", "/api/imperium/trusted-sources", _upsert,
                    "Add or update a trusted source", tag, command="trusted_sources.upsert",
-                   body=SourceBody),
+                   body=SourceBody, scope=Scope.ADMIN),
         command_op("DELETE", "/api/imperium/trusted-sources/{source_id}", _remove,
                    "Remove a trusted source", tag, command="trusted_sources.remove",
-                   path_model=SourcePath, statuses=(404,)),
+                   path_model=SourcePath, statuses=(404,), scope=Scope.ADMIN),
     ]

@@ -1,6 +1,7 @@
 """Health and status: ``/api/health`` (liveness, public), ``/api/status`` and
-``/api/database/health`` (read scope; each probe bounded, a failed probe reports its error
-instead of failing the answer)."""
+``/api/database/health`` (read scope; each probe bounded, a failed probe reports the kind of
+error instead of failing the answer — never its message, which names hosts and ports; the
+message is logged)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
+import structlog
 from sqlalchemy import text
 
 from api.operations import Call, Operation
 from api.shapes import nullable, obj
-from sinks.errors import SinkError
 
 __all__ = ["operations"]
+
+log = structlog.get_logger(__name__)
 
 _PROBE = obj({"ok": {"type": "boolean"}, "latency_ms": nullable({"type": "number"}),
               "error": nullable({"type": "string"})})
@@ -25,10 +28,9 @@ async def _probe(fn: Callable[[], Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         await anyio.to_thread.run_sync(fn)
-    except (SinkError, OSError, RuntimeError, ValueError) as exc:
-        return {"ok": False, "latency_ms": None, "error": str(exc).splitlines()[0][:300]}
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors of any kind
-        return {"ok": False, "latency_ms": None, "error": type(exc).__name__}
+        log.warning("api.probe_failed", error=str(exc)[:300])
+        return {"ok": False, "latency_ms": None, "error": f"unavailable ({type(exc).__name__})"}
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "error": None}
 

@@ -1,44 +1,55 @@
 "use strict";
 // Renders any JSON the API answers: arrays of objects become tables, objects become
 // key/value tables (nested arrays of objects become sub-tables). No build step.
-const KEY = new URLSearchParams(location.search).get("key");
+// Every API value is written with textContent (never as markup): strings are data.
+// Auth: the login form sets an HttpOnly session cookie; no key is ever put in a URL.
 
 function cell(value) {
-  if (value === null || value === undefined) return "";
-  if (Array.isArray(value)) return value.every(v => typeof v !== "object") ? value.join(", ") : table(value);
+  if (value === null || value === undefined) return document.createTextNode("");
+  if (Array.isArray(value)) {
+    return value.every(v => v === null || typeof v !== "object")
+      ? document.createTextNode(value.join(", ")) : table(value);
+  }
   if (typeof value === "object") return table(value);
-  if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(4);
-  return String(value);
+  if (typeof value === "number" && !Number.isInteger(value)) return document.createTextNode(value.toFixed(4));
+  return document.createTextNode(String(value));
 }
+
+function th(text) { const h = document.createElement("th"); h.textContent = text; return h; }
 
 function table(data) {
   const t = document.createElement("table");
   if (Array.isArray(data)) {
-    if (!data.length) { t.innerHTML = "<tr><td>none yet</td></tr>"; return t.outerHTML; }
+    if (!data.length) { t.insertRow().insertCell().textContent = "none yet"; return t; }
     const cols = [...new Set(data.flatMap(r => (r && typeof r === "object") ? Object.keys(r) : ["value"]))].slice(0, 8);
     const head = t.insertRow();
-    cols.forEach(c => { const th = document.createElement("th"); th.textContent = c; head.appendChild(th); });
+    cols.forEach(c => head.appendChild(th(c)));
     data.slice(0, 25).forEach(r => {
       const row = t.insertRow();
-      cols.forEach(c => { row.insertCell().innerHTML = cell(typeof r === "object" ? r[c] : r); });
+      cols.forEach(c => { row.insertCell().appendChild(cell(r && typeof r === "object" ? r[c] : r)); });
     });
   } else {
     Object.entries(data).forEach(([k, v]) => {
       const row = t.insertRow();
-      const th = document.createElement("th"); th.textContent = k; row.appendChild(th);
-      row.insertCell().innerHTML = cell(v);
+      row.appendChild(th(k));
+      row.insertCell().appendChild(cell(v));
     });
   }
-  return t.outerHTML;
+  return t;
 }
 
-function escapeHtml(s) { const d = document.createElement("div"); d.textContent = s; return d.innerHTML; }
+class Unauthorized extends Error {}
+
+function showLogin() {
+  document.getElementById("login").hidden = false;
+  document.getElementById("logout").hidden = true;
+}
 
 async function load(section) {
   const body = section.querySelector(".body");
   try {
-    const headers = KEY ? {"Authorization": "Bearer " + KEY} : {};
-    const resp = await fetch(section.dataset.url, {headers});
+    const resp = await fetch(section.dataset.url, {credentials: "same-origin"});
+    if (resp.status === 401) throw new Unauthorized("log in to see this panel");
     const json = await resp.json();
     if (!resp.ok) throw new Error((json.error && json.error.message) || resp.statusText);
     // every read carries how fresh it is: show the watermark's time and lag, not its detail
@@ -52,10 +63,21 @@ async function load(section) {
     if (data && typeof data === "object" && !Array.isArray(data)) {
       data = Object.fromEntries(Object.entries(data).filter(([k]) => k !== "watermark"));
     }
-    body.innerHTML = cell(data) + (meta.length ? `<div class="meta">${escapeHtml(meta.join(" · "))}</div>` : "");
+    const nodes = [cell(data)];
+    if (meta.length) {
+      const m = document.createElement("div");
+      m.className = "meta";
+      m.textContent = meta.join(" · ");
+      nodes.push(m);
+    }
+    body.replaceChildren(...nodes);
     section.dataset.loaded = "true";
   } catch (e) {
-    body.innerHTML = `<span class="err">${escapeHtml(String(e.message || e))}</span>`;
+    if (e instanceof Unauthorized) showLogin();
+    const err = document.createElement("span");
+    err.className = "err";
+    err.textContent = String(e.message || e);
+    body.replaceChildren(err);
     section.dataset.loaded = "error";
   }
 }
@@ -64,6 +86,11 @@ async function refresh() {
   await Promise.all([...document.querySelectorAll("section[data-url]")].map(load));
   document.getElementById("refreshed").textContent = "Refreshed " + new Date().toLocaleTimeString() + ".";
   document.body.dataset.ready = "true";
+}
+
+if (new URLSearchParams(location.search).get("login") === "failed") {
+  showLogin();
+  document.getElementById("login-error").hidden = false;
 }
 refresh();
 setInterval(refresh, 10000);

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from schemas.catalog import load_catalog
+from schemas.catalog import Writer, load_catalog
 from schemas.codec import load_codec
 from sinks.clickhouse.owner import open_reader
 from streams.emit import emit_lines
@@ -60,14 +60,22 @@ def _register_io(app: typer.Typer) -> None:
         ctx: typer.Context,
         source: Annotated[str, typer.Argument(help="a JSON-lines file, or - for stdin")],
         quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+        writer: Annotated[Writer, typer.Option(
+            "--as", help="who writes: producer (observation records only), worker (also "
+            "commands and results) or admin (also decisions); see the topic catalog's "
+            "authority")] = Writer.PRODUCER,
     ) -> None:
-        """JSON lines → validate → Avro → Kafka; exit 0 when every line was accepted."""
+        """JSON lines → validate → Avro → Kafka; exit 0 when every line was accepted.
+
+        As a producer (the default) only observation records (learning, build and error
+        events) are accepted; other lines are rejected with the reason.
+        """
         settings: Settings = ctx.obj
         producer = EventProducer(settings.kafka.bootstrap(),
                                  encoder_for(settings.schemas, load_codec()), load_catalog(),
                                  name="lvlup-emit")
         if source == "-":
-            report = emit_lines(sys.stdin, producer)
+            report = emit_lines(sys.stdin, producer, writer=writer)
         else:
             path = Path(source)
             if not path.is_file():
@@ -78,7 +86,8 @@ def _register_io(app: typer.Typer) -> None:
                 disable=quiet or path.stat().st_size < 1_000_000,
             ) as bar:
                 task = bar.add_task(path.name, total=path.stat().st_size)
-                report = emit_lines(fh, producer, progress=lambda n: bar.advance(task, n))
+                report = emit_lines(fh, producer, progress=lambda n: bar.advance(task, n),
+                                    writer=writer)
         producer.close()
         for rej in report.rejected:
             typer.echo(f"line {rej.line}: rejected: {rej.reason}", err=True)

@@ -103,8 +103,8 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
             f"{s.group} {s.topic}[{s.partition}] lag {s.lag}" for s in health.stuck))
     base = f"http://127.0.0.1:{api_port}"
     console.print(LOOK_FURTHER
-                  + f"  API: {base}/docs  ·  dashboard: {base}/dashboard?key=<token of "
-                  "`lvlup keys create --name me --scope read`>\n"
+                  + f"  API: {base}/docs  ·  dashboard: {base}/dashboard (log in with the "
+                  "token of `lvlup keys create --name me --scope read`)\n"
                   + f"  data: {settings.data_dir.resolve()}  ·  logs: {settings.run_dir()}")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -241,6 +242,25 @@ def _load(env: ApiEnv) -> Loaded:
 def loaded(api_env: ApiEnv) -> Loaded:
     """:func:`_load` on the writers' environment (entities the commands refer to)."""
     return _load(api_env)
+
+
+@pytest.fixture(scope="session")
+def open_proposals(api_env: ApiEnv, loaded: Loaded) -> list[dict[str, Any]]:
+    """Four proposals the writers' views show as submitted (not decided): written as the
+    proposing agents would (``proposal_submitted`` on the log), then the real sink run once.
+    The examples' own proposals are already decided (approved / rejected by the gate)."""
+    template = next(rec for rt, _v, rec in example_records() if rt == "proposal_submitted")
+    producer = EventProducer(api_env.settings.kafka.bootstrap(), load_codec(), api_env.router,
+                             name="test")
+    made = []
+    for i in range(4):
+        rec = {**template, "event_id": str(uuid.uuid4()),
+               "proposal_id": f"prop-open-{uuid.uuid4().hex[:8]}-{i}"}
+        producer.emit("proposal_submitted", rec)
+        made.append({"proposal_id": rec["proposal_id"], "agent_id": rec["agent_id"]})
+    producer.close()
+    run_sink(api_env, api_env.group)
+    return made
 
 
 @dataclass

@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy import select
 
 from schemas.codec import load_codec
+from sinks.postgres import models as m
 from sinks.records import ConsumedRecord
 from streams.kafka_admin import end_offsets
 
@@ -91,3 +93,17 @@ def read_records(bootstrap: str, topics: list[str]) -> list[ConsumedRecord]:
         consumer.close()
     out.sort(key=lambda r: (r.topic, r.partition, r.offset))
     return out
+
+
+_FINAL = ("approved", "declined", "withdrawn", "rejected")
+
+
+def decided_proposal(env: Any) -> dict[str, Any]:
+    """A row of ``env``'s ``proposals`` view in a final state (an operator may not decide it
+    again)."""
+    p = m.proposals
+    with env.engine.connect() as conn:
+        row = conn.execute(select(p).where(p.c.status.in_(_FINAL))
+                           .order_by(p.c.proposal_id)).mappings().first()
+    assert row is not None, "no decided proposal in the view"
+    return dict(row)

@@ -113,7 +113,8 @@ def test_unknown_fields_and_bad_json(client, api_env):
     assert r.status_code == 415
 
 
-def test_trigger_custody_proposal_sources_notifications(client, api_env, loaded):
+def test_trigger_custody_proposal_sources_notifications(client, api_env, loaded,
+                                                         open_proposals):
     h = api_env.auth("command")
     r = client.post("/api/imperium/trigger", headers=h,
                     json={"agents": ["imperium"], "reason": "now"})
@@ -133,17 +134,20 @@ def test_trigger_custody_proposal_sources_notifications(client, api_env, loaded)
     assert client.post("/api/custody/test/guardian", headers=h,
                        json={"tier": "godlike"}).status_code == 422
 
-    prop = loaded.of("proposal_submitted")[0].record
-    r = client.post(f"/api/proposals/{prop['proposal_id']}/decision", headers=h,
+    # operator decisions (proposals, trusted sources) need the admin scope
+    admin = api_env.auth("admin")
+    prop = open_proposals[0]
+    r = client.post(f"/api/proposals/{prop['proposal_id']}/decision", headers=admin,
                     json={"decision": "approved", "reason": "tests pass", "xp_awarded": 50})
     assert r.status_code == 202, r.text
     rec = _landed(api_env, r.json())
     assert (rec["status"], rec["agent_id"], rec["xp_awarded"]) == (
         "approved", prop["agent_id"], 50)
-    r = client.post("/api/proposals/nope/decision", headers=h,
+    r = client.post("/api/proposals/nope/decision", headers=admin,
                     json={"decision": "declined", "reason": "x"})
     assert r.status_code == 404
 
+    h = admin
     r = client.post("/api/imperium/trusted-sources", headers=h,
                     json={"url": "https://docs.python.org/3/", "trust_score": 0.9})
     assert r.status_code == 202, r.text
@@ -156,6 +160,7 @@ def test_trigger_custody_proposal_sources_notifications(client, api_env, loaded)
     assert rec["change"] == "removed" and rec["url"] == known["url"]
     assert client.delete("/api/imperium/trusted-sources/unknown", headers=h).status_code == 404
 
+    h = api_env.auth("command")
     note = loaded.of("notification")[0].record
     r = client.post(f"/api/notifications/{note['notification_id']}/read", headers=h)
     assert r.status_code == 202, r.text
@@ -173,7 +178,7 @@ def _line(loaded, record_type: str) -> dict:
 
 def test_events_batch_per_item_results(client, api_env, loaded):
     h = api_env.auth("command")
-    good = [_line(loaded, "learning_event"), _line(loaded, "token_usage")]
+    good = [_line(loaded, "learning_event"), _line(loaded, "build_event")]
     r = client.post("/api/events", headers=h, json=good)
     assert r.status_code == 202, r.text
     body = r.json()
@@ -228,6 +233,6 @@ def test_a_broker_that_does_not_ack_answers_503(api_env):
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "broker_unavailable"
         assert r.headers["retry-after"] == "1"
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=api_env.auth("read")).text
     assert 'lvlup_api_commands_total{command="agents.pause",outcome="failed"} 1.0' in metrics
     assert "lvlup_api_audit_failures_total 1.0" in metrics

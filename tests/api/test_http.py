@@ -70,15 +70,16 @@ def test_cors(make_client):
         assert "access-control-allow-origin" not in r.headers
 
 
-def test_metrics_on_a_private_registry(make_client):
+def test_metrics_on_a_private_registry(make_client, api_env):
+    h = api_env.auth("read")
     with make_client() as one, make_client() as two:
         for _ in range(3):
             one.get("/api/health")
-        text = one.get("/metrics").text
+        text = one.get("/metrics", headers=h).text
         sample = ('lvlup_api_requests_total{method="GET",operation="get_api_health",'
                   'status="200"} 3.0')
         assert sample in text
-        assert "get_api_health" not in two.get("/metrics").text
+        assert "get_api_health" not in two.get("/metrics", headers=h).text
     assert REGISTRY.get_sample_value("lvlup_api_requests_total") is None
 
 

@@ -80,6 +80,14 @@ def test_needs_a_read_key(client, api_env):
             "/ws/imperium/learning-analytics"):
         pass
     assert info.value.code == 1008
+    # browsers, which cannot set headers: the token rides in a subprotocol offer, the server
+    # selects lvlup.v1 (never the token); a token in the URL is refused
     with client.websocket_connect(
-            f"/ws/imperium/learning-analytics?token={api_env.tokens['read']}") as ws:
+            "/ws/imperium/learning-analytics",
+            subprotocols=["lvlup.v1", f"lvlup.key.{api_env.tokens['read']}"]) as ws:
+        assert ws.accepted_subprotocol == "lvlup.v1"
         assert ws.receive_json()["type"] == "hello"
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(
+            f"/ws/imperium/learning-analytics?token={api_env.tokens['read']}"):
+        pass
+    assert info.value.code == 1008

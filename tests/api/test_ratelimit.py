@@ -20,7 +20,7 @@ def test_per_key_limit(make_client, api_env):
         # another key is not limited by the first one's use
         assert client.get("/api/imperium/agents",
                           headers=api_env.auth("command")).status_code == 200
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=api_env.auth("command")).text
         assert 'lvlup_api_rate_limited_total{per="key"} 2.0' in metrics
 
 

@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
-served by a real `lvlup api` process reading views the Postgres sink code wrote; every panel
-loads without an error and the learning panel shows the agents' data."""
+served by a real `lvlup api` process reading views the Postgres sink code wrote; the login
+form sets an HttpOnly cookie (no key in any URL), then every panel loads without an error
+and the learning panel shows the agents' data."""
 
 from __future__ import annotations
 
@@ -91,12 +92,27 @@ def test_the_dashboard_shows_the_views_in_a_browser(api_url, tmp_path):
     url, token = api_url
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
-        driver.get(f"{url}/dashboard?key={token}")
+        driver.get(f"{url}/dashboard")
+        login = WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.ID, "login") if d.find_element(By.ID, "login")
+            .is_displayed() else None)
+        login.find_element(By.ID, "key").send_keys("lvlup_wrong_key")
+        login.find_element(By.ID, "login-submit").click()
+        WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.ID, "login-error").is_displayed())
+        assert token not in driver.current_url
+        driver.find_element(By.ID, "key").send_keys(token)
+        driver.find_element(By.ID, "login-submit").click()
+        WebDriverWait(driver, 30).until(lambda d: d.current_url.rstrip("/") == f"{url}/dashboard")
+        cookie = driver.get_cookie("lvlup_session")
+        assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert driver.execute_script("return document.cookie") == ""
         WebDriverWait(driver, 60).until(
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
         states = {p: driver.find_element(By.ID, p).get_attribute("data-loaded") for p in PANELS}
         texts = {p: driver.find_element(By.ID, p).text for p in PANELS}
         assert states == dict.fromkeys(PANELS, "true"), texts
+        assert not driver.find_element(By.ID, "login").is_displayed()
         learning = driver.find_element(By.ID, "learning")
         assert learning.find_elements(By.TAG_NAME, "td"), texts["learning"]
         assert any(agent in texts["learning"] for agent in ("imperium", "guardian", "sandbox",

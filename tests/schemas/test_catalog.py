@@ -8,9 +8,17 @@ import pytest
 import yaml
 
 from schemas import resources
-from schemas.catalog import Catalog, Topic, dlq_topic, load_catalog, parse_topic
+from schemas.catalog import (
+    Authority,
+    Catalog,
+    Topic,
+    Writer,
+    dlq_topic,
+    load_catalog,
+    parse_topic,
+)
 from schemas.checks import check_catalog
-from schemas.errors import CatalogError
+from schemas.errors import CatalogError, RecordNotWritable
 from schemas.registry import load_registry
 
 
@@ -83,6 +91,8 @@ def test_unknown_lookups_raise():
         ({"consumers": [1]}, "consumer group names"),
         ({"colour": "red"}, "unknown field 'colour'"),
         ({"key": None}, "'key' is missing"),
+        ({"authority": None}, "'authority' is missing"),
+        ({"authority": "anyone"}, "authority must be one of"),
     ],
 )
 def test_parse_topic_rejects_bad_definitions(change, message):
@@ -124,3 +134,34 @@ def test_duplicate_topics_or_record_types_are_rejected():
     events = load_catalog().topic("lvlup.learning.events")
     with pytest.raises(CatalogError, match="more than one topic"):
         Catalog((events, dataclasses.replace(events, name="lvlup.learning.events2")))
+
+
+def test_every_record_type_states_who_may_write_it():
+    """Authority by record type (DESIGN.md "Trust"): the YAML says it for every topic, and
+    only observations are open to producers; results and decisions belong to workers and
+    admins."""
+    catalog = load_catalog()
+    for record_type in load_registry().record_types:
+        raw = raw_topic(catalog.for_record(record_type).name)
+        assert raw.get("authority") in {a.value for a in Authority}, record_type
+    by = {a: {t.value_schema for t in catalog.topics if t.authority is a} for a in Authority}
+    assert by[Authority.OBSERVATION] == {"learning_event", "build_event", "error_event"}
+    assert by[Authority.ADMIN] == {"proposal_decided", "trusted_source_changed"}
+    assert by[Authority.COMMAND] == {"agent_command", "learning_cycle_requested",
+                                     "custody_test_requested"}
+    for result in ("custody_run_result", "custody_item_result", "agent_level_changed",
+                   "budget_reservation", "experiment_result", "token_usage", "command_audit"):
+        assert catalog.for_record(result).authority is Authority.WORKER, result
+
+
+def test_writers_hold_nested_authorities():
+    catalog = load_catalog()
+    catalog.check_writable("learning_event", Writer.PRODUCER)
+    with pytest.raises(RecordNotWritable) as info:
+        catalog.check_writable("custody_run_result", Writer.PRODUCER)
+    assert (info.value.authority, info.value.owner) == ("worker", "agents.custody")
+    catalog.check_writable("custody_run_result", Writer.WORKER)
+    with pytest.raises(RecordNotWritable):
+        catalog.check_writable("proposal_decided", Writer.WORKER)
+    for record_type in load_registry().record_types:
+        catalog.check_writable(record_type, Writer.ADMIN)
