@@ -15,7 +15,7 @@ from streams.settings import ModelSettings
 def test_a_file_with_another_digest_is_refused_before_loading(tmp_path: Path):
     path = tmp_path / "model.gguf"
     path.write_bytes(b"GGUF" + b"\0" * 1020)
-    with pytest.raises(ModelLoadError, match="SHA-256 .* refusing to load"):
+    with pytest.raises(ModelLoadError, match=r"SHA-256 .* refusing to load"):
         LlamaEngine(path, expected_sha256="0" * 64)
 
 
