@@ -69,9 +69,12 @@ audit: setup
 
 PACKAGES := $(wildcard streams agents schemas sinks inference api infra)
 
+# ruff, strict mypy, and the layer contract (pyproject [tool.importlinter]: nothing imports
+# upward; api never imports agents — docs/ARCHITECTURE.md, "Layers").
 lint: setup
 	$(VENV)/bin/ruff check $(PACKAGES) tests
 	$(VENV)/bin/mypy $(PACKAGES)
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(TEST_ENV) $(LVLUP) up

@@ -41,6 +41,7 @@ from schemas.catalog import load_catalog
 from schemas.codec import Codec
 from sinks.app import postgres_engine
 from sinks.clickhouse.owner import open_reader
+from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.producer import DeliveryFailed, EventProducer, TopicRouter, codec_for, encoder_for
 from streams.settings import Settings
 
@@ -71,14 +72,16 @@ def create_app(
     reader_factory: ReaderFactory | None = None,
     router: TopicRouter | None = None,
     codec: Codec | None = None,
+    failpoints: Failpoints = NO_FAILPOINTS,
 ) -> Starlette:
     """The API app for ``settings`` (Kafka, Postgres, ClickHouse) and ``api_settings``.
 
     ``producer`` (default: an :class:`EventProducer` named ``api``), ``engine`` (default:
     :func:`sinks.app.postgres_engine`), ``reader_factory`` (default:
     :func:`sinks.clickhouse.owner.open_reader`), ``router`` (record type → topic; default:
-    the topic catalog) and ``codec`` may be injected. Nothing connects before the lifespan
-    starts. Raises ``ValueError`` for malformed rate-limit strings.
+    the topic catalog), ``codec`` and ``failpoints`` (fault injection, :mod:`api.commands`;
+    default: none) may be injected. Nothing connects before the lifespan starts. Raises
+    ``ValueError`` for malformed rate-limit strings.
     """
     api = api_settings or ApiSettings()
     parse_limits(api.rate_limit_per_key)  # fail fast on a malformed limit
@@ -105,7 +108,7 @@ def create_app(
             router=the_router, reader_factory=reader_factory or open_reader,
             keys=KeyStore(the_engine, api.key_cache_ttl_s), limiter=limiter,
             metrics=metrics, ends=EndOffsets(bootstrap, api.lag_ttl_s), live=hub,
-            view_sources=view_sources())
+            view_sources=view_sources(), failpoints=failpoints)
         try:
             yield {"api": state}
         finally:

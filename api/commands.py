@@ -6,9 +6,9 @@ The 202 body is ``{command_id, topic, partition, offset}``: the command id is th
 record, so a 202 means the command is durable on the log. Views reflect it once the sinks
 consumed it (compare the offset with a read's watermark).
 
-Fault injection (``lvlup chaos``, kind ``kill_api``): two failpoints, armed by a file in
-``sinks.failpoints_dir`` (:mod:`sinks.failpoints`; unset in production, then no check costs
-a system call): ``api.before_publish`` — the command was validated, nothing was sent — and
+Fault injection (``lvlup chaos``, kind ``kill_api``): two failpoints, asked of the app's
+:class:`streams.failpoints.Failpoints` (given by the process's root; the default never fires
+and costs nothing): ``api.before_publish`` — the command was validated, nothing was sent — and
 ``api.after_publish`` — the broker acked, no answer was sent. Either kills the API process
 (SIGKILL to itself), as a crash or an OOM kill would, once per arming.
 """
@@ -25,7 +25,6 @@ import structlog
 from api.errors import JsonResponse
 from api.idempotency import body_digest, claim
 from api.operations import Call
-from sinks.failpoints import fire
 
 __all__ = ["AFTER_PUBLISH", "BEFORE_PUBLISH", "publish"]
 
@@ -36,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 def _failpoint(call: Call, point: str) -> None:
     """SIGKILL this process when ``api.<point>`` is armed (module doc)."""
-    if fire(call.state.settings.sinks.failpoints_dir, "api", point):
+    if call.state.failpoints.fire("api", point):
         log.warning("api.failpoint", point=point, command_id=call.command_id, pid=os.getpid())
         os.kill(os.getpid(), signal.SIGKILL)
 

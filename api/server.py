@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from api.app import create_app
 from api.settings import ApiSettings, api_settings_from_env
+from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.logs import configure_logging
 from streams.settings import Settings
 
@@ -33,8 +34,11 @@ def app_factory() -> Starlette:
     return create_app(Settings(), api_settings_from_env())
 
 
-def serve(settings: Settings, api: ApiSettings) -> None:
-    """Serve ``create_app(settings, api)`` on ``api.host:api.port`` until SIGINT/SIGTERM.
+def serve(settings: Settings, api: ApiSettings, *,
+          failpoints: Failpoints = NO_FAILPOINTS) -> None:
+    """Serve ``create_app(settings, api, failpoints=failpoints)`` on ``api.host:api.port``
+    until SIGINT/SIGTERM (``failpoints``: fault injection, given by ``lvlup api`` under
+    ``lvlup chaos``; none by default).
 
     The objects alive after start-up (modules, schemas, the route table) are frozen out of
     the garbage collector and the youngest generation's threshold is raised: a request
@@ -42,7 +46,7 @@ def serve(settings: Settings, api: ApiSettings) -> None:
     collection cost throughput for nothing. A lifespan that fails (Postgres unreachable …)
     ends the process with a non-zero exit.
     """
-    app = create_app(settings, api)
+    app = create_app(settings, api, failpoints=failpoints)
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)

@@ -21,6 +21,7 @@ from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
 from api.watermarks import EndOffsets
 from sinks.clickhouse.owner import Reader
+from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.producer import Delivery, TopicRouter
 from streams.settings import Settings
 
@@ -63,6 +64,8 @@ class AppState:
     """Open WebSocket connections per key id (``ip:<address>`` without a key), capped at
     ``api.ws_max_per_key`` (:mod:`api.live`)."""
     started_at: float = field(default_factory=time.time)
+    failpoints: Failpoints = NO_FAILPOINTS
+    """Fault injection (:mod:`api.commands`); given by the root, never fires by default."""
 
     def topic(self, record_type: str) -> str:
         """The topic carrying ``record_type`` (through the router, so test prefixes apply)."""

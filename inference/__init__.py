@@ -5,7 +5,6 @@ through :class:`InferenceService`; the Kafka wiring lives elsewhere. Importing i
 llama-cpp-python nor litellm: they are imported when an engine or a router is built.
 """
 
-from inference.bench import bench_direct, compare_layouts
 from inference.budget import BudgetLedger, BudgetPolicy, DayTotals, Decision, utc_day
 from inference.cache import ResponseCache, cache_key
 from inference.dispatch import CloudClient, Completion, Dispatcher
@@ -96,10 +95,8 @@ __all__ = [
     "SafetyPolicy",
     "SafetyVerdict",
     "StructuredOutputError",
-    "bench_direct",
     "build_router_plan",
     "cache_key",
-    "compare_layouts",
     "compile_schema",
     "estimate_prompt_tokens",
     "file_sha256",

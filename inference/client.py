@@ -96,8 +96,15 @@ class InferenceClient:
                     timeout_s: float = 120.0, model_alias: str = "local",
                     max_tokens: int = 128, temperature: float = 0.0, top_p: float = 0.95,
                     seed: int | None = None, json_schema: dict[str, Any] | None = None,
-                    language: str = "en", request_id: str | None = None) -> dict[str, Any]:
+                    language: str = "en", request_id: str | None = None,
+                    knowledge: list[dict[str, Any]] | None = None,
+                    prefill: str = "") -> dict[str, Any]:
         """Send a request and await its response record.
+
+        ``knowledge``: the requesting agent's memory entries the prompt contains (Avro
+        ``KnowledgeRef`` records: topic, partition, offset, content_hash), recorded on the
+        request so an audit or a replay shows what the agent knew. ``prefill``: text the
+        answer starts with (the model continues it; the response holds the continuation).
 
         Raises :class:`InferenceTimeout`, or :class:`InferenceFailed` when the response
         carries an error.
@@ -110,7 +117,8 @@ class InferenceClient:
             "model_alias": model_alias, "messages": messages, "temperature": temperature,
             "top_p": top_p, "seed": seed, "max_tokens": max_tokens,
             "json_schema": None if json_schema is None else json.dumps(json_schema),
-            "language": language, "deadline_ms": None,
+            "language": language, "deadline_ms": None, "knowledge": list(knowledge or ()),
+            "prefill": prefill,
         }
         try:
             await self.producer.emit_async("inference_request", record)

@@ -232,7 +232,11 @@ class Dispatcher:
             }
         started = self._monotonic()
         try:
-            call = cloud.acompletion(route.target, build_messages(request), **kwargs)
+            messages = build_messages(request)
+            if request.prefill:  # providers that continue a final assistant turn (Anthropic,
+                # Mistral) continue it; others read it as history — local is the exact path
+                messages.append({"role": "assistant", "content": request.prefill})
+            call = cloud.acompletion(route.target, messages, **kwargs)
             response = await asyncio.wait_for(call, timeout_s)
         except TimeoutError:
             raise DeadlineExceeded(f"cloud route {route.target} exceeded {timeout_s} s") from None

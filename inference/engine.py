@@ -159,8 +159,9 @@ class LlamaEngine:
         llama_cpp.llama_sampler_free(sampler)
 
     def render_prompt(self, request: InferenceRequest) -> str:
-        """The prompt text the model sees for ``request`` (chat template applied)."""
-        return str(self._render(request).prompt)
+        """The prompt text the model sees for ``request`` (chat template applied, then the
+        request's ``prefill``)."""
+        return str(self._render(request).prompt) + request.prefill
 
     def _render(self, request: InferenceRequest) -> Any:
         messages = build_messages(request)
@@ -194,8 +195,11 @@ class LlamaEngine:
         if grammar is not None:
             self.check_grammar(grammar)
         rendered = self._render(request)
+        # a prefill continues the model's own turn: the template opened it, the answer goes on
+        # from the prefill's last character (the response carries the continuation only)
         tokens = self._llama.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+            (rendered.prompt + request.prefill).encode("utf-8"),
+            add_bos=not rendered.added_special, special=True,
         )
         if len(tokens) + request.max_tokens > self.n_ctx:
             raise InvalidRequest(

@@ -58,7 +58,7 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
     """
     fields = {k: record.get(k) for k in (
         "request_id", "requester", "agent_id", "model_alias", "messages", "temperature",
-        "top_p", "seed", "max_tokens", "language", "deadline_ms")}
+        "top_p", "seed", "max_tokens", "language", "deadline_ms", "prefill")}
     schema = record.get("json_schema")
     if isinstance(schema, str):
         try:

@@ -65,6 +65,11 @@ class InferenceRequest(BaseModel):
     )
     language: str = Field(default="en", pattern=BCP47_PATTERN, description="BCP-47 answer language")
     deadline_ms: int | None = Field(default=None, ge=0, description="UTC epoch ms")
+    prefill: str = Field(
+        default="", max_length=20_000,
+        description="text the answer starts with (assistant prefill): the model continues it "
+        "after its turn opens; the response holds the continuation only",
+    )
 
     @property
     def deterministic(self) -> bool:

@@ -12,11 +12,10 @@ Code: :mod:`schemas.registry` (schemas by version and fingerprint), :mod:`schema
 (single-object encoding), :mod:`schemas.codec` (encode/decode), :mod:`schemas.models`
 (pydantic models built from the schemas), :mod:`schemas.validation` (JSON input records),
 :mod:`schemas.compat` and :mod:`schemas.checks` (evolution and catalog checks),
-:mod:`schemas.bench` (codec timing), :mod:`schemas.errors` (exception tree). Loaders are cached
+:mod:`schemas.errors` (exception tree). Loaders are cached
 functions (``load_registry``, ``load_codec``, ``load_catalog``); importing builds nothing.
 """
 
-from schemas.bench import bench_codec
 from schemas.catalog import Catalog, Topic, TopicSpec, dlq_topic, load_catalog
 from schemas.checks import check_catalog, check_evolution
 from schemas.codec import Codec, load_codec
@@ -48,7 +47,6 @@ __all__ = [
     "TopicSpec",
     "UnknownSchema",
     "ValidationFailed",
-    "bench_codec",
     "check_backward_compatible",
     "check_catalog",
     "check_evolution",

@@ -13,8 +13,8 @@ A YAML file holds: ``name``, ``key``, ``value_schema``, ``partitions``,
 component that writes it), ``authority`` (who may write its record type, :class:`Authority`),
 ``consumers`` (consumer groups) and ``description``.
 
-**Authority by record type** (docs/DESIGN.md, "Trust": producers may write observation
-records only; results and decisions are written by the workers that own them):
+**Authority by record type** (docs/SECURITY.md: producers may write observation records
+only; results and decisions are written by the workers that own them):
 
 * ``observation`` — what an external producer saw (learning, build and error events): any
   producer may write it (``POST /api/events``, ``lvlup emit``);

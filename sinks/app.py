@@ -72,10 +72,12 @@ def build_sink(
     clickhouse: ClickHouse | None = None,
     group: str | None = None,
     after_write: Callable[[Batch], None] | None = None,
+    wrap_writer: Callable[[SinkWriter], SinkWriter] | None = None,
 ) -> SinkRunner:
     """A runner for ``kind`` ``"postgres"`` (needs ``engine``) or ``"clickhouse"`` (needs
-    ``clickhouse``) over ``topics``. Raises ``ValueError`` for an unknown kind or a missing
-    collaborator."""
+    ``clickhouse``) over ``topics``. ``wrap_writer`` (from the process's root; fault injection
+    passes :func:`infra.chaos.failpoints.writer_wrapper`) wraps the store writer. Raises
+    ``ValueError`` for an unknown kind or a missing collaborator."""
     writer: SinkWriter
     if kind == "postgres":
         if engine is None:
@@ -89,11 +91,9 @@ def build_sink(
         group = group or CLICKHOUSE_GROUP
     else:
         raise ValueError(f"unknown sink kind {kind!r}")
+    if wrap_writer is not None:
+        writer = wrap_writer(writer)
     s = settings.sinks
-    if s.failpoints_dir is not None:
-        from sinks.failpoints import FailpointWriter
-
-        writer = FailpointWriter(writer, s.failpoints_dir)
     wait_ms = s.clickhouse_max_wait_ms if kind == "clickhouse" else s.max_wait_ms
     config = SinkConfig(group=group, topics=tuple(topics), max_batch=s.max_batch,
                         max_wait_s=wait_ms / 1000, retry_max_s=s.retry_max_s)

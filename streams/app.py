@@ -1,6 +1,6 @@
 """The Faust app factory: every agent worker is built here from :class:`Settings`.
 
-Choices (../shared/PITFALLS.md has the sources):
+Choices, with their sources:
 
 - ``broker="lvlup://…"`` → :mod:`streams.faust_transport`: producers with ``acks=all`` and
   idempotence on, at-least-once processing (not Faust's ``exactly_once``: faust-streaming#517).

@@ -2,9 +2,9 @@
 
 faust-streaming's aiokafka driver turns on ``enable_idempotence`` only inside transactions
 (``Producer._settings_extra``, faust/transport/drivers/aiokafka.py); we do not use Kafka
-transactions (PITFALLS.md: Jepsen's 2024 analysis), but want no duplicates from producer
-retries. Registered under Faust's own ``faust.transports`` entry-point namespace as ``lvlup``,
-so apps use ``broker="lvlup://host:port"``.
+transactions (Jepsen's 2024 Bufstream analysis: the protocol allows lost writes), but want no
+duplicates from producer retries. Registered under Faust's own ``faust.transports``
+entry-point namespace as ``lvlup``, so apps use ``broker="lvlup://host:port"``.
 """
 
 from __future__ import annotations

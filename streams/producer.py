@@ -8,7 +8,7 @@ encoding (the default), a :class:`schemas.confluent.ConfluentEncoder` Confluent'
 ``acks=all`` and ``enable.idempotence=true`` always (no duplicates from retries, nothing
 acked that the in-sync replicas do not have); batching through ``linger.ms`` and
 ``batch.size``. confluent-kafka underneath: it produced ~440k msg/s here against aiokafka's
-31–45k (../shared/PITFALLS.md). Usable from sync code (:meth:`EventProducer.emit`,
+31–45k (measured on this project's machines). Usable from sync code (:meth:`EventProducer.emit`,
 :meth:`EventProducer.emit_sync`) and from asyncio (:meth:`EventProducer.emit_async`).
 
 Records missing ``event_id``, ``occurred_at`` or ``producer`` get them filled (a UUID4, now in

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.commands import BUILTIN_AGENTS
+
 __all__ = [
     "ClickHouseSettings",
     "InferenceSettings",
@@ -187,7 +189,7 @@ class SinkSettings(BaseModel):
     dlq_window: int = Field(default=1000, ge=1, description="records in the DLQ ratio window")
     failpoints_dir: Path | None = Field(
         default=None, description="fault injection (lvlup chaos): armed failpoint files "
-        "(sinks.failpoints); unset in production"
+        "(infra.chaos.failpoints); unset in production"
     )
 
 
@@ -228,7 +230,7 @@ class CustodySettings(BaseModel):
         default=21600.0, ge=0, description="schedule slot length, seconds; 0 turns it off"
     )
     schedule_agents: dict[str, str] = Field(
-        default_factory=lambda: {a: a for a in ("imperium", "guardian", "sandbox", "conquest")},
+        default_factory=lambda: {a: a for a in BUILTIN_AGENTS},
         description="agent id → agent type of the scheduled agents",
     )
     schedule_items: int = Field(default=3, ge=1, le=50, description="items per scheduled run")

@@ -10,6 +10,8 @@ folds them with :func:`fold`:
   reproduces XP, level and failure streak exactly as the live worker computed them; an agent
   first seen starts at its first run's ``level`` with that level's XP threshold (the same rule
   the live worker uses for an unknown agent, see :func:`new_agent`);
+  The pooled SPRT evidence that drives promotion and demotion is judged, for each run, over
+  the agent's runs applied before it plus the run itself (:mod:`agents.custody.evidence`);
 * afterwards the newest ``agent_level_changed`` record of an agent (by ``occurred_at``), if
   any, sets its level and prestige (levels may also change outside custody, e.g. prestige).
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agents.custody.policy import CustodyPolicy
 from agents.custody.progression import apply_run, xp_to_reach
 from agents.custody.state import AgentState
 from schemas.codec import Codec
@@ -59,8 +62,11 @@ def new_agent(agent_id: str, agent_type: str, level: int) -> AgentState:
                       xp=xp_to_reach(level))
 
 
-def fold(records: Iterable[tuple[str, Mapping[str, Any]]]) -> Rebuilt:
-    """Fold ``(record_type, record)`` pairs in log order (see the module doc). Types other than
+def fold(records: Iterable[tuple[str, Mapping[str, Any]]],
+         policy: CustodyPolicy | None = None) -> Rebuilt:
+    """Fold ``(record_type, record)`` pairs in log order (see the module doc) under ``policy``
+    (default: the packaged v1; the pooled evidence of each run is judged over the agent's
+    runs applied before it, as the live worker judged it). Types other than
     ``custody_run_result``, ``custody_item_result`` and ``agent_level_changed`` are counted in
     ``skipped``."""
     out = Rebuilt()
@@ -80,6 +86,7 @@ def fold(records: Iterable[tuple[str, Mapping[str, Any]]]) -> Rebuilt:
                 latest_level[str(rec["agent_id"])] = rec
         else:
             out.skipped += 1
+    history: dict[str, list[Mapping[str, Any]]] = {}
     # the order the worker finished the runs in; sorted() is stable, so ties keep log order
     for run_id, recs in sorted(runs.items(), key=lambda kv: int(kv[1][0]["occurred_at"])):
         first = recs[0]
@@ -88,7 +95,9 @@ def fold(records: Iterable[tuple[str, Mapping[str, Any]]]) -> Rebuilt:
                                                    int(first["level"]))
         progress = apply_run(state, recs, items.get(run_id, []),
                              occurred_at_ms=int(first["occurred_at"]),
+                             history=history.get(agent, ()), policy=policy,
                              item_ratings=out.item_ratings)
+        history.setdefault(agent, []).extend(recs)
         out.states[agent] = progress.state
         out.item_ratings.update(progress.item_ratings)
         out.run_ids.add(run_id)

@@ -1,17 +1,19 @@
 """Custody run records: item results and run verdicts, as dicts ready for Avro.
 
 Record shapes are ``schemas/avro/custody_item_result.v1.avsc`` and
-``custody_run_result.v1.avsc``; timestamps are Avro ``timestamp-millis`` physical values (int
-milliseconds since the Unix epoch, UTC). Event ids are UUIDv5 of the record's identity (run,
-item, epoch), so re-processing a run after a crash reproduces the same ids and consumers can
-deduplicate.
+``custody_run_result.v2.avsc`` (v2: the bank's version and content hash, the policy, and the
+pooled evidence verdict after the run — :func:`with_evidence`); timestamps are Avro
+``timestamp-millis`` physical values (int milliseconds since the Unix epoch, UTC). Event ids
+are UUIDv5 of the record's identity (run, item, epoch), so re-processing a run after a crash
+reproduces the same ids and consumers can deduplicate.
 
 Verdict (per category of a run) over all item × epoch trials, with the Wilson score interval
 (:mod:`agents.custody.stats`) of the pass rate: ``passed`` if the lower bound reaches the
 threshold, ``failed`` if the upper bound is below it, ``inconclusive`` otherwise (too few
-trials to tell). The verdict depends only on counts, never on the order of the items. The
-threshold and ``z`` are not fields of ``custody_run_result`` v1; :class:`RunSummary` carries
-them next to the record.
+trials to tell). The verdict depends only on counts, never on the order of the items. This
+per-run verdict is informative only: with 3-item runs it is always ``inconclusive``; levels
+and the gate follow the pooled SPRT evidence (:mod:`agents.custody.evidence`). The threshold
+and ``z`` are not record fields; :class:`RunSummary` carries them next to the record.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agents.custody.evidence import Evidence
 from agents.custody.items import Category, Item, ScoreResult, Tier, tier_for_level
 from agents.custody.progression import xp_for_results
 from agents.custody.stats import Z_95, wilson_interval
@@ -38,6 +41,7 @@ __all__ = [
     "summarize_run",
     "trials",
     "verdict_for",
+    "with_evidence",
 ]
 
 PRODUCER = "agents.custody"
@@ -49,7 +53,9 @@ _NAMESPACE = uuid.UUID("5f0c4a8e-2b1d-5c7e-9a34-6d2f1b8e7c90")
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """What a run is about: ids, the agent's ``level`` at the start, the run ``seed``, epochs per
-    item, and the verdict ``threshold`` (pass rate, 0..1) and ``z`` (normal quantile)."""
+    item, the verdict ``threshold`` (pass rate, 0..1) and ``z`` (normal quantile), and what
+    the run records: ``bank_version``, ``bank_hash`` (:attr:`Bank.content_hash`) and
+    ``policy_version`` (:attr:`CustodyPolicy.ref`)."""
 
     run_id: str
     agent_id: str
@@ -59,6 +65,9 @@ class RunContext:
     epochs: int = 1
     threshold: float = DEFAULT_THRESHOLD
     z: float = Z_95
+    bank_version: str = ""
+    bank_hash: str = ""
+    policy_version: str | None = None
 
     @property
     def tier(self) -> Tier:
@@ -106,13 +115,19 @@ def item_result_record(
     *,
     duration_ms: int,
     occurred_at_ms: int,
+    request_id: str | None = None,
+    knowledge: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``custody_item_result`` record of ``item`` in ``epoch`` (0-based)."""
+    """The ``custody_item_result`` (v2) record of ``item`` in ``epoch`` (0-based), citing the
+    inference ``request_id`` that answered it and the ``knowledge`` positions (``KnowledgeRef``
+    records) its prompt held — None and empty when the answer used no memory."""
     return {
         "event_id": event_id(ctx.run_id, item.id, epoch),
         "occurred_at": occurred_at_ms,
         "producer": PRODUCER,
-        "schema_version": 1,
+        "schema_version": 2,
+        "request_id": request_id,
+        "knowledge": [dict(k) for k in knowledge],
         "run_id": ctx.run_id,
         "agent_id": ctx.agent_id,
         "category": item.category.value,
@@ -176,7 +191,7 @@ def _summarize(
         "event_id": event_id(ctx.run_id, "run", category.value),
         "occurred_at": occurred_at_ms,
         "producer": PRODUCER,
-        "schema_version": 1,
+        "schema_version": 2,
         "run_id": ctx.run_id,
         "agent_id": ctx.agent_id,
         "agent_type": ctx.agent_type,
@@ -192,5 +207,25 @@ def _summarize(
         "xp_awarded": xp_for_results(recs),
         "seed": ctx.seed,
         "duration_ms": sum(int(r["duration_ms"]) for r in recs),
+        "bank_version": ctx.bank_version,
+        "bank_hash": ctx.bank_hash,
+        "policy_version": ctx.policy_version,
+        "evidence_verdict": None,
+        "evidence_llr": None,
+        "evidence_trials": None,
+        "evidence_passed": None,
     }
     return RunSummary(record=record, threshold=ctx.threshold, z=ctx.z, wilson_upper=upper)
+
+
+def with_evidence(record: Mapping[str, Any], evidence: Evidence | None) -> dict[str, Any]:
+    """``record`` (a ``custody_run_result``) with the pooled ``evidence`` of its category after
+    the run stamped in (verdict, open-segment statistic, window trials); unchanged fields
+    when ``evidence`` is None."""
+    out = dict(record)
+    if evidence is not None:
+        res = evidence.result
+        out.update(policy_version=evidence.policy_ref, evidence_verdict=res.verdict,
+                   evidence_llr=float(res.llr), evidence_trials=float(res.total_trials),
+                   evidence_passed=float(res.total_passed))
+    return out

@@ -17,7 +17,9 @@ class AgentState:
 
     ``ratings`` maps a category value to the agent's Elo rating in it; a category without a
     rating starts at :func:`~agents.custody.elo.initial_agent_rating` of ``level``.
-    ``fail_streak`` counts consecutive failed runs (see :mod:`agents.custody.progression`).
+    ``fail_streak`` counted consecutive failed runs under the rule before policy custody-v1;
+    demotion now follows the pooled SPRT evidence and leaves it unchanged (kept so stored
+    states and comparisons stay valid; see :mod:`agents.custody.progression`).
     """
 
     agent_id: str

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,17 +47,26 @@ from agents.custody.bank import Bank, load_bank
 from agents.custody.errors import BankError, RunVoided, SandboxUnavailable
 from agents.custody.items import Category, Item, ScoreResult
 from agents.custody.planning import plan_run
+from agents.custody.policy import CustodyPolicy, load_policy
 from agents.custody.progression import Progress, apply_run
 from agents.custody.replay import fold, new_agent, read_topics
-from agents.custody.runs import RunContext, item_result_record, summarize_run, trials
+from agents.custody.runs import (
+    RunContext,
+    item_result_record,
+    summarize_run,
+    trials,
+    with_evidence,
+)
 from agents.custody.schedule import Schedule, run_schedule
 from agents.custody.scorers import SCORER_VERSIONS, score
 from agents.custody.state import AgentState
+from agents.knowledge.answering import CustodyMemory, cite
 from inference.client import InferenceClient, InferenceFailed, InferenceTimeout
 from inference.errors import RETRYABLE_CODES
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from sinks.errors import StoreUnavailable
 from streams.dlq import DeadLetterQueue, SourceRecord
 from streams.producer import EventProducer
 from streams.serial import consume_serially, stop_on_signals
@@ -90,7 +99,11 @@ class CustodyDeps:
     else propagates (a bug ends the worker); ``emit(record_type,
     record)`` publishes and returns once acked; ``now_ms()`` is the clock (ms since the Unix
     epoch, UTC); ``grade(item, answer)`` is blocking (run in a thread); ``max_tokens`` caps
-    the items' own answer-length hints (None: no cap).
+    the items' own answer-length hints (None: no cap). ``memory``: when set, items are
+    answered through it instead of ``infer`` (the agent's role and recalled knowledge,
+    :class:`~agents.knowledge.answering.CustodyMemory`) and each item result cites the
+    inference request and the knowledge positions; a memory store outage
+    (:class:`~sinks.errors.StoreUnavailable`) voids the run like an inference outage.
     """
 
     infer: Callable[[str, str, int, int], Awaitable[str]]
@@ -98,6 +111,7 @@ class CustodyDeps:
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     grade: Callable[[Item, str], ScoreResult] = score
     max_tokens: int | None = None
+    memory: CustodyMemory | None = None
 
 
 @dataclass(frozen=True)
@@ -118,20 +132,30 @@ class RunOutcome:
         return self.progress.state
 
 
-async def _trial(deps: CustodyDeps, agent_id: str, item: Item, seed: int) -> ScoreResult:
+async def _trial(deps: CustodyDeps, agent_id: str, agent_type: str, item: Item, seed: int
+                 ) -> tuple[ScoreResult, dict[str, Any]]:
+    """The grade of one trial and the ``custody_item_result`` v2 fields citing the memory
+    it used (``request_id`` None and no ``knowledge`` without memory)."""
     max_tokens = item.max_tokens if deps.max_tokens is None else min(item.max_tokens,
                                                                      deps.max_tokens)
+    cited: dict[str, Any] = {"request_id": None, "knowledge": []}
     try:
-        answer = await deps.infer(agent_id, item.prompt, max_tokens, seed & MODEL_SEED_MASK)
-    except (InferenceTimeout, TimeoutError, ConnectionError) as exc:
+        if deps.memory is None:
+            answer = await deps.infer(agent_id, item.prompt, max_tokens, seed & MODEL_SEED_MASK)
+        else:
+            answered = await deps.memory.answer(agent_id, agent_type, item, max_tokens,
+                                                seed & MODEL_SEED_MASK)
+            answer = answered.text
+            cited.update(cite(answered.refs, answered.request_id))
+    except (InferenceTimeout, TimeoutError, ConnectionError, StoreUnavailable) as exc:
         raise RunVoided("inference_unavailable", f"{type(exc).__name__}: {exc}") from exc
     except InferenceFailed as exc:
         if exc.code in OUTAGE_CODES:
             raise RunVoided("inference_unavailable", str(exc)) from exc
         why = f"inference failed: {exc}"[:500]  # about this answer: the agent's failure
-        return ScoreResult(0.0, False, why, f"{item.scorer}/{SCORER_VERSIONS[item.scorer]}")
+        return ScoreResult(0.0, False, why, f"{item.scorer}/{SCORER_VERSIONS[item.scorer]}"), cited
     try:
-        return await asyncio.to_thread(deps.grade, item, answer)
+        return await asyncio.to_thread(deps.grade, item, answer), cited
     except SandboxUnavailable as exc:
         raise RunVoided("sandbox_unavailable", str(exc)) from exc
 
@@ -143,25 +167,33 @@ async def run_custody(
     bank: Bank,
     *,
     item_ratings: Mapping[str, float] | None = None,
+    history: Iterable[Mapping[str, Any]] = (),
+    policy: CustodyPolicy | None = None,
 ) -> RunOutcome:
     """Run the custody test ``request`` (a ``custody_test_requested`` record: ``run_id``,
     ``agent_id``, ``category``, ``item_count``, ``epochs``, ``seed``) for the agent in
     ``state`` at its current level (the request's ``tier``/``level`` are informative).
 
-    Grades every trial, then emits the item results, the run result(s) and a level change if
-    any, in that order, each awaited. Raises, before anything is emitted,
-    :class:`ValueError` for a request that cannot be run (unknown category, ``item_count`` or
-    ``epochs`` < 1, another agent's state) and :class:`~agents.custody.errors.RunVoided` when
-    a trial could not be judged (inference outage, sandbox unavailable); and whatever
-    ``deps.emit`` or ``deps.grade`` raise otherwise (a bug: it propagates).
+    ``history``: earlier ``custody_run_result`` records (any agents; the evidence filters)
+    pooled with this run's by :func:`~agents.custody.progression.apply_run` under ``policy``
+    (default: the packaged v1). Grades every trial, then emits the item results, the run
+    result(s) (with the bank's version and content hash, the policy and the pooled evidence
+    verdict) and a level change if any, in that order, each awaited. Raises, before anything
+    is emitted, :class:`ValueError` for a request that cannot be run (unknown category,
+    ``item_count`` or ``epochs`` < 1, another agent's state) and
+    :class:`~agents.custody.errors.RunVoided` when a trial could not be judged (inference
+    outage, sandbox unavailable); and whatever ``deps.emit`` or ``deps.grade`` raise otherwise
+    (a bug: it propagates).
     """
     if request["agent_id"] != state.agent_id:
         raise ValueError(f"request for {request['agent_id']!r} with state of {state.agent_id!r}")
     if int(request["epochs"]) < 1:
         raise ValueError(f"epochs must be >= 1, got {request['epochs']}")
+    policy = policy or load_policy()
     ctx = RunContext(run_id=str(request["run_id"]), agent_id=state.agent_id,
                      agent_type=state.agent_type, level=state.level, seed=int(request["seed"]),
-                     epochs=int(request["epochs"]))
+                     epochs=int(request["epochs"]), bank_version=bank.version,
+                     bank_hash=bank.content_hash, policy_version=policy.ref)
     items = plan_run(state, Category(request["category"]), int(request["item_count"]),
                      ctx.seed, bank, item_ratings=item_ratings)
     if not items:
@@ -169,23 +201,26 @@ async def run_custody(
     item_records: list[dict[str, Any]] = []
     for item, epoch, seed in trials(items, ctx):
         started = time.monotonic()
-        result = await _trial(deps, state.agent_id, item, seed)
+        result, cited = await _trial(deps, state.agent_id, state.agent_type, item, seed)
         rec = item_result_record(ctx, item, epoch, result,
                                  duration_ms=int((time.monotonic() - started) * 1000),
-                                 occurred_at_ms=deps.now_ms())
+                                 occurred_at_ms=deps.now_ms(), **cited)
         item_records.append(rec)
         log.info("custody.trial", run_id=ctx.run_id, item=item.id, passed=rec["passed"])
+    end_ms = deps.now_ms()
+    summaries = [s.record for s in summarize_run(ctx, item_records, occurred_at_ms=end_ms)]
+    progress = apply_run(state, summaries, item_records, occurred_at_ms=end_ms,
+                         history=history, policy=policy, item_ratings=item_ratings)
+    run_records = [with_evidence(r, progress.evidence.get(str(r["category"])))
+                   for r in summaries]
     for rec in item_records:
         await deps.emit("custody_item_result", rec)
-    end_ms = deps.now_ms()
-    run_records = [s.record for s in summarize_run(ctx, item_records, occurred_at_ms=end_ms)]
     for rec in run_records:
         await deps.emit("custody_run_result", rec)
-    progress = apply_run(state, run_records, item_records, occurred_at_ms=end_ms,
-                         item_ratings=item_ratings)
     if progress.level_changed is not None:
         await deps.emit("agent_level_changed", progress.level_changed)
     log.info("custody.run_done", run_id=ctx.run_id, verdict=progress.verdict,
+             evidence={c: e.verdict for c, e in progress.evidence.items()},
              xp_gained=progress.xp_gained, level=progress.state.level)
     return RunOutcome(ctx.run_id, items, item_records, run_records, progress)
 
@@ -193,13 +228,16 @@ async def run_custody(
 class CustodyWorker:
     """Consumes custody requests one at a time (see the module doc). ``topics`` overrides the
     catalog names by record type (tests use prefixed topics); ``deps`` are the run's
-    collaborators (their ``emit`` must route like ``topics``)."""
+    collaborators (their ``emit`` must route like ``topics``); ``policy`` the custody policy
+    (default: the packaged v1)."""
 
     def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog, deps: CustodyDeps, *,
                  bank: Bank | None = None, group: str = CUSTODY_GROUP,
                  topics: Mapping[str, str] | None = None, void_retries: int = 5,
-                 void_backoff_s: float = 2.0) -> None:
+                 void_backoff_s: float = 2.0, policy: CustodyPolicy | None = None) -> None:
         self.bootstrap, self.codec, self.deps, self.group = bootstrap, codec, deps, group
+        #: the custody policy (SPRT, window, XP, gate); the packaged v1 by default
+        self.policy = policy or load_policy()
         #: a void run is retried this many times, after 2**n × ``void_backoff_s`` s (≤ 60 s)
         self.void_retries, self.void_backoff_s = void_retries, void_backoff_s
         self.bank = bank or load_bank()
@@ -222,7 +260,7 @@ class CustodyWorker:
                                     [self.topics["custody_run_result"],
                                      self.topics["custody_item_result"],
                                      self.topics["agent_level_changed"]])
-        rebuilt = fold(records)
+        rebuilt = fold(records, self.policy)
         self.states, self.applied = rebuilt.states, rebuilt.run_ids
         self.item_ratings = rebuilt.item_ratings
         self.run_history.extend(r for t, r in records if t == "custody_run_result")
@@ -293,8 +331,11 @@ class CustodyWorker:
 
 async def _run_custody_once(worker: CustodyWorker, request: Mapping[str, Any],
                             state: AgentState) -> RunOutcome:
+    agent = state.agent_id
+    history = [r for r in worker.run_history if r["agent_id"] == agent]
     return await run_custody(request, worker.deps, state, worker.bank,
-                             item_ratings=worker.item_ratings)
+                             item_ratings=worker.item_ratings, history=history,
+                             policy=worker.policy)
 
 
 def client_infer(client: InferenceClient, timeout_s: float = 300.0

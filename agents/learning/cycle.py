@@ -8,7 +8,9 @@ injected so it runs the same in a Faust worker and in a test.
 3. For each agent, by priority, at most ``max_concurrent`` at a time, for each of its
    topics: the most relevant excerpt of the documents, an insight from the model as JSON
    (schema-constrained, fails closed), its learning value; an ``internet_learning_result``
-   and a ``learning_event``. A model failure becomes an ``error_event`` and a failed attempt.
+   (with the document's section passages most relevant to the topic, which the memory view
+   keeps — :mod:`agents.knowledge.passages`) and a ``learning_event``. A model failure
+   becomes an ``error_event`` and a failed attempt.
 4. ``learning_cycle_completed``: ``completed`` (nothing failed), ``partial`` (something was
    learned but a source or an attempt failed, or the cycle timed out — ``reason`` says
    which) or ``failed`` (nothing learned); totals and the best insights.
@@ -29,6 +31,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.knowledge.passages import chunk_sections, rank_passages
 from agents.learning.logic import (
     AgentMetrics,
     Insight,
@@ -77,6 +80,9 @@ class CycleConfig:
     timeout_s: float = 300.0
     topics_per_agent: int = 1
     max_tokens: int = 96
+    #: source passages (section chunks most relevant to the topic) per learning result; they
+    #: enter the agent's memory (``agent_memory``)
+    passages_per_result: int = 8
 
 
 class InferFailed(RuntimeError):
@@ -225,12 +231,16 @@ async def _learn(agent: AgentInfo, topic: str, docs: Sequence[Document], *, cycl
                      message=str(exc), context={"topic": topic})
         return None
     value = learning_value(rating, relevance, text)
+    passages = rank_passages(topic, chunk_sections(doc.text, source=doc.url, title=doc.title),
+                             cfg.passages_per_result)
     now = deps.now_ms()
     await deps.emit("internet_learning_result", {
         "occurred_at": now, "agent_id": agent.agent_id, "agent_type": agent.agent_type,
         "topic": topic, "source_url": doc.url, "title": doc.title,
         "content_summary": excerpt[:280], "relevance_score": round(relevance, 4),
-        "learning_value": value, "insights_extracted": [text], "cycle_id": cycle_id})
+        "learning_value": value, "insights_extracted": [text], "cycle_id": cycle_id,
+        "passages": [{"text": p.text, "section": p.section, "content_hash": p.content_hash}
+                     for p in passages]})
     await deps.emit("learning_event", {
         "occurred_at": now, "agent_id": agent.agent_id, "agent_type": agent.agent_type,
         "event_type": "insight", "topic": topic, "insight": text, "learning_value": value,

@@ -1,20 +1,11 @@
-"""The seed's built-in agents, their default learning topics, and the default sources."""
+"""The seed's default sources, and the built-in agents' default learning topics (defined in
+:mod:`schemas.commands`, shared with the front ends)."""
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_TOPICS", "DEFAULT_SOURCE_PACKAGES"]
+from schemas.commands import BUILTIN_TOPICS
 
-BUILTIN_TOPICS: dict[str, tuple[str, ...]] = {
-    "imperium": ("meta-learning AI", "autonomous agent orchestration", "AI self-improvement",
-                 "AI governance"),
-    "guardian": ("AI security best practices", "AI code quality", "vulnerability detection",
-                 "secure coding"),
-    "sandbox": ("AI experimentation", "novel ML techniques", "rapid prototyping AI",
-                "AI innovation"),
-    "conquest": ("app development AI", "AI-driven app design", "mobile AI frameworks",
-                 "AI UX optimization"),
-}
-"""The seed's default topics per built-in agent (the Imperium orchestrator)."""
+__all__ = ["BUILTIN_TOPICS", "DEFAULT_SOURCE_PACKAGES"]
 
 DEFAULT_SOURCE_PACKAGES: tuple[str, ...] = (
     "bandit", "faust-streaming", "aiokafka", "fastavro", "litellm", "starlette", "httpx",

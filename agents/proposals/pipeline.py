@@ -30,7 +30,8 @@ from typing import Any
 
 import structlog
 
-from agents.custody.gate import GatePolicy, PositionedRun, eligible
+from agents.custody.gate import PositionedRun, eligible
+from agents.custody.policy import CustodyPolicy, load_policy
 from agents.custody.sandbox import SandboxLimits, SandboxResult, run_python
 from agents.guardian import Finding, VerdictPolicy, scan_files, scan_verdict
 from agents.guardian.finding import Severity, severity_rank
@@ -60,13 +61,14 @@ def _sandbox(source: str, limits: SandboxLimits) -> SandboxResult:
 
 @dataclass(frozen=True)
 class ProposalPolicy:
-    """The pipeline's tunables: the custody ``gate``, the scan ``verdict`` policy, the
+    """The pipeline's tunables: the custody ``gate`` policy (pooled SPRT evidence; the
+    packaged ``custody-v1`` by default), the scan ``verdict`` policy, the
     per-test sandbox ``limits`` (seconds, bytes), whether a failed scan declines the proposal
     (``auto_decline_blocking``), the severity from which a finding alerts (``alert_at``) and
     the most tests one experiment runs (``max_tests``; worst case ``max_tests`` ×
     ``limits.wall_seconds`` per proposal)."""
 
-    gate: GatePolicy = field(default_factory=GatePolicy)
+    gate: CustodyPolicy = field(default_factory=load_policy)
     verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
     limits: SandboxLimits = field(default_factory=lambda: SandboxLimits(
         cpu_seconds=5, wall_seconds=15.0, memory_bytes=512 * 2**20))
@@ -117,7 +119,9 @@ async def process_proposal(proposal: Mapping[str, Any], deps: PipelineDeps,
     policy = policy or ProposalPolicy()
     pid, agent = str(proposal["proposal_id"]), str(proposal["agent_id"])
     at_ms = int(proposal["occurred_at"])
-    decision = eligible(agent, deps.runs(agent), at_ms, policy.gate)
+    category = proposal.get("category")
+    decision = eligible(agent, deps.runs(agent), at_ms, policy.gate,
+                        proposal_category=None if category is None else str(category))
     await deps.emit("proposal_gated", gated_record(proposal, decision, deps.now_ms()))
     if not decision.eligible:
         await _decline(deps, proposal, f"custody gate: {decision.reason}")

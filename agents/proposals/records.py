@@ -21,6 +21,7 @@ from typing import Any
 from agents.custody.gate import GateDecision
 from agents.guardian import Finding
 from agents.proposals.experiment import ExperimentSummary, as_fields
+from schemas.commands import APPROVED_XP
 
 __all__ = [
     "APPROVED_XP", "PRODUCER", "cite", "decided_record", "error_record", "event_id",
@@ -30,8 +31,6 @@ __all__ = [
 
 PRODUCER = "agents.proposals"
 _NS = uuid.UUID("6f0c7f57-3b7e-4b7a-9c53-2f1d1f5a8e10")
-#: XP a proposal's agent gets when an operator approves it (none for a decline).
-APPROVED_XP = 50
 
 
 def event_id(*parts: str) -> str:
@@ -44,21 +43,34 @@ def _envelope(eid: str, now_ms: int, producer: str = PRODUCER) -> dict[str, Any]
 
 
 def cite(decision: GateDecision) -> list[str]:
-    """The gate's cited runs as text: ``topic/partition@offset run_id=…``, newest first."""
+    """The gate's cited runs as text: ``topic/partition@offset run_id=… category=…``, by
+    required category, in test order."""
     return [f"{c['topic']}/{c['partition']}@{c['offset']} run_id={c['run_id']}"
-            for c in decision.cited_runs]
+            f" category={c['category']}" for c in decision.cited_runs]
 
 
 def gated_record(proposal: Mapping[str, Any], decision: GateDecision,
                  now_ms: int) -> dict[str, Any]:
-    """``proposal_gated``: ``reasons`` holds the gate's reason, then the cited runs (also when
-    passed: the schema has no citation field, and an audit needs them)."""
+    """``proposal_gated`` (v2): ``reasons`` holds the gate's reason; ``policy_version``,
+    ``tier``, the SPRT ``verdicts`` per required category and the log positions of every run
+    the decision pooled (``evidence``) let an audit re-read exactly what it rested on."""
     pid = str(proposal["proposal_id"])
-    return {**_envelope(event_id(pid, "gated"), now_ms), "proposal_id": pid,
-            "agent_id": proposal["agent_id"],
+    verdicts = []
+    for category, ev in decision.verdicts.items():
+        res = ev.result
+        llr, k, n = ((res.decided_llr, res.decided_passed, res.decided_trials)
+                     if res.decisions else (res.llr, res.passed, res.trials))
+        verdicts.append({"category": category, "verdict": ev.verdict, "llr": float(llr),
+                         "trials": float(n), "passed": float(k)})
+    return {**_envelope(event_id(pid, "gated"), now_ms), "schema_version": 2,
+            "proposal_id": pid, "agent_id": proposal["agent_id"],
             "status": "gated" if decision.eligible else "rejected",
-            "passed": decision.eligible,
-            "reasons": [decision.reason, *(f"cites {c}" for c in cite(decision))]}
+            "passed": decision.eligible, "reasons": [decision.reason],
+            "policy_version": decision.policy_version, "tier": decision.tier,
+            "verdicts": verdicts,
+            "evidence": [{"topic": c["topic"], "partition": int(c["partition"]),
+                          "offset": int(c["offset"]), "run_id": str(c["run_id"]),
+                          "category": str(c["category"])} for c in decision.cited_runs]}
 
 
 def finding_records(findings: Sequence[Finding], now_ms: int) -> list[dict[str, Any]]:

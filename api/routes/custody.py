@@ -21,6 +21,7 @@ from api.operations import Call, Operation
 from api.reads import Ident, ReadQuery, clickhouse_page, pg_snapshot, sql_literal
 from api.routes.common import Body, command_op, json_int
 from api.shapes import obj, view_answer
+from schemas.commands import AgentType
 from schemas.registry import load_registry
 from sinks.postgres import models as m
 
@@ -40,7 +41,7 @@ def _symbols(field: str) -> tuple[str, ...]:
 class AiTypePath(BaseModel):
     """``{ai_type}``: one of the four agent kinds."""
 
-    ai_type: Literal["imperium", "guardian", "sandbox", "conquest"]
+    ai_type: AgentType
 
 
 def _test_body() -> type[Body]:

@@ -6,7 +6,8 @@ decision, so it needs the ``admin`` scope. It follows the proposal's state machi
 approved | declined | withdrawn): a proposal in a final state (:data:`FINAL_STATES`) answers
 ``409 proposal_already_decided`` with its state, one the view does not know 404 (its state
 cannot be checked). The agent comes from the view; an ``agent_id`` in the body must match it
-(422 otherwise). ``xp_awarded`` is the operator's, as before.
+(422 otherwise). ``xp_awarded`` follows the one XP rule of
+:func:`schemas.commands.decision_xp` (the CLI's too).
 
 The view lags the log by the sink's delay: two decisions sent within that window both pass
 this check (the proposals worker acts on the first).
@@ -14,7 +15,7 @@ this check (the proposals worker acts on the first).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
@@ -26,6 +27,7 @@ from api.operations import Call, Operation
 from api.reads import Ident, ViewSpec, pg_snapshot
 from api.routes.common import Body, XpAward, command_op, list_op
 from api.shapes import nullable, table_row, view_answer
+from schemas.commands import DecisionStatus, proposal_decided_fields
 from sinks.postgres import models as m
 
 __all__ = ["FINAL_STATES", "DecisionBody", "ProposalPath", "operations"]
@@ -44,9 +46,11 @@ class ProposalPath(BaseModel):
 class DecisionBody(Body):
     """The final decision on a proposal."""
 
-    decision: Literal["approved", "declined", "withdrawn"]
+    decision: DecisionStatus
     reason: str = Field(min_length=1, max_length=2000)
-    xp_awarded: XpAward = 0
+    xp_awarded: XpAward | None = Field(
+        default=None, description="XP for the proposal's agent: default 50 for an approval "
+        "(schemas.commands.APPROVED_XP), must be 0 or absent otherwise")
     agent_id: Ident | None = Field(default=None,
                                    description="the proposal's agent; must match the view's")
 
@@ -91,9 +95,13 @@ async def _decide(call: Call) -> JsonResponse:
                        f"proposal {proposal_id} is already {status}",
                        {"proposal_id": proposal_id, "status": status,
                         "decided_by": row.get("decided_by"), "watermark": mark})
-    return await publish(call, "proposal_decided", {
-        "proposal_id": proposal_id, "agent_id": agent_id, "status": b.decision,
-        "decided_by": call.actor, "reason": b.reason, "xp_awarded": b.xp_awarded})
+    try:
+        fields = proposal_decided_fields(proposal_id, agent_id, b.decision,
+                                         decided_by=call.actor, reason=b.reason,
+                                         xp=b.xp_awarded)
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", str(exc), {"proposal_id": proposal_id}) from exc
+    return await publish(call, "proposal_decided", fields)
 
 
 def operations() -> list[Operation]:

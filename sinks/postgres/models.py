@@ -336,9 +336,30 @@ conquest_recommendations = Table(
     Index("ix_conquest_recommendations_time", "occurred_at"),
 )
 
+agent_memory = Table(
+    "agent_memory", METADATA,
+    Column("agent_id", String, primary_key=True),
+    Column("content_hash", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("topic", String),
+    Column("source", String),
+    Column("title", Text),
+    Column("occurred_at", TS, nullable=False),
+    Column("src_topic", String, primary_key=True),
+    Column("src_partition", Integer, primary_key=True),
+    Column("src_offset", BigInteger, primary_key=True),
+    Index("ix_agent_memory_agent_time", "agent_id", "occurred_at"),
+    Index("ix_agent_memory_fts", text("to_tsvector('english', text)"), postgresql_using="gin"),
+)
+"""Each agent's knowledge memory (issue #20): source passages, insights and accepted
+transfers, one row per agent × content hash × record that brought it — so the view is the
+same whatever order a replay reads its three source topics in; readers take, per content
+hash, the earliest record (occurred_at, then log position) and cite it."""
+
 VIEW_TABLES: tuple[Table, ...] = (
     agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,
     knowledge_transfers, trusted_sources, proposals, proposal_history, guardian_suggestions,
     experiments, token_usage_log, notifications, error_learning, custody_runs, agent_levels,
-    conquest_recommendations,
+    conquest_recommendations, agent_memory,
 )

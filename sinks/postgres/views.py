@@ -6,6 +6,7 @@ upserts. Sources (topics) per view are in :data:`VIEW_SOURCES` for the API's wat
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -196,6 +197,37 @@ def _conquest(rec: ConsumedRecord) -> Iterable[Row]:
              **_src(rec)}]
 
 
+def _hash(text: str) -> str:
+    """The memory's content hash (as ``agents.knowledge.passages.content_hash``): 16 hex
+    digits of SHA-256 of the case-folded text with whitespace collapsed."""
+    return hashlib.sha256(" ".join(text.casefold().split()).encode("utf-8")).hexdigest()[:16]
+
+
+def _memory(rec: ConsumedRecord) -> Iterable[Row]:
+    """An agent's memory entries from one learning record: the passages of an
+    ``internet_learning_result`` (v2), the insight of a ``learning_event``, the knowledge of
+    an accepted ``knowledge_transfer`` (for the receiver)."""
+    r = rec.record
+    base: Row = {"agent_id": r["agent_id"], "topic": r.get("topic"),
+                 "occurred_at": r["occurred_at"], **_src(rec)}
+    if rec.record_type == "internet_learning_result":
+        return [{**base, "content_hash": p.get("content_hash") or _hash(p["text"]),
+                 "kind": "passage", "text": p["text"], "source": r.get("source_url"),
+                 "title": " — ".join(t for t in (r.get("title"), p.get("section")) if t)}
+                for p in r.get("passages") or () if p.get("text")]
+    if rec.record_type == "learning_event":
+        text = r.get("insight") or ""
+        if str(r.get("event_type")) != "insight" or not text.strip():
+            return []
+        return [{**base, "content_hash": _hash(text), "kind": "insight", "text": text,
+                 "source": r.get("source"), "title": None}]
+    text = r.get("knowledge") or ""
+    if not r.get("accepted") or not text.strip():
+        return []
+    return [{**base, "content_hash": _hash(text), "kind": "transfer", "text": text,
+             "source": f"agent:{r.get('from_agent_id')}", "title": None}]
+
+
 def build_projections() -> list[Projection]:
     """Every Postgres view's projection (a fresh list; projections are immutable)."""
     p = Projection
@@ -233,4 +265,8 @@ def build_projections() -> list[Projection]:
         p(m.agent_levels, frozenset({"agent_level_changed"}), ("agent_id",), _levels),
         p(m.conquest_recommendations, frozenset({"conquest_recommendation"}),
           ("recommendation_id",), _conquest, "keep_first"),
+        p(m.agent_memory, frozenset({"internet_learning_result", "learning_event",
+                                     "knowledge_transfer"}),
+          ("agent_id", "content_hash", "src_topic", "src_partition", "src_offset"),
+          _memory, "keep_first"),
     ]

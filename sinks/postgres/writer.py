@@ -7,7 +7,7 @@ Per batch, in one transaction:
    (the fence: redelivery never changes a view, even for ``sum`` projections).
 2. Per projection: rows merged per key (:func:`merge_rows`), ``COPY`` into a temporary
    staging table, then ``INSERT … SELECT … ON CONFLICT (key) DO UPDATE`` — COPY + upsert ran
-   54–72k rows/s here against 28–53k for executemany (../shared/PITFALLS.md).
+   54–72k rows/s here against 28–53k for executemany (measured on this project's machines).
 3. ``sink_offsets`` set to the batch's next offsets; ``view_watermarks`` advanced.
 
 Connection failures become :class:`~sinks.errors.StoreUnavailable` (the runner retries);

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from schemas.codec import Codec
 from schemas.registry import load_registry
 from sinks.clickhouse.client import ClickHouse
 from sinks.replay.engine import Outcome, ReplayRequest, describe, run_replay
@@ -104,11 +105,14 @@ def certify(outcome: Outcome, request: ReplayRequest) -> Certificate:
 
 
 def rebuild(settings: Settings, request: ReplayRequest | None = None, *,
-            engine: Engine | None = None, clickhouse: ClickHouse | None = None) -> Certificate:
+            engine: Engine | None = None, clickhouse: ClickHouse | None = None,
+            codec: Codec | None = None) -> Certificate:
     """Rebuild the views in shadow stores from the log and certify the comparison.
 
-    ``clickhouse`` None leaves ClickHouse out. Raises what :func:`run_replay` raises.
+    ``clickhouse`` None leaves ClickHouse out; ``codec`` decodes the log (default: the live
+    sinks' configured codec, :func:`streams.producer.codec_for`). Raises what
+    :func:`run_replay` raises.
     """
     request = request or ReplayRequest()
-    outcome = run_replay(settings, request, engine=engine, clickhouse=clickhouse)
+    outcome = run_replay(settings, request, engine=engine, clickhouse=clickhouse, codec=codec)
     return certify(outcome, request)

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from schemas.catalog import load_catalog
-from schemas.codec import load_codec
+from schemas.codec import Codec
 from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -46,6 +46,7 @@ from sinks.replay.positions import committed_offsets, log_bounds, offsets_at, pa
 from sinks.replay.reader import ReadStats, read_spans
 from sinks.runner import SinkWriter
 from streams.errors import LvlupError
+from streams.producer import codec_for
 from streams.settings import Settings
 
 __all__ = ["Outcome", "ReplayCode", "ReplayRequest", "Rescorer", "StoreRun", "describe",
@@ -170,14 +171,18 @@ def run_replay(
     code: ReplayCode | None = None,
     engine: Engine | None = None,
     clickhouse: ClickHouse | None = None,
+    codec: Codec | None = None,
 ) -> Outcome:
     """Replay and compare (module doc). ``engine``: the live Postgres (default: from the
-    settings); ``clickhouse``: the live ClickHouse, None to leave it out.
+    settings); ``clickhouse``: the live ClickHouse, None to leave it out; ``codec``: what the
+    log is decoded with — the live sinks' (default :func:`streams.producer.codec_for` of
+    ``settings.schemas``, so a Confluent-framed log decodes as the sinks decode it).
 
     Raises :class:`LvlupError` for a pattern that matches no view, a ClickHouse view asked
     for without a client, or a log that cannot be read.
     """
     code = code or ReplayCode()
+    codec = codec or codec_for(settings.schemas)
     started = time.perf_counter()
     catalog, bootstrap = load_catalog(), settings.kafka.bootstrap()
     projections = {f"postgres.{p.name}": p for p in code.projections}
@@ -211,7 +216,7 @@ def run_replay(
             until = None if request.until_ms is None else offsets_at(bootstrap, tps,
                                                                      request.until_ms)
             replay = _Replay(settings, request, code, outcome=outcome, live=live,
-                             clickhouse=clickhouse)
+                             clickhouse=clickhouse, codec=codec)
             if pg_views:
                 spans, window = spans_for(bounds, pg_live, since=since, until=until,
                                           prefix=True)
@@ -232,8 +237,10 @@ class _Replay:
     """One run's collaborators and its per-store plan ``(live positions, spans, window)``."""
 
     def __init__(self, settings: Settings, request: ReplayRequest, code: ReplayCode, *,
-                 outcome: Outcome, live: Connection, clickhouse: ClickHouse | None) -> None:
+                 outcome: Outcome, live: Connection, clickhouse: ClickHouse | None,
+                 codec: Codec) -> None:
         self.settings, self.request, self.code, self.outcome = settings, request, code, outcome
+        self.codec = codec
         self.live, self.clickhouse = live, clickhouse
         self.plan: dict[str, tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, Span],
                                    Window]] = {}
@@ -274,7 +281,7 @@ class _Replay:
     def _replay(self, targets: dict[str, _Target]) -> None:
         outcome, rescore = self.outcome, self.code.rescore
         spans = union_spans(*(t.spans for t in targets.values()))
-        for chunk in read_spans(self.settings.kafka.bootstrap(), load_codec(), spans,
+        for chunk in read_spans(self.settings.kafka.bootstrap(), self.codec, spans,
                                 chunk=self.settings.sinks.max_batch, stats=outcome.read):
             records = chunk.records if rescore is None else [rescore(r) for r in chunk.records]
             for target in targets.values():

@@ -15,9 +15,8 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from inference.types import InferenceResponse
 from schemas.catalog import load_catalog
 from schemas.codec import Codec
 from sinks.records import TopicPartitionKey
@@ -25,11 +24,45 @@ from sinks.replay.plan import Span
 from sinks.replay.positions import log_bounds, offsets_at, partitions_of
 from sinks.replay.reader import read_spans
 
-__all__ = ["Answer", "ReinferReport", "differences", "read_requests", "reinfer", "run_reinfer"]
+__all__ = [
+    "Answer",
+    "FreshAnswer",
+    "ReinferReport",
+    "differences",
+    "read_requests",
+    "reinfer",
+    "run_reinfer",
+]
+
+
+class FreshAnswer(Protocol):
+    """What a new answer must show to be compared (``inference.types.InferenceResponse``
+    has it; sinks do not import inference — the root passes the service in)."""
+
+    @property
+    def text(self) -> str | None:
+        """The completion text."""
+        ...
+
+    @property
+    def json(self) -> Any:
+        """The parsed structured output, if any."""
+        ...
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why generation stopped."""
+        ...
+
+    @property
+    def error(self) -> Any:
+        """The error (with a ``code``), or None."""
+        ...
+
 
 #: Serves one ``inference_request`` record (Avro fields) — ``InferenceService.handle``
-#: after ``inference.kafka_worker.request_fields``.
-Answer = Callable[[Mapping[str, Any]], Awaitable[InferenceResponse]]
+#: after ``inference.kafka_worker.request_fields``, wired by the ``lvlup replay`` root.
+Answer = Callable[[Mapping[str, Any]], Awaitable[FreshAnswer]]
 COMPARED = ("text", "json", "finish_reason", "error")
 
 
@@ -58,7 +91,7 @@ def _error_code(error: Any) -> str | None:
     return str(getattr(error, "code", error))
 
 
-def differences(recorded: Mapping[str, Any], fresh: InferenceResponse) -> dict[str, list[Any]]:
+def differences(recorded: Mapping[str, Any], fresh: FreshAnswer) -> dict[str, list[Any]]:
     """``{field: [recorded, new]}`` over :data:`COMPARED` (``json`` compared as parsed
     values, ``error`` by its code)."""
     old_json = recorded.get("json")

@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.auth import Scope, create_key
 from api.settings import ApiSettings
+from infra.bench.sample import SampleStream
 from schemas.catalog import dlq_topic, load_catalog
 from schemas.codec import load_codec
 from schemas.example_data import example_records
@@ -38,7 +39,6 @@ from sinks.postgres.migrate import upgrade
 from sinks.records import Batch, ConsumedRecord
 from streams.kafka_admin import delete_topics
 from streams.producer import EventProducer
-from streams.sample import SampleStream
 from streams.settings import Settings
 from tests.integration.sink_support import PrefixRouter, wait_caught_up
 

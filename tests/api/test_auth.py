@@ -9,7 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from api.auth import API_KEYS, Scope, create_key, revoke_key
-from streams.cli.app import build_app
+from infra.cli.app import build_app
 
 pytestmark = pytest.mark.integration
 

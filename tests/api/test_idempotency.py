@@ -18,7 +18,7 @@ import api.commands
 from api.app import create_app
 from api.idempotency import NAMESPACE, command_id_for
 from api.settings import ApiSettings
-from sinks.failpoints import arm, fire
+from infra.chaos.failpoints import FileFailpoints, arm, fire
 from streams.kafka_admin import end_offsets
 
 from .conftest import ChdbReader
@@ -138,12 +138,11 @@ def test_fire_once_per_arming(tmp_path):
 
 @contextmanager
 def _client_with_failpoints(api_env, directory: Path):
-    settings = api_env.settings.model_copy(update={
-        "sinks": api_env.settings.sinks.model_copy(update={"failpoints_dir": directory})})
-    app = create_app(settings, ApiSettings(sink_group=api_env.group, rate_limit_per_key="",
+    app = create_app(api_env.settings, ApiSettings(sink_group=api_env.group, rate_limit_per_key="",
                                            rate_limit_per_ip="", key_cache_ttl_s=0.0),
                      engine=api_env.engine, router=api_env.router,
-                     reader_factory=lambda _s: ChdbReader(api_env.chdb_dir))
+                     reader_factory=lambda _s: ChdbReader(api_env.chdb_dir),
+                     failpoints=FileFailpoints(directory))
     with TestClient(app, raise_server_exceptions=True) as client:
         yield client
 

@@ -63,19 +63,22 @@ AGENT = AgentState("imperium-1", "imperium")
 
 
 async def test_all_right_passes_promotes_and_emits_valid_records(bank):
-    fake = Fake(bank)
-    out = await run_custody(request(), fake.deps(), AGENT, bank)
+    fake = Fake(bank)  # 7/7 is the shortest conclusive pass of custody-v1 (7 · 0.47 >= 2.89)
+    out = await run_custody(request(n=7), fake.deps(), AGENT, bank)
     items, runs, levels = (fake.of("custody_item_result"), fake.of("custody_run_result"),
                            fake.of("agent_level_changed"))
-    assert [t for t, _ in fake.emitted] == ["custody_item_result"] * 5 + [
+    assert [t for t, _ in fake.emitted] == ["custody_item_result"] * 7 + [
         "custody_run_result", "agent_level_changed"]
     assert items == out.item_records and runs == out.run_records
     assert all(r["passed"] and r["score"] == 1.0 for r in items)
     for rt, rec in fake.emitted:
         assert_valid(rt, rec)
     (run,) = runs
-    assert (run["items_total"], run["items_passed"], run["verdict"]) == (5, 5, "passed")
+    assert (run["items_total"], run["items_passed"], run["verdict"]) == (7, 7, "passed")
     assert run["xp_awarded"] >= 50 and out.progress.verdict == "passed"
+    assert run["evidence_verdict"] == "passed" and run["bank_hash"] == bank.content_hash
+    assert run["bank_version"] == bank.version and run["policy_version"].startswith("custody-v1@")
+    assert levels[0]["cause"].startswith("knowledge_verification@basic passed: 7/7")
     assert out.state.level == 2 and out.state.xp == run["xp_awarded"]
     assert levels == [out.progress.level_changed]
     assert (levels[0]["old_level"], levels[0]["new_level"], levels[0]["reason"]) == (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.bench import bench_direct, compare_layouts, percentile
 from inference.engine import LlamaEngine
+from infra.bench.inference import bench_direct, compare_layouts, percentile
 from tests.inference.conftest import model_path_for_tests
 
 PROMPTS = ["Name a fruit.", "Name a colour.", "Name a river.", "Name a city."]

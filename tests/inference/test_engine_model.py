@@ -147,3 +147,14 @@ async def test_concurrent_requests_are_serialised(service):
     )
     assert [r.error for r in responses] == [None, None]
     assert all(r.text for r in responses)
+
+
+def test_a_prefill_opens_the_answer_and_the_model_continues_it(engine):
+    plain = make_request(messages=(Message(role="user", content="Name the capital of France."),),
+                         temperature=0.0, max_tokens=8)
+    prefilled = plain.model_copy(update={"prefill": "The capital of France is"})
+    assert engine.render_prompt(prefilled) == engine.render_prompt(plain) + prefilled.prefill
+    assert engine.render_prompt(plain).endswith("<start_of_turn>model\n")
+    result = engine.complete(prefilled)
+    assert not result.text.startswith("The capital of France is")  # the continuation only
+    assert "Paris" in result.text

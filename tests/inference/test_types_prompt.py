@@ -74,6 +74,7 @@ def test_response_field_names_match_the_avro_record():
         "json_schema",
         "language",
         "deadline_ms",
+        "prefill",
     ]
 
 

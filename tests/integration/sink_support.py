@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, text
 
+from infra.bench.sample import SampleStream
 from schemas.catalog import load_catalog
 from schemas.codec import Codec
 from sinks.postgres.projection import merge_rows
@@ -20,7 +21,6 @@ from sinks.postgres.writer import to_date, to_datetime
 from sinks.records import ConsumedRecord
 from streams.kafka_admin import TopicSpec, create_topics, end_offsets
 from streams.producer import EventProducer
-from streams.sample import SampleStream
 
 
 class PrefixRouter:

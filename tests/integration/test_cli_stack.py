@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def _lvlup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
 
 

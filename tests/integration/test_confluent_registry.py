@@ -20,6 +20,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from infra.bench.sample import SampleStream
 from infra.registry import EmbeddedRegistry
 from schemas.catalog import dlq_topic
 from schemas.codec import load_codec
@@ -36,7 +37,6 @@ from sinks.runner import SinkConfig, SinkRunner
 from streams.dlq import DeadLetterQueue, DlqPolicy
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer, encoder_for
-from streams.sample import SampleStream
 from streams.settings import Settings
 
 pytestmark = [

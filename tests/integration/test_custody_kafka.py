@@ -10,13 +10,15 @@ difficulty) — the same seed repeats only from the same state."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
-from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from agents.custody.gate import GatePolicy, PositionedRun, eligible
+from agents.custody.gate import PositionedRun, eligible
+from agents.custody.policy import load_policy, parse_policy
 from agents.custody.worker import CustodyDeps, CustodyWorker, client_infer
 from inference.client import InferenceClient
 from inference.engine import LlamaEngine
@@ -137,15 +139,29 @@ async def test_same_seed_repeats_and_the_gate_flips(stack, engine, worlds):
     assert [p.record["run_id"] for p in runs] == ["run-a", "run-b"]
     assert runs[0].record["items_passed"] == runs[1].record["items_passed"]
 
-    measured = eligible("guardian-7", runs, int(time.time() * 1000),
-                        GatePolicy(min_passed_runs=0, min_wilson_lower=0.0))
-    assert len(measured.cited_runs) == 2
-    lenient = GatePolicy(min_passed_runs=0, min_wilson_lower=measured.wilson_lower)
-    strict = replace(lenient, min_wilson_lower=measured.wilson_lower + 0.01)
+    # the gate on pooled evidence: a policy that requires code_quality only; its verdict is
+    # Wald's SPRT on the 6 pooled trials, recomputed here from the counts (closed form)
+    v1 = load_policy()
+    text = (Path(__file__).parents[2] / "agents/custody/policy/v1.yaml").read_text("utf-8")
+    only_code = parse_policy(text.replace("[code_quality, security_awareness]",
+                                          "[code_quality]"))
     at = int(time.time() * 1000)
-    assert eligible("guardian-7", runs, at, lenient).eligible
-    assert not eligible("guardian-7", runs, at, strict).eligible
-    assert not eligible("guardian-7", runs, at, replace(lenient, min_level=2)).eligible
+    measured = eligible("guardian-7", runs, at, only_code)
+    assert [c["run_id"] for c in measured.cited_runs] == ["run-a", "run-b"]
+    assert measured.policy_version == only_code.ref != v1.ref
+    k = [int(p.record["items_passed"]) for p in runs]
+    llr_a = k[0] * math.log(0.8 / 0.5) + (3 - k[0]) * math.log(0.2 / 0.5)
+    a, b = math.log(0.9 / 0.05), math.log(0.1 / 0.95)
+    first_verdict = "passed" if llr_a >= a else "failed" if llr_a <= b else "continue"
+    ev = measured.verdicts["code_quality"]
+    if first_verdict == "continue":  # run-a alone did not decide
+        assert all(index == 1 for index, _ in ev.result.decisions)
+    else:
+        assert ev.result.decisions[0] == (0, first_verdict)
+    assert measured.eligible == (ev.verdict == "passed")
+    assert not eligible("guardian-7", runs, at, v1).eligible  # no security_awareness evidence
+    for p in runs:  # every run records the bank's content hash and the policy
+        assert len(p.record["bank_hash"]) == 64 and p.record["policy_version"] == v1.ref
 
     # a worker restarted on run-a's log rebuilds what the live worker had, Elo included
     names = {rt: routers[0].route(rt)[0] for rt in RECORD_TYPES}
@@ -157,6 +173,6 @@ async def test_same_seed_repeats_and_the_gate_flips(stack, engine, worlds):
     assert restarted.item_ratings == workers[0].item_ratings and restarted.item_ratings
     assert restarted.applied == {"run-a"}
     print(f"custody: 2 runs x 3 HumanEval items, passed {runs[0].record['items_passed']}/3 "
-          f"each, Wilson lower {measured.wilson_lower:.3f}, {elapsed:.1f} s", *by_run["run-a"],
+          f"each, pooled {ev.summary()}, {elapsed:.1f} s", *by_run["run-a"],
           sep="\n")
 

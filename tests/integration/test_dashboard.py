@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import create_engine
 
 from api.auth import Scope, create_key
+from infra.bench.sample import SampleStream
 from infra.process import free_port
 from schemas.codec import load_codec
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
-from streams.sample import SampleStream
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def api_url(views_db, tmp_path):
     env = {**os.environ, "LVLUP_POSTGRES__URL": db_url,
            "LVLUP_CLICKHOUSE__CHDB_PATH": str(tmp_path / "ch")}
     log = tmp_path / "api.log"
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "api", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "api", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from infra.bench.sample import SampleStream
 from schemas.catalog import Writer, dlq_topic, load_catalog
 from schemas.codec import load_codec
 from sinks.clickhouse.client import ChdbClient
@@ -23,7 +24,6 @@ from streams.dlq import DeadLetterQueue, DlqLimitExceeded, DlqPolicy
 from streams.emit import emit_lines
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics, end_offsets
 from streams.producer import EventProducer
-from streams.sample import SampleStream
 
 from .sink_support import PrefixRouter, read_log
 
@@ -99,7 +99,7 @@ def test_emit_cli_reports_lines_and_exit_code(stack, tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text(f"{good}\n\n{{broken\n" + json.dumps({"type": "nope"}) + "\n")
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "streams.cli", "emit", str(path)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "infra.cli", "emit", str(path)], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1, proc.stderr
     assert "accepted 1, rejected 2, failed 0" in proc.stdout
@@ -109,7 +109,7 @@ def test_emit_cli_reports_lines_and_exit_code(stack, tmp_path):
                 .values())
     assert after - before == 1
 
-    ok = subprocess.run([sys.executable, "-m", "streams.cli", "emit", "-"], input=good.replace(
+    ok = subprocess.run([sys.executable, "-m", "infra.cli", "emit", "-"], input=good.replace(
         rec["event_id"], str(uuid.uuid4())) + "\n", env=env, capture_output=True, text=True,
         timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr

@@ -208,9 +208,9 @@ def test_learning_cycles_end_to_end(stack, doc_server, tmp_path):
            "LVLUP_LEARNING__TIMEOUT_S": "150", "LVLUP_LEARNING__INTERVAL_S": "3600",
            "LVLUP_LEARNING__MAX_CONCURRENT": "2"}
     procs = {
-        "inference": _start(["-m", "streams.cli", "worker", "inference"],
+        "inference": _start(["-m", "infra.cli", "worker", "inference"],
                             tmp_path / "inference.log", env),
-        "sinks": _start(["-m", "streams.cli", "sink", "all"], tmp_path / "sinks.log", env),
+        "sinks": _start(["-m", "infra.cli", "sink", "all"], tmp_path / "sinks.log", env),
         "imperium": _start(["-c", IMPERIUM, group, prefix], tmp_path / "imperium.log", env),
     }
 

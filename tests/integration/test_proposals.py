@@ -27,10 +27,10 @@ from agents.custody.sandbox import SandboxLimits
 from agents.proposals.pipeline import ProposalPolicy
 from agents.proposals.scratch import ScratchRepo
 from agents.proposals.worker import ProposalsWorker
+from infra.cli.proposalscmd import decide, digest, lookup_agent
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.app import build_sink
-from streams.cli.proposalscmd import decide, digest, lookup_agent
 from streams.kafka_admin import delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
@@ -119,10 +119,13 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db, tmp_path):
     sink_thread.start()
     producer = EventProducer(bootstrap, codec, router, name="test")
     now = int(time.time() * 1000)
-    # custody history: good-1 passed three runs, weak-1 one (the gate wants three)
+    # custody history: good-1 passed three runs in each category the custody-v1 gate requires
+    # (code_quality, security_awareness); weak-1 only code_quality (security: no evidence)
     for i in range(3):
-        producer.emit_sync("custody_run_result",
-                           run_result("good-1", occurred_at=now - (i + 1) * HOUR))
+        for category in ("code_quality", "security_awareness"):
+            producer.emit_sync("custody_run_result",
+                               run_result("good-1", occurred_at=now - (i + 1) * HOUR,
+                                          category=category))
     producer.emit_sync("custody_run_result", run_result("weak-1", occurred_at=now - HOUR))
     names = {rt: router.route(rt)[0] for rt in RECORD_TYPES}
     policy = ProposalPolicy(limits=SandboxLimits(cpu_seconds=2, wall_seconds=10.0))
@@ -189,12 +192,15 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db, tmp_path):
     assert row is not None
     assert (row["status"], row["decided_by"]) == ("declined", "policy")
     assert "custody gate: not eligible" in row["decision_reason"]
-    assert "1 passed runs < 3" in row["decision_reason"]
+    assert "security_awareness@basic continue" in row["decision_reason"]
     gated = _row(engine, "SELECT detail FROM proposal_history WHERE proposal_id = :p"
                  " AND record_type = 'proposal_gated'", p=weak["proposal_id"])
     assert gated is not None
-    assert any(r.startswith(f"cites {names['custody_run_result']}/")
-               for r in gated["detail"]["reasons"])
+    assert "security_awareness@basic continue: 0/0 trials" in gated["detail"]["reasons"][0]
+    assert gated["detail"]["policy_version"].startswith("custody-v1@")
+    (cited,) = gated["detail"]["evidence"]  # weak-1's code_quality run, by log position
+    assert cited["topic"] == names["custody_run_result"] and cited["offset"] >= 0
+    assert cited["category"] == "code_quality"
 
     # 2. the planted proposal: shell=True and the secret found, with CWE, file and line
     findings = _rows(engine, "SELECT * FROM guardian_suggestions WHERE proposal_id = :p",

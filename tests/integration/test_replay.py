@@ -31,6 +31,7 @@ from agents.custody.items import Category, Item, ScoreResult
 from agents.custody.runs import RunContext, item_result_record, summarize_run, verdict_for
 from inference.recorded import load_recorded
 from inference.types import InferenceResponse
+from infra.bench.sample import SampleStream
 from schemas.codec import load_codec
 from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP, build_sink
 from sinks.clickhouse.client import ChdbClient
@@ -40,7 +41,6 @@ from sinks.replay.diff import custody_rescorer, render_markdown, replay_diff
 from sinks.replay.engine import ReplayCode, ReplayRequest
 from sinks.replay.reinfer import read_requests, run_reinfer
 from streams.producer import EventProducer
-from streams.sample import SampleStream
 from streams.settings import Settings
 
 from .sink_support import PrefixRouter, committed_caught_up, wait_caught_up
@@ -182,7 +182,7 @@ def live(bootstrap, pg_db, tmp_path) -> Iterator[Live]:
 def _lvlup(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LVLUP_POSTGRES__URL": live.settings.postgres.sqlalchemy_url(),
            "LVLUP_CLICKHOUSE__CHDB_PATH": str(live.chdb_path), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "streams.cli", "replay", *args,
+    return subprocess.run([sys.executable, "-m", "infra.cli", "replay", *args,
                            "--topic-prefix", live.router.prefix, "--group-suffix", live.suffix],
                           env=env, capture_output=True, text=True, timeout=300, check=False,
                           cwd=ROOT)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lvlup(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", "replay", "reset-group", *args],
+    return subprocess.run([sys.executable, "-m", "infra.cli", "replay", "reset-group", *args],
                           env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True,
                           timeout=120, check=False, cwd=ROOT)
 

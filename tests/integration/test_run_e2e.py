@@ -28,7 +28,7 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     out = tmp_path / "run.out"
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "run", "--duration", "180", "--api-port",
+        [sys.executable, "-m", "infra.cli", "run", "--duration", "180", "--api-port",
          str(port)], cwd=ROOT, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
     api_answered = None
     try:

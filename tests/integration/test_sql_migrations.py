@@ -54,7 +54,7 @@ def test_lvlup_sql_answers_group_by_and_refuses_drop(tmp_path):
            "LVLUP_DATA_DIR": str(tmp_path / "data")}
 
     def lvlup(*args):
-        return subprocess.run([sys.executable, "-m", "streams.cli", "sql", *args], env=env,
+        return subprocess.run([sys.executable, "-m", "infra.cli", "sql", *args], env=env,
                               capture_output=True, text=True, timeout=120, check=False)
 
     ok = lvlup("SELECT agent_id, count() AS n FROM lvlup.events GROUP BY agent_id "

@@ -14,10 +14,10 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from infra.bench.sample import SampleStream
 from schemas.codec import load_codec
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
-from streams.sample import SampleStream
 from streams.watchdog import Watchdog, group_positions
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def test_a_stopped_consumer_is_reported_stuck(bootstrap, make_topic, tmp_path):
     suffix = f".wd.{uuid.uuid4().hex[:6]}"
     group = "lvlup.sinks.clickhouse" + suffix
     env = {**os.environ, "LVLUP_CLICKHOUSE__CHDB_PATH": str(chdb)}
-    sink = subprocess.Popen([sys.executable, "-m", "streams.cli", "sink", "clickhouse",
+    sink = subprocess.Popen([sys.executable, "-m", "infra.cli", "sink", "clickhouse",
                              "--topics", topic, "--group-suffix", suffix], cwd=ROOT, env=env,
                             stdout=(tmp_path / "sink.log").open("wb"), stderr=subprocess.STDOUT)
     dog = Watchdog(CollectorRegistry(), stuck_after_s=4)

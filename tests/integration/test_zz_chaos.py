@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.chaos import FAULTS, run_chaos
+from infra.chaos.run import FAULTS, run_chaos
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_faults_during_a_stream_lose_and_duplicate_nothing(stack):
 def test_schedule_covers_every_kind_including_kill_api_before_repeats():
     import random
 
-    from streams.chaos import fault_schedule
+    from infra.chaos.run import fault_schedule
 
     assert "kill_api" in FAULTS
     schedule = fault_schedule(len(FAULTS) + 3, random.Random(1))

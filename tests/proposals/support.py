@@ -72,11 +72,11 @@ def proposal(agent_id: str, files: dict[str, str], *, occurred_at: int,
 
 def run_result(agent_id: str, *, occurred_at: int, run_id: str | None = None,
                verdict: str = "passed", passed: int = 10, total: int = 10,
-               level: int = 5) -> dict[str, Any]:
-    """A ``custody_run_result`` record."""
+               level: int = 5, category: str = "code_quality") -> dict[str, Any]:
+    """A ``custody_run_result`` record (basic tier)."""
     return {"event_id": str(uuid.uuid4()), "occurred_at": occurred_at, "producer": "test",
             "run_id": run_id or f"run-{uuid.uuid4().hex[:8]}", "agent_id": agent_id,
-            "agent_type": "sandbox", "category": "code_quality", "tier": "basic",
+            "agent_type": "sandbox", "category": category, "tier": "basic",
             "level": level, "items_total": total, "items_passed": passed, "epochs": 1,
             "score": passed / total, "wilson_lower": 0.7, "verdict": verdict,
             "xp_awarded": 10, "seed": 1, "duration_ms": 1000}

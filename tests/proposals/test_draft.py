@@ -167,13 +167,14 @@ def test_draft_interval_and_friends_come_from_the_environment(monkeypatch):
 def test_custody_evidence_is_a_run_of_the_agent_inside_the_gate_window():
     from datetime import UTC, datetime
 
-    from agents.custody.gate import GatePolicy, PositionedRun, window_runs
+    from agents.custody.gate import PositionedRun, window_runs
+    from agents.custody.policy import load_policy
     from agents.proposals.runindex import RunIndex
 
     from .support import DAY, run_result
 
     index = RunIndex("127.0.0.1:1", load_codec(), "runs")  # nothing read from Kafka here
-    policy = GatePolicy(window_ms=14 * DAY)
+    policy = load_policy()  # 14-day window, code_quality among the gate's categories
 
     def has_run(agent_id: str, at_ms: int) -> bool:  # what ProposalsWorker.has_evidence asks
         return bool(window_runs(agent_id, index.runs(agent_id), at_ms, policy))

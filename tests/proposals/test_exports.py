@@ -12,7 +12,7 @@ MODULES = ["agents.proposals", "agents.proposals.digest", "agents.proposals.draf
            "agents.proposals.reposcan", "agents.proposals.runindex", "agents.proposals.scratch",
            "agents.proposals.worker", "agents.conquest", "agents.conquest.durations",
            "agents.conquest.patterns",
-           "agents.conquest.recommend", "agents.conquest.worker", "streams.cli.proposalscmd"]
+           "agents.conquest.recommend", "agents.conquest.worker", "infra.cli.proposalscmd"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents.custody.gate import GatePolicy, PositionedRun
+from agents.custody.gate import PositionedRun
 from agents.custody.sandbox import SandboxLimits, SandboxResult
 from agents.proposals.pipeline import (
     PipelineDeps,
@@ -32,13 +32,16 @@ from .support import (
 
 T0 = 1_760_000_000_000
 CODEC = load_codec()
-POLICY = ProposalPolicy(gate=GatePolicy(min_passed_runs=3, min_wilson_lower=0.5))
+POLICY = ProposalPolicy()  # the packaged custody-v1 gate: code_quality + security_awareness
 
 
-def _runs(agent: str, n: int, *, verdict: str = "passed") -> list[PositionedRun]:
-    return [PositionedRun(run_result(agent, occurred_at=T0 - (i + 1) * DAY, run_id=f"r{i}",
-                                     verdict=verdict), "lvlup.custody.run-results", 1, 40 + i)
-            for i in range(n)]
+def _runs(agent: str, n: int, *, passed: int = 10, at: int = T0) -> list[PositionedRun]:
+    """``n`` rounds of one run per required category, ``passed`` of 10 items each; a
+    10/10 run alone is conclusive (Λ = 4.70 >= A = 2.89)."""
+    return [PositionedRun(run_result(agent, occurred_at=at - (i + 1) * DAY, run_id=f"r{i}-{c}",
+                                     passed=passed, category=c),
+                          "lvlup.custody.run-results", 1, 40 + 2 * i + j)
+            for i in range(n) for j, c in enumerate(("code_quality", "security_awareness"))]
 
 
 def _fake_sandbox(source: str, limits: SandboxLimits) -> SandboxResult:
@@ -67,22 +70,25 @@ def _process(record: dict[str, Any], runs: list[PositionedRun]
 
 def test_an_ineligible_agent_is_gated_out_citing_its_runs():
     rec = proposal("weak-1", {"tool/clean.py": CLEAN}, occurred_at=T0)
-    result, emitted = _process(rec, _runs("weak-1", 2))
+    result, emitted = _process(rec, _runs("weak-1", 1, passed=6))  # 6/10: continue
     assert result.stage == "gated_out"
     assert [t for t, _ in emitted] == ["proposal_gated", "proposal_decided"]
     gated, decided = emitted[0][1], emitted[1][1]
     assert (gated["status"], gated["passed"]) == ("rejected", False)
-    assert "2 passed runs < 3" in gated["reasons"][0]
-    assert gated["reasons"][1:] == ["cites lvlup.custody.run-results/1@40 run_id=r0",
-                                    "cites lvlup.custody.run-results/1@41 run_id=r1"]
+    assert gated["reasons"][0].startswith("not eligible at basic: code_quality@basic continue")
+    assert gated["policy_version"] == POLICY.gate.ref and gated["tier"] == "basic"
+    assert [v["verdict"] for v in gated["verdicts"]] == ["continue", "continue"]
+    assert [(e["offset"], e["run_id"], e["category"]) for e in gated["evidence"]] == [
+        (40, "r0-code_quality", "code_quality"), (41, "r0-security_awareness",
+                                                  "security_awareness")]
     assert (decided["status"], decided["decided_by"]) == ("declined", "policy")
     assert decided["reason"].startswith("custody gate: not eligible")
 
 
 def test_runs_after_the_proposal_do_not_make_it_eligible():
-    late = [PositionedRun(run_result("a-1", occurred_at=T0 + 1), "t", 0, 9)]
+    late = _runs("a-1", 1, at=T0 + 1 + DAY)  # conclusive, but 1 ms after the proposal
     result, _ = _process(proposal("a-1", {"x.py": CLEAN}, occurred_at=T0),
-                         _runs("a-1", 2) + late)
+                         _runs("a-1", 1, passed=6) + late)
     assert result.stage == "gated_out"
 
 
@@ -91,7 +97,8 @@ def test_planted_findings_alert_and_the_policy_declines():
     result, emitted = _process(proposal("good-1", files, occurred_at=T0), _runs("good-1", 3))
     types = [t for t, _ in emitted]
     assert types[0] == "proposal_gated" and emitted[0][1]["passed"]
-    assert len(emitted[0][1]["reasons"]) == 4  # the reason and three cited runs
+    assert len(emitted[0][1]["reasons"]) == 1  # the reason; the six pooled runs are cited
+    assert [e["offset"] for e in emitted[0][1]["evidence"]] == [44, 42, 40, 45, 43, 41]
     findings = [r for t, r in emitted if t == "guardian_finding"]
     rules = {(f["rule_id"], f["cwe"], f["severity"]) for f in findings}
     assert ("B602", "CWE-78", "high") in rules
@@ -153,7 +160,7 @@ def test_decision_notification_and_error_records_fit_their_schemas():
 def test_no_runs_at_all_is_ineligible(agent):
     result, emitted = _process(proposal(agent, {"x.py": CLEAN}, occurred_at=T0), [])
     assert result.stage == "gated_out" and emitted[0][1]["reasons"][0].startswith(
-        "not eligible (0 runs in window)")
+        "not eligible: no custody runs")
 
 
 def test_level_change_notification_fits_its_schema():

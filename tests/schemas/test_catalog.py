@@ -137,7 +137,7 @@ def test_duplicate_topics_or_record_types_are_rejected():
 
 
 def test_every_record_type_states_who_may_write_it():
-    """Authority by record type (DESIGN.md "Trust"): the YAML says it for every topic, and
+    """Authority by record type (docs/SECURITY.md): the YAML says it for every topic, and
     only observations are open to producers; results and decisions belong to workers and
     admins."""
     catalog = load_catalog()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agents.custody.gate import GatePolicy, PositionedRun
+from agents.custody.gate import PositionedRun
 from agents.proposals.errors import ProposalInputError
 from agents.proposals.files import proposal_files, safe_path
 from agents.proposals.pipeline import PipelineDeps, ProposalPolicy, process_proposal
@@ -94,13 +94,15 @@ def test_the_pipeline_declines_a_git_path_before_anything_runs() -> None:
     def no_sandbox(*_: Any) -> Any:
         raise AssertionError("an invalid proposal must not reach the sandbox")
 
-    runs = [PositionedRun(run_result("good-1", occurred_at=T0 - (i + 1) * DAY, run_id=f"r{i}"),
-                          "lvlup.custody.run-results", 1, i) for i in range(3)]
+    runs = [PositionedRun(run_result("good-1", occurred_at=T0 - (i + 1) * DAY,
+                                     run_id=f"r{i}-{c}", category=c),
+                          "lvlup.custody.run-results", 1, 2 * i + j)
+            for i in range(3) for j, c in enumerate(("code_quality", "security_awareness"))]
     record = proposal("good-1", {"tool/clean.py": CLEAN, ".git/hooks/post-commit": "x\n"},
                       occurred_at=T0)
     deps = PipelineDeps(emit=emit, runs=lambda agent: runs, now_ms=lambda: T0 + 5,
                         run_python=no_sandbox)
-    policy = ProposalPolicy(gate=GatePolicy(min_passed_runs=3, min_wilson_lower=0.5))
+    policy = ProposalPolicy()  # custody-v1: 10/10 runs in both required categories pass
     result = asyncio.run(process_proposal(record, deps, policy))
     assert result.stage == "invalid"
     assert "git's own files" in emitted[-1][1]["reason"]

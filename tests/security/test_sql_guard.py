@@ -158,7 +158,7 @@ def test_the_owner_endpoint_needs_its_token(chdb: ChdbClient, tmp_path: Path) ->
 def test_lvlup_sql_refuses_and_limits(chdb: ChdbClient, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """``lvlup sql`` end to end (its own chdb directory, opened after the fixture's)."""
-    from streams.cli.app import build_app
+    from infra.cli.app import build_app
 
     chdb.close()  # one chdb directory per process at a time
     monkeypatch.setenv("LVLUP_DATA_DIR", str(tmp_path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.benchmarks import _previous, write_benchmarks
+from infra.bench.page import _previous, write_benchmarks
 
 
 def test_sections_are_replaced_and_the_others_kept(tmp_path):

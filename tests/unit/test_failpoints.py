@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from infra.chaos.failpoints import FailpointWriter, arm
 from sinks.errors import StoreUnavailable
-from sinks.failpoints import FailpointWriter, arm
 from sinks.records import Batch, ConsumedRecord
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from infra.health import GROUP_THRESHOLDS_S, ConsumerHealth
 from schemas.catalog import load_catalog
-from streams.health import GROUP_THRESHOLDS_S, ConsumerHealth
 
 
 def test_watched_groups_read_the_topics_the_catalog_gives_them():

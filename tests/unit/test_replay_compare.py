@@ -6,10 +6,10 @@ import random
 
 import pytest
 
+from infra.cli.replaycmd import parse_time
 from sinks.replay.chstore import span_condition
 from sinks.replay.compare import RowInfo, checksum, compare_rows, row_digest
 from sinks.replay.plan import Window, in_scope, spans_for, union_spans
-from streams.cli.replaycmd import parse_time
 from streams.errors import LvlupError
 
 A, B = ("t", 0), ("t", 1)

@@ -14,11 +14,19 @@ Files (read with :mod:`importlib.resources`): ``manifest.yaml`` (``version``, th
 For ``choice`` items the options are appended to the prompt as ``A) …`` lines and the
 reference defaults to the right letter. The bank version is the manifest's ``version`` plus
 the HumanEval tiering rule (``+humaneval.<rule>``) when HumanEval is included.
+
+The version is a name people bump; :attr:`Bank.content_hash` is what the data *is*: SHA-256 of
+the canonical JSON of every item (id, category, tier, prompt, scorer and its rule version,
+params, max_tokens, reference, source), sorted by id. Every run records both
+(``custody_run_result`` v2), so results are comparable exactly when their hashes match, even if
+someone forgot to bump the version.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +39,7 @@ import yaml
 from agents.custody.errors import BankError
 from agents.custody.humaneval import HUMANEVAL_RULE, load_humaneval_items
 from agents.custody.items import Category, Item, Tier
-from agents.custody.scorers import REQUIRED_PARAMS
+from agents.custody.scorers import REQUIRED_PARAMS, SCORER_VERSIONS
 
 __all__ = ["Bank", "load_bank", "parse_items"]
 
@@ -55,6 +63,20 @@ class Bank:
             if item.id == item_id:
                 return item
         raise KeyError(item_id)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (64 hex) of the bank's content (module doc); independent of item order and
+        of ``version``. Computed on each access (a few milliseconds for ~300 items)."""
+        canonical = [
+            {"id": i.id, "category": i.category.value, "tier": i.tier.value, "prompt": i.prompt,
+             "scorer": f"{i.scorer}/{SCORER_VERSIONS.get(i.scorer, 0)}", "params": i.params,
+             "max_tokens": i.max_tokens, "reference": i.reference, "source": i.source}
+            for i in sorted(self.items, key=lambda i: i.id)
+        ]
+        text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                          default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{category: {tier: n}}`` over every category and tier (zeros included)."""

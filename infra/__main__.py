@@ -1,0 +1,5 @@
+"""``python -m infra`` runs the ``lvlup`` command."""
+
+from infra.cli import main
+
+main()

@@ -1,0 +1,197 @@
+"""``lvlup bench ingest``: the platform's ingest path against raw aiokafka, in one run.
+
+(a) Baseline: aiokafka producer (``acks=all``, idempotent) → a 6-partition topic → an
+    aiokafka consumer group, the same Avro payloads (~260 bytes); events/s from the first
+    send to the last record consumed.
+(b) Platform: the SDK producer → Kafka → the Postgres and ClickHouse sinks (their own
+    processes, scratch database and chdb directory) until every event is visible in both;
+    events/s from the first send until both views hold all of them. (Learning events go
+    straight from the log to the sinks; no agent transforms them on the way.)
+(c) Latency at 50 % of (b)'s rate: events produced at that rate for ``latency_s`` seconds,
+    each timestamped by a steady producer thread; visible = its row is in Postgres
+    ``learning_logs`` (the in-flight ids are looked up every 20 ms, so figures carry up to
+    ~20 ms of polling error); p50/p99 of visible − produced.
+Goals (issue #11): ratio ≥ 0.35, ≥ 10,000 events/s, p99 ≤ 500 ms; lost and duplicates 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import create_engine, text
+
+from infra.bench.inference import percentile
+from infra.bench.sample import SampleStream
+from infra.chaos.run import _committed_at_end, _prepare, _Scratch, cleanup, scratch_sinks
+from infra.supervisor import Supervisor
+from schemas.codec import load_codec
+from streams.producer import EventProducer
+from streams.settings import Settings
+
+__all__ = ["bench_ingest"]
+
+
+def _learning_events(n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` learning events: the sample stream's, cycled, each with a fresh event id."""
+    templates = [r for rt, r in SampleStream(seed=seed).records(4000) if rt == "learning_event"]
+    return [{**templates[i % len(templates)], "event_id": str(uuid.uuid4())} for i in range(n)]
+
+
+def _payloads(n: int) -> list[tuple[str, bytes]]:
+    codec = load_codec()
+    return [(r["event_id"], codec.encode("learning_event", r)) for r in _learning_events(n, 5)]
+
+
+async def _baseline(bootstrap: str, topic: str, payloads: list[tuple[str, bytes]]) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"base-{topic}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    seen = 0
+    started = time.perf_counter()
+
+    async def consume() -> None:
+        nonlocal seen
+        while seen < len(payloads):
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            seen += sum(len(v) for v in batch.values())
+            if batch:
+                await consumer.commit()
+
+    reader = asyncio.create_task(consume())
+    futures = [await producer.send(topic, key=k.encode(), value=v) for k, v in payloads]
+    await asyncio.gather(*futures)
+    await asyncio.wait_for(reader, 600)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    await consumer.stop()
+    return len(payloads) / elapsed
+
+
+def _pg_count(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM learning_logs")).scalar_one())
+
+
+def _platform(settings: Settings, scratch: _Scratch, sup: Supervisor, n: int) -> float:
+    engine = create_engine(scratch.url)
+    producer = EventProducer(settings.kafka.bootstrap(), load_codec(), _Fixed(scratch.topic),
+                             name="bench")
+    records = _learning_events(n + 200, 6)
+    group = f"lvlup.sinks.clickhouse.bench.{scratch.run_id}"
+    for record in records[:200]:  # warm-up: both sinks joined their groups and wrote once
+        producer.emit("learning_event", record)
+    producer.flush(60)
+    while _pg_count(engine) < 200 or not _committed_at_end(settings, group, scratch.topic):
+        sup.poll()
+        time.sleep(0.1)
+    started = time.perf_counter()
+    for record in records[200:]:
+        producer.emit("learning_event", record)
+    producer.flush(120)
+    while _pg_count(engine) < n + 200 or not _committed_at_end(settings, group, scratch.topic):
+        sup.poll()
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    producer.close()
+    engine.dispose()
+    return n / elapsed
+
+
+class _Fixed:
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def route(self, record_type: str) -> tuple[str, str]:
+        return self.topic, "agent_id"
+
+
+def _latency(settings: Settings, scratch: _Scratch, rate: float, seconds: float) -> list[float]:
+    """Per-event latency, ms: produced (a steady thread at ``rate``/s) → its row is visible.
+
+    The checker asks Postgres only for the ids still in flight (a primary-key lookup every
+    20 ms), so the measurement costs the same at the end of the run as at its start.
+    """
+    engine = create_engine(scratch.url)
+    producer = EventProducer(settings.kafka.bootstrap(), load_codec(), _Fixed(scratch.topic),
+                             name="bench", linger_ms=1)
+    template = next(r for rt, r in SampleStream(seed=8).records(100) if rt == "learning_event")
+    pending: dict[str, float] = {}
+    lock = threading.Lock()
+    total = int(rate * seconds)
+
+    def produce() -> None:
+        start = time.monotonic()
+        for i in range(total):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            eid, now = str(uuid.uuid4()), time.time()
+            with lock:
+                pending[eid] = now
+            producer.emit("learning_event", {**template, "event_id": eid,
+                                             "occurred_at": int(now * 1000)})
+        producer.flush(30)
+
+    thread = threading.Thread(target=produce, name="bench-latency-producer")
+    thread.start()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds + 60
+    with engine.connect() as conn:
+        while (thread.is_alive() or pending) and time.monotonic() < deadline:
+            with lock:
+                ids = list(pending)
+            if ids:
+                rows = conn.execute(text("SELECT event_id FROM learning_logs "
+                                         "WHERE event_id = ANY(:ids)"), {"ids": ids}).all()
+                seen = time.time()
+                conn.commit()
+                with lock:
+                    for row in rows:
+                        sent = pending.pop(str(row[0]), None)
+                        if sent is not None:
+                            latencies.append((seen - sent) * 1000)
+            time.sleep(0.02)
+    thread.join()
+    producer.close()
+    engine.dispose()
+    return latencies
+
+
+def bench_ingest(
+    settings: Settings, events: int = 100_000, latency_s: float = 10.0
+) -> dict[str, Any]:
+    """Run (a), (b) and (c) of the module doc; returns the figures and the verdict."""
+    scratch = _prepare(settings, uuid.uuid4().hex[:8])
+    base_topic = scratch.topic + ".baseline"
+    from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+
+    create_topics(settings.kafka.bootstrap(), [TopicSpec(base_topic, 6)])
+    baseline = asyncio.run(_baseline(settings.kafka.bootstrap(), base_topic, _payloads(events)))
+    scratch_dir = settings.data_dir.resolve() / "bench" / scratch.run_id
+    sup = scratch_sinks(scratch, "bench", scratch_dir / "run",
+                        {"LVLUP_DATA_DIR": str(scratch_dir), "LVLUP_SINKS__MAX_WAIT_MS": "50"})
+    sup.start()
+    try:
+        platform = _platform(settings, scratch, sup, events)
+        latencies = _latency(settings, scratch, platform * 0.5, latency_s)
+    finally:
+        sup.stop()
+        cleanup(settings, scratch)
+        delete_topics(settings.kafka.bootstrap(), [base_topic])
+    engine_rows = len(latencies)
+    ratio = platform / baseline
+    p99 = percentile(latencies, 99)
+    return {"events": events, "baseline_events_s": baseline, "platform_events_s": platform,
+            "ratio": ratio, "latency_rate_events_s": platform * 0.5,
+            "latency_events": engine_rows, "latency_p50_ms": percentile(latencies, 50),
+            "latency_p99_ms": p99, "lost": int(platform * 0.5 * latency_s) - engine_rows,
+            "goal_ratio": 0.35, "goal_events_s": 10_000, "goal_p99_ms": 500,
+            "pass": ratio >= 0.35 and platform >= 10_000 and p99 <= 500}

@@ -1,0 +1,154 @@
+"""``lvlup bench replay``: a full rebuild's events/s against the ingest rate, in one run.
+
+1. **Ingest** — the sample stream (:class:`~infra.bench.sample.SampleStream`, every record type of
+   the mix) is produced to scratch topics (the catalog's, prefixed) while the Postgres and
+   ClickHouse sinks run as their own processes (``lvlup sink``, a scratch database and chdb
+   directory); events/s from the first send until both sinks have stored/committed the end
+   of every topic. A warm-up stream first, so both sinks have joined and written once.
+2. **Rebuild** — with the sinks stopped (chdb is one process per directory),
+   ``lvlup replay rebuild`` of every view of both stores: shadow databases created and
+   migrated, the log read once and written by both sink writers, every view compared.
+   Events/s = records replayed / the rebuild's wall time, all phases included.
+
+Goal (issue #10): rebuild ≥ 0.5 × ingest, and the certificate says equal.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from infra.bench.sample import SampleStream
+from infra.sinks_process import sink_children
+from infra.supervisor import Supervisor
+from schemas.catalog import load_catalog
+from schemas.codec import load_codec
+from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
+from sinks.clickhouse.client import ChdbClient
+from sinks.clickhouse.migrate import migrate_up
+from sinks.replay import pgstore
+from sinks.replay.certificate import rebuild
+from sinks.replay.engine import ReplayRequest
+from sinks.replay.positions import committed_offsets, log_bounds, partitions_of
+from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.producer import EventProducer
+from streams.settings import Settings
+
+__all__ = ["GOAL_RATIO", "bench_replay"]
+
+GOAL_RATIO = 0.5
+
+
+class _Prefixed:
+    """Routes record types to the catalog's topics under a prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.catalog = prefix, load_catalog()
+
+    def route(self, record_type: str) -> tuple[str, str]:
+        spec = self.catalog.for_record(record_type)
+        return self.prefix + spec.name, spec.key
+
+
+def _caught_up(settings: Settings, engine: Any, topics: list[str], suffix: str) -> bool:
+    bootstrap = settings.kafka.bootstrap()
+    tps = partitions_of(bootstrap, topics)
+    ends = {tp: high for tp, (_low, high) in log_bounds(bootstrap, tps).items() if high}
+    with pgstore.live_snapshot(engine) as conn:
+        pg = pgstore.stored_offsets(conn, POSTGRES_GROUP + suffix)
+    ch = committed_offsets(bootstrap, CLICKHOUSE_GROUP + suffix, list(ends))
+    return all(pg.get(tp, 0) >= end and ch.get(tp, 0) >= end for tp, end in ends.items())
+
+
+def _produce(producer: EventProducer, records: list[tuple[str, dict[str, Any]]]) -> None:
+    for record_type, record in records:
+        producer.emit(record_type, record)
+    producer.flush(120)
+
+
+def _wait(settings: Settings, engine: Any, topics: list[str], *, suffix: str,
+          sup: Supervisor, timeout_s: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _caught_up(settings, engine, topics, suffix):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sinks did not catch up in {timeout_s} s")
+        sup.poll()
+        time.sleep(0.05)
+
+
+def bench_replay(settings: Settings, events: int = 50_000, warmup: int = 500) -> dict[str, Any]:
+    """Run the ingest and the rebuild (module doc); returns the figures and the verdict."""
+    run_id = uuid.uuid4().hex[:8]
+    prefix, suffix = f"bench.{run_id}.", f".bench.{run_id}"
+    bootstrap, catalog = settings.kafka.bootstrap(), load_catalog()
+    topics = [prefix + t.name for t in catalog.topics]
+    create_topics(bootstrap, [TopicSpec(prefix + t.name, t.partitions, 1, t.config())
+                              for t in catalog.topics])
+    scratch = settings.data_dir.resolve() / "bench" / f"replay-{run_id}"
+    chdb_path = scratch / "ch"
+    try:
+        # a scratch database next to the configured one, migrated, dropped afterwards
+        with pgstore.shadow_database(settings.postgres.sqlalchemy_url()) as (_name, engine):
+            url = engine.url.render_as_string(hide_password=False)
+            client = ChdbClient(chdb_path)
+            migrate_up(client, settings.clickhouse.database)
+            client.close()
+            ingest_s = _ingest(settings, engine, prefix=prefix, suffix=suffix, url=url,
+                               scratch=scratch, events=events, warmup=warmup)
+            local = settings.model_copy(update={"postgres": settings.postgres.model_copy(
+                update={"url": SecretStr(url)})})
+            client = ChdbClient(chdb_path)
+            try:
+                started = time.perf_counter()
+                cert = rebuild(local, ReplayRequest(
+                    topic_prefix=prefix, postgres_group=POSTGRES_GROUP + suffix,
+                    clickhouse_group=CLICKHOUSE_GROUP + suffix), engine=engine,
+                    clickhouse=client)
+                rebuild_s = time.perf_counter() - started
+            finally:
+                client.close()
+    finally:
+        delete_topics(bootstrap, topics)
+        shutil.rmtree(scratch, ignore_errors=True)
+    replayed = cert.records["read"]
+    ingest_rate, rebuild_rate = events / ingest_s, replayed / rebuild_s
+    ratio = rebuild_rate / ingest_rate
+    return {"events": events, "ingest_events_s": ingest_rate, "rebuild_records": replayed,
+            "rebuild_events_s": rebuild_rate, "ratio": ratio,
+            "rebuild_phases_s": cert.seconds, "views": len(cert.views),
+            "equal": cert.equal, "differing_views": sorted(cert.mismatches),
+            "goal_ratio": GOAL_RATIO,
+            "pass": ratio >= GOAL_RATIO and cert.equal}
+
+
+def _ingest(settings: Settings, engine: Any, *, prefix: str, suffix: str, url: str,
+            scratch: Path, events: int, warmup: int) -> float:
+    """Seconds from the first send of ``events`` records until both sinks stored them."""
+    topics = [prefix + t.name for t in load_catalog().topics]
+    sup = sink_children(topics, suffix, scratch / "run",
+                        {"LVLUP_POSTGRES__URL": url, "LVLUP_DATA_DIR": str(scratch),
+                         "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch / "ch"),
+                         "LVLUP_SINKS__MAX_WAIT_MS": "50"})
+    codec = load_codec()
+    producer = EventProducer(settings.kafka.bootstrap(), codec, _Prefixed(prefix),
+                             name="bench-replay")
+    warm = list(SampleStream(seed=11).records(warmup))
+    # the measured stream happens after the warm-up (time moves forward, as on a real log)
+    later = int(warm[-1][1]["occurred_at"]) + 1 if warm else SampleStream.start_ms
+    records = list(SampleStream(seed=12, agents_per_type=3, start_ms=later).records(events))
+    sup.start()
+    try:
+        _produce(producer, warm)
+        _wait(settings, engine, topics, suffix=suffix, sup=sup)
+        started = time.perf_counter()
+        _produce(producer, records)
+        _wait(settings, engine, topics, suffix=suffix, sup=sup)
+        return time.perf_counter() - started
+    finally:
+        producer.close()
+        sup.stop()

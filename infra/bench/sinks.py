@@ -1,0 +1,189 @@
+"""``lvlup bench sinks``: rows/s through each sink's write path against a standalone baseline
+on the same rows, in the same run.
+
+- Postgres: :class:`PostgresWriter` (projection, merge, conversion, COPY into staging,
+  upsert, offsets fenced in the same transaction) vs. a bare ``COPY`` into a staging table +
+  ``INSERT … ON CONFLICT`` of the same rows (prepared beforehand), per batch.
+- ClickHouse: :class:`ClickHouseWriter` (Arrow build incl. the JSON payload, insert with a
+  deduplication token) vs. ``insert_arrow`` of the same rows already in Arrow form.
+
+Rows are learning events (the high-volume type), ``batch`` rows per write, into a scratch
+Postgres database and a scratch chdb directory that are dropped afterwards. Both paths of a
+store first write one warm-up batch of other rows (pyarrow and psycopg pay one-time costs on
+their first calls), then the measured rows, batch by batch in turns (sink, baseline, sink, …)
+so both meet the same background work (merges, autovacuum, checkpoints). Goal: each path
+≥ 0.75 of its baseline (#4).
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from infra.bench.sample import SampleStream
+from sinks.clickhouse.client import ChdbClient
+from sinks.clickhouse.migrate import migrate_up
+from sinks.clickhouse.writer import ClickHouseWriter, to_arrow
+from sinks.postgres.migrate import upgrade
+from sinks.postgres.models import learning_logs
+from sinks.postgres.views import build_projections
+from sinks.postgres.writer import PostgresWriter, to_datetime, to_jsonb
+from sinks.records import Batch, ConsumedRecord
+from streams.settings import Settings
+
+__all__ = ["GOAL_RATIO", "bench_sinks"]
+
+GOAL_RATIO = 0.75
+
+
+def _records(n: int) -> list[ConsumedRecord]:
+    stream = SampleStream(seed=99)
+    out: list[ConsumedRecord] = []
+    offset = 0
+    while len(out) < n:
+        for rt, rec in stream.records(4 * n):
+            if rt == "learning_event":
+                out.append(ConsumedRecord("bench.learning", offset % 6, offset, rec["occurred_at"],
+                                          rt, rec))
+                offset += 1
+                if len(out) == n:
+                    break
+    return out
+
+
+def _batches(records: list[ConsumedRecord], size: int) -> list[Batch]:
+    out = []
+    for start in range(0, len(records), size):
+        batch = Batch()
+        for rec in records[start:start + size]:
+            batch.add(rec)
+        out.append(batch)
+    return out
+
+
+def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
+        batch: int) -> dict[str, float]:
+    engine = create_engine(url)
+    writer = PostgresWriter(engine, build_projections())
+    batches = _batches(records, batch)
+    proj = next(p for p in build_projections() if p.name == "learning_logs")
+    cols = list(learning_logs.columns.keys())
+
+    def prepared(recs: list[ConsumedRecord]) -> list[list[Any]]:
+        rows = [[to_datetime(v) if c == "occurred_at" else v for c, v in
+                 ((c, row[c]) for c in cols)]
+                for rec in recs for row in proj.to_rows(rec)]
+        for row in rows:
+            row[cols.index("metadata")] = to_jsonb(row[cols.index("metadata")])
+        return rows
+
+    raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    raw.execute("CREATE TABLE base (LIKE learning_logs INCLUDING ALL)")
+    raw.commit()
+    col_list = ", ".join(f'"{c}"' for c in cols)
+
+    def baseline(chunk: list[list[Any]]) -> None:
+        with raw.transaction():
+            raw.execute("CREATE TEMP TABLE stage (LIKE base) ON COMMIT DROP")
+            with raw.cursor() as cur, cur.copy(f"COPY stage ({col_list}) FROM STDIN") as copy:
+                for row in chunk:
+                    copy.write_row(row)
+            raw.execute(f"INSERT INTO base ({col_list}) SELECT {col_list} FROM stage "  # noqa: S608
+                        "ON CONFLICT (event_id) DO NOTHING")
+
+    writer.write("warm-up", _batches(warm, batch)[0])
+    baseline(prepared(warm[:batch]))
+    chunks = [prepared(b.records) for b in batches]
+    sink_s = base_s = 0.0
+    for b, chunk in zip(batches, chunks, strict=True):  # interleaved: same conditions
+        start = time.perf_counter()
+        writer.write("bench", b)
+        sink_s += time.perf_counter() - start
+        start = time.perf_counter()
+        baseline(chunk)
+        base_s += time.perf_counter() - start
+    with engine.connect() as conn:
+        written = int(conn.execute(text("SELECT count(*) FROM learning_logs")).scalar_one())
+        written -= len(warm[:batch])
+    raw.close()
+    engine.dispose()
+    n = len(records)
+    return {"rows": n, "written": written, "sink_rows_s": n / sink_s,
+            "baseline_rows_s": n / base_s, "ratio": base_s / sink_s}
+
+
+def _ch(path: Path, warm: list[ConsumedRecord], records: list[ConsumedRecord],
+        batch: int) -> dict[str, float]:
+    client = ChdbClient(path)
+    try:
+        migrate_up(client, "lvlup")
+        client.command("CREATE TABLE lvlup.base AS lvlup.events")
+        writer = ClickHouseWriter(client, "lvlup")
+        batches = _batches(records, batch)
+        warm_batch = _batches(warm, batch)[0]
+        writer.write("warm-up", warm_batch)
+        client.insert_arrow("lvlup.base", to_arrow(warm_batch.records),
+                           dedup_token="warm")  # noqa: S106 - a dedup token, not a secret
+        tables = [to_arrow(b.records) for b in batches]
+        sink_s = base_s = 0.0
+        for i, (b, table) in enumerate(zip(batches, tables, strict=True)):  # interleaved
+            start = time.perf_counter()
+            writer.write("bench", b)
+            sink_s += time.perf_counter() - start
+            start = time.perf_counter()
+            client.insert_arrow("lvlup.base", table, dedup_token=f"base-{i}")
+            base_s += time.perf_counter() - start
+        written = int(client.query("SELECT count() FROM lvlup.events").scalar())
+        written -= len(warm_batch)
+    finally:
+        client.close()
+    n = len(records)
+    return {"rows": n, "written": written, "sink_rows_s": n / sink_s,
+            "baseline_rows_s": n / base_s, "ratio": base_s / sink_s}
+
+
+def bench_sinks(settings: Settings, n: int = 100_000, batch: int = 5000) -> dict[str, Any]:
+    """Run both comparisons; returns figures per store, the goal and pass/fall short.
+
+    The cyclic garbage collector is off while they run, as ``timeit`` does: this process
+    holds every row of the run (a sink holds one batch), and full collections walking them
+    would land on whichever path happened to allocate at the time.
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _bench_sinks(settings, n, batch)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _bench_sinks(settings: Settings, n: int, batch: int) -> dict[str, Any]:
+    everything = _records(n + batch)
+    warm, records = everything[:batch], everything[batch:]
+    base = make_url(settings.postgres.sqlalchemy_url())
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    scratch = Path(tempfile.mkdtemp(prefix="lvlup-bench-"))
+    try:
+        url = base.set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        pg = _pg(url, warm, records, batch)
+        ch = _ch(scratch / "ch", warm, records, batch)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"postgres": pg, "clickhouse": ch, "batch": batch, "goal_ratio": GOAL_RATIO,
+            "pass": pg["ratio"] >= GOAL_RATIO and ch["ratio"] >= GOAL_RATIO}

@@ -1,0 +1,5 @@
+"""``python -m infra.cli`` runs the ``lvlup`` command."""
+
+from infra.cli import main
+
+main()

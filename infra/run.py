@@ -1,0 +1,195 @@
+"""``lvlup run``: the main job — stack, topics, migrations, first-start data, supervised
+workers, a live status, and a summary at the end.
+
+First start: the four built-in agents are registered with the seed's topics and the default
+trusted sources (installed packages' documentation — real offline text) are added, unless
+the log already has them; the shipped sample events (``infra/sample/events.jsonl``) go
+through the same path as ``lvlup emit`` when the learning-events topic is empty. Every start
+requests a custody run per built-in agent (one HumanEval item) and a learning cycle.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from infra.supervisor import ChildSpec, Supervisor
+from schemas.catalog import Writer, load_catalog
+from schemas.codec import load_codec
+from schemas.commands import BUILTIN_AGENTS
+from streams.emit import emit_lines
+from streams.kafka_admin import end_offsets, topic_partitions
+from streams.log_reader import read_topic
+from streams.producer import EventProducer
+from streams.settings import Settings, child_environment
+
+__all__ = ["Summary", "bootstrap", "child_specs", "collect_summary"]
+SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "infra" / "sample" / "events.jsonl"
+#: the deliberately insecure file guardian's scan of the repository must report
+PLANTED = "infra/sample/planted/insecure_example.py"
+VIEWS = ("agents", "agent_metrics", "learning_cycles", "learning_logs",
+         "internet_learning_results", "knowledge_transfers", "trusted_sources", "proposals",
+         "guardian_suggestions", "experiments", "token_usage_log", "notifications",
+         "error_learning", "custody_runs", "agent_levels")
+
+
+def _topic_total(bootstrap: str, topic: str) -> int:
+    return sum(end_offsets(bootstrap, topic).values())
+
+
+def _keys_seen(bootstrap: str, topic: str, field: str) -> set[str]:
+    """Every ``field`` value in ``topic`` (command and source topics are small)."""
+    return {str(record[field]) for _rt, record in read_topic(bootstrap, load_codec(), topic)}
+
+
+def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
+    """First-start records (see the module doc); returns what was sent per kind.
+
+    Agents and sources are added only if the log never had them, so a restart (or an
+    operator's pause) is never undone.
+    """
+    from agents.learning.defaults import DEFAULT_SOURCE_PACKAGES
+    from agents.learning.registry import register_command
+
+    bs, catalog, sent = settings.kafka.bootstrap(), load_catalog(), {}
+    known = _keys_seen(bs, catalog.for_record("agent_command").name, "agent_id")
+    missing = [a for a in BUILTIN_AGENTS if a not in known]
+    for agent in missing:
+        producer.emit("agent_command",
+                      register_command(agent, agent, priority=90 - 10 * BUILTIN_AGENTS.index(agent),
+                                       requested_by="lvlup run"))
+    if missing:
+        sent["agents"] = len(missing)
+    known_sources = _keys_seen(bs, catalog.for_record("trusted_source_changed").name,
+                               "source_id")
+    new_sources = [n for n in DEFAULT_SOURCE_PACKAGES if f"pkg-{n}" not in known_sources]
+    if new_sources:
+        for name in new_sources:
+            producer.emit("trusted_source_changed", {
+                "source_id": f"pkg-{name}", "url": f"package:{name}", "change": "added",
+                "trusted": True, "trust_score": 0.8, "changed_by": "lvlup run",
+                "reason": "installed package documentation (offline corpus)"})
+        sent["sources"] = len(new_sources)
+    if _topic_total(bs, catalog.for_record("learning_event").name) == 0 and SAMPLE_EVENTS.exists():
+        with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
+            # the platform's own records (results, registry commands), not a producer's
+            report = emit_lines(fh, producer, writer=Writer.ADMIN)
+        sent["sample_events"] = report.accepted
+    stamp = uuid.uuid4().hex[:6]
+    for i, agent in enumerate(BUILTIN_AGENTS):  # one custody run per agent, one code item
+        producer.emit("custody_test_requested", {
+            "run_id": f"custody-{agent}-{stamp}", "agent_id": agent, "agent_type": agent,
+            "category": "code_quality", "tier": "basic", "level": 1, "item_count": 1,
+            "epochs": 1, "seed": 1000 + i, "requested_by": "lvlup run"})
+    producer.emit("learning_cycle_requested", {
+        "request_id": f"run-{uuid.uuid4().hex[:8]}", "requested_by": "lvlup run", "agents": [],
+        "reason": "platform started"})
+    if producer.flush(60):
+        raise RuntimeError("first-start records were not all acked")
+    return sent
+
+
+def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
+    """The supervised processes: sinks, the inference worker, imperium, custody, proposals
+    (with guardian's scheduled scans), conquest, and the API."""
+    lvlup = (sys.executable, "-m", "infra.cli")
+    specs = [ChildSpec("sinks", (*lvlup, "sink", "all")),
+             ChildSpec("inference", (*lvlup, "worker", "inference")),
+             ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
+    specs.append(ChildSpec("custody", (*lvlup, "worker", "custody")))
+    specs.append(ChildSpec("proposals", (*lvlup, "worker", "proposals")))  # + guardian scans
+    specs.append(ChildSpec("conquest", (*lvlup, "worker", "conquest")))
+    if importlib.util.find_spec("api.app") is not None:
+        specs.append(ChildSpec("api", (*lvlup, "api", "--port", str(api_port))))
+    return specs
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of every child: ours, with the embedded services' addresses pinned."""
+    env = child_environment()
+    env.setdefault("LVLUP_DATA_DIR", str(settings.data_dir.resolve()))
+    return env
+
+
+@dataclass
+class Summary:
+    """What a run did (printed at the end; also the invariants the e2e test checks)."""
+
+    records_per_topic: dict[str, int] = field(default_factory=dict)
+    rows_per_view: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, str] = field(default_factory=dict)
+    last_cycle: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, float] = field(default_factory=dict)
+    dlq_records: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    #: custody runs and learning cycles finished since ``since`` (the run's start)
+    custody_runs: int = 0
+    cycles_finished: int = 0
+    #: guardian's findings in the planted file (infra/sample/planted/), by rule id
+    planted_findings: list[str] = field(default_factory=list)
+    #: every proposal by its current status (all runs)
+    proposals: dict[str, int] = field(default_factory=dict)
+    #: custody gate outcomes since ``since``: ``accepted`` (eligible) / ``rejected``, counted
+    #: from the ``proposal_gated`` records in ``proposal_history``
+    proposals_gated: dict[str, int] = field(default_factory=dict)
+    api_answered: bool | None = None
+
+    @property
+    def unhandled_errors(self) -> int:
+        """Crashed workers plus records nobody could process."""
+        return sum(self.restarts.values()) + sum(self.dlq_records.values())
+
+
+def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor | None,
+                    since: datetime | None = None) -> Summary:
+    """Read the log's and the views' state now; counts "finished" work since ``since``."""
+    bs, out = settings.kafka.bootstrap(), Summary()
+    since = since or datetime.fromtimestamp(0, tz=UTC)
+    for spec in load_catalog().topics:
+        out.records_per_topic[spec.name] = _topic_total(bs, spec.name)
+    existing = topic_partitions(bs)
+    for name in existing:
+        if name.endswith(".dlq"):
+            out.dlq_records[name] = _topic_total(bs, name)
+    with engine.connect() as conn:
+        for view in VIEWS:
+            out.rows_per_view[view] = int(conn.execute(
+                text(f'SELECT count(*) FROM "{view}"')).scalar_one())  # noqa: S608 - our names
+        for wm in conn.execute(text("SELECT view, max_occurred_at FROM view_watermarks")):
+            out.watermarks[str(wm[0])] = str(wm[1])
+        row = conn.execute(text(
+            "SELECT cycle_id, status, success_count, failure_count, total_learning_value, "
+            "reason FROM learning_cycles WHERE end_time IS NOT NULL "
+            "ORDER BY end_time DESC LIMIT 1")).mappings().first()
+        out.last_cycle = dict(row) if row else {}
+        tok = conn.execute(text("SELECT coalesce(sum(requests),0), coalesce(sum(prompt_tokens),0),"
+                                " coalesce(sum(completion_tokens),0), coalesce(sum(cost_usd),0) "
+                                "FROM token_usage")).one()
+        out.tokens = {"requests": float(tok[0]), "prompt_tokens": float(tok[1]),
+                      "completion_tokens": float(tok[2]), "cost_usd": float(tok[3])}
+        out.custody_runs = int(conn.execute(text(
+            "SELECT count(*) FROM custody_runs WHERE occurred_at >= :t"), {"t": since}
+        ).scalar_one())
+        out.cycles_finished = int(conn.execute(text(
+            "SELECT count(*) FROM learning_cycles WHERE end_time >= :t"), {"t": since}
+        ).scalar_one())
+        out.planted_findings = sorted({str(r[0]) for r in conn.execute(text(
+            "SELECT rule_id FROM guardian_suggestions WHERE file_path LIKE :p"),
+            {"p": f"%{PLANTED}"})})
+        out.proposals = {str(r[0]): int(r[1]) for r in conn.execute(text(
+            "SELECT status, count(*) FROM proposals GROUP BY status"))}
+        gated = {str(r[0]): int(r[1]) for r in conn.execute(text(
+            "SELECT status, count(*) FROM proposal_history WHERE record_type = "
+            "'proposal_gated' AND occurred_at >= :t GROUP BY status"), {"t": since})}
+        out.proposals_gated = {("accepted" if status == "gated" else status): n
+                               for status, n in gated.items()}
+    if supervisor is not None:
+        out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
+    return out

@@ -1,0 +1,109 @@
+"""Recall from the agents' memory view (``agent_memory``) with Postgres full-text ranking.
+
+The query text becomes an OR of its English lexemes (``plainto_tsquery`` with ``&`` turned
+into ``|``: an entry need not contain every word of a question); matching entries of the
+agent are ranked by ``ts_rank_cd`` (cover density) with normalization 1 (divided by
+1 + log of the entry's length), then oldest first, then by content hash — deterministic for a
+given view. The GIN index ``ix_agent_memory_fts`` on ``to_tsvector('english', text)`` serves
+the match.
+
+:class:`PostgresRecall` implements ``agents.knowledge.recall.Recall`` structurally (this
+layer does not import agents): it returns :class:`MemoryHit` rows with the fields of
+``Recalled`` and runs the blocking query in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from sinks.errors import StoreUnavailable
+
+__all__ = ["RECALL_SQL", "MemoryHit", "MemoryRef", "PostgresRecall", "memory_size"]
+
+RECALL_SQL = text("""
+WITH q AS (
+    SELECT NULLIF(replace(plainto_tsquery('english', :query)::text, ' & ', ' | '), '')
+           ::tsquery AS q
+)
+), hits AS (
+    SELECT DISTINCT ON (m.content_hash)
+           m.kind, m.text, m.source, m.src_topic, m.src_partition, m.src_offset,
+           m.content_hash, m.occurred_at,
+           ts_rank_cd(to_tsvector('english', m.text), q.q, 1) AS rank
+    FROM agent_memory AS m, q
+    WHERE q.q IS NOT NULL AND m.agent_id = :agent_id AND to_tsvector('english', m.text) @@ q.q
+    ORDER BY m.content_hash, m.occurred_at, m.src_topic, m.src_partition, m.src_offset
+)
+SELECT * FROM hits
+ORDER BY rank DESC, occurred_at, content_hash
+LIMIT :k
+""")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class MemoryRef:
+    """Log position of the record an entry came from, and the entry's content hash."""
+
+    topic: str
+    partition: int
+    offset: int
+    content_hash: str
+
+    def to_record(self) -> dict[str, object]:
+        """The Avro ``KnowledgeRef`` fields."""
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "content_hash": self.content_hash}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryHit:
+    """One recalled entry: ``text``, ``kind``, ``source``, ``ref``, ``rank``."""
+
+    text: str
+    kind: str
+    source: str
+    ref: MemoryRef
+    rank: float
+
+
+class PostgresRecall:
+    """``await recall(agent_id, query, k)`` over ``engine`` (module doc). Raises
+    :class:`~sinks.errors.StoreUnavailable` when Postgres cannot be reached or rejects the
+    query."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def recall_sync(self, agent_id: str, query: str, k: int) -> list[MemoryHit]:
+        """The blocking query (see :meth:`__call__`)."""
+        if k < 1 or not query.strip():
+            return []
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(RECALL_SQL, {"query": query, "agent_id": agent_id,
+                                                 "k": k}).all()
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreUnavailable(f"postgres: memory recall failed: {exc.orig}") from exc
+        return [MemoryHit(r.text, r.kind, r.source or "",
+                          MemoryRef(r.src_topic, r.src_partition, r.src_offset, r.content_hash),
+                          float(r.rank)) for r in rows]
+
+    async def __call__(self, agent_id: str, query: str, k: int) -> list[MemoryHit]:
+        """At most ``k`` entries of ``agent_id``'s memory for ``query``, best first."""
+        return await asyncio.to_thread(self.recall_sync, agent_id, query, k)
+
+
+def memory_size(engine: Engine) -> dict[str, dict[str, int]]:
+    """Entries per agent and kind: ``{agent_id: {kind: n}}`` (for run summaries)."""
+    out: dict[str, dict[str, int]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT agent_id, kind, count(DISTINCT content_hash) AS n FROM agent_memory "
+            "GROUP BY 1, 2 ORDER BY 1, 2"))
+        for row in rows:
+            out.setdefault(str(row.agent_id), {})[str(row.kind)] = int(row.n)
+    return out

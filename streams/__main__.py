@@ -1,5 +1,0 @@
-"""``python -m streams`` runs the ``lvlup`` command."""
-
-from streams.cli import main
-
-main()
