@@ -238,6 +238,12 @@ class CustodySettings(BaseModel):
     schedule_targeted: int = Field(
         default=1, ge=0, le=8, description="weakest categories given a targeted run per slot"
     )
+    use_memory: bool = Field(
+        default=True, description="answer items with the agent's memory (role prompt and the "
+        "passages recalled from the agent_memory view; each item result cites them); off: "
+        "the bare item prompt, the baseline"
+    )
+    memory_k: int = Field(default=5, ge=1, le=20, description="memory entries per item")
 
 
 class ProposalsSettings(BaseModel):

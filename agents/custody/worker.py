@@ -366,9 +366,20 @@ async def serve(settings: Settings) -> None:
 
     client = InferenceClient(bootstrap, codec, catalog, producer, requester="agents.custody")
     stop = stop_on_signals()
+    store = None
+    memory = None
+    if settings.custody.use_memory:
+        from sqlalchemy import create_engine
+
+        from agents.knowledge.answering import client_ask
+        from sinks.postgres.memory import PostgresRecall
+
+        store = create_engine(settings.postgres.sqlalchemy_url(), pool_pre_ping=True)
+        memory = CustodyMemory(PostgresRecall(store), client_ask(client.infer),
+                               k=settings.custody.memory_k)
     try:
         async with client:
-            deps = CustodyDeps(infer=client_infer(client), emit=emit)
+            deps = CustodyDeps(infer=client_infer(client), emit=emit, memory=memory)
             worker = CustodyWorker(bootstrap, codec, catalog, deps)
             ready = asyncio.Event()
             tasks = [asyncio.create_task(worker.run(stop, ready))]
@@ -396,3 +407,5 @@ async def serve(settings: Settings) -> None:
                 await asyncio.gather(*pending, return_exceptions=True)
     finally:
         producer.close()
+        if store is not None:
+            store.dispose()

@@ -13,6 +13,7 @@ import typer
 from infra.cli import (
     apicmd,
     audit,
+    custodycmd,
     data,
     keys,
     ops,
@@ -56,6 +57,7 @@ def build_app() -> typer.Typer:
     replaycmd.register(app)
     keys.register(app)
     proposalscmd.register(app)
+    custodycmd.register(app)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -49,6 +50,13 @@ def _bench_sandbox(_settings: Settings) -> dict[str, Any]:
     return bench_sandbox()
 
 
+def _bench_learning(settings: Settings) -> dict[str, Any]:
+    from infra.bench.learning import run_learning_bench
+
+    return run_learning_bench(settings, items=40, seed=20,
+                              log=lambda line: print(line, file=sys.stderr, flush=True))
+
+
 def _bench_api(settings: Settings) -> dict[str, Any]:
     from infra.bench.api import bench_api
 
@@ -63,6 +71,7 @@ BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "api": _bench_api,
     "replay": _bench_replay,
     "sandbox": _bench_sandbox,
+    "learning": _bench_learning,
 }
 
 

@@ -28,7 +28,6 @@ RECALL_SQL = text("""
 WITH q AS (
     SELECT NULLIF(replace(plainto_tsquery('english', :query)::text, ' & ', ' | '), '')
            ::tsquery AS q
-)
 ), hits AS (
     SELECT DISTINCT ON (m.content_hash)
            m.kind, m.text, m.source, m.src_topic, m.src_partition, m.src_offset,

@@ -18,7 +18,7 @@ the agent's memory and without — pass rates, the exact McNemar test, recall@5.
 6. Optionally the hand-written basic-tier items (non-code scorers) with and without memory.
 
 Goal: lift ≥ 30 percentage points with p < 0.01 and recall@5 ≥ 0.8; the result says which
-bars are met and never lowers them. (Bench code: to move to ``infra/bench/learning.py``.)
+bars are met and never lowers them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""The agents' memory view and its recall on a real Postgres (issue #20): the same content
+brought by two records is one memory entry citing the earliest record, whatever order the
+sink (or a replay) wrote them in."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import create_engine
+
+from schemas.codec import load_codec
+from sinks.postgres.memory import PostgresRecall, memory_size
+from sinks.postgres.views import build_projections
+from sinks.postgres.writer import PostgresWriter
+from sinks.records import Batch, ConsumedRecord
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_760_000_000_000
+PASSAGES = [
+    "The cooperative sticky assignor moves only the partitions that must move in a rebalance.",
+    "Idempotent producers attach a sequence number so the broker drops duplicate batches.",
+    "ReplacingMergeTree keeps the row with the greatest version column after merges.",
+]
+
+
+def _result(agent: str, offset: int, at_ms: int, texts: list[str]) -> ConsumedRecord:
+    codec = load_codec()
+    record = {"event_id": str(uuid.uuid4()), "occurred_at": at_ms, "producer": "test",
+              "agent_id": agent, "agent_type": "imperium", "topic": "kafka",
+              "source_url": "package:test", "title": "t", "content_summary": "s",
+              "relevance_score": 1.0, "learning_value": 0.5, "insights_extracted": [],
+              "cycle_id": "c1",
+              "passages": [{"text": t, "section": "s", "content_hash": ""} for t in texts]}
+    _, logical = codec.decode(codec.encode("internet_learning_result", record), logical=True)
+    return ConsumedRecord("lvlup.learning.internet-results", 0, offset, at_ms,
+                          "internet_learning_result", logical)
+
+
+@pytest.mark.parametrize("order", ["log", "reversed"])
+def test_one_entry_per_content_citing_the_earliest_record(pg_db, order):
+    engine = create_engine(pg_db)
+    try:
+        first = _result("imperium", 5, T0, PASSAGES)
+        again = _result("imperium", 9, T0 + 1000, PASSAGES[:1])  # the same passage, later
+        other = _result("guardian", 7, T0, PASSAGES[2:])
+        records = [first, again, other] if order == "log" else [other, again, first]
+        writer = PostgresWriter(engine, build_projections())
+        for n, rec in enumerate(records):  # one batch each: order across batches matters most
+            batch = Batch()
+            batch.add(rec)
+            writer.write(f"test-{n}", batch)
+        recall = PostgresRecall(engine)
+        hits = asyncio.run(recall("imperium", "which assignor moves partitions in a rebalance?",
+                                  5))
+        assert [h.text for h in hits][:1] == [PASSAGES[0]]
+        assert (hits[0].ref.topic, hits[0].ref.offset) == ("lvlup.learning.internet-results", 5)
+        assert len({h.ref.content_hash for h in hits}) == len(hits)  # no duplicate content
+        assert asyncio.run(recall("guardian", "assignor partitions rebalance", 5)) == []
+        assert memory_size(engine) == {"guardian": {"passage": 1}, "imperium": {"passage": 3}}
+    finally:
+        engine.dispose()
