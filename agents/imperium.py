@@ -52,6 +52,7 @@ from agents.learning.registry import (
     apply_source_change,
     parse_settings,
 )
+from agents.learning.retest import retest_requests
 from agents.learning.sources import SourcePolicy, fetch_document
 from inference.client import InferenceClient
 from schemas.catalog import load_catalog
@@ -205,6 +206,8 @@ class _Cycles:
             log.info("imperium.cycle_done", cycle_id=cycle_id, status=outcome.status,
                      successes=outcome.successes, failures=outcome.failures,
                      reason=outcome.reason)
+            for request in retest_requests(outcome, agents, items=lc.retest_items):
+                await rt.producer.emit_async("custody_test_requested", request)
 
     async def schedule(self, is_leader: Callable[[], bool]) -> None:
         """Forever: a cycle whenever the interval has passed since the last one started (on

@@ -10,6 +10,7 @@ requests a custody run per built-in agent (one HumanEval item) and a learning cy
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 import uuid
@@ -20,14 +21,16 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from agents.custody.replay import read_topics
 from infra.supervisor import ChildSpec, Supervisor
 from schemas.catalog import Writer, load_catalog
 from schemas.codec import load_codec
 from schemas.commands import BUILTIN_AGENTS
+from sinks.postgres.memory import memory_size
 from streams.emit import emit_lines
 from streams.kafka_admin import end_offsets, topic_partitions
 from streams.log_reader import read_topic
-from streams.producer import EventProducer
+from streams.producer import EventProducer, codec_for
 from streams.settings import Settings, child_environment
 
 __all__ = ["Summary", "bootstrap", "child_specs", "collect_summary"]
@@ -140,6 +143,13 @@ class Summary:
     #: from the ``proposal_gated`` records in ``proposal_history``
     proposals_gated: dict[str, int] = field(default_factory=dict)
     api_answered: bool | None = None
+    #: each agent's memory (the ``agent_memory`` view): distinct entries by kind
+    memory: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: each agent's newest memory entry: ``(kind, source, first 100 characters)``
+    memory_latest: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: custody item results since ``since``, and how many cite the memory their answer used
+    custody_items: int = 0
+    custody_items_citing_memory: int = 0
 
     @property
     def unhandled_errors(self) -> int:
@@ -190,6 +200,29 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
             "'proposal_gated' AND occurred_at >= :t GROUP BY status"), {"t": since})}
         out.proposals_gated = {("accepted" if status == "gated" else status): n
                                for status, n in gated.items()}
+        out.memory = memory_size(engine)
+        for r in conn.execute(text(
+                "SELECT DISTINCT ON (agent_id) agent_id, kind, coalesce(source, ''), text "
+                "FROM agent_memory ORDER BY agent_id, occurred_at DESC, content_hash")):
+            out.memory_latest[str(r[0])] = (str(r[1]), str(r[2]),
+                                            " ".join(str(r[3]).split())[:100])
+    out.custody_items, out.custody_items_citing_memory = _custody_citations(settings, since)
     if supervisor is not None:
         out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
     return out
+
+
+def _custody_citations(settings: Settings, since: datetime) -> tuple[int, int]:
+    """Custody item results on the log since ``since``: ``(all, citing memory)``."""
+    topic = load_catalog().for_record("custody_item_result").name
+    records = asyncio.run(read_topics(settings.kafka.bootstrap(), codec_for(settings.schemas),
+                                      [topic]))
+    since_ms = int(since.timestamp() * 1000)
+    recent = [r for t, r in records if t == "custody_item_result"
+              and _millis(r["occurred_at"]) >= since_ms]
+    return len(recent), sum(1 for r in recent if r.get("knowledge"))
+
+
+def _millis(value: Any) -> int:
+    """Epoch ms of an Avro timestamp-millis value (int, or datetime when decoded logically)."""
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value)

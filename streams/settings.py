@@ -289,6 +289,10 @@ class LearningSettings(BaseModel):
         default=300.0, gt=0, description="a cycle's time limit, seconds (LEARNING_TIMEOUT)"
     )
     topics_per_agent: int = Field(default=1, ge=1, le=16, description="topics per agent/cycle")
+    retest_items: int = Field(
+        default=3, ge=0, le=50, description="items of the custody run each agent gets after a "
+        "cycle it took part in (learn, then retest, with its memory); 0 turns retests off"
+    )
     source_timeout_s: float = Field(default=5.0, gt=0, description="per document fetch, s")
     source_max_bytes: int = Field(
         default=512 * 1024, ge=1024, le=64 * 1024 * 1024,

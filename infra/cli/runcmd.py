@@ -87,6 +87,15 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
     console.print(f"last learning cycle: {summary.last_cycle or 'none'}")
     console.print(f"finished during this run: {summary.cycles_finished} learning cycles, "
                   f"{summary.custody_runs} custody runs")
+    console.print(f"custody items answered with memory during this run: "
+                  f"{summary.custody_items_citing_memory} of {summary.custody_items}")
+    memory = Table("agent", "memory entries", "newest entry (kind, source)", title="what the "
+                   "agents learned (agent_memory)")
+    for agent, kinds in summary.memory.items():
+        kind, source, excerpt = summary.memory_latest.get(agent, ("", "", ""))
+        memory.add_row(agent, ", ".join(f"{n} {k}s" for k, n in kinds.items()),
+                       f"{kind} from {source}: {excerpt}" if kind else "-")
+    console.print(memory if summary.memory else "agent memory: empty")
     console.print(f"planted finding ({PLANTED}): "
                   f"{', '.join(summary.planted_findings) or 'not found'}")
     console.print(f"proposals by status: {summary.proposals or 'none'}")

@@ -24,11 +24,13 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     # draft slots shorter than the run: a slot starts during every run, so its drafts are new
     # even when an earlier run drafted the slot it started in (ids are per agent and slot)
     env = {**os.environ, "COLUMNS": "200", "LVLUP_LEARNING__INTERVAL_S": "3600",
-           "LVLUP_PROPOSALS__DRAFT_INTERVAL_S": "120", "LVLUP_PROPOSALS__DRAFT_RETRY_S": "15"}
+           "LVLUP_PROPOSALS__DRAFT_INTERVAL_S": "120", "LVLUP_PROPOSALS__DRAFT_RETRY_S": "15",
+           # one retest item per agent after the cycle: the run's memory-cited custody items
+           "LVLUP_LEARNING__RETEST_ITEMS": "1"}
     out = tmp_path / "run.out"
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "run", "--duration", "180", "--api-port",
+        [sys.executable, "-m", "infra.cli", "run", "--duration", "240", "--api-port",
          str(port)], cwd=ROOT, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
     api_answered = None
     try:
@@ -69,7 +71,17 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
             "SELECT status, success_count FROM learning_cycles WHERE end_time IS NOT NULL"
         )).all()
         agents = conn.execute(text("SELECT agent_id FROM agents WHERE status = 'active'")).all()
+        memory = dict(conn.execute(text(
+            "SELECT agent_id, count(DISTINCT content_hash) FROM agent_memory GROUP BY 1")).all())
     engine.dispose()
+    # the agents learned (issue #20): the cycle's passages are in their memory, the summary
+    # shows it, and custody items answered after the cycle cite the knowledge they used
+    assert memory and all(n > 0 for n in memory.values()), memory
+    assert "what the agents learned (agent_memory)" in log
+    cited = re.search(r"custody items answered with memory during this run: (\d+) of (\d+)",
+                      log)
+    assert cited, log[-4000:]
+    assert int(cited[1]) >= 1, "no custody item cited the agent's memory"
     assert {"imperium", "guardian", "sandbox", "conquest"} <= {a[0] for a in agents}
     assert any(status in ("completed", "partial") and successes >= 1
                for status, successes in cycles), cycles
