@@ -180,6 +180,7 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db, tmp_path):
         producer.flush()
         wait_caught_up(engine, sink.config.group, bootstrap, topics)
     finally:
+        producer.close()
         sink.stop()
         sink_thread.join(60)
     assert not sink_errors, sink_errors
