@@ -303,9 +303,23 @@ custody_runs = Table(
     Column("xp_awarded", Integer),
     Column("seed", BigInteger),
     Column("duration_ms", BigInteger),
+    Column("event_id", String),
+    Column("bank_version", String),
+    Column("bank_hash", String),
+    Column("policy_version", String),
+    Column("evidence_verdict", String),
+    Column("evidence_llr", Float),
+    Column("evidence_trials", Float),
+    Column("evidence_passed", Float),
     *_src(),
     Index("ix_custody_runs_agent_time", "agent_id", "occurred_at"),
 )
+"""One row per custody run (``custody_run_result``, by run id; the worker emits one record per
+run). The v2 fields (migration 0007) are NULL for v1 records: ``event_id``, the bank's
+``bank_version``/``bank_hash``, ``policy_version`` and the pooled evidence after the run
+(``evidence_verdict``: passed | failed | continue at the run's own time; ``evidence_llr``,
+``evidence_trials``, ``evidence_passed``). The SQL gate (``custody_eligibility``) recomputes
+the verdict at its own time from these rows."""
 
 agent_levels = Table(
     "agent_levels", METADATA,
@@ -317,8 +331,41 @@ agent_levels = Table(
     Column("reason", Text),
     Column("run_id", String),
     Column("updated_at", TS, nullable=False),
+    Column("cause", Text),
     *_src(),
 )
+"""Each agent's level from its latest ``agent_level_changed`` record, with that change's
+``cause`` (v2: the evidence in words; NULL for v1 records). Every change is in
+:data:`agent_level_history`."""
+
+agent_level_history = Table(
+    "agent_level_history", METADATA,
+    Column("event_id", String, primary_key=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("agent_id", String, nullable=False),
+    Column("agent_type", String),
+    Column("old_level", Integer),
+    Column("new_level", Integer, nullable=False),
+    Column("old_prestige", Integer),
+    Column("new_prestige", Integer),
+    Column("xp", Integer),
+    Column("reason", Text),
+    Column("run_id", String),
+    Column("cause", Text),
+    Column("policy_version", String),
+    Column("category", String),
+    Column("tier", String),
+    Column("evidence_verdict", String),
+    Column("evidence_llr", Float),
+    Column("evidence_trials", Float),
+    Column("evidence_passed", Float),
+    Column("evidence_runs", JSONB),
+    *_src(),
+    Index("ix_agent_level_history_agent_time", "agent_id", "occurred_at"),
+)
+"""One row per ``agent_level_changed`` record (by event id, first copy kept): every level or
+prestige change and, for v2 records, its cause — the deciding evidence's category, tier,
+SPRT verdict and statistic, the policy and the run ids pooled (JSON list, test order)."""
 
 conquest_recommendations = Table(
     "conquest_recommendations", METADATA,
@@ -361,5 +408,5 @@ VIEW_TABLES: tuple[Table, ...] = (
     agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,
     knowledge_transfers, trusted_sources, proposals, proposal_history, guardian_suggestions,
     experiments, token_usage_log, notifications, error_learning, custody_runs, agent_levels,
-    conquest_recommendations, agent_memory,
+    agent_level_history, conquest_recommendations, agent_memory,
 )

@@ -175,7 +175,9 @@ def _custody_runs(rec: ConsumedRecord) -> Iterable[Row]:
     r = rec.record
     row = _pick(r, "run_id", "occurred_at", "agent_id", "agent_type", "category", "tier",
                 "level", "items_total", "items_passed", "epochs", "score", "wilson_lower",
-                "verdict", "xp_awarded", "seed", "duration_ms")
+                "verdict", "xp_awarded", "seed", "duration_ms", "event_id", "bank_version",
+                "bank_hash", "policy_version", "evidence_verdict", "evidence_llr",
+                "evidence_trials", "evidence_passed")
     for enum_col in ("category", "tier", "verdict"):
         if row[enum_col] is not None:
             row[enum_col] = str(row[enum_col])
@@ -186,8 +188,19 @@ def _levels(rec: ConsumedRecord) -> Iterable[Row]:
     r = rec.record
     return [{"agent_id": r["agent_id"], "agent_type": r.get("agent_type"),
              "level": r["new_level"], "prestige": r.get("new_prestige"), "xp": r.get("xp"),
-             "reason": r.get("reason"), "run_id": r.get("run_id"),
+             "reason": r.get("reason"), "run_id": r.get("run_id"), "cause": r.get("cause"),
              "updated_at": r["occurred_at"], **_src(rec)}]
+
+
+def _level_history(rec: ConsumedRecord) -> Iterable[Row]:
+    """One row per level change, v1 (no cause: the v2 fields are NULL) or v2."""
+    r = rec.record
+    row = _pick(r, "event_id", "occurred_at", "agent_id", "agent_type", "old_level",
+                "new_level", "old_prestige", "new_prestige", "xp", "reason", "run_id", "cause",
+                "policy_version", "category", "tier", "evidence_verdict", "evidence_llr",
+                "evidence_trials", "evidence_passed")
+    runs = r.get("evidence_runs")
+    return [{**row, "evidence_runs": None if runs is None else list(runs), **_src(rec)}]
 
 
 def _conquest(rec: ConsumedRecord) -> Iterable[Row]:
@@ -263,6 +276,8 @@ def build_projections() -> list[Projection]:
         p(m.custody_runs, frozenset({"custody_run_result"}), ("run_id",), _custody_runs,
           "keep_first"),
         p(m.agent_levels, frozenset({"agent_level_changed"}), ("agent_id",), _levels),
+        p(m.agent_level_history, frozenset({"agent_level_changed"}), ("event_id",),
+          _level_history, "keep_first"),
         p(m.conquest_recommendations, frozenset({"conquest_recommendation"}),
           ("recommendation_id",), _conquest, "keep_first"),
         p(m.agent_memory, frozenset({"internet_learning_result", "learning_event",
