@@ -249,4 +249,4 @@ def run_learning_bench(settings: Any, *, items: int = 40, seed: int = 20, k: int
             "recall_at_5": round(r5, 4), "cloze": cloze, "handwritten_basic": hand_out,
             "goal": {**goal, "met": all(goal.values()),
                      "bars": {"lift_pp": GOAL_LIFT_PP, "p": GOAL_P, "recall_at_5": GOAL_RECALL}},
-            "duration_s": round(time.monotonic() - started, 1)}
+            "pass": all(goal.values()), "duration_s": round(time.monotonic() - started, 1)}
