@@ -147,8 +147,10 @@ class Summary:
     memory: dict[str, dict[str, int]] = field(default_factory=dict)
     #: each agent's newest memory entry: ``(kind, source, first 100 characters)``
     memory_latest: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    #: custody item results since ``since``, and how many cite the memory their answer used
+    #: custody item results since ``since``; how many were answered through the agent's
+    #: memory (they cite the inference request), and how many cite recalled knowledge
     custody_items: int = 0
+    custody_items_with_memory: int = 0
     custody_items_citing_memory: int = 0
 
     @property
@@ -206,21 +208,24 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
                 "FROM agent_memory ORDER BY agent_id, occurred_at DESC, content_hash")):
             out.memory_latest[str(r[0])] = (str(r[1]), str(r[2]),
                                             " ".join(str(r[3]).split())[:100])
-    out.custody_items, out.custody_items_citing_memory = _custody_citations(settings, since)
+    (out.custody_items, out.custody_items_with_memory,
+     out.custody_items_citing_memory) = _custody_citations(settings, since)
     if supervisor is not None:
         out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
     return out
 
 
-def _custody_citations(settings: Settings, since: datetime) -> tuple[int, int]:
-    """Custody item results on the log since ``since``: ``(all, citing memory)``."""
+def _custody_citations(settings: Settings, since: datetime) -> tuple[int, int, int]:
+    """Custody item results on the log since ``since``: ``(all, answered through memory,
+    citing recalled knowledge)``."""
     topic = load_catalog().for_record("custody_item_result").name
     records = asyncio.run(read_topics(settings.kafka.bootstrap(), codec_for(settings.schemas),
                                       [topic]))
     since_ms = int(since.timestamp() * 1000)
     recent = [r for t, r in records if t == "custody_item_result"
               and _millis(r["occurred_at"]) >= since_ms]
-    return len(recent), sum(1 for r in recent if r.get("knowledge"))
+    return (len(recent), sum(1 for r in recent if r.get("request_id")),
+            sum(1 for r in recent if r.get("knowledge")))
 
 
 def _millis(value: Any) -> int:

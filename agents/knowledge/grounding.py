@@ -17,8 +17,9 @@ from typing import Any
 
 from agents.knowledge.recall import KnowledgeRef, Recall, Recalled
 
-__all__ = ["ANSWER_KEY", "BLANK", "CLOZE_LEAD", "DEFAULT_K", "Grounding", "answer_prefill",
-           "answer_schema", "cloze_parts", "ground", "grounded_prompt", "unwrap_answer"]
+__all__ = ["ANSWER_KEY", "BLANK", "CLOZE_LEAD", "DEFAULT_K", "MAX_VOCABULARY", "Grounding",
+           "answer_prefill", "answer_schema", "cloze_parts", "cloze_schema", "ground",
+           "grounded_prompt", "notes_vocabulary", "unwrap_answer"]
 
 #: Entries recalled per question.
 DEFAULT_K = 5
@@ -81,6 +82,38 @@ def grounded_prompt(role: str, question: str, entries: Sequence[Recalled]) -> st
             f"{', as the notes say' if entries else ''}.").rstrip()
 
 
+#: Words a cloze answer may be chosen from: 3+ characters, letters first (``_TERM``-like).
+_NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*[A-Za-z0-9]")
+#: Function words never a cloze's missing term (the exact-match answer is a content word).
+_FUNCTION_WORDS_TEXT = """
+the and for are but not you all any its our out one two how who why via per was were has had
+have with from into this that these those than then them they their there when where which
+while will would could should can may might must shall does did doing been being also such
+"""
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+#: Most words offered to the model (grammar size stays small).
+MAX_VOCABULARY = 400
+
+
+def notes_vocabulary(entries: Sequence[Recalled]) -> list[str]:
+    """The distinct content words of the recalled ``entries`` (3+ characters, letters first,
+    no function words; first occurrence order, at most :data:`MAX_VOCABULARY`)."""
+    seen: dict[str, None] = {}
+    for entry in entries:
+        for word in _NOTE_WORD.findall(" ".join(entry.text.split())[:ENTRY_CHARS]):
+            if len(word) >= 3 and word.lower() not in _FUNCTION_WORDS:
+                seen.setdefault(word, None)
+    return list(seen)[:MAX_VOCABULARY]
+
+
+def cloze_schema(entries: Sequence[Recalled]) -> dict[str, Any] | None:
+    """Constrained output for a cloze answered with memory: one word of the notes
+    (:func:`notes_vocabulary`) as a JSON string; None without notes (free text). Retrieval
+    plus constrained decoding: the model still chooses the word, from what it remembers."""
+    words = notes_vocabulary(entries)
+    return {"type": "string", "enum": words} if words else None
+
+
 def answer_prefill(question: str) -> str:
     """What the model's answer to ``question`` starts with: the words before a cloze's blank
     (ending in a space, so the model writes the next word), else nothing."""
@@ -120,5 +153,8 @@ async def ground(recall: Recall | None, *, agent_id: str, role: str, question: s
     for ``query`` (default: the question), its ``role`` and the answer schema of the item's
     ``scorer``. ``recall`` None: no memory. Whatever ``recall`` raises propagates."""
     entries = await recall(agent_id, query or question, k) if recall is not None else []
-    return Grounding(grounded_prompt(role, question, entries), tuple(entries),
-                     answer_schema(scorer, params), answer_prefill(question))
+    schema = answer_schema(scorer, params)
+    if schema is None and cloze_parts(question) is not None:
+        schema = cloze_schema(entries)
+    return Grounding(grounded_prompt(role, question, entries), tuple(entries), schema,
+                     answer_prefill(question))

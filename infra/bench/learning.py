@@ -42,6 +42,8 @@ from agents.knowledge.grounding import (
     DEFAULT_K,
     answer_prefill,
     answer_schema,
+    cloze_parts,
+    cloze_schema,
     grounded_prompt,
     unwrap_answer,
 )
@@ -182,10 +184,12 @@ def _run_arms(engine: LlamaEngine, items: Sequence[Item], recalled: Sequence[lis
     role = role_prompt(AGENT_TYPE)
     arms: dict[str, list[bool]] = {"without": [], "memory": []}
     for n, (item, entries) in enumerate(zip(items, recalled, strict=True)):
-        schema = answer_schema(item.scorer, item.params)
-        runs = {"without": grounded_prompt(role, item.prompt, []),
-                "memory": grounded_prompt(role, item.prompt, entries)}
-        for arm, prompt in runs.items():
+        fixed = answer_schema(item.scorer, item.params)
+        runs = {"without": (grounded_prompt(role, item.prompt, []), fixed),
+                "memory": (grounded_prompt(role, item.prompt, entries),
+                           fixed if fixed is not None or cloze_parts(item.prompt) is None
+                           else cloze_schema(entries))}
+        for arm, (prompt, schema) in runs.items():
             tokens = max(item.max_tokens, 24) if schema is not None else item.max_tokens
             answer = _ask(engine, prompt, schema, tokens, item)
             arms[arm].append(score(item, answer).passed)

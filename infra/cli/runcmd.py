@@ -88,7 +88,8 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
     console.print(f"finished during this run: {summary.cycles_finished} learning cycles, "
                   f"{summary.custody_runs} custody runs")
     console.print(f"custody items answered with memory during this run: "
-                  f"{summary.custody_items_citing_memory} of {summary.custody_items}")
+                  f"{summary.custody_items_with_memory} of {summary.custody_items}, "
+                  f"{summary.custody_items_citing_memory} citing recalled knowledge")
     memory = Table("agent", "memory entries", "newest entry (kind, source)", title="what the "
                    "agents learned (agent_memory)")
     for agent, kinds in summary.memory.items():

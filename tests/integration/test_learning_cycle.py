@@ -204,7 +204,14 @@ def test_learning_cycles_end_to_end(stack, doc_server, tmp_path):
         "internet_learning_result", "knowledge_transfer", "agent_metrics", "error_event")]
     tail = Tail(bs, watched)
     producer = EventProducer(bs, codec, PrefixRouter(prefix), name="test.learning")
-    env = {**os.environ, "LVLUP_LEARNING__SOURCE_TIMEOUT_S": str(FETCH_TIMEOUT_S),
+    # the test's own document server is on loopback: allow exactly its port (every other
+    # loopback, private or metadata address stays refused — tests/security/test_sources_ssrf)
+    server_port = doc_server.rsplit(":", 1)[1]
+    env = {**os.environ, "LVLUP_LEARNING__SOURCE_ALLOW": json.dumps([f"127.0.0.1:{server_port}"]),
+           "LVLUP_LEARNING__SOURCE_TIMEOUT_S": str(FETCH_TIMEOUT_S),
+           # no retest requests: no custody worker serves this test's agents, and they would
+           # wait on the stack's shared custody topic for the next test's worker
+           "LVLUP_LEARNING__RETEST_ITEMS": "0",
            "LVLUP_LEARNING__TIMEOUT_S": "150", "LVLUP_LEARNING__INTERVAL_S": "3600",
            "LVLUP_LEARNING__MAX_CONCURRENT": "2"}
     procs = {

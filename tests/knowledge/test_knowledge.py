@@ -127,3 +127,14 @@ def test_memory_rows_come_from_passages_insights_and_accepted_transfers():
     insight = {"agent_id": "g", "occurred_at": 1, "event_type": "insight", "insight": "Abc  def"}
     row = next(iter(proj.to_rows(ConsumedRecord("e", 0, 2, 0, "learning_event", insight))))
     assert row["content_hash"] == content_hash("abc def")
+
+
+def test_a_cloze_answered_with_memory_is_constrained_to_words_of_the_notes():
+    from agents.knowledge.grounding import cloze_schema, notes_vocabulary
+
+    notes = [_hit("The sticky assignor moves the partitions; the assignor is cooperative.", 1),
+             _hit("Brokers keep replicas.", 2)]
+    assert notes_vocabulary(notes) == ["sticky", "assignor", "moves", "partitions",
+                                       "cooperative", "Brokers", "keep", "replicas"]
+    assert cloze_schema(notes) == {"type": "string", "enum": notes_vocabulary(notes)}
+    assert cloze_schema([]) is None
