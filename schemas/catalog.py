@@ -117,6 +117,7 @@ class Topic(StrEnum):
     CUSTODY_REQUESTS = "lvlup.custody.requests"
     CUSTODY_ITEM_RESULTS = "lvlup.custody.item-results"
     CUSTODY_RUN_RESULTS = "lvlup.custody.run-results"
+    CUSTODY_REGRESSIONS = "lvlup.custody.regressions"
     PROPOSALS_SUBMITTED = "lvlup.proposals.submitted"
     PROPOSALS_GATED = "lvlup.proposals.gated"
     PROPOSALS_SCANNED = "lvlup.proposals.scanned"

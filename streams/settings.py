@@ -244,6 +244,11 @@ class CustodySettings(BaseModel):
         "the bare item prompt, the baseline"
     )
     memory_k: int = Field(default=5, ge=1, le=20, description="memory entries per item")
+    source_items: int = Field(
+        default=200, ge=0, le=5000, description="knowledge-verification items cut from the "
+        "offline sources (cloze deletion, exact match; agents.knowledge.sourcebank) added to "
+        "the bank as a new bank version; 0: the hand-written bank only"
+    )
 
 
 class ProposalsSettings(BaseModel):

@@ -10,6 +10,10 @@ Selection for one category with a quota of ``q`` items:
    should pass about half the time, which is where a test says the most (Elo 1978).
 3. ``random.Random(f"{seed}:{category}").sample(pool, q)`` picks the items.
 
+``sources`` (a retest's: what the agent just read) narrows step 1 to the items cut from those
+sources (item ``source``) when there are at least ``q`` of them; with fewer, those items all
+go in and the rest of the quota is picked from the others as above.
+
 For ``"all"`` the ``n_items`` are split evenly over the eight categories; the remainder goes to
 categories drawn with ``random.Random(f"{seed}:all")``. The plan is sorted by (category, item
 id): the same inputs give the same plan, and no verdict may depend on an item's position
@@ -21,7 +25,7 @@ seeds are hashed with SHA-512 by :class:`random.Random`, so plans do not depend 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 from agents.custody.bank import Bank
@@ -51,9 +55,11 @@ def plan_run(
     *,
     item_ratings: Mapping[str, float] | None = None,
     pool_factor: int = 3,
+    sources: Collection[str] = (),
 ) -> list[Item]:
     """Pick ``n_items`` items for ``agent`` (fewer if the bank has fewer), sorted by (category,
-    id). Deterministic for equal arguments. Raises :class:`ValueError` if ``n_items < 1`` or
+    id), drawn first from ``sources`` when given (module doc). Deterministic for equal
+    arguments. Raises :class:`ValueError` if ``n_items < 1`` or
     ``pool_factor < 1``."""
     if n_items < 1 or pool_factor < 1:
         raise ValueError(f"need n_items >= 1 and pool_factor >= 1, got {n_items}, {pool_factor}")
@@ -64,7 +70,7 @@ def plan_run(
             chosen.extend(
                 _pick(
                     agent, cat, quota, seed=seed, bank=bank, item_ratings=item_ratings,
-                    pool_factor=pool_factor,
+                    pool_factor=pool_factor, sources=frozenset(sources),
                 )
             )  # fmt: skip
     return sorted(chosen, key=lambda i: (_CATEGORY_ORDER[i.category], i.id))
@@ -86,8 +92,17 @@ def _pick(
     bank: Bank,
     item_ratings: Mapping[str, float] | None,
     pool_factor: int,
+    sources: frozenset[str] = frozenset(),
 ) -> list[Item]:
     items = bank.by_category(category)
+    if sources:
+        focus = tuple(i for i in items if i.source in sources)
+        if len(focus) < quota:
+            rest = tuple(i for i in items if i.source not in sources)
+            narrowed = Bank(bank.version, rest)
+            return [*focus, *_pick(agent, category, quota - len(focus), seed=seed, bank=narrowed,
+                                   item_ratings=item_ratings, pool_factor=pool_factor)]
+        items = focus
     target = agent.tier.rank
     near = [i for i in items if abs(i.tier.rank - target) <= 1]
     candidates = near if len(near) >= quota else list(items)

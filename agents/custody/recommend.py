@@ -98,7 +98,7 @@ def to_request(
         "event_id": event_id,
         "occurred_at": occurred_at_ms,
         "producer": "agents.custody",
-        "schema_version": 1,
+        "schema_version": 2,
         "run_id": run_id,
         "agent_id": state.agent_id,
         "agent_type": state.agent_type,
@@ -109,4 +109,5 @@ def to_request(
         "epochs": rec.epochs,
         "seed": seed,
         "requested_by": requested_by,
+        "sources": [],
     }

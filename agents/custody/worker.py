@@ -49,6 +49,7 @@ from agents.custody.items import Category, Item, ScoreResult
 from agents.custody.planning import plan_run
 from agents.custody.policy import CustodyPolicy, load_policy
 from agents.custody.progression import Progress, apply_run
+from agents.custody.regression import emit_regressions
 from agents.custody.replay import fold, new_agent, read_topics
 from agents.custody.runs import (
     RunContext,
@@ -195,7 +196,8 @@ async def run_custody(
                      epochs=int(request["epochs"]), bank_version=bank.version,
                      bank_hash=bank.content_hash, policy_version=policy.ref)
     items = plan_run(state, Category(request["category"]), int(request["item_count"]),
-                     ctx.seed, bank, item_ratings=item_ratings)
+                     ctx.seed, bank, item_ratings=item_ratings,
+                     sources=request.get("sources") or ())
     if not items:
         raise ValueError(f"no items in the bank for {request['category']!r}")
     item_records: list[dict[str, Any]] = []
@@ -308,6 +310,8 @@ class CustodyWorker:
             return None
         self.states[agent] = outcome.state
         self.item_ratings.update(outcome.progress.item_ratings)
+        # issue #19: pass-rate regression test over the history before this run plus it
+        await emit_regressions(self.deps.emit, self.run_history, outcome.run_records)
         self.run_history.extend(outcome.run_records)
         self.applied.add(outcome.run_id)
         self.outcomes.append(outcome)
@@ -352,6 +356,23 @@ def client_infer(client: InferenceClient, timeout_s: float = 300.0
     return infer
 
 
+async def live_bank(source_items: int) -> Bank:
+    """The bank a custody worker serves: the packaged bank plus ``source_items`` cloze items
+    cut from the offline sources (:mod:`agents.knowledge.sourcebank`); the sources that
+    could not be read are logged, never fatal."""
+    from agents.knowledge.sourcebank import load_source_corpus, source_bank
+
+    corpus = await load_source_corpus() if source_items else None
+    if corpus is None:
+        return load_bank()
+    if corpus.failed:
+        log.warning("custody.sources_unreadable", failed=corpus.failed)
+    bank = source_bank(load_bank(), corpus, n=source_items)
+    log.info("custody.bank", version=bank.version, items=len(bank.items),
+             source_passages=len(corpus.passages))
+    return bank
+
+
 async def serve(settings: Settings) -> None:
     """``lvlup worker custody``: run a :class:`CustodyWorker` until SIGTERM/SIGINT."""
     from schemas.catalog import load_catalog
@@ -380,7 +401,8 @@ async def serve(settings: Settings) -> None:
     try:
         async with client:
             deps = CustodyDeps(infer=client_infer(client), emit=emit, memory=memory)
-            worker = CustodyWorker(bootstrap, codec, catalog, deps)
+            worker = CustodyWorker(bootstrap, codec, catalog, deps,
+                                   bank=await live_bank(settings.custody.source_items))
             ready = asyncio.Event()
             tasks = [asyncio.create_task(worker.run(stop, ready))]
             cfg = settings.custody

@@ -6,6 +6,7 @@ from api.operations import Operation
 from api.routes import (
     agents,
     custody,
+    custodycompare,
     events,
     imperium,
     keys,
@@ -27,6 +28,7 @@ def all_operations() -> list[Operation]:
         *agents.operations(),
         *imperium.operations(),
         *sources.operations(),
+        *custodycompare.operations(),
         *custody.operations(),
         *review.operations(),
         *proposals.operations(),

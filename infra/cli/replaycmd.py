@@ -1,4 +1,6 @@
-"""``lvlup replay rebuild | diff | reset-group``: audits by replaying the log.
+"""``lvlup replay rebuild | diff | reset-group | decisions``: audits by replaying the log.
+
+``decisions``: :mod:`infra.cli.decisionscmd` (custody decisions under another policy).
 
 Times (``--from``, ``--to``, ``--to-datetime``) are ISO-8601 (``2026-11-22T10:00:00Z``; no
 zone means UTC) or milliseconds since the epoch, and mean Kafka record time. With chdb,
@@ -20,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.cli.decisionscmd import decisions
 from streams.errors import LvlupError
 from streams.producer import codec_for
 from streams.settings import Settings
@@ -248,3 +251,4 @@ def register(app: typer.Typer) -> None:
     replay.command("rebuild")(rebuild)
     replay.command("diff")(diff)
     replay.command("reset-group")(reset_group)
+    replay.command("decisions")(decisions)

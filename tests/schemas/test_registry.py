@@ -16,6 +16,7 @@ RECORD_TYPES = {
     "learning_cycle_requested",
     "internet_learning_result", "knowledge_transfer", "trusted_source_changed",
     "custody_test_requested", "custody_item_result", "custody_run_result", "agent_level_changed",
+    "custody_regression",
     "proposal_submitted", "proposal_gated", "proposal_scanned", "proposal_experimented",
     "proposal_decided", "guardian_finding", "experiment_requested", "experiment_result",
     "build_event", "conquest_recommendation", "inference_request", "inference_response",
