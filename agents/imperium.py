@@ -8,6 +8,9 @@ Tables (``memory://`` stores rebuilt from their changelog topics on start):
   ``lvlup.learning.trusted-sources``.
 - ``levels``: each agent's custody level (``lvlup.agents.levels``), for the metrics
   snapshots.
+- ``runs``: each agent's recent custody run results (``lvlup.custody.run-results``, always
+  the catalog's topic), whose weakest failed category sets the agent's next topic
+  (:mod:`agents.learning.targets`).
 - ``metrics``: each agent's :class:`~agents.learning.logic.AgentMetrics`, written after each
   cycle it took part in, and ``settings``: the scheduled interval (key ``interval_s``) and
   learning topics set by command (key ``topics:<agent_id>``). Both are GlobalTables written
@@ -20,6 +23,9 @@ by command, else ``settings.learning.interval_s`` (checked every second, so a ne
 applies at once), and ``learning_cycle_requested`` records. A request first applies the
 settings it carries (v2: ``interval_s``, ``agent_topics``; all or nothing), then runs a
 cycle unless ``run_now`` is false. A cycle never runs twice at once in a process (a lock).
+After a cycle: the retest requests, then the judged knowledge transfers
+(:mod:`agents.learning.transfers`: each receiver answers a probe through the model with its
+role and memory — ``agent_memory`` in Postgres — with and without the transfer).
 
 Supervision: a record a handler cannot process (undecodable, or refused: an unknown agent,
 a bad interval) goes to ``lvlup.agents.imperium.dlq`` with the error; a source or model
@@ -42,7 +48,9 @@ from typing import Any
 import faust
 import structlog
 from confluent_kafka import Producer
+from sqlalchemy import create_engine
 
+from agents.knowledge.answering import client_ask
 from agents.learning.cycle import CycleConfig, CycleDeps, parse_answer, run_cycle
 from agents.learning.logic import AgentMetrics, due_in
 from agents.learning.netguard import parse_allowed
@@ -54,10 +62,13 @@ from agents.learning.registry import (
 )
 from agents.learning.retest import retest_requests
 from agents.learning.sources import SourcePolicy, fetch_document
+from agents.learning.targets import fold_run
+from agents.learning.transfers import TransferJudge, transfer_knowledge
 from inference.client import InferenceClient
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from schemas.errors import SchemaError
+from sinks.postgres.memory import PostgresRecall
 from streams.app import create_faust_app, recovered
 from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic
 from streams.kafka_admin import TopicSpec, create_topics
@@ -69,6 +80,9 @@ __all__ = ["IMPERIUM_GROUP", "build_imperium", "source_policy"]
 IMPERIUM_GROUP = "lvlup.agents.imperium"
 EXIT_AGENT_CRASHED = 70
 SCHEDULE_TICK_S = 1.0
+#: Memory entries recalled per transfer probe (fewer than custody's: two probes per
+#: transfer, and prompt tokens are most of a probe's cost on the CPU model).
+PROBE_K = 3
 log = structlog.get_logger(__name__)
 
 
@@ -97,6 +111,11 @@ class _Runtime:
         self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all"}),
                                    group)
         self.lock = asyncio.Lock()
+        # the agents' memory (connects on first use) and the model, to judge transfers
+        self.store = create_engine(settings.postgres.sqlalchemy_url(), pool_pre_ping=True)
+        self.judge = TransferJudge(PostgresRecall(self.store),
+                                   client_ask(self.client.infer, settings.learning.timeout_s),
+                                   k=PROBE_K)
 
     def decode(self, event: faust.types.EventT[bytes]) -> tuple[str, dict[str, Any]] | None:
         """The decoded record, or None after routing an undecodable one to the DLQ."""
@@ -190,16 +209,16 @@ class _Cycles:
         rt = self.rt
         async with rt.lock:
             agents = active_agents(self.t["registry"].values(), overrides=self.t["settings"],
-                                   levels=self.t["levels"], only=only)
+                                   levels=self.t["levels"], only=only, runs=self.t["runs"])
             urls = sorted(s["url"] for s in self.t["sources"].values() if s)
             if not agents or not urls:
                 log.info("imperium.cycle_skipped", agents=len(agents), sources=len(urls))
                 return
             cycle_id = cycle_id or f"cycle-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
             lc = rt.settings.learning
+            deps = _deps(rt, set(urls), source_policy(lc))
             outcome = await run_cycle(
-                cycle_id, agents, sources=urls,
-                deps=_deps(rt, set(urls), source_policy(lc)),
+                cycle_id, agents, sources=urls, deps=deps,
                 cfg=CycleConfig(max_concurrent=lc.max_concurrent, timeout_s=lc.timeout_s,
                                 topics_per_agent=lc.topics_per_agent),
                 metrics=_MetricsView(self.t["metrics"]), trigger=trigger)
@@ -208,6 +227,11 @@ class _Cycles:
                      reason=outcome.reason)
             for request in retest_requests(outcome, agents, items=lc.retest_items):
                 await rt.producer.emit_async("custody_test_requested", request)
+            transfers = await transfer_knowledge(
+                cycle_id, outcome.insights, agents, judge=rt.judge,
+                emit=deps.emit, now_ms=deps.now_ms)
+            log.info("imperium.transfers_judged", cycle_id=cycle_id, offered=len(transfers),
+                     accepted=sum(1 for t in transfers if t["accepted"]))
 
     async def schedule(self, is_leader: Callable[[], bool]) -> None:
         """Forever: a cycle whenever the interval has passed since the last one started (on
@@ -260,12 +284,12 @@ def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
     specs = {name: cat.for_record(record_type) for name, record_type in (
         ("commands", "agent_command"), ("sources", "trusted_source_changed"),
         ("requests", "learning_cycle_requested"), ("levels", "agent_level_changed"),
-        ("metrics", "agent_metrics"))}
+        ("metrics", "agent_metrics"), ("runs", "custody_run_result"))}
     app = create_faust_app(settings, group, partitions=specs["commands"].partitions)
 
-    def topic(name: str) -> faust.TopicT:
+    def topic(name: str, prefix: str = input_prefix) -> faust.TopicT:
         spec = specs[name]
-        return app.topic(input_prefix + spec.name, key_type=bytes, value_type=bytes,
+        return app.topic(prefix + spec.name, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw",
                          partitions=spec.partitions)
 
@@ -276,9 +300,13 @@ def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
         "metrics": app.GlobalTable("metrics", partitions=specs["metrics"].partitions,
                                    use_partitioner=True),
         "settings": app.GlobalTable("settings", partitions=1, use_partitioner=True),
+        "runs": app.GlobalTable("runs", partitions=specs["runs"].partitions),
     }
     _declare_internal_topics(settings, group, tables)
+    create_topics(settings.kafka.bootstrap(), [TopicSpec(
+        specs["runs"].name, specs["runs"].partitions, 1, specs["runs"].config())])
     registry, sources, levels = tables["registry"], tables["sources"], tables["levels"]
+    runs = tables["runs"]
 
     def command(record: dict[str, Any]) -> None:
         agent_id = record["agent_id"]
@@ -291,6 +319,9 @@ def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
     def level(record: dict[str, Any]) -> None:
         levels[record["agent_id"]] = {"xp": record["xp"], "level": record["new_level"],
                                       "prestige": record["new_prestige"]}
+
+    def custody_run(record: dict[str, Any]) -> None:
+        runs[record["agent_id"]] = fold_run(runs.get(record["agent_id"]), record)
 
     async def each(stream: faust.StreamT[bytes],
                    handler: Callable[[dict[str, Any]], None]) -> None:
@@ -309,6 +340,10 @@ def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
     @app.agent(topic("levels"))
     async def on_level(stream: faust.StreamT[bytes]) -> None:
         await _exit_on_crash("on_level", each(stream, level))
+
+    @app.agent(topic("runs", prefix=""))  # custody's results: the catalog's topic
+    async def on_custody_run(stream: faust.StreamT[bytes]) -> None:
+        await _exit_on_crash("on_custody_run", each(stream, custody_run))
 
     cycles = _Cycles(rt, tables)
 

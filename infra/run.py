@@ -3,9 +3,16 @@ workers, a live status, and a summary at the end.
 
 First start: the four built-in agents are registered with the seed's topics and the default
 trusted sources (installed packages' documentation — real offline text) are added, unless
-the log already has them; the shipped sample events (``infra/sample/events.jsonl``) go
-through the same path as ``lvlup emit`` when the learning-events topic is empty. Every start
-requests a custody run per built-in agent (one HumanEval item) and a learning cycle.
+the log already has them. Every start requests a custody run per built-in agent (one
+HumanEval item) and a learning cycle.
+
+Demo sample (issue #20 item 9): only ``lvlup run --demo`` emits the shipped sample
+(``infra/sample/events.jsonl``, 2,000 synthetic records) — through the same path as ``lvlup
+emit``, once (when no demo agent is registered yet). Its records are labelled: producer
+``lvlup.demo`` and agents ``demo-imperium-1``…, which the registry never lets join the real
+agents' cycles (:func:`agents.learning.registry.is_demo`). A log that still holds the
+unlabelled sample of earlier versions (agents ``imperium-1``… registered by
+``ops@lvlup.example``) gets those agents unregistered, so a plain run starts clean.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from agents.custody.replay import read_topics
+from infra.custody_summary import CustodyProgress, custody_progress
 from infra.supervisor import ChildSpec, Supervisor
 from schemas.catalog import Writer, load_catalog
 from schemas.codec import load_codec
@@ -35,6 +43,9 @@ from streams.settings import Settings, child_environment
 
 __all__ = ["Summary", "bootstrap", "child_specs", "collect_summary"]
 SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "infra" / "sample" / "events.jsonl"
+#: The agents the unlabelled sample of earlier versions registered (as real-looking agents).
+LEGACY_SAMPLE_AGENTS = ("imperium-1", "guardian-1", "sandbox-1", "conquest-1")
+LEGACY_SAMPLE_REQUESTER = "ops@lvlup.example"
 #: the deliberately insecure file guardian's scan of the repository must report
 PLANTED = "infra/sample/planted/insecure_example.py"
 VIEWS = ("agents", "agent_metrics", "learning_cycles", "learning_logs",
@@ -52,17 +63,51 @@ def _keys_seen(bootstrap: str, topic: str, field: str) -> set[str]:
     return {str(record[field]) for _rt, record in read_topic(bootstrap, load_codec(), topic)}
 
 
-def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
-    """First-start records (see the module doc); returns what was sent per kind.
+def legacy_sample_agents(commands: list[dict[str, Any]]) -> list[str]:
+    """The agents of the unlabelled sample of earlier versions still registered in
+    ``commands`` (``agent_command`` records in log order): ids of
+    :data:`LEGACY_SAMPLE_AGENTS` registered by :data:`LEGACY_SAMPLE_REQUESTER` whose newest
+    command is not ``unregister``. Sorted."""
+    sampled, last = set(), {}
+    for rec in commands:
+        agent_id = str(rec["agent_id"])
+        if agent_id not in LEGACY_SAMPLE_AGENTS:
+            continue
+        if rec["action"] == "register" and rec.get("requested_by") == LEGACY_SAMPLE_REQUESTER:
+            sampled.add(agent_id)
+        last[agent_id] = rec["action"]
+    return sorted(a for a in sampled if last.get(a) != "unregister")
+
+
+def sample_records() -> int:
+    """Records in the shipped demo sample (non-blank lines of :data:`SAMPLE_EVENTS`)."""
+    with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def bootstrap(settings: Settings, producer: EventProducer, *, demo: bool = False
+              ) -> dict[str, int]:
+    """First-start records (see the module doc); returns what was sent per kind
+    (``demo_sample``: sample records sent now, with ``demo``).
 
     Agents and sources are added only if the log never had them, so a restart (or an
-    operator's pause) is never undone.
+    operator's pause) is never undone. Raises ``RuntimeError`` when the records were not all
+    acked within 60 s.
     """
     from agents.learning.defaults import DEFAULT_SOURCE_PACKAGES
-    from agents.learning.registry import register_command
+    from agents.learning.registry import is_demo, register_command
 
     bs, catalog, sent = settings.kafka.bootstrap(), load_catalog(), {}
-    known = _keys_seen(bs, catalog.for_record("agent_command").name, "agent_id")
+    commands = [r for _rt, r in read_topic(bs, load_codec(),
+                                           catalog.for_record("agent_command").name)]
+    known = {str(r["agent_id"]) for r in commands}
+    legacy = legacy_sample_agents(commands)
+    for agent in legacy:
+        producer.emit("agent_command", {
+            "agent_id": agent, "action": "unregister", "requested_by": "lvlup run",
+            "reason": "synthetic sample agent of an earlier version (now lvlup run --demo)"})
+    if legacy:
+        sent["legacy_sample_agents_unregistered"] = len(legacy)
     missing = [a for a in BUILTIN_AGENTS if a not in known]
     for agent in missing:
         producer.emit("agent_command",
@@ -80,11 +125,14 @@ def bootstrap(settings: Settings, producer: EventProducer) -> dict[str, int]:
                 "trusted": True, "trust_score": 0.8, "changed_by": "lvlup run",
                 "reason": "installed package documentation (offline corpus)"})
         sent["sources"] = len(new_sources)
-    if _topic_total(bs, catalog.for_record("learning_event").name) == 0 and SAMPLE_EVENTS.exists():
+    if demo and not any(is_demo(a) for a in known):
         with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
-            # the platform's own records (results, registry commands), not a producer's
+            # labelled demo records of every kind (results, registry commands): admin authority
             report = emit_lines(fh, producer, writer=Writer.ADMIN)
-        sent["sample_events"] = report.accepted
+        if not report.ok:
+            raise RuntimeError(f"demo sample: {len(report.rejected)} rejected, "
+                               f"{report.failed} not acked")
+        sent["demo_sample"] = report.accepted
     stamp = uuid.uuid4().hex[:6]
     for i, agent in enumerate(BUILTIN_AGENTS):  # one custody run per agent, one code item
         producer.emit("custody_test_requested", {
@@ -152,6 +200,16 @@ class Summary:
     custody_items: int = 0
     custody_items_with_memory: int = 0
     custody_items_citing_memory: int = 0
+    #: pass rates, pooled evidence and level changes since ``since`` (infra.custody_summary)
+    custody: CustodyProgress = field(default_factory=CustodyProgress)
+    #: knowledge transfers judged since ``since``, per receiving agent: ``accepted`` and
+    #: ``rejected`` counts and the rejections by reason (``knowledge_transfer`` v2 records)
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: topics chosen from custody weaknesses since ``since``, per agent: ``(topic, reason)``
+    #: from the ``agent_topics`` of ``learning_cycle_started`` v2 records
+    targeted_topics: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: records of the demo sample (``lvlup run --demo``); None: a plain run
+    demo_sample: int | None = None
 
     @property
     def unhandled_errors(self) -> int:
@@ -160,9 +218,11 @@ class Summary:
 
 
 def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor | None,
-                    since: datetime | None = None) -> Summary:
-    """Read the log's and the views' state now; counts "finished" work since ``since``."""
-    bs, out = settings.kafka.bootstrap(), Summary()
+                    since: datetime | None = None, *, demo_sample: int | None = None
+                    ) -> Summary:
+    """Read the log's and the views' state now; counts "finished" work since ``since``.
+    ``demo_sample``: the demo sample's record count on a ``--demo`` run (None: plain)."""
+    bs, out = settings.kafka.bootstrap(), Summary(demo_sample=demo_sample)
     since = since or datetime.fromtimestamp(0, tz=UTC)
     for spec in load_catalog().topics:
         out.records_per_topic[spec.name] = _topic_total(bs, spec.name)
@@ -202,6 +262,7 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
             "'proposal_gated' AND occurred_at >= :t GROUP BY status"), {"t": since})}
         out.proposals_gated = {("accepted" if status == "gated" else status): n
                                for status, n in gated.items()}
+        out.custody = custody_progress(conn, since)
         out.memory = memory_size(engine)
         for r in conn.execute(text(
                 "SELECT DISTINCT ON (agent_id) agent_id, kind, coalesce(source, ''), text "
@@ -210,6 +271,7 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
                                             " ".join(str(r[3]).split())[:100])
     (out.custody_items, out.custody_items_with_memory,
      out.custody_items_citing_memory) = _custody_citations(settings, since)
+    out.transfers, out.targeted_topics = _learning_choices(settings, since)
     if supervisor is not None:
         out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
     return out
@@ -226,6 +288,39 @@ def _custody_citations(settings: Settings, since: datetime) -> tuple[int, int, i
               and _millis(r["occurred_at"]) >= since_ms]
     return (len(recent), sum(1 for r in recent if r.get("request_id")),
             sum(1 for r in recent if r.get("knowledge")))
+
+
+def _learning_choices(settings: Settings, since: datetime
+                      ) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, str]]]]:
+    """Judged transfers per receiving agent and weakness-targeted topics per agent, from the
+    ``knowledge_transfer`` and ``learning_cycle_started`` records on the log since ``since``
+    (see :class:`Summary`). v1 transfers (judged by nobody) count as ``unjudged``."""
+    catalog = load_catalog()
+    topics = [catalog.for_record(rt).name for rt in ("knowledge_transfer",
+                                                     "learning_cycle_started")]
+    records = asyncio.run(read_topics(settings.kafka.bootstrap(), codec_for(settings.schemas),
+                                      topics))
+    since_ms = int(since.timestamp() * 1000)
+    transfers: dict[str, dict[str, Any]] = {}
+    targeted: dict[str, list[tuple[str, str]]] = {}
+    for record_type, r in records:
+        if _millis(r["occurred_at"]) < since_ms:
+            continue
+        if record_type == "knowledge_transfer":
+            agent = transfers.setdefault(str(r["agent_id"]),
+                                         {"accepted": 0, "rejected": 0, "reasons": {}})
+            if r["accepted"]:
+                agent["accepted"] += 1
+            else:
+                agent["rejected"] += 1
+                why = str(r.get("reason") or "unjudged")
+                agent["reasons"][why] = agent["reasons"].get(why, 0) + 1
+        elif record_type == "learning_cycle_started":
+            for choice in r.get("agent_topics") or ():
+                if str(choice["reason"]).startswith("target:"):
+                    targeted.setdefault(str(choice["agent_id"]), []).append(
+                        (str(choice["topic"]), str(choice["reason"])))
+    return dict(sorted(transfers.items())), dict(sorted(targeted.items()))
 
 
 def _millis(value: Any) -> int:

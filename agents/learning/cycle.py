@@ -2,7 +2,9 @@
 injected so it runs the same in a Faust worker and in a test.
 
 1. ``learning_cycle_started`` with the participants (active agents by priority) and their
-   topics (each agent's rotation, :func:`~agents.learning.logic.pick_topics`).
+   topics (each agent's rotation, :func:`~agents.learning.logic.pick_topics`; an agent with
+   a custody weakness learns the topic it calls for first, :mod:`agents.learning.targets`),
+   each with why it was chosen (``agent_topics``: ``rotation`` or ``target: weakness …``).
 2. Every trusted source is read once, all at once. A source that fails (timeout, HTTP
    error, too large) becomes an ``error_event`` and the cycle goes on without it.
 3. For each agent, by priority, at most ``max_concurrent`` at a time, for each of its
@@ -14,9 +16,11 @@ injected so it runs the same in a Faust worker and in a test.
 4. ``learning_cycle_completed``: ``completed`` (nothing failed), ``partial`` (something was
    learned but a source or an attempt failed, or the cycle timed out — ``reason`` says
    which) or ``failed`` (nothing learned); totals and the best insights.
-5. ``knowledge_transfer`` records: each agent's best insight to every other participant.
-6. Per agent, the metrics folded with this cycle (stored in ``metrics``, then an
+5. Per agent, the metrics folded with this cycle (stored in ``metrics``, then an
    ``agent_metrics`` snapshot).
+
+Knowledge transfers are judged after the cycle, by the caller
+(:func:`agents.learning.transfers.transfer_knowledge` on ``CycleOutcome.insights``).
 
 The whole of 2–3 runs under ``timeout_s`` (the seed's ``LEARNING_TIMEOUT``); nothing here
 raises for a source or model failure — only the injected ``emit`` can raise.
@@ -38,10 +42,10 @@ from agents.learning.logic import (
     best_excerpt,
     learning_value,
     pick_topics,
-    select_transfers,
     update_metrics,
 )
 from agents.learning.sources import Document, SourceFailed
+from agents.learning.targets import ROTATION, Target
 from inference.client import InferenceFailed, InferenceTimeout
 
 __all__ = ["AgentInfo", "CycleConfig", "CycleDeps", "CycleOutcome", "INSIGHT_SCHEMA",
@@ -60,7 +64,7 @@ INSIGHT_SCHEMA: dict[str, Any] = {
 @dataclass(frozen=True)
 class AgentInfo:
     """An active agent as the registry knows it, with its level (from custody) for the
-    metrics snapshot."""
+    metrics snapshot and its custody weakness ``target`` (None: none found)."""
 
     agent_id: str
     agent_type: str
@@ -69,6 +73,7 @@ class AgentInfo:
     xp: int = 0
     level: int = 1
     prestige: int = 0
+    target: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ async def _read_sources(sources: Sequence[str], *, cycle_id: str, deps: CycleDep
 
 
 async def _learn(agent: AgentInfo, topic: str, docs: Sequence[Document], *, cycle_id: str,
-                 deps: CycleDeps, cfg: CycleConfig) -> Insight | None:
+                 deps: CycleDeps, cfg: CycleConfig, why: str = ROTATION) -> Insight | None:
     """One attempt: the best excerpt, the model's insight, its records. None = failed."""
     if not docs:
         return None
@@ -245,7 +250,8 @@ async def _learn(agent: AgentInfo, topic: str, docs: Sequence[Document], *, cycl
         "occurred_at": now, "agent_id": agent.agent_id, "agent_type": agent.agent_type,
         "event_type": "insight", "topic": topic, "insight": text, "learning_value": value,
         "source": doc.url, "impact_score": round(rating / 10, 3), "cycle_id": cycle_id,
-        "metadata": {"model_relevance": str(rating)}, "confidence": round(relevance, 4),
+        "metadata": {"model_relevance": str(rating), "topic_reason": why},
+        "confidence": round(relevance, 4),
         "tags": [agent.agent_type]})
     return Insight(agent.agent_id, topic, text, value, doc.url)
 
@@ -274,21 +280,25 @@ async def run_cycle(cycle_id: str, agents: Sequence[AgentInfo], *, sources: Sequ
     ordered = sorted(agents, key=lambda a: (-a.priority, a.agent_id))
     before = {a.agent_id: metrics.get(a.agent_id) or AgentMetrics(a.agent_id, a.agent_type)
               for a in ordered}
-    topics = {a.agent_id: pick_topics(a.topics, before[a.agent_id].total_learning_cycles,
-                                      cfg.topics_per_agent) for a in ordered}
+    chosen = {a.agent_id: _choose(a, before[a.agent_id].total_learning_cycles,
+                                  cfg.topics_per_agent) for a in ordered}
+    topics = {agent_id: [t for t, _why in pairs] for agent_id, pairs in chosen.items()}
     start = deps.now_ms()
     await deps.emit("learning_cycle_started", {
         "occurred_at": start, "cycle_id": cycle_id, "start_time": start,
         "participating_agents": [a.agent_id for a in ordered], "trigger": trigger,
-        "topics": sorted({t for ts in topics.values() for t in ts})})
+        "topics": sorted({t for ts in topics.values() for t in ts}),
+        "agent_topics": [{"agent_id": a.agent_id, "topic": t, "reason": why}
+                         for a in ordered for t, why in chosen[a.agent_id]]})
     out = CycleOutcome(cycle_id, "completed")
     done: dict[str, set[str]] = {a.agent_id: set() for a in ordered}
     gate = asyncio.Semaphore(cfg.max_concurrent)
 
     async def one(agent: AgentInfo, docs: list[Document]) -> None:
         async with gate:
-            for topic in topics[agent.agent_id]:
-                insight = await _learn(agent, topic, docs, cycle_id=cycle_id, deps=deps, cfg=cfg)
+            for topic, why in chosen[agent.agent_id]:
+                insight = await _learn(agent, topic, docs, cycle_id=cycle_id, deps=deps,
+                                       cfg=cfg, why=why)
                 done[agent.agent_id].add(topic)
                 if insight is not None:
                     out.insights.append(insight)
@@ -315,12 +325,6 @@ async def run_cycle(cycle_id: str, agents: Sequence[AgentInfo], *, sources: Sequ
         "total_learning_value": out.total_value,
         "insights": [i.text for i in sorted(out.insights, key=lambda i: -i.value)[:10]],
         "success_count": out.successes, "failure_count": out.failures, "reason": out.reason})
-    for ins, target in select_transfers(out.insights, [a.agent_id for a in ordered]):
-        await deps.emit("knowledge_transfer", {
-            "occurred_at": end, "transfer_id": f"kt-{cycle_id}-{ins.agent_id}-{target}",
-            "agent_id": target, "from_agent_id": ins.agent_id, "topic": ins.topic,
-            "knowledge": ins.text, "transfer_value": ins.value, "accepted": True,
-            "cycle_id": cycle_id})
     for agent in ordered:
         updated = update_metrics(
             before[agent.agent_id], at_ms=end,
@@ -330,6 +334,16 @@ async def run_cycle(cycle_id: str, agents: Sequence[AgentInfo], *, sources: Sequ
         metrics[agent.agent_id] = updated
         await deps.emit("agent_metrics", metrics_record(updated, agent, at_ms=end))
     return out
+
+
+def _choose(agent: AgentInfo, cycle_number: int, k: int) -> list[tuple[str, str]]:
+    """``k`` ``(topic, why)`` for the agent's ``cycle_number``-th cycle: its weakness
+    target's topic first when it has one, then its rotation (module doc)."""
+    rotation = [(t, ROTATION) for t in pick_topics(agent.topics, cycle_number, k)]
+    if agent.target is None:
+        return rotation
+    rest = [(t, why) for t, why in rotation if t != agent.target.topic]
+    return [(agent.target.topic, agent.target.reason), *rest][:k]
 
 
 def metrics_record(m: AgentMetrics, agent: AgentInfo, *, at_ms: int) -> dict[str, Any]:

@@ -7,6 +7,12 @@ register command; built-in agents default to the seed's topics
 (:mod:`agents.learning.defaults`). They can be changed later by a settings command (a
 ``learning_cycle_requested`` v2 with ``agent_topics``, see :func:`parse_settings`): the
 newer of the two (by ``occurred_at``) is what the agent learns (:func:`effective_topics`).
+
+Demo agents (issue #20 item 9): the sample stream of ``lvlup run --demo`` registers agents
+whose ids start with :data:`DEMO_AGENT_PREFIX` in records whose ``producer`` is
+:data:`DEMO_PRODUCER`. Their entries carry ``demo: true`` (:func:`is_demo`) and
+:func:`active_agents` never returns them: they fill the views for a look around and never
+join the real agents' learning cycles (nor, through them, transfers, memory or retests).
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from typing import Any
 from agents.learning.cycle import AgentInfo
 from agents.learning.defaults import BUILTIN_TOPICS
 from agents.learning.sources import check_source_url
+from agents.learning.targets import weakness_target
 
 __all__ = [
+    "DEMO_AGENT_PREFIX",
+    "DEMO_PRODUCER",
     "SettingsChange",
     "active_agents",
     "apply_command",
@@ -28,6 +37,7 @@ __all__ = [
     "clean_topics",
     "default_topics",
     "effective_topics",
+    "is_demo",
     "parse_settings",
     "register_command",
 ]
@@ -37,6 +47,16 @@ MAX_TOPICS = 16
 MAX_TOPIC_CHARS = 200
 MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 7 * 24 * 3600.0
+#: The ``producer`` of every record of the demo sample (``infra/sample/events.jsonl``).
+DEMO_PRODUCER = "lvlup.demo"
+#: The id prefix of the demo sample's agents (``demo-imperium-1``, …).
+DEMO_AGENT_PREFIX = "demo-"
+
+
+def is_demo(agent_id: str, producer: str | None = None) -> bool:
+    """Whether ``agent_id`` (or a record written by ``producer``) belongs to the demo sample
+    (module doc)."""
+    return agent_id.startswith(DEMO_AGENT_PREFIX) or producer == DEMO_PRODUCER
 
 
 def default_topics(agent_type: str) -> list[str]:
@@ -62,7 +82,9 @@ def apply_command(current: Entry | None, record: dict[str, Any]) -> Entry | None
             topics = (current or {}).get("topics") or default_topics(agent_type)
             topics_at = int((current or {}).get("topics_at") or 0)
         status = (current or {}).get("status", "active")
-        return {"agent_id": record["agent_id"], "agent_type": agent_type,
+        demo = bool((current or {}).get("demo")) or is_demo(record["agent_id"],
+                                                            record.get("producer"))
+        return {"agent_id": record["agent_id"], "agent_type": agent_type, "demo": demo,
                 "status": "active" if status == "unregistered" else status,
                 "priority": record.get("priority") if record.get("priority") is not None
                 else (current or {}).get("priority", 50),
@@ -162,20 +184,27 @@ def effective_topics(entry: Mapping[str, Any], override: Mapping[str, Any] | Non
 
 
 def active_agents(entries: Iterable[Entry | None], *, overrides: Mapping[str, Any],
-                  levels: Mapping[str, Any], only: Collection[str] | None = None
-                  ) -> list[AgentInfo]:
+                  levels: Mapping[str, Any], only: Collection[str] | None = None,
+                  runs: Mapping[str, Any] | None = None) -> list[AgentInfo]:
     """The agents a cycle takes: registry ``entries`` whose status is ``active`` (all, or
     the ids in ``only``), with their :func:`effective_topics` (``overrides``: key
     ``topics:<agent_id>``) and custody level (``levels``: agent id → ``{xp, level,
-    prestige}``). Paused and unregistered agents are left out."""
+    prestige}``), and the custody weakness each should learn about (``runs``: agent id →
+    :func:`~agents.learning.targets.fold_run` entry; :func:`~agents.learning.targets.
+    weakness_target`). Paused and unregistered agents are left out, and so are demo agents
+    (:func:`is_demo`: their entry's flag, or their id for entries stored before the flag)."""
     out = []
     for e in entries:
         if not e or e["status"] != "active" or (only and e["agent_id"] not in only):
             continue
+        if e.get("demo") or is_demo(e["agent_id"]):
+            continue
         lvl = levels.get(e["agent_id"]) or {}
+        level = int(lvl.get("level", 1))
+        recent = ((runs or {}).get(e["agent_id"]) or {}).get("runs") or []
         out.append(AgentInfo(
             e["agent_id"], e["agent_type"], int(e["priority"] or 0),
             effective_topics(e, overrides.get(f"topics:{e['agent_id']}")),
-            xp=int(lvl.get("xp", 0)), level=int(lvl.get("level", 1)),
-            prestige=int(lvl.get("prestige", 0))))
+            xp=int(lvl.get("xp", 0)), level=level, prestige=int(lvl.get("prestige", 0)),
+            target=weakness_target(e["agent_id"], e["agent_type"], level, recent)))
     return out

@@ -1,4 +1,5 @@
-"""``lvlup run [--duration S]``: the whole platform, supervised, with a live status."""
+"""``lvlup run [--duration S] [--demo]``: the whole platform, supervised, with a live status
+(``--demo`` adds the labelled synthetic sample, :mod:`infra.run`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from infra.custody_summary import render_custody
 from infra.health import ConsumerHealth, HealthReading
 from infra.run import (
     PLANTED,
@@ -25,6 +27,7 @@ from infra.run import (
     child_env,
     child_specs,
     collect_summary,
+    sample_records,
 )
 from infra.setup import create_catalog_topics, migrate_all
 from infra.supervisor import Supervisor
@@ -90,6 +93,8 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
     console.print(f"custody items answered with memory during this run: "
                   f"{summary.custody_items_with_memory} of {summary.custody_items}, "
                   f"{summary.custody_items_citing_memory} citing recalled knowledge")
+    for line in render_custody(summary.custody):
+        console.print(line, highlight=False)
     memory = Table("agent", "memory entries", "newest entry (kind, source)", title="what the "
                    "agents learned (agent_memory)")
     for agent, kinds in summary.memory.items():
@@ -97,6 +102,7 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
         memory.add_row(agent, ", ".join(f"{n} {k}s" for k, n in kinds.items()),
                        f"{kind} from {source}: {excerpt}" if kind else "-")
     console.print(memory if summary.memory else "agent memory: empty")
+    _print_learning_choices(console, summary)
     console.print(f"planted finding ({PLANTED}): "
                   f"{', '.join(summary.planted_findings) or 'not found'}")
     console.print(f"proposals by status: {summary.proposals or 'none'}")
@@ -118,6 +124,29 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
                   + f"  data: {settings.data_dir.resolve()}  ·  logs: {settings.run_dir()}")
 
 
+def _print_learning_choices(console: Console, summary: Summary) -> None:
+    """Judged transfers and weakness-targeted topics per agent, and the demo sample line."""
+    tr = summary.transfers
+    console.print(f"knowledge transfers during this run: "
+                  f"{sum(a['accepted'] for a in tr.values())} accepted, "
+                  f"{sum(a['rejected'] for a in tr.values())} rejected")
+    for agent, t in tr.items():
+        why = ", ".join(f"{r} {n}" for r, n in sorted(t["reasons"].items()))
+        console.print(f"  transfers to {agent}: {t['accepted']} accepted, {t['rejected']} "
+                      f"rejected" + (f" ({why})" if why else ""))
+    targeted = summary.targeted_topics
+    console.print(f"topics chosen from custody weaknesses during this run: "
+                  f"{sum(len(v) for v in targeted.values())}")
+    for agent, chosen in targeted.items():
+        for topic, reason in chosen:
+            console.print(f"  {agent}: {topic!r} ({reason})")
+    if summary.demo_sample is None:
+        console.print("demo sample: none (a plain run; `lvlup run --demo` adds it)")
+    else:
+        console.print(f"demo sample: {summary.demo_sample} records (producer lvlup.demo, "
+                      "agents demo-*; never in the real agents' cycles, memory or custody)")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``lvlup run`` to ``app``."""
 
@@ -128,6 +157,9 @@ def register(app: typer.Typer) -> None:
                                                      "(0 = until Ctrl-C)", min=0)] = 0,
         api_port: Annotated[int, typer.Option(help="port of the HTTP API", min=1,
                                               max=65535)] = 8000,
+        demo: Annotated[bool, typer.Option(
+            "--demo", help="also emit the labelled synthetic sample (2,000 records, agents "
+                           "demo-*) into the views, once")] = False,
     ) -> None:
         """The main job: stack + agents + inference + sinks (+ API), until stopped."""
         from infra.stack import stack_up
@@ -139,8 +171,10 @@ def register(app: typer.Typer) -> None:
         migrate_all(settings)
         producer = EventProducer(settings.kafka.bootstrap(), load_codec(), load_catalog(),
                                  name="lvlup run")
-        console.print(f"first start: {bootstrap(settings, producer) or 'nothing to add'}")
+        sent = bootstrap(settings, producer, demo=demo)
+        console.print(f"first start: {sent or 'nothing to add'}")
         producer.close()
+        demo_sample = sample_records() if demo else None
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -148,7 +182,7 @@ def register(app: typer.Typer) -> None:
         engine = postgres_engine(settings)
         sup.start()
         started, since = time.monotonic(), datetime.now(UTC)
-        summary = collect_summary(settings, engine, sup, since)
+        summary = collect_summary(settings, engine, sup, since, demo_sample=demo_sample)
         api_answered: bool | None = None
         watch = ConsumerHealth(settings.kafka.bootstrap(), load_catalog(), CollectorRegistry())
         health = HealthReading()
@@ -160,7 +194,8 @@ def register(app: typer.Typer) -> None:
                     if stop.wait(2.0):
                         break
                     sup.poll()
-                    summary = collect_summary(settings, engine, sup, since)
+                    summary = collect_summary(settings, engine, sup, since,
+                                              demo_sample=demo_sample)
                     if tick % 5 == 0:  # every 10 s: lag, the stuck-consumer watchdog, the API
                         health = watch.read()
                         api_answered = api_answered or _api_answers(api_port)
@@ -173,7 +208,7 @@ def register(app: typer.Typer) -> None:
                         break
         finally:
             sup.stop()
-        summary = collect_summary(settings, engine, sup, since)
+        summary = collect_summary(settings, engine, sup, since, demo_sample=demo_sample)
         summary.api_answered = api_answered
         _print_summary(console, summary, settings, health, api_port)
         engine.dispose()

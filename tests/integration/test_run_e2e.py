@@ -85,5 +85,18 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     assert cited, log[-4000:]
     assert int(cited[1]) >= 1, "no custody item was answered through the agent's memory"
     assert {"imperium", "guardian", "sandbox", "conquest"} <= {a[0] for a in agents}
+    # real agents only (issue #20 item 9): a plain run emits no sample, no demo agent is
+    # active, and the unlabelled sample agents of earlier versions were unregistered
+    assert "demo sample: none" in log
+    active = {a[0] for a in agents}
+    assert not {a for a in active if a.startswith("demo-")}, active
+    assert not active & {"imperium-1", "guardian-1", "sandbox-1", "conquest-1"}, active
+    # judged transfers (item 6) and weakness-targeted topics (item 5) in the summary
+    transfers = re.search(r"knowledge transfers during this run: (\d+) accepted, (\d+) "
+                          r"rejected", log)
+    assert transfers, log[-4000:]
+    assert int(transfers[1]) + int(transfers[2]) >= 1, "no transfer was judged during the run"
+    assert re.search(r"transfers to \w+: \d+ accepted, \d+ rejected", log), log[-4000:]
+    assert re.search(r"topics chosen from custody weaknesses during this run: \d+", log)
     assert any(status in ("completed", "partial") and successes >= 1
                for status, successes in cycles), cycles

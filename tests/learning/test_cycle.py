@@ -47,7 +47,7 @@ def _of(emitted, record_type):
     return [r for rt, r in emitted if rt == record_type]
 
 
-async def test_a_cycle_emits_learning_transfers_and_metrics():
+async def test_a_cycle_emits_learning_and_metrics_and_leaves_transfers_to_the_judge():
     emitted, metrics = [], {}
     out = await run_cycle("c1", AGENTS, sources=["package:demo"], deps=_deps(emitted),
                           cfg=CycleConfig(), metrics=metrics, trigger="manual")
@@ -59,9 +59,10 @@ async def test_a_cycle_emits_learning_transfers_and_metrics():
     assert completed["status"] == "completed" and completed["success_count"] == 2
     assert completed["reason"] is None
     assert completed["total_learning_value"] == out.total_value > 0
-    transfers = _of(emitted, "knowledge_transfer")
-    assert {(t["from_agent_id"], t["agent_id"]) for t in transfers} == {
-        ("imperium-1", "guardian-1"), ("guardian-1", "imperium-1")}
+    # transfers are judged after the cycle (agents.learning.transfers), never sent unjudged
+    assert _of(emitted, "knowledge_transfer") == []
+    assert {(i.agent_id, i.topic) for i in out.insights} == {
+        ("imperium-1", "AI governance"), ("guardian-1", "secure coding")}
     snapshots = {m["agent_id"]: m for m in _of(emitted, "agent_metrics")}
     assert set(snapshots) == {"imperium-1", "guardian-1"}
     assert metrics["guardian-1"].total_learning_cycles == 1
@@ -71,6 +72,9 @@ async def test_a_cycle_emits_learning_transfers_and_metrics():
     started = emitted[0][1]
     assert started["participating_agents"] == ["imperium-1", "guardian-1"]  # by priority
     assert started["topics"] == ["AI governance", "secure coding"]
+    assert started["agent_topics"] == [
+        {"agent_id": "imperium-1", "topic": "AI governance", "reason": "rotation"},
+        {"agent_id": "guardian-1", "topic": "secure coding", "reason": "rotation"}]
 
 
 async def test_each_source_is_read_once_per_cycle():
@@ -108,9 +112,7 @@ async def test_a_model_failure_is_recorded_not_raised():
     [error] = _of(emitted, "error_event")
     assert error["error_class"] == "InferFailed" and error["agent_id"] == "guardian-1"
     assert metrics["guardian-1"].failures == 1 and metrics["guardian-1"].last_failure
-    transfers = _of(emitted, "knowledge_transfer")
-    assert [(t["from_agent_id"], t["agent_id"]) for t in transfers] == [
-        ("imperium-1", "guardian-1")]
+    assert [i.agent_id for i in out.insights] == ["imperium-1"]
 
 
 async def test_an_answer_that_repeats_the_prompts_example_is_a_failure():
@@ -151,7 +153,8 @@ async def test_every_emitted_record_encodes():
     await run_cycle("c5", AGENTS, sources=["package:demo", "bad"],
                     deps=_deps(emitted, fail_url="bad", bad_model_for="guardian-1"),
                     cfg=CycleConfig(), metrics={}, trigger="manual")
-    assert {rt for rt, _ in emitted} >= {"error_event", "knowledge_transfer", "agent_metrics"}
+    assert {rt for rt, _ in emitted} >= {"error_event", "learning_cycle_started",
+                                         "agent_metrics"}
     for record_type, record in emitted:
         full = {"event_id": "00000000-0000-4000-8000-000000000000", "producer": "t", **record}
         codec.decode(codec.encode(record_type, full))

@@ -29,3 +29,15 @@ def test_each_agent_of_a_finished_cycle_is_retested_at_its_tier_deterministicall
 def test_no_retest_after_a_failed_cycle_or_when_turned_off():
     assert retest_requests(CycleOutcome("c-1", "failed"), AGENTS, items=3) == []
     assert retest_requests(CycleOutcome("c-1", "completed"), AGENTS, items=0) == []
+
+
+def test_a_retest_draws_from_the_sources_the_agent_read_this_cycle():
+    from agents.learning.logic import Insight
+
+    outcome = CycleOutcome("c-3", "completed", insights=[
+        Insight("guardian", "security", "B602 flags shell=True", 0.8, "package:bandit"),
+        Insight("guardian", "http", "httpx is async", 0.5, "package:httpx"),
+        Insight("sandbox", "avro", "fastavro is fast", 0.6, "package:fastavro")])
+    by_agent = {r["agent_id"]: r["sources"] for r in retest_requests(outcome, AGENTS, items=2)}
+    assert by_agent == {"guardian": ["package:bandit", "package:httpx"],
+                        "sandbox": ["package:fastavro"]}
