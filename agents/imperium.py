@@ -47,7 +47,6 @@ from typing import Any
 
 import faust
 import structlog
-from confluent_kafka import Producer
 from sqlalchemy import create_engine
 
 from agents.knowledge.answering import client_ask
@@ -70,7 +69,7 @@ from schemas.codec import load_codec
 from schemas.errors import SchemaError
 from sinks.postgres.memory import PostgresRecall
 from streams.app import create_faust_app, recovered
-from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic
+from streams.dlq import SourceRecord, open_dlq
 from streams.kafka_admin import TopicSpec, create_topics
 from streams.producer import EventProducer
 from streams.settings import LearningSettings, Settings
@@ -107,9 +106,7 @@ class _Runtime:
         self.producer = EventProducer(bootstrap, self.codec, self.catalog, name="agents.imperium")
         self.client = InferenceClient(bootstrap, self.codec, self.catalog, self.producer,
                                       requester="agents.imperium")
-        create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1, 1, {"retention.ms": "-1"})])
-        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all"}),
-                                   group)
+        self.dlq = open_dlq(bootstrap, group)
         self.lock = asyncio.Lock()
         # the agents' memory (connects on first use) and the model, to judge transfers
         self.store = create_engine(settings.postgres.sqlalchemy_url(), pool_pre_ping=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import Producer
 from sqlalchemy import Engine, create_engine
 
 from schemas.codec import Codec
@@ -20,8 +19,7 @@ from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch
 from sinks.runner import SinkConfig, SinkRunner, SinkWriter
-from streams.dlq import DeadLetterQueue, DlqPolicy, dlq_topic
-from streams.kafka_admin import TopicSpec, create_topics
+from streams.dlq import DeadLetterQueue, DlqPolicy, open_dlq
 from streams.settings import Settings
 
 __all__ = [
@@ -52,14 +50,10 @@ def migrate_stores(settings: Settings, clickhouse: ClickHouse | None) -> dict[st
 
 
 def _dlq(settings: Settings, group: str) -> DeadLetterQueue:
-    bootstrap = settings.kafka.bootstrap()
-    create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1, 1, {"retention.ms": "-1"})])
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                         "enable.idempotence": True, "linger.ms": 5})
     s = settings.sinks
     policy = DlqPolicy(max_consecutive=s.dlq_max_consecutive, max_ratio=s.dlq_max_ratio,
                        window=s.dlq_window)
-    return DeadLetterQueue(producer, group, policy)
+    return open_dlq(settings.kafka.bootstrap(), group, policy)
 
 
 def build_sink(

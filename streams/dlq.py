@@ -18,6 +18,10 @@ Runaway rates stop the consumer loudly (:class:`DlqLimitExceeded`) instead of dr
 topic into its DLQ: more than ``max_consecutive`` invalid records in a row, or more than
 ``max_ratio`` of the last ``window`` records. The model is getsentry/arroyo's ``DlqLimit``
 (``max_invalid_ratio``, ``max_consecutive_count``; arroyo/dlq.py).
+
+Every DLQ producer is made by :func:`dlq_producer` (``acks=all``, idempotence on, so a DLQ
+record is neither lost on a leader change nor duplicated by a producer retry), and
+:func:`open_dlq` makes the topic, the producer and the :class:`DeadLetterQueue` in one call.
 """
 
 from __future__ import annotations
@@ -26,21 +30,51 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.catalog import dlq_topic
 from streams.errors import LvlupError
+from streams.kafka_admin import TopicSpec, create_topics
 
 __all__ = [
+    "DLQ_PRODUCER_CONFIG",
     "DeadLetterQueue",
     "DlqLimitExceeded",
     "DlqPolicy",
+    "DlqProducer",
     "SourceRecord",
+    "create_dlq_topic",
+    "dlq_producer",
     "dlq_topic",
+    "open_dlq",
 ]
 
 Headers = Sequence[tuple[str, bytes | None]]
+
+#: The one DLQ producer configuration (librdkafka names): every broker in sync acks a record,
+#: idempotence drops the duplicates of producer retries, 5 ms linger batches a burst.
+DLQ_PRODUCER_CONFIG: dict[str, str | int | bool] = {
+    "acks": "all", "enable.idempotence": True, "linger.ms": 5}
+
+
+class DlqProducer(Protocol):
+    """What :class:`DeadLetterQueue` needs of a producer (confluent-kafka's ``Producer``
+    shape; :class:`streams.testing.MemoryProducer` in tests)."""
+
+    def produce(self, topic: str, value: bytes | None = ..., key: bytes | None = ...,
+                *args: Any, **kwargs: Any) -> None:
+        """Queue a record; ``on_delivery(err, msg)`` is called from :meth:`flush`."""
+
+    def flush(self, timeout: float = ...) -> int:
+        """Wait up to ``timeout`` seconds for the acks; returns the records still queued."""
+        ...
+
+
+def dlq_producer(bootstrap: str) -> Producer:
+    """A confluent-kafka producer with :data:`DLQ_PRODUCER_CONFIG` for ``bootstrap``."""
+    return Producer({"bootstrap.servers": bootstrap, **DLQ_PRODUCER_CONFIG})
 
 
 class DlqLimitExceeded(LvlupError):
@@ -85,7 +119,7 @@ class DeadLetterQueue:
     the DLQ (acked) before its source offset is committed: nothing is lost.
     """
 
-    producer: Producer
+    producer: DlqProducer
     group: str
     policy: DlqPolicy = field(default_factory=DlqPolicy)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -159,3 +193,22 @@ class DeadLetterQueue:
         if self._errors:
             errors, self._errors = self._errors, []
             raise LvlupError(f"{len(errors)} DLQ records failed: {errors[0]}")
+
+
+def create_dlq_topic(bootstrap: str, group: str) -> None:
+    """Create ``<group>.dlq`` unless it exists: 1 partition, kept forever
+    (``retention.ms=-1``). Raises :class:`LvlupError` when the broker refuses."""
+    create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1, 1, {"retention.ms": "-1"})])
+
+
+def open_dlq(bootstrap: str, group: str, policy: DlqPolicy | None = None, *,
+             create_topic: bool = True) -> DeadLetterQueue:
+    """``group``'s :class:`DeadLetterQueue` on ``bootstrap`` with a :func:`dlq_producer`.
+
+    With ``create_topic`` the topic is created first when missing (:func:`create_dlq_topic`).
+    Raises :class:`LvlupError` when the broker
+    refuses the creation.
+    """
+    if create_topic:
+        create_dlq_topic(bootstrap, group)
+    return DeadLetterQueue(dlq_producer(bootstrap), group, policy or DlqPolicy())

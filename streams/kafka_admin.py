@@ -3,7 +3,8 @@
 Topics are created explicitly with their partition count and configs, idempotently: an
 existing topic with the same partition count is left alone; one with a different count is an
 error (Faust would fail later with ``PartitionsMismatch``, and repartitioning breaks keyed
-order).
+order). Offset and metadata reads (``end_offsets``, ``committed_offsets``, ``topic_partitions``,
+the retry policy) live in :mod:`streams.offsets` and are re-exported here for older callers.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streams.errors import LvlupError
+from streams.offsets import (
+    committed_offsets,
+    end_offsets,
+    is_transient,
+    topic_partitions,
+    transient_retry,
+)
 
 __all__ = [
-    "TopicSpec", "create_topics", "delete_topics", "end_offsets", "is_transient",
-    "topic_partitions", "transient_retry",
+    "TopicSpec", "committed_offsets", "create_topics", "delete_topics", "end_offsets",
+    "is_transient", "topic_partitions", "transient_retry",
 ]
 
 
@@ -36,12 +44,6 @@ class TopicSpec:
 
 def _admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
-
-
-def topic_partitions(bootstrap: str, timeout_s: float = 10.0) -> dict[str, int]:
-    """Existing topics and their partition counts."""
-    meta = _admin(bootstrap).list_topics(timeout=timeout_s)
-    return {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
 
 
 def create_topics(
@@ -123,77 +125,3 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0)
             if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 continue
             raise LvlupError(f"deleting topic {name} failed: {err}") from exc
-
-
-_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-              KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
-              # a group coordinator moving or loading its offsets (after a broker restart)
-              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
-              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is a ``KafkaException`` whose error a retry can clear (:data:`_TRANSIENT`:
-    no leader yet, timeouts, transport, a group coordinator moving or loading)."""
-    return (isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError)
-            and exc.args[0].code() in _TRANSIENT)
-
-
-def transient_retry(timeout_s: float) -> tenacity.Retrying:
-    """The one retry policy for admin and offset reads: retries transient Kafka errors
-    (:func:`is_transient`) with exponential backoff (0.1 s doubling, at most 2 s between tries)
-    for up to ``3 × timeout_s`` seconds, then re-raises the last error. Call it with the
-    function: ``transient_retry(10.0)(lambda: consumer.committed(tps, timeout=10.0))``."""
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_transient),
-        stop=tenacity.stop_after_delay(timeout_s * 3),
-        wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-        reraise=True,
-    )
-
-
-def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
-    """High watermark (next offset to be written) per partition of ``topic``.
-
-    Transient errors (no leader yet after a broker start, timeouts) are retried for up to
-    ``timeout_s`` seconds (tenacity); others raise ``KafkaException``.
-    """
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lvlup-admin-probe",
-                         "enable.auto.commit": False})
-
-    def read() -> dict[int, int]:
-        meta = consumer.list_topics(topic, timeout=timeout_s)
-        out: dict[int, int] = {}
-        for pid in meta.topics[topic].partitions:
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, pid), timeout=timeout_s
-            )
-            out[pid] = high
-        return out
-
-    try:
-        return transient_retry(timeout_s)(read)
-    finally:
-        consumer.close()
-
-
-def committed_offsets(bootstrap: str, group: str, partitions: Iterable[tuple[str, int]],
-                      timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
-    """``{(topic, partition): committed offset}`` of ``group`` (-1001 when none committed).
-
-    Transient errors (the group coordinator moving or loading after a broker restart,
-    timeouts) are retried for up to ``3 × timeout_s`` seconds (tenacity); others raise
-    ``KafkaException``.
-    """
-    from confluent_kafka import Consumer, TopicPartition
-
-    wanted = [TopicPartition(t, p) for t, p in partitions]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
-    try:
-        got = transient_retry(timeout_s)(lambda: consumer.committed(wanted, timeout=timeout_s))
-    finally:
-        consumer.close()
-    return {(tp.topic, tp.partition): tp.offset for tp in got}

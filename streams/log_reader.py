@@ -1,43 +1,234 @@
-"""Read a whole topic from its first offset to its current end (small topics: commands,
-sources, recorded responses), decoded."""
+"""Reading a log outside any consumer group: ``read_to_end`` (rebuild state at start, audit
+reads) and ``tail`` (follow what is appended after), with an explicit policy for a record
+that cannot be decoded.
+
+``read_to_end`` captures the end offsets of the partitions when it starts and stops there:
+records produced later are not waited for, so the read is bounded. It finishes a partition
+when the reader's position reaches the captured end (positions move past compacted gaps and
+transaction markers); when no partition moves for ``stall_s`` seconds it raises
+:class:`LogReadStalled` instead of returning a silently partial log.
+
+Undecodable records (:class:`~schemas.errors.SchemaError` from the codec) follow
+:class:`OnUndecodable`: ``SKIP`` counts them in :attr:`LogRead.skipped`, ``DEAD_LETTER``
+sends them to a :class:`~streams.dlq.DeadLetterQueue` (flushed before returning), ``RAISE``
+raises the ``SchemaError``. Null values (tombstones) are never records and are left out
+uncounted.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from typing import Any
-
-from confluent_kafka import Consumer, TopicPartition
+import asyncio
+import enum
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
 
 from schemas.codec import Codec
-from streams.kafka_admin import end_offsets
+from schemas.errors import SchemaError
+from streams.consumer import KafkaPartitionReader, PartitionReader
+from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.errors import LvlupError
+from streams.offsets import TopicPartitionKey
 
-__all__ = ["read_topic"]
+__all__ = [
+    "Decoded", "LogRead", "LogReadStalled", "OnUndecodable", "read_kafka_to_end", "read_to_end",
+    "read_topic", "tail",
+]
+
+T = TypeVar("T")
+
+
+class LogReadStalled(LvlupError):
+    """No partition of a bounded read advanced for ``stall_s`` seconds."""
+
+
+class OnUndecodable(enum.Enum):
+    """What a log read does with a record the codec rejects (module doc)."""
+
+    SKIP = "skip"
+    DEAD_LETTER = "dead_letter"
+    RAISE = "raise"
+
+
+class Decoded(NamedTuple):
+    """A decoded record and where it was: Avro physical values (``occurred_at`` int ms)."""
+
+    record_type: str
+    record: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class LogRead:
+    """What :func:`read_to_end` read: ``records`` in offset order per partition (partitions
+    in the order of their topics), the captured ``ends`` (next offset per partition: where a
+    :func:`tail` or a later ``read_to_end(starts=ends)`` continues), and counts of records
+    ``skipped`` or ``dead_lettered`` as undecodable."""
+
+    records: list[Decoded] = field(default_factory=list)
+    ends: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    skipped: int = 0
+    dead_lettered: int = 0
+
+    def pairs(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(record_type, record)`` of every record, in read order."""
+        return [(d.record_type, d.record) for d in self.records]
+
+
+class _Decoder:
+    """Applies an :class:`OnUndecodable` policy; counts into a :class:`LogRead`."""
+
+    def __init__(self, codec: Codec, policy: OnUndecodable, dlq: DeadLetterQueue | None,
+                 out: LogRead) -> None:
+        if policy is OnUndecodable.DEAD_LETTER and dlq is None:
+            raise ValueError("OnUndecodable.DEAD_LETTER needs a dead-letter queue")
+        self.codec, self.policy, self.dlq, self.out = codec, policy, dlq, out
+
+    def __call__(self, src: SourceRecord) -> Decoded | None:
+        if not src.value:
+            return None
+        try:
+            rtype, rec = self.codec.decode(src.value, "latest", topic=src.topic,
+                                           partition=src.partition, offset=src.offset)
+        except SchemaError as exc:
+            if self.policy is OnUndecodable.RAISE:
+                raise
+            if self.dlq is not None and self.policy is OnUndecodable.DEAD_LETTER:
+                self.dlq.send(src, exc)
+                self.out.dead_lettered += 1
+            else:
+                self.out.skipped += 1
+            return None
+        if self.dlq is not None:
+            self.dlq.ok()
+        return Decoded(rtype, rec, src.topic, src.partition, src.offset)
+
+
+async def read_to_end(
+    reader: PartitionReader,
+    codec: Codec,
+    topics: Sequence[str],
+    *,
+    on_undecodable: OnUndecodable,
+    dlq: DeadLetterQueue | None = None,
+    starts: Mapping[TopicPartitionKey, int] | None = None,
+    stall_s: float = 10.0,
+) -> LogRead:
+    """Every record of ``topics`` from ``starts`` (default: each partition's first offset) to
+    the end offsets captured when called. Missing topics read as empty. ``reader`` must be
+    started; it is left assigned at the ends.
+
+    Raises :class:`LogReadStalled` (``stall_s`` seconds without progress), the ``SchemaError``
+    of an undecodable record under ``RAISE``, ``ValueError`` for ``DEAD_LETTER`` without
+    ``dlq``, and :class:`~streams.dlq.DlqLimitExceeded` past the DLQ's limits.
+    """
+    out = LogRead()
+    decode = _Decoder(codec, on_undecodable, dlq, out)
+    tps = await reader.partitions(topics)
+    if not tps:
+        return out
+    out.ends = await reader.end_offsets(tps)
+    await reader.assign(tps, starts)
+    left = {tp for tp in tps if await reader.position(tp) < out.ends[tp]}
+    last_progress = time.monotonic()
+    while left:
+        batch = await reader.fetch(min(0.25, stall_s), left)
+        for src in batch:
+            if src.offset < out.ends.get((src.topic, src.partition), 0):
+                decoded = decode(src)
+                if decoded is not None:
+                    out.records.append(decoded)
+        done = {tp for tp in left if await reader.position(tp) >= out.ends[tp]}
+        left -= done
+        if batch or done:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > stall_s:
+            where = ", ".join(f"{t}:{p}" for t, p in sorted(left)[:5])
+            raise LogReadStalled(f"reading {where} to its end stalled for {stall_s:.0f} s")
+    if dlq is not None:
+        dlq.flush()
+    return out
+
+
+async def tail(
+    reader: PartitionReader,
+    codec: Codec,
+    starts: Mapping[TopicPartitionKey, int],
+    handle: Callable[[Decoded], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    on_undecodable: OnUndecodable,
+    dlq: DeadLetterQueue | None = None,
+    poll_s: float = 0.2,
+) -> LogRead:
+    """Hand every record appended at or after ``starts`` (typically :attr:`LogRead.ends`) to
+    ``handle`` until ``stop`` is set; ``reader`` must be started. Returns the counts and, in
+    ``ends``, the next offsets reached. Errors as :func:`read_to_end` (no stall limit)."""
+    out = LogRead()
+    decode = _Decoder(codec, on_undecodable, dlq, out)
+    tps = list(starts)
+    await reader.assign(tps, starts)
+    nxt = dict(starts)
+    while not stop.is_set():
+        for src in await reader.fetch(poll_s, tps):
+            decoded = decode(src)
+            nxt[(src.topic, src.partition)] = src.offset + 1
+            if dlq is not None and decoded is None:
+                dlq.flush()
+            if decoded is not None:
+                await handle(decoded)
+    out.ends = nxt
+    return out
+
+
+async def read_kafka_to_end(bootstrap: str, codec: Codec, topics: Sequence[str], *,
+                            on_undecodable: OnUndecodable,
+                            dlq: DeadLetterQueue | None = None,
+                            stall_s: float = 10.0) -> LogRead:
+    """:func:`read_to_end` of ``topics`` on the Kafka at ``bootstrap`` with a reader of its
+    own (started and stopped here)."""
+    reader = KafkaPartitionReader(bootstrap)
+    await reader.start()
+    try:
+        return await read_to_end(reader, codec, topics, on_undecodable=on_undecodable,
+                                 dlq=dlq, stall_s=stall_s)
+    finally:
+        await reader.stop()
+
+
+def _run_sync(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code, also when the calling thread
+    already runs an event loop (then in a helper thread, whose result or error is returned)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(work())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="lvlup-log-read")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
 
 
 def read_topic(bootstrap: str, codec: Codec, topic: str,
                timeout_s: float = 5.0) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(record_type, record)`` of every record now on ``topic``, partition by partition.
-
-    Stops at the end offsets read when called; records that are null or carry a consumer
-    error are skipped (tombstones, transient errors). Decode errors propagate.
-    """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
-    try:
-        for partition, high in end_offsets(bootstrap, topic).items():
-            if not high:
-                continue
-            consumer.assign([TopicPartition(topic, partition, 0)])
-            read = 0
-            while read < high:
-                batch = consumer.consume(min(1000, high - read), timeout=timeout_s)
-                if not batch:
-                    break
-                for msg in batch:
-                    read += 1
-                    value = msg.value()
-                    if msg.error() is None and value:
-                        yield codec.decode(value, "latest")
-    finally:
-        consumer.close()
+    """``(record_type, record)`` of every record now on ``topic`` (small topics: commands,
+    sources, recorded responses), synchronous. Undecodable records raise the codec's
+    ``SchemaError`` (``OnUndecodable.RAISE``); ``timeout_s`` is the stall limit."""
+    got = _run_sync(lambda: read_kafka_to_end(bootstrap, codec, [topic],
+                                              on_undecodable=OnUndecodable.RAISE,
+                                              stall_s=timeout_s))
+    yield from got.pairs()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-from streams.kafka_admin import committed_offsets, end_offsets
+from streams.offsets import committed_offsets, end_offsets
 
 __all__ = ["Stuck", "Watchdog", "group_positions"]
 
@@ -40,11 +40,11 @@ def group_positions(
     bootstrap: str, group: str, topics: Iterable[str]
 ) -> dict[Key, tuple[int, int]]:
     """``{(topic, partition): (committed offset, end offset)}`` of ``group`` (no commit = 0).
-    Transient coordinator errors are retried (:func:`~streams.kafka_admin.committed_offsets`).
+    Transient coordinator errors are retried (:func:`~streams.offsets.committed_offsets`).
     """
     ends = {(t, p): o for t in topics for p, o in end_offsets(bootstrap, t).items()}
     got = committed_offsets(bootstrap, group, ends)
-    return {key: (max(offset, 0), ends[key]) for key, offset in got.items()}
+    return {key: (got.get(key, 0), end) for key, end in ends.items()}
 
 
 class Watchdog:

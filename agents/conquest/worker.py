@@ -1,68 +1,105 @@
 """``lvlup worker conquest``: build events → recommendations.
 
-Consumes ``lvlup.builds.events`` in group ``lvlup.agents.conquest`` with the shared
-:class:`~agents.proposals.loop.RecordLoop` (one record at a time, commit after acks, DLQ and
-``error_event`` on failures) and emits, for every failed build, a ``conquest_recommendation``
-and a ``build`` notification (:func:`~agents.conquest.recommend.recommend`), and for a
-succeeded build much slower than its component's recent ones a ``performance``
-recommendation (:class:`~agents.conquest.durations.DurationHistory`). The history is rebuilt
-at start from the whole build topic; builds seen then are not compared again when consumed,
-so a slow build produced just before a restart and not yet consumed is not flagged (a
-trade-off for never flagging a build twice).
+Consumes ``lvlup.builds.events`` in group ``lvlup.agents.conquest`` with the toolkit's
+:class:`~streams.loop.SerialLoop` (one record at a time, commit after the handler's records
+were acked; an undecodable record or another record type → ``lvlup.agents.conquest.dlq`` and
+an ``error_event``; any other failure → an ``error_event`` and the process ends uncommitted,
+so the supervisor restarts it and the build is analysed again — the recommendation ids are
+deterministic, so a redelivered build yields the same records).
+
+For every failed build it emits a ``conquest_recommendation`` and a ``build`` notification
+(:func:`~agents.conquest.recommend.recommend`), and for a succeeded build much slower than its
+component's recent ones a ``performance`` recommendation
+(:class:`~agents.conquest.durations.DurationHistory`). The history is rebuilt at start from
+the whole build topic (:func:`~streams.log_reader.read_to_end`, undecodable records skipped
+and counted: the live loop dead-letters them); builds seen then are not compared again when
+consumed, so a slow build produced just before a restart and not yet consumed is not flagged
+(a trade-off for never flagging a build twice).
+
+The Kafka collaborators (group consumer, log reader, DLQ) are made from ``bootstrap`` unless
+given — tests pass :mod:`streams.testing`'s in-memory ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import structlog
-from aiokafka import ConsumerRecord
 
 from agents.conquest.durations import DurationHistory
 from agents.conquest.recommend import PRODUCER, recommend
-from agents.custody.replay import read_topics
-from agents.proposals.loop import RecordLoop
+from agents.proposals.records import error_record
 from schemas.catalog import Catalog
 from schemas.codec import Codec
-from schemas.errors import SchemaError
+from streams.consumer import (
+    KafkaPartitionReader,
+    KafkaRecordConsumer,
+    PartitionReader,
+    RecordConsumer,
+)
+from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
+from streams.log_reader import OnUndecodable, read_to_end
+from streams.loop import SerialLoop
 from streams.producer import EventProducer
 from streams.serial import stop_on_signals
 from streams.settings import Settings
 
-__all__ = ["CONQUEST_GROUP", "ConquestWorker", "serve"]
+__all__ = ["CONQUEST_GROUP", "ConquestWorker", "Emitter", "serve"]
 
 CONQUEST_GROUP = "lvlup.agents.conquest"
 log = structlog.get_logger(__name__)
 
 
-class ConquestWorker:
-    """Build events → recommendations (module doc); ``topic`` overrides the catalog's."""
+class Emitter(Protocol):
+    """Publishes a record and waits for the broker's ack (:class:`EventProducer`)."""
 
-    def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog,
-                 producer: EventProducer, *, group: str = CONQUEST_GROUP,
-                 topics: Mapping[str, str] | None = None) -> None:
-        self.producer = producer
-        topic = (topics or {}).get("build_event") or catalog.for_record("build_event").name
-        self.bootstrap, self.codec, self.topic = bootstrap, codec, topic
+    async def emit_async(self, record_type: str, record: Mapping[str, Any]) -> Any:
+        """Encode ``record`` as ``record_type``, produce it to its topic, await the ack."""
+
+
+class ConquestWorker:
+    """Build events → recommendations (module doc). ``topics`` maps record types to topic
+    names over the catalog's (prefixed test topics); ``consumer``, ``reader`` and ``dlq``
+    replace the Kafka ones; ``now_ms`` is the clock (milliseconds since the epoch)."""
+
+    def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog, producer: Emitter, *,
+                 group: str = CONQUEST_GROUP, topics: Mapping[str, str] | None = None,
+                 consumer: RecordConsumer | None = None, reader: PartitionReader | None = None,
+                 dlq: DeadLetterQueue | None = None,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.producer, self.codec, self.group, self.now_ms = producer, codec, group, now_ms
+        self.topic = (topics or {}).get("build_event") or catalog.for_record("build_event").name
+        self.bootstrap = bootstrap
+        self._make_dlq = dlq is None
+        self.dlq = dlq or DeadLetterQueue(dlq_producer(bootstrap), group)
+        self.reader = reader or KafkaPartitionReader(bootstrap)
+        self.loop = SerialLoop(consumer or KafkaRecordConsumer(bootstrap, [self.topic], group),
+                               codec, self.handle, self.dlq, accept={"build_event"},
+                               on_error=self.report)
         self.history = DurationHistory()
         self.recommended: list[dict[str, Any]] = []
-        self.loop = RecordLoop(bootstrap, codec, [topic], group=group, handler=self.handle,
-                               emit=self.emit, component=PRODUCER)
+        #: build records skipped as undecodable by the history rebuild
+        self.skipped_at_start = 0
 
     async def emit(self, record_type: str, record: dict[str, Any]) -> None:
         """Publish ``record`` and wait for the broker's ack."""
         await self.producer.emit_async(record_type, record)
 
+    async def report(self, source: SourceRecord, exc: BaseException, dead_lettered: bool) -> None:
+        """Emit the ``error_event`` of a failed record (medium when dead-lettered, else high)."""
+        await self.emit("error_event", error_record(
+            exc, component=PRODUCER, now_ms=self.now_ms(),
+            severity="medium" if dead_lettered else "high",
+            source=(source.topic, source.partition, source.offset),
+            context={"group": self.group}))
+
     async def handle(self, record_type: str, record: dict[str, Any],
-                     msg: ConsumerRecord[bytes, bytes]) -> None:
-        """Serve one build event."""
-        if record_type != "build_event":
-            raise SchemaError(f"{record_type} on {msg.topic}", topic=msg.topic,
-                              partition=msg.partition, offset=msg.offset)
-        now = int(time.time() * 1000)
+                     source: SourceRecord) -> None:
+        """Serve one ``build_event`` (the loop rejects other types)."""
+        now = self.now_ms()
         slow = self.history.observe(record, now)
         if slow is not None:
             await self.emit("conquest_recommendation", slow)
@@ -76,22 +113,38 @@ class ConquestWorker:
         await self.emit("conquest_recommendation", recommendation)
         await self.emit("notification", note)
         self.recommended.append(recommendation)
-        log.info("conquest.recommended", build_id=record["build_id"], pattern=match.pattern.id)
+        log.info("conquest.recommended", build_id=record["build_id"], pattern=match.pattern.id,
+                 offset=source.offset)
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Rebuild the duration history, then serve until ``stop`` is set."""
-        for rtype, rec in await read_topics(self.bootstrap, self.codec, [self.topic]):
+    async def rebuild(self) -> None:
+        """Fold the build topic, to its end offsets now, into the duration history."""
+        await self.reader.start()
+        try:
+            read = await read_to_end(self.reader, self.codec, [self.topic],
+                                     on_undecodable=OnUndecodable.SKIP)
+        finally:
+            await self.reader.stop()
+        for rtype, rec in read.pairs():
             if rtype == "build_event":
                 self.history.observe(rec, 0)
+        self.skipped_at_start = read.skipped
+        log.info("conquest.rebuilt", builds=len(read.records), skipped=read.skipped)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Create the DLQ topic if missing (Kafka DLQ only), rebuild the duration history,
+        then serve until ``stop`` is set; ``ready`` is set once consuming."""
+        if self._make_dlq:
+            await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
+        await self.rebuild()
         await self.loop.run(stop, ready)
 
 
 async def serve(settings: Settings) -> None:
     """``lvlup worker conquest``: run a :class:`ConquestWorker` until SIGTERM/SIGINT."""
     from schemas.catalog import load_catalog
-    from schemas.codec import load_codec
+    from streams.producer import codec_for
 
-    codec, catalog = load_codec(), load_catalog()
+    codec, catalog = codec_for(settings.schemas), load_catalog()
     bootstrap = settings.kafka.bootstrap()
     producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
     stop = stop_on_signals()

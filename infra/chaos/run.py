@@ -370,7 +370,7 @@ def _committed_at_end(settings: Settings, group: str, topic: str) -> bool:
     bootstrap = settings.kafka.bootstrap()
     ends = end_offsets(bootstrap, topic)
     got = committed_offsets(bootstrap, group, [(topic, p) for p in ends])
-    return all(got[(topic, p)] >= end for p, end in ends.items() if end)
+    return all(got.get((topic, p), 0) >= end for p, end in ends.items() if end)
 
 
 def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,

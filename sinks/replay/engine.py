@@ -42,10 +42,10 @@ from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 from sinks.replay import chstore, pgstore
 from sinks.replay.compare import ViewComparison, compare_rows
 from sinks.replay.plan import Span, Window, spans_for, union_spans
-from sinks.replay.positions import committed_offsets, log_bounds, offsets_at, partitions_of
 from sinks.replay.reader import ReadStats, read_spans
 from sinks.runner import SinkWriter
 from streams.errors import LvlupError
+from streams.offsets import committed_offsets, log_bounds, offsets_at, partitions_of
 from streams.producer import codec_for
 from streams.settings import Settings
 

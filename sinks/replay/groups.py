@@ -22,8 +22,8 @@ from confluent_kafka.admin import AdminClient
 
 from sinks.app import POSTGRES_GROUP
 from sinks.records import TopicPartitionKey
-from sinks.replay.positions import admin_client, committed_offsets, offsets_at, partitions_of
 from streams.errors import LvlupError
+from streams.offsets import admin_client, committed_offsets, offsets_at, partitions_of
 
 __all__ = ["GroupActive", "OffsetMove", "ResetPlan", "execute_reset", "plan_reset",
            "resume_note"]

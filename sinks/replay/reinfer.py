@@ -21,8 +21,8 @@ from schemas.catalog import load_catalog
 from schemas.codec import Codec
 from sinks.records import TopicPartitionKey
 from sinks.replay.plan import Span
-from sinks.replay.positions import log_bounds, offsets_at, partitions_of
 from sinks.replay.reader import read_spans
+from streams.offsets import log_bounds, offsets_at, partitions_of
 
 __all__ = [
     "Answer",

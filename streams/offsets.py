@@ -1,0 +1,178 @@
+"""Log positions read from Kafka: partition counts, log bounds, end offsets, offsets at a time,
+a group's committed offsets — the one offsets module (issue #18; it replaces the copies that
+lived in ``streams.kafka_admin`` and ``sinks.replay.positions``, which now re-export it).
+
+Offsets are Kafka offsets: the *end* (high watermark) is the next offset to be written, a
+*committed* offset is the next offset the group will read. Times are Kafka record timestamps
+in milliseconds since the Unix epoch, UTC. Every read retries transient broker errors with
+:func:`transient_retry` (no leader yet after a broker start, a group coordinator moving or
+loading, timeouts); other Kafka errors raise :class:`~streams.errors.LvlupError` (``raise …
+from`` the ``KafkaException``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+import tenacity
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from streams.errors import LvlupError
+
+__all__ = [
+    "Span", "TopicPartitionKey", "admin_client", "committed_offsets", "end_offsets",
+    "is_transient", "log_bounds", "offsets_at", "partitions_of", "topic_partitions",
+    "transient_retry",
+]
+
+#: ``(topic, partition)``
+TopicPartitionKey = tuple[str, int]
+#: ``(first offset, end offset)`` of a partition's log, end exclusive
+Span = tuple[int, int]
+
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
+              # a group coordinator moving or loading its offsets (after a broker restart)
+              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``KafkaException`` whose error a retry can clear (no leader yet,
+    timeouts, transport, a group coordinator moving or loading)."""
+    return (isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError)
+            and exc.args[0].code() in _TRANSIENT)
+
+
+def transient_retry(timeout_s: float) -> tenacity.Retrying:
+    """The one retry policy for admin and offset reads: retries transient Kafka errors
+    (:func:`is_transient`) with exponential backoff (0.1 s doubling, at most 2 s between tries)
+    for up to ``3 × timeout_s`` seconds, then re-raises the last error. Call it with the
+    function: ``transient_retry(10.0)(lambda: consumer.committed(tps, timeout=10.0))``."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=tenacity.stop_after_delay(timeout_s * 3),
+        wait=tenacity.wait_exponential(multiplier=0.1, max=2),
+        reraise=True,
+    )
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    """A short-lived admin client. librdkafka's informational log is off (level 4 keeps
+    warnings): such clients log "Purging 1 unserved events" on close, which says nothing."""
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+
+
+def topic_partitions(bootstrap: str, timeout_s: float = 10.0) -> dict[str, int]:
+    """Existing topics and their partition counts (one metadata request)."""
+    meta = admin_client(bootstrap).list_topics(timeout=timeout_s)
+    return {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
+
+
+def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPartitionKey]:
+    """Every partition of the ``topics`` that exist (missing topics are left out)."""
+    counts = topic_partitions(bootstrap)
+    return [(t, p) for t in topics for p in range(counts.get(t, 0))]
+
+
+def _list(bootstrap: str, tps: Sequence[TopicPartitionKey], spec: OffsetSpec,
+          timeout_s: float) -> dict[TopicPartitionKey, int]:
+    if not tps:
+        return {}
+    admin = admin_client(bootstrap)
+
+    def read() -> dict[TopicPartitionKey, int]:
+        futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in tps},
+                                     request_timeout=timeout_s)
+        return {(tp.topic, tp.partition): int(f.result(timeout=timeout_s).offset)
+                for tp, f in futures.items()}
+
+    try:
+        return transient_retry(timeout_s)(read)
+    except KafkaException as exc:
+        raise LvlupError(f"listing offsets failed: {exc.args[0]}") from exc
+
+
+def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """``{partition: end offset}`` of ``topic`` ({} when the topic does not exist).
+
+    One metadata and one ``list_offsets`` request. Raises :class:`LvlupError` on a
+    non-transient Kafka error.
+    """
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    ends = _list(bootstrap, partitions_of(bootstrap, [topic]), latest, timeout_s)
+    return {p: end for (_t, p), end in ends.items()}
+
+
+def log_bounds(bootstrap: str, tps: Sequence[TopicPartitionKey],
+               timeout_s: float = 30.0) -> dict[TopicPartitionKey, Span]:
+    """``(log start, log end)`` per partition: the first retained offset and the next offset
+    to be written."""
+    low = _list(bootstrap, tps, OffsetSpec.earliest(), timeout_s)  # type: ignore[no-untyped-call]
+    high = _list(bootstrap, tps, OffsetSpec.latest(), timeout_s)  # type: ignore[no-untyped-call]
+    return {tp: (low[tp], high[tp]) for tp in tps}
+
+
+def offsets_at(bootstrap: str, tps: Sequence[TopicPartitionKey], when_ms: int,
+               timeout_s: float = 30.0) -> dict[TopicPartitionKey, int]:
+    """Per partition, the first offset whose timestamp is ``>= when_ms``; the log end when
+    no record is that recent (``offsets_for_times`` answers -1 then)."""
+    if not tps:
+        return {}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lvlup-offsets-probe-"
+                         f"{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    try:
+        found = transient_retry(timeout_s)(lambda: consumer.offsets_for_times(
+            [TopicPartition(t, p, when_ms) for t, p in tps], timeout=timeout_s))
+    except KafkaException as exc:
+        raise LvlupError(f"offsets_for_times failed: {exc.args[0]}") from exc
+    finally:
+        consumer.close()
+    ends = _list(bootstrap, tps, OffsetSpec.latest(), timeout_s)  # type: ignore[no-untyped-call]
+    return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0
+                                       else ends[(tp.topic, tp.partition)]) for tp in found}
+
+
+def committed_offsets(bootstrap: str, group: str, tps: Iterable[TopicPartitionKey] = (),
+                      timeout_s: float = 10.0) -> dict[TopicPartitionKey, int]:
+    """``{(topic, partition): committed offset}`` of ``group`` — of ``tps``, or of every
+    partition the group has committed when ``tps`` is empty. Partitions without a commit are
+    left out (callers that want "nothing committed = 0" use ``.get(tp, 0)``).
+
+    Transient errors are retried for up to ``3 × timeout_s`` seconds; others raise
+    :class:`LvlupError`.
+    """
+    wanted = list(tps)
+    if wanted:  # a consumer that never subscribes does not join the group
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                             "enable.auto.commit": False})
+        try:
+            found = transient_retry(timeout_s)(lambda: consumer.committed(
+                [TopicPartition(t, p) for t, p in wanted], timeout=timeout_s))
+        except KafkaException as exc:
+            raise LvlupError(f"reading the offsets of group {group} failed: "
+                             f"{exc.args[0]}") from exc
+        finally:
+            consumer.close()
+    else:
+        admin = admin_client(bootstrap)
+
+        def read() -> list[TopicPartition]:
+            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                        request_timeout=timeout_s)
+            return futures[group].result(timeout=timeout_s).topic_partitions or []
+
+        try:
+            found = transient_retry(timeout_s)(read)
+        except KafkaException as exc:
+            raise LvlupError(f"reading the offsets of group {group} failed: "
+                             f"{exc.args[0]}") from exc
+    return {(tp.topic, tp.partition): int(tp.offset) for tp in found if tp.offset >= 0}
