@@ -112,6 +112,7 @@ def create_app(
         try:
             yield {"api": state}
         finally:
+            await state.read_pool.close()
             await hub.close()
             limiter.close()
             if producer is None and isinstance(the_producer, EventProducer):

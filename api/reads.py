@@ -3,8 +3,10 @@
 Filters shared by the list routes (query parameters): ``agent_id``, ``event_type``
 (repeatable), ``from`` / ``to`` (ISO 8601 with an offset; ``from`` inclusive, ``to``
 exclusive), ``limit`` (1–500, default 50) and ``offset``; answers carry ``page.next_offset``
-(null on the last page). Postgres reads run in one REPEATABLE READ transaction with the
-watermark (:func:`api.watermarks.postgres_marks`); ClickHouse reads take the mark first.
+(null on the last page). List pages are one prepared statement reading rows and marks in one
+snapshot (:func:`read_page`, :mod:`api.pageplan`); other Postgres reads run in one REPEATABLE
+READ transaction with the watermark (:func:`pg_snapshot`); ClickHouse reads take the mark
+first.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy import Connection, Table, and_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, Table
 
 from api.errors import ApiError
 from api.operations import Call
+from api.pageplan import Filter, PagePlan, shared_filters
 from api.watermarks import build_watermark, clickhouse_marks, postgres_marks
 from sinks.clickhouse.client import QueryResult
 from sinks.postgres.views import build_projections
@@ -35,8 +37,9 @@ __all__ = [
     "clickhouse_where",
     "sql_literal",
     "view_sources",
+    "page_plan",
     "pg_snapshot",
-    "read_view",
+    "read_page",
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,199}$"
@@ -99,21 +102,6 @@ def view_sources() -> dict[str, frozenset[str]]:
     return {proj.name: proj.record_types for proj in build_projections()}
 
 
-def _filters(spec: ViewSpec, q: ReadQuery) -> list[ColumnElement[bool]]:
-    c = spec.table.c
-    where: list[ColumnElement[bool]] = []
-    if q.agent_id is not None and spec.agent_column:
-        where.append(c[spec.agent_column] == q.agent_id)
-    if q.event_type and spec.type_column:
-        where.append(c[spec.type_column].in_(q.event_type))
-    if spec.time_column:
-        if q.from_ is not None:
-            where.append(c[spec.time_column] >= q.from_)
-        if q.to is not None:
-            where.append(c[spec.time_column] < q.to)
-    return where
-
-
 async def pg_snapshot(call: Call, views: Sequence[str], work: Callable[[Connection], T],
                       record_types: frozenset[str] | None = None) -> tuple[T, dict[str, Any]]:
     """Run ``work(conn)`` and read the watermark of ``views`` in one REPEATABLE READ snapshot.
@@ -142,32 +130,47 @@ async def pg_snapshot(call: Call, views: Sequence[str], work: Callable[[Connecti
                                    measured_at=measured, max_occurred_at=newest, views=marks)
 
 
-async def read_view(call: Call, spec: ViewSpec,
-                    extra: Sequence[ColumnElement[bool]] = ()) -> dict[str, Any]:
-    """One page of ``spec``'s view for the call's :class:`ReadQuery`, with its watermark."""
+async def read_page(call: Call, spec: ViewSpec, plan: PagePlan) -> dict[str, Any]:
+    """One page of ``spec``'s view for the call's :class:`ReadQuery`, with its watermark.
+
+    One prepared statement on the read pool (:mod:`api.pageplan`, :mod:`api.db`): the rows
+    and the marks come from one snapshot, as ``pg_snapshot`` gives them for other reads.
+    """
     q: ReadQuery = call.query
-    table = spec.table
-    order = spec.order or ((spec.time_column,) if spec.time_column else ())
-    keys = [c.name for c in table.primary_key.columns] or [next(iter(table.c)).name]
-    order_by: list[Any] = [table.c[o].desc().nulls_last() for o in order]
-    order_by += [table.c[k] for k in keys]
-    conds = [*_filters(spec, q), *extra]
-    stmt = select(table)
-    if conds:
-        stmt = stmt.where(and_(*conds))
-    stmt = stmt.order_by(*order_by)
-    stmt = stmt.limit(q.limit + 1).offset(q.offset)
-
-    def work(conn: Connection) -> list[dict[str, Any]]:
-        return [dict(r) for r in conn.execute(stmt).mappings().all()]
-
-    rows, mark = await pg_snapshot(call, list(spec.marks or (table.name,)), work,
-                                   spec.record_types)
+    state = call.state
+    views = list(spec.marks or (spec.table.name,))
+    types = spec.record_types
+    if types is None:
+        types = frozenset().union(*(state.view_sources.get(v, ()) for v in views))
+    topics = sorted({state.topic(rt) for rt in types})
+    sql, params = plan.bind(q, q.limit + 1, q.offset)
+    params["lvlup_group"] = state.api.sink_group
+    params["lvlup_topics"] = topics
+    params["lvlup_views"] = views
+    page = plan.read(await state.read_pool.fetch(sql, params))
+    marks: dict[str, Any] = dict.fromkeys(views)
+    marks.update(page.marks)
+    stored = {t: page.stored.get(t, {}) for t in topics}
+    ends, measured = await state.ends.get(topics)
+    newest = max((m for m in marks.values() if m is not None), default=None)
+    mark = build_watermark("postgres", state.api.sink_group, stored, ends=ends,
+                           measured_at=measured, max_occurred_at=newest, views=marks)
+    rows = page.rows
     more = len(rows) > q.limit
     return {"items": rows[:q.limit],
             "page": {"limit": q.limit, "offset": q.offset,
                      "next_offset": q.offset + q.limit if more else None},
             "watermark": mark}
+
+
+def page_plan(spec: ViewSpec, filters: Sequence[Filter] = ()) -> PagePlan:
+    """The :class:`PagePlan` of a list route over ``spec``: the shared filters on its
+    columns plus the route's own ``filters``, ordered by ``spec.order`` (default: its time
+    column) then the primary key."""
+    order = spec.order or ((spec.time_column,) if spec.time_column else ())
+    shared = shared_filters(spec.table, agent_column=spec.agent_column,
+                            type_column=spec.type_column, time_column=spec.time_column)
+    return PagePlan(spec.table, order, [*shared, *filters])
 
 
 def sql_literal(value: str | int | float | datetime) -> str:

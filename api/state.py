@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
 from api.auth import KeyStore
+from api.db import ReadPool, conninfo_of
 from api.metrics import ApiMetrics
 from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
@@ -66,6 +67,12 @@ class AppState:
     started_at: float = field(default_factory=time.time)
     failpoints: Failpoints = NO_FAILPOINTS
     """Fault injection (:mod:`api.commands`); given by the root, never fires by default."""
+    read_pool: ReadPool = field(init=False)
+    """List reads' async connections to the ``engine``'s database (:mod:`api.db`); they open
+    on first use. The lifespan closes it."""
+
+    def __post_init__(self) -> None:
+        self.read_pool = ReadPool(conninfo_of(self.engine))
 
     def topic(self, record_type: str) -> str:
         """The topic carrying ``record_type`` (through the router, so test prefixes apply)."""

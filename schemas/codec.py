@@ -46,6 +46,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.validation import ValidationError, validate
 
 from schemas.errors import DecodeError, EncodeError, SchemaError, UnknownSchema
+from schemas.fastcodec import Decoder, Encoder, Fallback, compile_decoder, compile_encoder
 from schemas.logical import converter
 from schemas.registry import SchemaRegistry, SchemaVersion, load_registry
 from schemas.wire import HEADER_SIZE, MARKER
@@ -68,6 +69,12 @@ _READ_ERRORS = (
     struct.error,
     UnicodeDecodeError,
 )
+
+
+# What the generated fast path raises when it declines an input (schemas.fastcodec): the
+# fastavro path then gives the answer, bytes or error, so the fast path never decides one.
+_FAST_DECLINES = (Fallback, TypeError, ValueError, AttributeError, KeyError, IndexError,
+                  OverflowError, struct.error, UnicodeDecodeError)
 
 
 class ConfluentFraming(Protocol):
@@ -108,6 +115,13 @@ class Codec:
         self._unions: dict[bytes, tuple[tuple[str, str, type[Any]], ...]] = {
             sv.fingerprint: _nullable_primitives(sv) for sv in registry
         }
+        # generated per schema (schemas.fastcodec): the codec's hot path, fastavro behind it
+        self._encoders: dict[bytes, Encoder | None] = {
+            sv.fingerprint: compile_encoder(sv.physical, sv.version) for sv in registry
+        }
+        self._decoders: dict[bytes, Decoder | None] = {
+            sv.fingerprint: compile_decoder(sv.physical) for sv in registry
+        }
 
     def encode(
         self, record_type: str, record: Mapping[str, Any], *, version: int | None = None
@@ -141,6 +155,23 @@ class Codec:
             value = record.get(name)
             if value is not None and value.__class__ is not list:
                 raise EncodeError(f"{record_type}: field {name!r} must be a list")
+        fast = self._encoders[sv.fingerprint]
+        if fast is not None and record.__class__ is dict:
+            for name, _convert in self._converters[sv.fingerprint]:
+                value = record.get(name)
+                if not (value is None or value.__class__ is int or value.__class__ is str):
+                    break  # a logical value to convert: the path below does it
+            else:
+                try:
+                    return fast(record, sv.header)
+                except _FAST_DECLINES:
+                    fast = None  # declined: fastavro below writes it or raises the error
+        return self._encode_reference(record_type, sv, record)
+
+    def _encode_reference(
+        self, record_type: str, sv: SchemaVersion, record: Mapping[str, Any]
+    ) -> bytes:
+        """:meth:`encode` through fastavro (logical conversions, fastavro's checks)."""
         changes: dict[str, Any] | None = None
         if record.get("schema_version") != sv.version:
             changes = {"schema_version": sv.version}
@@ -224,6 +255,15 @@ class Codec:
         reader = writer if reader_version is None else self._reader(writer, reader_version)
         if reader is None:
             raise UnknownSchema(f"no reader schema {writer.record_type}.v{reader_version}")
+        if reader is writer and not logical:
+            fast = self._decoders[writer.fingerprint]
+            if fast is not None and data.__class__ is bytes:
+                try:
+                    fast_record, end = fast(data, start)
+                except _FAST_DECLINES:
+                    end = -1  # declined: fastavro below reads it or raises the error
+                if end == len(data):
+                    return writer.record_type, fast_record
         buf = BytesIO(data)
         buf.seek(start)
         w_schema = writer.parsed if logical else writer.physical

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from api.commands import publish
 from api.errors import JsonResponse
 from api.operations import Call, Operation
+from api.pageplan import Filter
 from api.reads import Ident, ReadQuery, ViewSpec, pg_snapshot
 from api.routes.common import AgentPath, Body, Priority, ReasonBody, Text, command_op, list_op
 from api.shapes import obj, table_row, view_answer
@@ -122,7 +123,8 @@ def operations() -> list[Operation]:
     return [
         list_op("/api/imperium/agents", spec, "Registered agents (the agents view)", tag,
                 query_model=AgentsQuery,
-                extra=lambda q: [m.agents.c.status == q.status] if q.status else []),
+                filters=[Filter("status", lambda p: m.agents.c.status == p,
+                                lambda q: q.status or None)]),
         command_op("POST", "/api/imperium/agents", _register, "Register an agent", tag,
                    command="agents.register", body=RegisterAgent),
         # the orchestrator seed's path for the same command (before ``{agent_id}`` paths;

@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy.sql.elements import ColumnElement
 
 from api.auth import Scope
 from api.operations import Call, Operation
-from api.reads import Ident, ReadQuery, ViewSpec, read_view
+from api.pageplan import Filter
+from api.reads import Ident, ReadQuery, ViewSpec, page_plan, read_page
 from api.shapes import list_answer, ref, table_row
 
 __all__ = [
@@ -67,12 +67,14 @@ class ReasonBody(Body):
 
 def list_op(path: str, spec: ViewSpec, summary: str, tag: str, *,
             query_model: type[ReadQuery] = ReadQuery,
-            extra: Callable[[Any], Sequence[ColumnElement[bool]]] | None = None,
-            description: str = "") -> Operation:
-    """A paginated, filtered GET over one Postgres view (``read`` scope, cacheable)."""
+            filters: Sequence[Filter] = (), description: str = "") -> Operation:
+    """A paginated, filtered GET over one Postgres view (``read`` scope, cacheable): the
+    shared filters of :class:`ReadQuery` plus the route's own ``filters`` (values from
+    ``query_model``), served by :func:`api.reads.read_page`."""
+    plan = page_plan(spec, filters)
 
     async def handler(call: Call) -> dict[str, Any]:
-        return await read_view(call, spec, extra(call.query) if extra else ())
+        return await read_page(call, spec, plan)
 
     return Operation("GET", path, handler, summary, tag, list_answer(table_row(spec.table)),
                      query_model=query_model, statuses=(400, 401, 403, 429, 503),

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, String, func, select
 
 from api.commands import publish
 from api.errors import JsonResponse
 from api.operations import Call, Operation
+from api.pageplan import Filter
 from api.reads import Ident, ReadQuery, ViewSpec, clickhouse_page, clickhouse_where, pg_snapshot
 from api.routes.common import Body, Text, command_op, list_op
 from api.shapes import obj, table_row, view_answer
@@ -109,10 +110,13 @@ def operations() -> list[Operation]:
     list_statuses = (400, 401, 403, 429, 503)
     return [
         list_op("/api/imperium/cycles", cycles, "Learning cycles", tag, query_model=CyclesQuery,
-                extra=lambda q: [
-                    *([cyc.c.status == q.status] if q.status else []),
-                    *([cyc.c.participating_agents.contains([q.agent_id])] if q.agent_id
-                      else [])]),
+                filters=[
+                    Filter("status", lambda p: cyc.c.status == p, lambda q: q.status or None),
+                    # agent_id = a participant (the view has no agent column)
+                    Filter("participant",
+                           lambda p: cyc.c.participating_agents.contains(
+                               func.jsonb_build_array(p)),
+                           lambda q: q.agent_id or None, type_=String())]),
         command_op("POST", "/api/imperium/trigger", _trigger,
                    "Request a learning cycle now (request_id = command_id)", tag,
                    command="imperium.trigger", body=TriggerBody),

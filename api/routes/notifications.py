@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 from api.commands import publish
 from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
+from api.pageplan import Filter
 from api.reads import Ident, ReadQuery, ViewSpec, pg_snapshot
 from api.routes.common import command_op, list_op
 from sinks.postgres import models as m
@@ -65,9 +66,10 @@ def operations() -> list[Operation]:
         list_op("/api/notifications", ViewSpec(n, "occurred_at", type_column="kind"),
                 "Notifications (event_type filters kinds)", tag,
                 query_model=NotificationsQuery,
-                extra=lambda q: [*([n.c.recipient == q.recipient] if q.recipient else []),
-                                 *([n.c.read.is_(not q.unread)] if q.unread is not None
-                                   else [])]),
+                filters=[Filter("recipient", lambda p: n.c.recipient == p,
+                                lambda q: q.recipient or None),
+                         Filter("unread", lambda p: n.c.read == p,
+                                lambda q: None if q.unread is None else not q.unread)]),
         command_op("POST", "/api/notifications/{notification_id}/read", _mark_read,
                    "Mark a notification read", tag, command="notifications.mark_read",
                    path_model=NotificationPath, statuses=(404,)),

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from api.operations import Call, Operation
+from api.pageplan import Filter
 from api.reads import ReadQuery, ViewSpec, clickhouse_page, clickhouse_where, sql_literal
 from api.routes.common import list_op
 from api.shapes import obj
@@ -84,9 +85,10 @@ def operations() -> list[Operation]:
                 ViewSpec(g, "occurred_at", type_column="rule_id"),
                 "Guardian findings (event_type filters rule ids)", "guardian",
                 query_model=FindingsQuery,
-                extra=lambda q: [*([g.c.severity == q.severity] if q.severity else []),
-                                 *([g.c.proposal_id == q.proposal_id] if q.proposal_id
-                                   else [])]),
+                filters=[Filter("severity", lambda p: g.c.severity == p,
+                                lambda q: q.severity or None),
+                         Filter("proposal_id", lambda p: g.c.proposal_id == p,
+                                lambda q: q.proposal_id or None)]),
         Operation("GET", "/api/guardian/findings/daily", _daily_findings,
                   "Findings per severity × rule × day (ClickHouse)", "guardian",
                   _page(obj({"severity": _STR, "rule_id": _STR,
@@ -97,7 +99,7 @@ def operations() -> list[Operation]:
                 ViewSpec(x, "occurred_at", type_column="status"),
                 "Sandbox experiments (event_type filters statuses)", "sandbox",
                 query_model=ExperimentsQuery,
-                extra=lambda q: [x.c.passed == q.passed] if q.passed is not None else []),
+                filters=[Filter("passed", lambda p: x.c.passed == p, lambda q: q.passed)]),
         Operation("GET", "/api/conquest/recommendations", _conquest,
                   "Conquest recommendations (ClickHouse events; event_type filters kinds)",
                   "conquest",
