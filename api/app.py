@@ -29,6 +29,9 @@ from api.errors import JsonResponse, exception_handlers
 from api.live import LearningHub, learning_analytics
 from api.metrics import ApiMetrics
 from api.middleware import BodyLimit, NoTokenInUrl, SecurityHeaders
+from api.openai import GATEWAY_STATE, Gateway, GatewayCollector, OpenAISettings, openai_routes
+from api.openai import operations as openai_operations
+from api.openai.openapi import openai_paths
 from api.openapi import build_spec, render_docs
 from api.operations import starlette_routes
 from api.ratelimit import RateLimiter, parse_limits
@@ -73,6 +76,7 @@ def create_app(
     router: TopicRouter | None = None,
     codec: Codec | None = None,
     failpoints: Failpoints = NO_FAILPOINTS,
+    openai: OpenAISettings | None = None,
 ) -> Starlette:
     """The API app for ``settings`` (Kafka, Postgres, ClickHouse) and ``api_settings``.
 
@@ -80,14 +84,16 @@ def create_app(
     :func:`sinks.app.postgres_engine`), ``reader_factory`` (default:
     :func:`sinks.clickhouse.owner.open_reader`), ``router`` (record type → topic; default:
     the topic catalog), ``codec`` and ``failpoints`` (fault injection, :mod:`api.commands`;
-    default: none) may be injected. Nothing connects before the lifespan starts. Raises
+    default: none) may be injected; ``openai`` tunes the ``/v1`` front door
+    (:mod:`api.openai`). Nothing connects before the lifespan starts. Raises
     ``ValueError`` for malformed rate-limit strings.
     """
     api = api_settings or ApiSettings()
     parse_limits(api.rate_limit_per_key)  # fail fast on a malformed limit
     parse_limits(api.rate_limit_per_ip)
-    ops = all_operations()
+    ops = [*all_operations(), *openai_operations()]
     spec = build_spec(ops)
+    spec["paths"].update(openai_paths())  # the /v1 routes: OpenAI's contract, documented
     docs_page = render_docs(spec)
     metrics = ApiMetrics()
 
@@ -109,9 +115,14 @@ def create_app(
             keys=KeyStore(the_engine, api.key_cache_ttl_s), limiter=limiter,
             metrics=metrics, ends=EndOffsets(bootstrap, api.lag_ttl_s), live=hub,
             view_sources=view_sources(), failpoints=failpoints)
+        gateway = Gateway(settings, openai or OpenAISettings(), the_router, the_codec)
+        gateway_metrics = GatewayCollector(gateway)
+        metrics.registry.register(gateway_metrics)
         try:
-            yield {"api": state}
+            yield {"api": state, GATEWAY_STATE: gateway}
         finally:
+            metrics.registry.unregister(gateway_metrics)
+            await gateway.close()
             await state.read_pool.close()
             await hub.close()
             limiter.close()
@@ -141,6 +152,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         WebSocketRoute("/ws/imperium/learning-analytics", learning_analytics),
+        *openai_routes(),
         *dashboard_routes(),
     ]
     middleware = [Middleware(SecurityHeaders), Middleware(NoTokenInUrl)]

@@ -3,7 +3,9 @@
 A token is ``lvlup_<key_id>_<secret>`` (``secret`` = 32 random bytes, URL-safe base64); only
 its SHA-256 (hex) is stored, so a leaked table grants nothing. A token is shown once, by
 :func:`create_key` (``lvlup keys create``, ``POST /api/keys``). Scopes are ordered:
-``admin`` grants ``command`` grants ``read``. Clients send ``Authorization: Bearer <token>``
+``admin`` grants ``command`` grants ``read``; ``inference`` (the OpenAI-compatible ``/v1``
+front door, :mod:`api.openai`) stands apart: only ``inference`` or ``admin`` grant it, and it
+grants nothing else. Clients send ``Authorization: Bearer <token>``
 or ``X-API-Key: <token>``; the dashboard's login sets the token in an HttpOnly,
 ``SameSite=Strict`` cookie (:data:`SESSION_COOKIE`), which counts for ``GET``/``HEAD`` only
 (reads: a cookie never authorises a command); a browser WebSocket offers it as the
@@ -72,9 +74,11 @@ class Scope(StrEnum):
     READ = "read"
     COMMAND = "command"
     ADMIN = "admin"
+    INFERENCE = "inference"
 
 
 _RANK = {Scope.READ: 0, Scope.COMMAND: 1, Scope.ADMIN: 2}
+"""The ordered scopes; :data:`Scope.INFERENCE` is outside the order (see the module doc)."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,11 @@ class KeyInfo:
     scopes: frozenset[Scope]
 
     def grants(self, needed: Scope) -> bool:
-        """True when one of the key's scopes is ``needed`` or above it."""
-        return any(_RANK[s] >= _RANK[needed] for s in self.scopes)
+        """True when one of the key's scopes is ``needed`` or above it (``inference``: the key
+        has ``inference`` or ``admin``)."""
+        if needed is Scope.INFERENCE:
+            return bool(self.scopes & {Scope.INFERENCE, Scope.ADMIN})
+        return any(_RANK[s] >= _RANK[needed] for s in self.scopes if s in _RANK)
 
 
 def hash_token(token: str) -> str:

@@ -136,10 +136,17 @@ class Dispatcher:
         *,
         structured: CompiledSchema | None = None,
         timeout_s: float | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> Completion:
-        """Run ``request`` on ``route``. Raises an :class:`InferenceError` subclass."""
-        if route.kind == "local":
-            return await self._local(request, structured, timeout_s)
+        """Run ``request`` on ``route``. Raises an :class:`InferenceError` subclass.
+
+        ``on_token`` (local engine only; called from the engine's thread) receives the text as
+        it is generated; cloud routes answer in one piece and do not call it. A request with
+        ``choices`` is ranked by the local engine whatever the route (cloud APIs expose no
+        log-likelihood of a given continuation).
+        """
+        if route.kind == "local" or request.choices:  # a ranking needs the local model's logits
+            return await self._local(request, structured, timeout_s, on_token)
         started = self._monotonic()
         try:
             return await self._remote(request, route, structured, timeout_s)
@@ -151,13 +158,14 @@ class Dispatcher:
             ):
                 raise
             left = None if timeout_s is None else timeout_s - (self._monotonic() - started)
-            local = await self._local(request, structured, left)
+            local = await self._local(request, structured, left, on_token)
             return Completion(
                 local.result, LOCAL_ALIAS, local.model, local.model_sha256, route.target
             )
 
     async def _local(
-        self, request: InferenceRequest, structured: CompiledSchema | None, timeout_s: float | None
+        self, request: InferenceRequest, structured: CompiledSchema | None,
+        timeout_s: float | None, on_token: Callable[[str], None] | None = None,
     ) -> Completion:
         engine = self._engine
         if engine is None:
@@ -178,12 +186,16 @@ class Dispatcher:
         if left is not None and left <= 0:
             self._lock.release()
             raise DeadlineExceeded("deadline passed while waiting for the local engine")
-        call = functools.partial(
-            engine.complete,
-            request,
-            grammar=None if structured is None else structured.gbnf,
-            timeout_s=left,
-        )
+        extra: dict[str, Any] = {} if on_token is None else {"on_token": on_token}
+        call: Callable[[], EngineResult] = (
+            functools.partial(engine.rank, request, request.choices) if request.choices
+            else functools.partial(
+                engine.complete,
+                request,
+                grammar=None if structured is None else structured.gbnf,
+                timeout_s=left,
+                **extra,
+            ))
         try:
             future = asyncio.get_running_loop().run_in_executor(None, call)
         except BaseException:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -52,7 +52,10 @@ class CompletionEngine(Protocol):
         *,
         grammar: str | None = None,
         timeout_s: float | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> EngineResult: ...
+
+    def rank(self, request: InferenceRequest, choices: Sequence[str]) -> EngineResult: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -175,6 +178,7 @@ class LlamaEngine:
         *,
         grammar: str | None = None,
         timeout_s: float | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> EngineResult:
         """Run one completion; blocks the calling thread.
 
@@ -182,6 +186,9 @@ class LlamaEngine:
             grammar: a GBNF grammar with root rule ``root``; checked with :meth:`check_grammar`.
             timeout_s: stop generating after this many seconds (prompt evaluation is not
                 interruptible; generation stops at the next token).
+            on_token: called in this thread with each piece of text as it is generated
+                (llama-cpp-python's ``stream=True``); the pieces concatenate to the result's
+                ``text``. An exception it raises aborts the completion and propagates.
 
         Raises:
             InvalidRequest: prompt plus ``max_tokens`` exceed the context window.
@@ -231,7 +238,10 @@ class LlamaEngine:
                 stop=[s for s in stop if s],
                 grammar=None if grammar is None else LlamaGrammar.from_string(grammar, False),
                 stopping_criteria=StoppingCriteriaList([past_deadline]),
+                stream=on_token is not None,
             )
+            if on_token is not None:
+                out = _drain_stream(out, on_token, len(tokens), self._llama)
         if expired.is_set():
             raise DeadlineExceeded(f"generation stopped after {timeout_s:.3f} s")
         choice, usage = out["choices"][0], out["usage"]
@@ -242,6 +252,47 @@ class LlamaEngine:
             completion_tokens=int(usage["completion_tokens"]),
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    def rank(self, request: InferenceRequest, choices: Sequence[str]) -> EngineResult:
+        """Choose among ``choices`` (continuations of the prompt and its prefill) the one
+        the model finds most likely (:mod:`inference.ranking`: summed token log-probability,
+        nats); the result's ``text`` is that choice (the first on a tie), ``finish_reason``
+        ``"choice"``, ``completion_tokens`` 0, and ``scores`` the log-probabilities in
+        ``choices`` order. Blocks the calling thread; deterministic (the state is reset).
+
+        Raises:
+            InvalidRequest: no choices, or the prompt plus a choice exceed the context window.
+        """
+        from inference.ranking import continuation_logprobs
+
+        if not choices:
+            raise InvalidRequest("rank needs at least one choice")
+        started = time.perf_counter()
+        rendered = self._render(request)
+        context = rendered.prompt + request.prefill
+        add_bos = not rendered.added_special
+
+        def tokens(text: str) -> list[int]:
+            return list(self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos,
+                                             special=True))
+
+        prompt = tokens(context)
+        fulls = [tokens(context + choice) for choice in choices]
+        # the prompt's tokens every choice shares (a token merged across the boundary is
+        # scored with the continuation, as lm-evaluation-harness does)
+        shared = min(_common_prefix(prompt, full) for full in fulls)
+        head = prompt[:max(shared, 1)]
+        continuations = [full[len(head):] for full in fulls]
+        try:
+            with self._lock:
+                scores = continuation_logprobs(self._llama, head, continuations)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        best = max(range(len(choices)), key=lambda i: (scores[i], -i))
+        return EngineResult(text=choices[best], finish_reason="choice",
+                            prompt_tokens=len(prompt), completion_tokens=0,
+                            latency_ms=(time.perf_counter() - started) * 1000.0,
+                            scores=tuple(scores))
 
     def perf(self) -> dict[str, float]:
         """llama.cpp's counters since the last :meth:`reset_perf`: evaluated tokens and ms.
@@ -268,3 +319,36 @@ class LlamaEngine:
     def close(self) -> None:
         """Free the model and context now rather than at garbage collection."""
         self._llama.close()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _drain_stream(chunks: Any, on_token: Callable[[str], None], prompt_tokens: int,
+                  llama: Any) -> dict[str, Any]:
+    """Consume llama-cpp-python's streamed completion, calling ``on_token`` per piece, and
+    return the non-streamed shape (``choices[0].text/finish_reason`` and ``usage``).
+
+    A stream carries no usage: completion tokens are the answer's text tokenized again (at
+    least one per non-empty piece; a stop sequence's tokens, held back, are not counted).
+    """
+    parts: list[str] = []
+    finish: str | None = None
+    pieces = 0
+    for chunk in chunks:
+        choice = chunk["choices"][0]
+        text = choice.get("text") or ""
+        if text:
+            pieces += 1
+            parts.append(text)
+            on_token(text)
+        finish = choice.get("finish_reason") or finish
+    text = "".join(parts)
+    counted = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+    return {"choices": [{"text": text, "finish_reason": finish or "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": max(pieces, counted)}}

@@ -13,6 +13,7 @@ Hierarchy::
         │                           | "truncated"
         ├── BudgetExceeded          "budget_exceeded"    daily cost budget spent, policy "reject"
         ├── SafetyBlocked           "safety_blocked"     the input or output failed the filter
+        ├── LanguageMismatch        "language_mismatch"  the answer is not in the language asked
         ├── PricingUnknown          "pricing_unknown"    no price for a cloud model
         └── ModelLoadError          "model_unavailable"  the GGUF file cannot be loaded
 
@@ -37,6 +38,7 @@ __all__ = [
     "FinalInferenceError",
     "InferenceError",
     "InvalidRequest",
+    "LanguageMismatch",
     "ModelLoadError",
     "PricingUnknown",
     "RetryableInferenceError",
@@ -126,6 +128,13 @@ class SafetyBlocked(FinalInferenceError):
     """The safety filter refused the input or the output."""
 
     code = "safety_blocked"
+
+
+class LanguageMismatch(FinalInferenceError):
+    """The answer is not in the requested language, also after one retry
+    (:mod:`inference.language`)."""
+
+    code = "language_mismatch"
 
 
 class PricingUnknown(FinalInferenceError):

@@ -11,6 +11,7 @@ from inference.budget_journal import BUDGET_RECORD, JournaledLedger, restore, re
 from inference.cache import ResponseCache
 from inference.dispatch import CloudClient, Dispatcher
 from inference.engine import CompletionEngine, LlamaEngine
+from inference.language import LanguageCheck
 from inference.pricing import PriceTable, litellm_cost_map
 from inference.router import RouterSettings, build_router_plan, make_router
 from inference.safety import SafetyFilter
@@ -57,6 +58,7 @@ def build_service(
         cache=ResponseCache(ttl_s=inf.cache_ttl_s, max_entries=inf.cache_max_entries),
         default_timeout_s=inf.request_timeout_s,
         reservation_ttl_s=inf.reservation_ttl_s,
+        language=LanguageCheck(),  # lingua's models load on the first checked answer
     )
 
 

@@ -6,7 +6,9 @@ abetlen/llama-cpp-python#873); scale out with more processes in the consumer gro
 
 1. decode (an undecodable record goes to ``lvlup.inference.workers.dlq``);
 2. :meth:`InferenceService.handle` — never raises for a bad request; every failure is a
-   response with ``error`` set;
+   response with ``error`` set. A request with ``stream`` set also gets its text as it is
+   generated, as ``inference_chunk`` records (:class:`ChunkWriter`), all acked before the
+   response is produced;
 3. produce the ``inference_response`` (keyed by request_id) and a ``token_usage`` record,
    wait for both acks (``acks=all``, idempotent);
 4. commit the request's offset.
@@ -28,15 +30,74 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from confluent_kafka import Producer
 
+from inference.metrics import WorkerMetrics
 from inference.service import InferenceService
 from inference.types import InferenceResponse
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.errors import LvlupError
+from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.producer import EventProducer
 
-__all__ = ["INFERENCE_GROUP", "InferenceWorker", "LOCAL_MODEL_NAME", "event_id_for"]
+__all__ = ["INFERENCE_GROUP", "ChunkWriter", "InferenceWorker", "LOCAL_MODEL_NAME",
+           "WorkerCrashed", "event_id_for"]
+
+#: Failpoint (owner, point): the worker stops mid-stream, as if killed — chunks written, no
+#: response, the request's offset not committed (``lvlup chaos``, tests).
+MID_STREAM_FAILPOINT = ("inference", "mid_stream")
+
+
+class WorkerCrashed(LvlupError):
+    """An armed failpoint stopped the worker (fault injection only)."""
+
+
+class ChunkWriter:
+    """``on_token`` for one streamed request: each piece of text → an ``inference_chunk``
+    record (keyed by request id, so in order on one partition) under a fresh ``stream_id``.
+
+    ``on_token`` is called from the engine's thread; records are produced on the event loop
+    in generation order. :meth:`flush` awaits every ack (raises ``DeliveryFailed``).
+    """
+
+    def __init__(self, producer: EventProducer, *, request_id: str, agent_id: str, name: str,
+                 loop: asyncio.AbstractEventLoop, failpoints: Failpoints = NO_FAILPOINTS,
+                 ) -> None:
+        self.producer, self.request_id, self.name, self.loop = producer, request_id, name, loop
+        self.agent_id = agent_id
+        self.failpoints = failpoints
+        self.stream_id = str(uuid.uuid4())
+        self.index = 0
+        self.crashed = False
+        self.first_at: float | None = None
+        """``loop.time()`` when the first piece was produced (time to first token)."""
+        self._pending: list[asyncio.Task[Any]] = []
+
+    def on_token(self, text: str) -> None:
+        """Engine thread: hand ``text`` to the loop (order kept: call_soon is FIFO)."""
+        self.loop.call_soon_threadsafe(self._emit, text)
+
+    def _emit(self, text: str) -> None:
+        if self.crashed:
+            return
+        if self.index >= 2 and self.failpoints.fire(*MID_STREAM_FAILPOINT):
+            self.crashed = True
+            return
+        if self.first_at is None:
+            self.first_at = self.loop.time()
+        event_id = uuid.uuid5(_NAMESPACE, f"chunk:{self.stream_id}:{self.index}")
+        record = {"event_id": str(event_id), "producer": self.name,
+                  "request_id": self.request_id, "agent_id": self.agent_id,
+                  "stream_id": self.stream_id, "index": self.index, "delta": text}
+        self.index += 1
+        self._pending.append(asyncio.ensure_future(
+            self.producer.emit_async("inference_chunk", record)))
+
+    async def flush(self) -> None:
+        """Wait until every chunk produced so far is acked."""
+        pending, self._pending = self._pending, []
+        await asyncio.gather(*pending)
 
 INFERENCE_GROUP = "lvlup.inference.workers"  # the catalog's consumer of the requests
 LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
@@ -58,7 +119,10 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
     """
     fields = {k: record.get(k) for k in (
         "request_id", "requester", "agent_id", "model_alias", "messages", "temperature",
-        "top_p", "seed", "max_tokens", "language", "deadline_ms", "prefill")}
+        "top_p", "seed", "max_tokens", "language", "deadline_ms", "prefill", "stream",
+        "check_language")}
+    if record.get("choices"):
+        fields["choices"] = tuple(record["choices"])
     schema = record.get("json_schema")
     if isinstance(schema, str):
         try:
@@ -115,9 +179,16 @@ class InferenceWorker:
                  service: InferenceService | None, producer: EventProducer, *,
                  group: str = INFERENCE_GROUP, name: str = "inference.local",
                  request_topic: str | None = None,
-                 recorded: dict[str, dict[str, Any]] | None = None) -> None:
+                 recorded: dict[str, dict[str, Any]] | None = None,
+                 failpoints: Failpoints = NO_FAILPOINTS,
+                 metrics: WorkerMetrics | None = None) -> None:
         """``service`` serves live; with ``recorded`` (replay mode) responses come from the
-        record instead (:mod:`inference.recorded`) and ``service`` may be None."""
+        record instead (:mod:`inference.recorded`) and ``service`` may be None.
+        ``failpoints``: fault injection (:data:`MID_STREAM_FAILPOINT`); none by default.
+        ``metrics``: Prometheus collectors (:mod:`inference.metrics`), or None."""
+        self.failpoints = failpoints
+        self.metrics = metrics
+        self._lag: dict[TopicPartition, int] = {}
         if service is None and recorded is None:
             raise ValueError("a worker needs a service or recorded responses")
         self.recorded = recorded
@@ -145,11 +216,23 @@ class InferenceWorker:
                 batch = await consumer.getmany(timeout_ms=200, max_records=1)
                 for tp, messages in batch.items():
                     for msg in messages:
+                        self._note_lag(consumer, tp, msg.offset + 1)
                         await self._serve(msg)
                         await consumer.commit({TopicPartition(tp.topic, tp.partition):
                                                msg.offset + 1})
         finally:
             await consumer.stop()
+
+    def _note_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int,
+                  ) -> None:
+        """Queue depth: per partition, the broker's high watermark (as of the last fetch)
+        minus the next offset to serve, summed over the partitions seen."""
+        if self.metrics is None:
+            return
+        high = consumer.highwater(tp)
+        if high is not None:
+            self._lag[tp] = max(0, high - next_offset)
+            self.metrics.queue_depth.set(sum(self._lag.values()))
 
     async def _serve(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         topic, partition, offset, key, value = (msg.topic, msg.partition, msg.offset, msg.key,
@@ -173,7 +256,24 @@ class InferenceWorker:
             await self._replay(record)
             return
         assert self.service is not None
-        response = await self.service.handle(request_fields(record))
+        fields = request_fields(record)
+        writer = None
+        if fields.get("stream") and isinstance(fields.get("request_id"), str):
+            writer = ChunkWriter(self.producer, request_id=fields["request_id"],
+                                 agent_id=str(record.get("agent_id") or ""), name=self.name,
+                                 loop=asyncio.get_running_loop(), failpoints=self.failpoints)
+        started = asyncio.get_running_loop().time()
+        response = await self.service.handle(
+            fields, on_token=None if writer is None else writer.on_token)
+        if writer is not None:
+            await writer.flush()
+            if writer.crashed:
+                raise WorkerCrashed(f"failpoint {MID_STREAM_FAILPOINT} fired mid-stream of "
+                                    f"{response.request_id}")
+        if self.metrics is not None:
+            ttft = None if writer is None or writer.first_at is None else (
+                writer.first_at - started)
+            self.metrics.observe(response, ttft)
         agent_id = str(record.get("agent_id") or "")
         now = datetime.now(UTC)
         await asyncio.gather(

@@ -10,6 +10,9 @@
 4. budget – ``expire`` stale holds, estimate the cost (:mod:`inference.pricing`), ``decide``:
    allow → ``reserve``; downgrade_to_local → the local route, free; reject → BudgetExceeded;
 5. dispatch – :class:`~inference.dispatch.Dispatcher` (local engine or litellm Router);
+   with ``check_language`` the answer's language is checked (:mod:`inference.language`): a
+   wrong one is asked again once with "Answer only in <language>." as a system turn (not
+   when streamed: the pieces are out), then failed with ``language_mismatch``;
 6. structured validation – :func:`~inference.structured.parse_structured` (fails closed);
 7. output safety, 8. price the actual tokens, 9. ``reconcile`` the hold with the actual cost
    (also when a later step failed: tokens spent are charged), 10. cache and respond.
@@ -26,6 +29,7 @@ charge – deduplicate by ``request_id`` upstream.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import Callable, Mapping
@@ -43,13 +47,15 @@ from inference.errors import (
     DeadlineExceeded,
     InferenceError,
     InvalidRequest,
+    LanguageMismatch,
     SafetyBlocked,
 )
+from inference.language import LanguageCheck, language_name
 from inference.pricing import PriceTable, estimate_prompt_tokens
 from inference.router import Route
 from inference.safety import SafetyFilter
 from inference.structured import CompiledSchema, compile_schema, parse_structured
-from inference.types import ErrorInfo, InferenceRequest, InferenceResponse
+from inference.types import ErrorInfo, InferenceRequest, InferenceResponse, Message
 
 __all__ = ["INTERNAL_ERROR", "InferenceService"]
 
@@ -83,6 +89,8 @@ class InferenceService:
         count_tokens: tokenizer for prompt estimates (else ~4 characters per token).
         reservation_ttl_s: holds older than this are released (their worker is presumed dead).
         default_timeout_s: timeout of a request without ``deadline_ms``; None = no limit.
+        language: the answer-language check for requests with ``check_language``; None =
+            such requests are not checked.
     """
 
     def __init__(
@@ -99,7 +107,9 @@ class InferenceService:
         reservation_ttl_s: float = 900.0,
         default_timeout_s: float | None = 120.0,
         logger: Any = None,
+        language: LanguageCheck | None = None,
     ) -> None:
+        self._language = language
         self._dispatcher = dispatcher
         self._prices = prices
         self._ledger = ledger
@@ -112,12 +122,26 @@ class InferenceService:
         self._default_timeout_s = default_timeout_s
         self._log = logger if logger is not None else structlog.get_logger(__name__)
 
-    async def handle(self, request: InferenceRequest | Mapping[str, Any]) -> InferenceResponse:
-        """Serve one request; never raises for a bad request or a failed call."""
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache (its ``hits``/``misses`` feed the worker's metrics)."""
+        return self._cache
+
+    async def handle(
+        self, request: InferenceRequest | Mapping[str, Any],
+        on_token: Callable[[str], None] | None = None,
+    ) -> InferenceResponse:
+        """Serve one request; never raises for a bad request or a failed call.
+
+        ``on_token`` receives the text as the local engine generates it (from the engine's
+        thread; see :meth:`Dispatcher.complete`). It is a preview: the response decides —
+        output safety, structured validation or a deadline can still turn it into an error.
+        A cached answer and a cloud answer come in the response only.
+        """
         started = self._monotonic()
         progress = _Progress(request_id=_request_id_of(request))
         try:
-            response = await self._run(request, progress, started)
+            response = await self._run(request, progress, started, on_token)
         except InferenceError as exc:
             response = self._failure(progress, exc.error_code, str(exc), started)
         except Exception as exc:  # noqa: BLE001 - a bug still gets an answer; logged with traceback
@@ -129,7 +153,8 @@ class InferenceService:
         return response
 
     async def _run(
-        self, raw: InferenceRequest | Mapping[str, Any], progress: _Progress, started: float
+        self, raw: InferenceRequest | Mapping[str, Any], progress: _Progress, started: float,
+        on_token: Callable[[str], None] | None = None,
     ) -> InferenceResponse:
         request = _validate(raw)
         compiled = None if request.json_schema is None else compile_schema(request.json_schema)
@@ -154,10 +179,46 @@ class InferenceService:
 
         route = self._admit(request, route, progress)
         completion = await self._dispatcher.complete(
-            request, route, structured=compiled, timeout_s=timeout_s
+            request, route, structured=compiled, timeout_s=timeout_s, on_token=on_token
         )
         self._account(completion, progress)
+        if self._language is not None and request.check_language and compiled is None:
+            completion = await self._in_language(
+                request, route, completion, progress, started=started, timeout_s=timeout_s,
+                streamed=on_token is not None)
         return self._finish(request, completion, compiled, progress.cost_usd, started)
+
+    async def _in_language(
+        self, request: InferenceRequest, route: Route, completion: Completion,
+        progress: _Progress, *, started: float, timeout_s: float | None, streamed: bool,
+    ) -> Completion:
+        """``completion`` if its text is in ``request.language``, else the answer to one
+        retry with an explicit instruction. Raises LanguageMismatch."""
+        assert self._language is not None
+        check = self._language
+        verdict = await asyncio.to_thread(check.verdict, completion.result.text,
+                                          request.language)
+        if verdict.ok:
+            return completion
+        wrong = f"the answer is in {verdict.detected}, not {request.language}"
+        if streamed:
+            raise LanguageMismatch(f"{wrong} (a streamed answer is not retried)")
+        self._log.info("inference.language_retry", request_id=request.request_id,
+                       wanted=request.language, detected=verdict.detected)
+        instruction = Message(role="system",
+                              content=f"Answer only in {language_name(request.language)}.")
+        retry = request.model_copy(update={"messages": (instruction, *request.messages)})
+        left = None if timeout_s is None else timeout_s - (self._monotonic() - started)
+        spent = (progress.prompt_tokens, progress.completion_tokens, progress.cost_usd)
+        second = await self._dispatcher.complete(retry, route, timeout_s=left)
+        self._account(second, progress)  # both attempts are charged
+        progress.prompt_tokens += spent[0]
+        progress.completion_tokens += spent[1]
+        progress.cost_usd += spent[2]
+        again = await asyncio.to_thread(check.verdict, second.result.text, request.language)
+        if not again.ok:
+            raise LanguageMismatch(f"{wrong}, and {again.detected} after a retry")
+        return second
 
     def _admit(self, request: InferenceRequest, route: Route, progress: _Progress) -> Route:
         """Budget step: the route to take (maybe downgraded); reserves the estimate."""

@@ -71,6 +71,23 @@ class InferenceRequest(BaseModel):
         "after its turn opens; the response holds the continuation only",
     )
 
+    stream: bool = Field(
+        default=False,
+        description="also write the text as it is generated (inference_chunk records); the "
+        "response stays the complete answer",
+    )
+    check_language: bool = Field(
+        default=False,
+        description="check the answer is in `language` (inference.language); retried once, "
+        "then failed with language_mismatch",
+    )
+    choices: tuple[str, ...] = Field(
+        default=(), max_length=64,
+        description="rank these continuations of the prompt and prefill by log-likelihood "
+        "instead of generating (inference.ranking; local engine only); the answer is the most "
+        "likely one",
+    )
+
     @property
     def deterministic(self) -> bool:
         """True when the same request gives the same output (seed set or temperature 0)."""
@@ -119,10 +136,12 @@ class InferenceResponse:
 
 @dataclass(frozen=True, slots=True)
 class EngineResult:
-    """What one completion produced: text, why it stopped, token counts, wall time (ms)."""
+    """What one completion produced: text, why it stopped, token counts, wall time (ms);
+    for a ranking (``finish_reason`` ``"choice"``) the log-probability of each choice, nats."""
 
     text: str
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
     latency_ms: float
+    scores: tuple[float, ...] = ()

@@ -130,6 +130,7 @@ class Topic(StrEnum):
     CONQUEST_RECOMMENDATIONS = "lvlup.conquest.recommendations"
     INFERENCE_REQUESTS = "lvlup.inference.requests"
     INFERENCE_RESPONSES = "lvlup.inference.responses"
+    INFERENCE_CHUNKS = "lvlup.inference.chunks"
     TOKEN_USAGE = "lvlup.inference.token-usage"  # noqa: S105 - a topic name, not a secret
     BUDGET_LEDGER = "lvlup.inference.budget-ledger"
     NOTIFICATIONS = "lvlup.notifications"

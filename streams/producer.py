@@ -195,7 +195,10 @@ class EventProducer:
         self.emit(record_type, record, _cb)
         deadline = time.monotonic() + timeout_s
         while not done.is_set() and time.monotonic() < deadline:
-            self._producer.poll(0.05)
+            if self._poller is not None:  # the poll thread serves the callback: a poll here
+                done.wait(0.05)           # would sleep its 50 ms out after the ack
+            else:
+                self._producer.poll(0.05)
         if not result:
             raise DeliveryFailed(f"no ack for a {record_type} record within {timeout_s} s")
         if isinstance(result[0], KafkaError):

@@ -30,7 +30,8 @@ class KeyBody(Body):
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
                       description="who uses the key (shown in audits as the actor)")
-    scopes: list[Literal["read", "command", "admin"]] = Field(min_length=1, max_length=3)
+    scopes: list[Literal["read", "command", "admin", "inference"]] = Field(min_length=1,
+                                                                          max_length=4)
 
 
 class KeyPath(BaseModel):
@@ -63,7 +64,8 @@ async def _revoke(call: Call) -> dict[str, Any]:
 def operations() -> list[Operation]:
     """Key creation and revocation (admin)."""
     str_ = {"type": "string"}
-    scopes = {"type": "array", "items": {"type": "string", "enum": ["read", "command", "admin"]}}
+    scopes = {"type": "array", "items": {"type": "string", "enum": ["read", "command", "admin",
+                                                                      "inference"]}}
     return [
         Operation("POST", "/api/keys", _create, "Create an API key (admin; token shown once)",
                   "keys", obj({"key_id": str_, "name": str_, "scopes": scopes, "token": str_}),

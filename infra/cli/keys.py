@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
     def create(
         ctx: typer.Context,
         name: Annotated[str, typer.Option(help="who uses the key")],
-        scope: Annotated[list[str], typer.Option(help="read | command | admin (repeatable)")],
+        scope: Annotated[list[str], typer.Option(
+            help="read | command | admin | inference (repeatable)")],
     ) -> None:
         """Create a key and print its token (the only time it is shown)."""
         from api.auth import Scope, create_key
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
         try:
             scopes = [Scope(s) for s in scope]
         except ValueError as exc:
-            raise typer.BadParameter(f"{exc}; use read, command or admin") from exc
+            raise typer.BadParameter(f"{exc}; use read, command, admin or inference") from exc
         settings: Settings = ctx.obj
         engine = postgres_engine(settings)
         try:

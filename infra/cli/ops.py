@@ -14,34 +14,35 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bench.codec import bench_codec
+from infra.bench.pairs import BenchOptions, format_ratio
 from streams.dlq_replay import list_dlqs, replay_dlq
 from streams.errors import LvlupError
 from streams.settings import Settings
 
 __all__ = ["register"]
 
-def _bench_sinks(settings: Settings) -> dict[str, Any]:
+def _bench_sinks(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     from infra.bench.sinks import bench_sinks
 
-    return bench_sinks(settings)
+    return bench_sinks(settings, options=options)
 
 
 def _bench_inference(settings: Settings) -> dict[str, Any]:
-    from infra.bench.inference_kafka import bench_inference
+    from infra.bench.inference_front import bench_inference_front
 
-    return bench_inference(settings)
+    return bench_inference_front(settings)
 
 
-def _bench_ingest(settings: Settings) -> dict[str, Any]:
+def _bench_ingest(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     from infra.bench.ingest import bench_ingest
 
-    return bench_ingest(settings)
+    return bench_ingest(settings, options=options)
 
 
-def _bench_replay(settings: Settings) -> dict[str, Any]:
+def _bench_replay(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     from infra.bench.replay import bench_replay
 
-    return bench_replay(settings)
+    return bench_replay(settings, options=options)
 
 
 def _bench_sandbox(_settings: Settings) -> dict[str, Any]:
@@ -64,14 +65,18 @@ def _bench_api(settings: Settings) -> dict[str, Any]:
 
 
 BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
-    "ingest": _bench_ingest,
+    "ingest": lambda settings: _bench_ingest(settings, BenchOptions()),  # see PAIRED
     "codec": lambda _settings: bench_codec(),
-    "sinks": _bench_sinks,
+    "sinks": lambda settings: _bench_sinks(settings, BenchOptions()),
     "inference": _bench_inference,
     "api": _bench_api,
-    "replay": _bench_replay,
+    "replay": lambda settings: _bench_replay(settings, BenchOptions()),
     "sandbox": _bench_sandbox,
     "learning": _bench_learning,
+}
+# the ratio benches (issue #22): median of interleaved baseline/platform pairs
+PAIRED: dict[str, Callable[[Settings, BenchOptions], dict[str, Any]]] = {
+    "ingest": _bench_ingest, "sinks": _bench_sinks, "replay": _bench_replay,
 }
 
 
@@ -82,6 +87,8 @@ def _print_flat(result: dict[str, Any]) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
+                if k == "ratio" and (spread := format_ratio(value)):
+                    table.add_row(f"{prefix}.{k} (median [min–max])" if prefix else f"{k} (median [min–max])", spread)
         else:
             table.add_row(prefix, f"{value:.3f}" if isinstance(value, float) else str(value))
 
@@ -114,19 +121,27 @@ def register(app: typer.Typer) -> None:
     def bench(
         ctx: typer.Context,
         name: Annotated[str, typer.Argument(help=f"one of: {', '.join(BENCHES)}, or all")],
+        *,
         as_json: Annotated[bool, typer.Option("--json", help="JSON object on stdout's last "
                                                      "line")] = False,
         write: Annotated[str | None, typer.Option(help="with 'all': rewrite this Markdown "
                                                        "file (BENCHMARKS.md)")] = None,
+        pairs: Annotated[int, typer.Option(min=1, help="ratio benches (ingest, sinks, replay): "
+                                                       "interleaved baseline/platform pairs; "
+                                                       "the ratio is their median")] = 3,
+        short: Annotated[bool, typer.Option("--short", help="ratio benches at small sizes "
+                                                            "(tests; not a figure)")] = False,
     ) -> None:
         """Run a benchmark (or all of them) and print its figures."""
         names = list(BENCHES) if name == "all" else [name]
         unknown = [n for n in names if n not in BENCHES]
         if unknown:
             raise LvlupError(f"unknown benchmark {unknown[0]!r}: one of {', '.join(BENCHES)}")
+        options = BenchOptions(pairs=pairs, short=short)
         results: dict[str, dict[str, Any]] = {}
         for each in names:
-            results[each] = BENCHES[each](ctx.obj)
+            results[each] = (PAIRED[each](ctx.obj, options) if each in PAIRED
+                             else BENCHES[each](ctx.obj))
             _print_flat(results[each])
         if write:
             from pathlib import Path

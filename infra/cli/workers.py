@@ -15,7 +15,7 @@ from streams.settings import Settings
 __all__ = ["register"]
 
 
-async def _inference(settings: Settings) -> None:
+async def _inference(settings: Settings, metrics_port: int = 0) -> None:
     from inference.budget_journal import BUDGET_RECORD, tail
     from inference.factory import build_service, open_ledger
     from inference.kafka_worker import InferenceWorker
@@ -24,7 +24,9 @@ async def _inference(settings: Settings) -> None:
     from streams.producer import EventProducer
 
     codec, catalog = load_codec(), load_catalog()
-    producer = EventProducer(settings.kafka.bootstrap(), codec, catalog, name="inference.local")
+    # linger 0: every record here is on a request's reply path (journal, response, usage)
+    producer = EventProducer(settings.kafka.bootstrap(), codec, catalog, name="inference.local",
+                             linger_ms=0)
     if settings.inference.replay:
         from inference.recorded import load_recorded
 
@@ -37,8 +39,17 @@ async def _inference(settings: Settings) -> None:
     if not settings.inference.replay:
         budget_topic = catalog.for_record(BUDGET_RECORD).name
         ledger, offsets = open_ledger(settings, producer, codec, budget_topic)
-        worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog,
-                                 build_service(settings, ledger=ledger), producer)
+        service = build_service(settings, ledger=ledger)
+        metrics = None
+        if metrics_port:
+            from prometheus_client import start_http_server
+
+            from inference.metrics import WorkerMetrics
+
+            metrics = WorkerMetrics(service.cache)
+            start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog, service, producer,
+                                 metrics=metrics)
         tasks.append(asyncio.create_task(tail(ledger, settings.kafka.bootstrap(), codec,
                                               budget_topic, offsets=offsets, stop=stop)))
     tasks.append(asyncio.create_task(worker.run(stop)))
@@ -61,11 +72,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         kind: Annotated[str, typer.Argument(
             help="inference | imperium | custody | proposals | conquest")],
+        metrics_port: Annotated[int, typer.Option(
+            help="inference: Prometheus metrics on 127.0.0.1:PORT (0 = off)")] = 0,
     ) -> None:
         """Run one worker process in the foreground until SIGTERM/SIGINT."""
         settings: Settings = ctx.obj
         if kind == "inference":
-            asyncio.run(_inference(settings))
+            asyncio.run(_inference(settings, metrics_port))
         elif kind == "imperium":
             from faust.worker import Worker
 

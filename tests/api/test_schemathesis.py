@@ -13,6 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.openapi import build_spec
@@ -63,7 +64,14 @@ def _check(case, api_env, app) -> None:
         # refused (422), which schemathesis cannot know, so every example gets a fresh key
         # (the header's format and the reuse rule are tested in test_idempotency.py)
         case.headers["Idempotency-Key"] = f"schemathesis-{uuid.uuid4()}"
-    case.call_and_validate(headers={"Authorization": f"Bearer {api_env.tokens['admin']}"})
+    excluded = []
+    if case.operation.path == "/api/custody/compare":
+        # a selector is a small language (docs/CUSTODY.md): a schema-valid string such as
+        # "0" is not a selector and is refused 400 bad_selector with the term — which JSON
+        # Schema cannot express; the refusals are tested in tests/custody/test_compare.py
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(headers={"Authorization": f"Bearer {api_env.tokens['admin']}"},
+                           excluded_checks=excluded)
 
 
 @schema.parametrize()

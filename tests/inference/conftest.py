@@ -7,6 +7,7 @@ network here, so tests use its bundled copy.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,8 @@ class FakeEngine:
         self.delay_s = delay_s
         self.calls: list[InferenceRequest] = []
         self.grammars: list[str | None] = []
+        self.ranked: list[tuple[str, ...]] = []
+        self.prefer_short = False
         self.active = 0
         self.max_active = 0
         self.finished = threading.Event()
@@ -61,7 +64,17 @@ class FakeEngine:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def complete(self, request, *, grammar=None, timeout_s=None) -> EngineResult:
+    def rank(self, request, choices) -> EngineResult:
+        """Scores each choice by ``ranks`` (default: its length, longest first) — enough to
+        prove the dispatcher ranks instead of generating."""
+        self.calls.append(request)
+        self.ranked.append(tuple(choices))
+        scores = tuple(-float(len(c)) if self.prefer_short else float(len(c)) for c in choices)
+        best = max(range(len(choices)), key=lambda i: (scores[i], -i))
+        return EngineResult(text=choices[best], finish_reason="choice", prompt_tokens=7,
+                            completion_tokens=0, latency_ms=0.0, scores=scores)
+
+    def complete(self, request, *, grammar=None, timeout_s=None, on_token=None) -> EngineResult:
         with self._guard:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -70,6 +83,9 @@ class FakeEngine:
             self.grammars.append(grammar)
             time.sleep(self.delay_s)
             text, finish = self.reply(request, grammar)
+            if on_token is not None:
+                for piece in re.findall(r"\S+\s*|\s+", text):
+                    on_token(piece)  # the pieces concatenate to the text
             return EngineResult(
                 text=text,
                 finish_reason=finish,

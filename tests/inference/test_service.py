@@ -254,3 +254,26 @@ async def test_cached_json_is_not_shared_with_callers():
     (await service.handle(request)).json["score"] = 99
     hit = await service.handle(request)
     assert hit.cached and hit.json == {"topic": "x", "score": 1}
+
+
+async def test_choices_are_ranked_by_the_local_engine_even_on_a_cloud_route():
+    cloud = ScriptedCloud()
+    service, engine, ledger = make_service(cloud=cloud)
+    choices = (" shell to true.", " path to true as risky.")
+    response = await service.handle(make_request(model_alias="fast", choices=choices,
+                                                 prefill="Bandit flags calls that set"))
+    assert response.error is None and response.text == " path to true as risky."
+    assert engine.ranked == [choices] and cloud.calls == 0
+    assert response.route == "local" and response.completion_tokens == 0
+    assert_settled(ledger)
+
+
+async def test_a_ranked_answer_is_cached_apart_from_a_generated_one():
+    service, engine, _ledger = make_service()
+    generated = await service.handle(make_request())
+    ranked = await service.handle(make_request(choices=(" a", " bb")))
+    again = await service.handle(make_request(choices=(" a", " bb")))
+    other = await service.handle(make_request(choices=(" a", " ccc")))
+    assert (generated.text, ranked.text, other.text) == ("hello", " bb", " ccc")
+    assert again.cached and not ranked.cached and not other.cached
+    assert engine.ranked == [(" a", " bb"), (" a", " ccc")]

@@ -75,6 +75,9 @@ def test_response_field_names_match_the_avro_record():
         "language",
         "deadline_ms",
         "prefill",
+        "stream",
+        "check_language",
+        "choices",
     ]
 
 

@@ -89,6 +89,33 @@ async def test_model_answers_through_kafka(stack, engine, routed):
     assert len(usage) == 3 and all(u.record["model"] == "gemma-3-270m-q4_k_m" for u in usage)
 
 
+async def test_choices_are_ranked_through_kafka_and_on_the_log(stack, engine, routed):
+    """A ranked request (the custody path for a cloze answered with memory): the response's
+    text is one of the choices, the request record carries them (the log shows what was
+    asked), and the model picks the continuation its prompt supports."""
+    router, topics = routed
+    worker, client, producer = await _serve(stack, engine, router)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    choices = [" partitions of the topic.", " bananas of the topic.", " planets of the topic."]
+    try:
+        async with client:
+            answer = await client.infer(
+                agent_id="guardian", max_tokens=1, seed=3, request_id="inf-rank-1",
+                messages=[{"role": "user", "content": "Notes: A consumer group shares the "
+                           "partitions of the topic.\nRepeat the note."}],
+                prefill="A consumer group shares the", choices=choices)
+    finally:
+        stop.set()
+        await task
+        producer.close()
+    assert answer["text"] == " partitions of the topic." and answer["finish_reason"] == "choice"
+    assert answer["completion_tokens"] == 0 and answer["route"] == "local"
+    requests = [r.record for r in read_log(stack.kafka.bootstrap(), load_codec(), topics)
+                if r.record_type == "inference_request"]
+    assert [r["choices"] for r in requests] == [choices]
+
+
 @pytest.mark.parametrize("policy", ["downgrade", "reject"])
 async def test_tiny_budget_downgrades_or_rejects_and_the_ledger_balances(
         stack, engine, routed, policy, monkeypatch):

@@ -20,6 +20,7 @@ RECORD_TYPES = {
     "proposal_submitted", "proposal_gated", "proposal_scanned", "proposal_experimented",
     "proposal_decided", "guardian_finding", "experiment_requested", "experiment_result",
     "build_event", "conquest_recommendation", "inference_request", "inference_response",
+    "inference_chunk",
     "token_usage", "notification", "error_event", "agent_metrics", "command_audit",
     "budget_reservation",
 }  # fmt: skip
