@@ -1,4 +1,6 @@
-"""Scan Python sources with bandit, detect-secrets and ruff; pure of I/O beyond a temp dir.
+"""Scan sources with bandit, detect-secrets and ruff; pure of I/O beyond a temp dir.
+
+Any file is scanned for secrets; bandit and ruff read the Python ones (``.py``, ``.pyi``).
 
 :func:`scan_files` takes in-memory sources (a proposal's files), writes them to a private
 temporary directory (bandit and detect-secrets read files), runs the three scanners and
@@ -18,7 +20,7 @@ from agents.guardian.errors import ScanInputError
 from agents.guardian.finding import Finding
 from agents.guardian.scanners import redact, run_bandit, run_ruff, run_secrets
 
-__all__ = ["TOOLS", "ScanOptions", "scan_files", "scan_paths"]
+__all__ = ["TOOLS", "ScanOptions", "is_python", "scan_files", "scan_paths"]
 
 #: Scanner names as they appear in ``Finding.tool`` and ``proposal_scanned.tools``.
 TOOLS: tuple[str, ...] = ("bandit", "detect-secrets", "ruff")
@@ -43,6 +45,12 @@ class ScanOptions:
 
 
 _DEFAULT_OPTIONS = ScanOptions()
+_PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+def is_python(path: str) -> bool:
+    """Whether bandit and ruff scan ``path``: its name ends in ``.py`` or ``.pyi``."""
+    return path.endswith(_PYTHON_SUFFIXES)
 
 
 def _checked_path(name: str) -> str:
@@ -69,6 +77,9 @@ def scan_paths(
 ) -> list[Finding]:
     """Scan files on disk: ``paths`` are POSIX paths relative to ``root``.
 
+    Every file is scanned for secrets (detect-secrets reads any text); bandit and ruff run on
+    the Python ones (:func:`is_python`) only.
+
     Returns findings sorted by (path, line, tool, rule, message), messages redacted of any
     detected secret, ``proposal_id``/``agent_id`` attached and duplicate ids disambiguated.
     Raises :class:`~agents.guardian.errors.ScannerFailed` when a scanner fails.
@@ -76,12 +87,13 @@ def scan_paths(
     rel = sorted({_checked_path(p) for p in paths})
     if not rel:
         return []
+    python = [p for p in rel if is_python(p)]
     secrets, secret_values = run_secrets(root, rel)
     raw = [
-        *run_bandit(root, rel, skip=options.bandit_skip),
+        *(run_bandit(root, python, skip=options.bandit_skip) if python else []),
         *secrets,
         *run_ruff(
-            root, rel, select=options.ruff_select, ignore=options.ruff_ignore,
+            root, python, select=options.ruff_select, ignore=options.ruff_ignore,
             timeout_s=options.ruff_timeout_s,
         ),
     ]
@@ -111,9 +123,10 @@ def scan_files(
     agent_id: str | None = None,
     options: ScanOptions = _DEFAULT_OPTIONS,
 ) -> list[Finding]:
-    """Scan in-memory Python sources ``{relative path: source text}``.
+    """Scan in-memory sources ``{relative path: text}`` (any kind of file).
 
-    Every file is treated as Python. Returns the findings of :func:`scan_paths`; an empty
+    Every file is scanned for secrets, Python files (:func:`is_python`) also with bandit and
+    ruff. Returns the findings of :func:`scan_paths`; an empty
     mapping yields ``[]``. Raises :class:`~agents.guardian.errors.ScanInputError` on an unsafe
     path (absolute, ``..``, drive letter, NUL) or when the sources exceed
     ``options.max_total_bytes``; :class:`~agents.guardian.errors.ScannerFailed` when a scanner

@@ -1,16 +1,16 @@
-"""Autonomous proposals: an agent drafts a small change with the model and submits it.
+"""Autonomous proposals: an agent drafts a targeted change with the model and submits it.
 
 Every slot of ``settings.draft_interval_s`` seconds (slot = ⌊epoch seconds / interval⌋) each
-agent asks the model (temperature 0, a seed from agent and slot) for one small,
-self-contained Python helper on a topic from :data:`TOPICS` (rotating per agent and slot).
-The answer becomes a proposal for the scratch repository (``target_repo="scratch"``): a new
-module ``lab/<agent>/<topic>_<slot>.py`` holding the model's code and a smoke test
-``tests/test_<agent>_<topic>_<slot>.py`` that imports it — so the sandbox checks that the
-model's code at least loads, and guardian scans it like any other proposal. The draft then
-goes through the same lifecycle: the custody gate (agents below the thresholds are rejected),
-scan, experiment, decision. Ids derive from agent and slot (``auto-<agent>-<slot>``): a
-restarted scheduler does not draft a slot whose proposal is already on the log (``known``),
-and a second scheduler racing it submits the same id, which the worker skips.
+agent picks a target (:mod:`agents.proposals.targets`: a guardian finding to fix in the
+scratch repository, a helper for the weakest category of its custody record, or a helper whose
+tests are written first) and asks the model (temperature 0, a seed from agent and slot) for
+the code (:mod:`agents.proposals.compose`: prompt, answer → ``proposal_submitted`` with its
+``target``). The proposal is for the scratch repository (``target_repo="scratch"``) and goes
+through the lifecycle: the custody gate, guardian's scan of every file it touches, the
+experiment (tests that must run the changed lines), the decision. Ids derive from agent and
+slot (``auto-<agent>-<slot>``): a restarted scheduler does not draft a slot whose proposal is
+already on the log (``known``), and a second scheduler racing it submits the same id, which
+the worker skips.
 
 Scheduling (:func:`run_drafts`), one agent at a time (one model request in flight):
 
@@ -28,10 +28,10 @@ Scheduling (:func:`run_drafts`), one agent at a time (one model request in fligh
   agent whose custody runs never come (schedule off, custody worker down) never drafts; it is
   logged once per slot (``proposals.draft_waiting``).
 * **retries.** A failed draft (the inference worker's error or timeout, an answer without
-  code — the local 270M base model often answers with an empty block) is tried again after
-  ``draft_retry_s`` on the next topic (temperature 0 would repeat the same answer to the
-  same prompt), at most ``draft_attempts`` times per slot; then the agent waits for the next
-  slot. Emit errors propagate (the worker process is restarted).
+  the function asked for — the local 270M base model often answers with an empty block) is
+  tried again after ``draft_retry_s`` on the next target (temperature 0 would repeat the same
+  answer to the same prompt), at most ``draft_attempts`` times per slot; then the agent
+  waits for the next slot. Emit errors propagate (the worker process is restarted).
 
 :func:`draft_proposal` is pure over its ``infer`` collaborator; :func:`run_drafts` is the
 schedule loop.
@@ -43,89 +43,59 @@ import asyncio
 import contextlib
 import hashlib
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from agents.proposals.scratch import SCRATCH_REPO
+from agents.proposals.compose import build_record, extract_code, prompt_for
+from agents.proposals.targets import Target, choose_target
 from streams.settings import ProposalsSettings
 
-__all__ = ["TOPICS", "draft_id", "draft_proposal", "extract_code", "run_drafts"]
+__all__ = ["Pick", "default_pick", "draft_id", "draft_proposal", "extract_code", "run_drafts"]
 
 log = structlog.get_logger(__name__)
-_NS = uuid.UUID("a3e4f2d1-7c1b-4e55-8f0e-2b9d6c4a1f77")
-
-#: (slug, what the helper should do): small, testable, standard library only
-TOPICS: tuple[tuple[str, str], ...] = (
-    ("slugify", "turns a title into a lowercase URL slug"),
-    ("chunks", "splits a list into chunks of at most n items"),
-    ("retry_delays", "returns exponential backoff delays in seconds with a cap"),
-    ("median", "returns the median of a list of numbers"),
-    ("is_palindrome", "tells whether a string is a palindrome, ignoring case and spaces"),
-    ("word_count", "counts the words of a text"),
-)
-_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 Infer = Callable[[str, str, int, int], Awaitable[str]]
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 #: ``evidence(agent_id, at_ms)``: does the log hold a custody run result the gate would
 #: count for a proposal of ``agent_id`` made at ``at_ms`` (ms since the epoch)?
 Evidence = Callable[[str, int], Awaitable[bool]]
+#: ``pick(agent_id, attempt)`` → (the target of that attempt, the scratch repository's files
+#: ``{path: text}`` it refers to)
+Pick = Callable[[str, int], Awaitable[tuple[Target, Mapping[str, str]]]]
 
 
-def extract_code(answer: str) -> str:
-    """The first fenced code block of ``answer``, else the whole answer (stripped, with a
-    trailing newline)."""
-    m = _FENCE.search(answer)
-    code = (m.group(1) if m else answer).strip()
-    return code + "\n"
-
-
-def _diff(files: Mapping[str, str]) -> str:
-    out: list[str] = []
-    for path, text in files.items():
-        lines = text.splitlines()
-        out += ["--- /dev/null", f"+++ b/{path}", f"@@ -0,0 +1,{len(lines)} @@",
-                *(f"+{line}" for line in lines)]
-    return "\n".join(out) + "\n"
+def safe_agent(agent_id: str) -> str:
+    """``agent_id`` as a path and module component (``[a-z0-9_]``)."""
+    return re.sub(r"[^a-z0-9_]", "_", agent_id.lower())
 
 
 def draft_id(agent_id: str, slot: int) -> str:
     """The proposal id an agent's draft of ``slot`` gets: ``auto-<agent>-<slot>``."""
-    return f"auto-{re.sub(r'[^a-z0-9_]', '_', agent_id.lower())}-{slot}"
+    return f"auto-{safe_agent(agent_id)}-{slot}"
+
+
+async def default_pick(agent_id: str, attempt: int) -> tuple[Target, Mapping[str, str]]:
+    """Helpers only (no scratch repository, no custody record): the ``attempt``-th task."""
+    return choose_target(safe_agent(agent_id), attempt, fixes=(), weak=(), claimed=set()), {}
 
 
 async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer, *,
-                         now_ms: int, max_tokens: int = 256, attempt: int = 0
-                         ) -> dict[str, Any]:
-    """The ``proposal_submitted`` record an agent drafts in ``slot`` (``attempt`` 0, 1, …
-    moves to the next topic; the proposal id stays ``auto-<agent>-<slot>``). ``infer(agent_id,
-    prompt, max_tokens, seed)`` returns the model's text; its errors propagate, and an answer
-    without code raises :class:`ValueError` (nothing worth proposing)."""
+                         now_ms: int, pick: Pick = default_pick, max_tokens: int = 200,
+                         attempt: int = 0) -> dict[str, Any]:
+    """The ``proposal_submitted`` record an agent drafts in ``slot``: ``pick(agent_id,
+    attempt)`` gives the target (``attempt`` 0, 1, … moves on to the next; the proposal id
+    stays ``auto-<agent>-<slot>``), ``infer(agent_id, prompt, max_tokens, seed)`` the model's
+    text. Its errors propagate, and an answer without the function asked for raises
+    :class:`ValueError` (nothing worth proposing)."""
     digest = int(hashlib.sha256(f"{agent_id}|{slot}".encode()).hexdigest()[:8], 16)
-    slug, what = TOPICS[(digest + attempt) % len(TOPICS)]
-    prompt = (f"Write one small Python function named {slug} that {what}. Use only the "
-              "standard library. Answer with the code only, in a ```python block.")
-    code = extract_code(await infer(agent_id, prompt, max_tokens, (digest + attempt) % 2**32))
-    if not code.strip():
-        raise ValueError(f"the model's answer for {agent_id} held no code")
-    safe_agent = re.sub(r"[^a-z0-9_]", "_", agent_id.lower())
-    module = f"lab/{safe_agent}/{slug}_{slot}.py"
-    test = f"tests/test_{safe_agent}_{slug}_{slot}.py"
-    import_name = module[:-3].replace("/", ".")
-    files = {module: code,
-             test: ("import importlib\n\n\ndef test_module_loads():\n"
-                    f"    importlib.import_module({import_name!r})\n")}
-    pid = draft_id(agent_id, slot)
-    return {"event_id": str(uuid.uuid5(_NS, pid)), "occurred_at": now_ms,
-            "producer": "agents.proposals.draft", "proposal_id": pid, "agent_id": agent_id,
-            "agent_type": agent_type, "title": f"{agent_id}: add {slug}",
-            "description": f"Drafted by {agent_id}'s model: a helper that {what}.",
-            "file_path": module, "code_before": None, "code_after": code,
-            "unified_diff": _diff(files), "target_repo": SCRATCH_REPO, "status": "submitted"}
+    target, repo = await pick(agent_id, attempt)
+    answer = await infer(agent_id, prompt_for(target, repo), max_tokens,
+                         (digest + attempt) % 2**32)
+    return build_record(target, answer, proposal_id=draft_id(agent_id, slot),
+                        agent_id=agent_id, agent_type=agent_type, now_ms=now_ms, repo=repo)
 
 
 @dataclass
@@ -140,13 +110,14 @@ class _Due:
 
 
 async def _try_draft(agent_id: str, agent_type: str, due: _Due, settings: ProposalsSettings,
-                     *, infer: Infer, emit: Emit, now_ms: Callable[[], int]) -> None:
+                     *, infer: Infer, emit: Emit, now_ms: Callable[[], int],
+                     pick: Pick) -> None:
     """One draft attempt for ``agent_id`` (updates ``due``); emit errors propagate."""
     attempt = due.attempts
     due.attempts += 1
     try:
         record = await draft_proposal(agent_id, agent_type, due.slot, infer, now_ms=now_ms(),
-                                      attempt=attempt)
+                                      attempt=attempt, pick=pick)
     except Exception as exc:  # noqa: BLE001 - a failed draft is retried, then skips the slot
         due.done = due.attempts >= settings.draft_attempts
         due.retry_at_ms = now_ms() + int(settings.draft_retry_s * 1000)
@@ -157,20 +128,23 @@ async def _try_draft(agent_id: str, agent_type: str, due: _Due, settings: Propos
     await emit("proposal_submitted", record)
     due.done = True
     log.info("proposals.drafted", agent_id=agent_id, proposal_id=record["proposal_id"],
-             attempt=attempt + 1, file_path=record["file_path"])
+             attempt=attempt + 1, file_path=record["file_path"],
+             target=record["target"]["target_id"])
 
 
 async def run_drafts(agents: Mapping[str, str], settings: ProposalsSettings, infer: Infer,
                      emit: Emit, stop: asyncio.Event, *, now_ms: Callable[[], int],
                      evidence: Evidence | None = None,
-                     known: Callable[[str], bool] | None = None) -> None:
+                     known: Callable[[str], bool] | None = None,
+                     pick: Pick = default_pick) -> None:
     """Until ``stop`` is set, each agent of ``agents`` (id → type) drafts one proposal per
     slot (module doc), agents in id order, one draft at a time. ``evidence`` is asked before
     an agent's draft when ``settings.draft_after_custody`` (None: no wait); ``known(pid)``
     tells a proposal id already on the log (a restart in the same slot does not draft it
     again: a re-submission would also set the proposal's status back to ``submitted`` in the
-    views). When ``settings.draft_interval_s`` is 0 it drafts nothing and only waits for
-    ``stop`` (the worker stops all its tasks when one returns)."""
+    views); ``pick`` chooses each attempt's target (:data:`Pick`). When
+    ``settings.draft_interval_s`` is 0 it drafts nothing and only waits for ``stop`` (the
+    worker stops all its tasks when one returns)."""
     if not settings.draft_interval_s:
         log.info("proposals.drafts_off")
         await stop.wait()
@@ -200,6 +174,6 @@ async def run_drafts(agents: Mapping[str, str], settings: ProposalsSettings, inf
                              reason="no custody run result of the agent yet")
                 continue
             await _try_draft(agent_id, agent_type, state, settings, infer=infer, emit=emit,
-                             now_ms=now_ms)
+                             now_ms=now_ms, pick=pick)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.draft_poll_s)

@@ -1,13 +1,20 @@
 """Sandbox experiments: run a proposal's tests, one sandboxed process per test function.
 
 Tests are the top-level ``test_*`` functions (without parameters) of the proposal's files named
-``test_*.py`` or ``*_test.py``, found by parsing (:mod:`ast`) — the proposal's code is never
-imported outside the sandbox. Each test runs in its own :func:`agents.custody.sandbox.run_python`
-call (limits, no network): the generated ``main.py`` writes the proposal's files into the
-sandbox's work directory, imports the test module and calls the function; a pass is exit 0
-*and* the runner's completion mark on :data:`~agents.custody.sandbox.MARKER_FD` (written only
-after the function returned), so code that ends the process early with status 0
-(``os._exit(0)`` at import or inside the test) does not pass.
+``test_*.py`` or ``*_test.py`` and of the target repository's test files that import a module
+the proposal changes (:func:`agents.proposals.coverage.select_tests`), found by parsing
+(:mod:`ast`) — the proposal's code is never imported outside the sandbox. Each test runs in its
+own :func:`agents.custody.sandbox.run_python` call (limits, no network): the generated
+``main.py`` writes the proposal's files into the sandbox's work directory, imports the test
+module and calls the function; a pass is exit 0 *and* the runner's completion mark on
+:data:`~agents.custody.sandbox.MARKER_FD` (written only after the function returned), so code
+that ends the process early with status 0 (``os._exit(0)`` at import or inside the test) does
+not pass. The runner traces the change's lines
+(:func:`agents.proposals.coverage.changed_lines`) with :func:`sys.settrace` and reports, with
+the completion mark, how many of them the test executed: a test that ran none of them did not
+exercise the change (an import-only smoke test does not), and an experiment without an
+exercising test is no evidence (:mod:`agents.proposals.judge`). Code that switches the tracer
+off only lowers its own count.
 One process per test means an infinite loop is killed at the CPU/wall limit without taking the
 other tests' results with it. The sandbox interpreter runs with ``-I -S``: tests may import the
 proposal's own files and the standard library only (plain ``assert``; no pytest fixtures).
@@ -15,19 +22,22 @@ proposal's own files and the standard library only (plain ``assert``; no pytest 
 :func:`summarize` folds the per-test results into the ``experiment_result`` fields: status
 ``passed`` (every test passed), ``timeout`` (a test was killed at the wall or CPU limit),
 ``failed`` (a test failed) or ``error`` (no tests found); the output excerpt lists every test's
-outcome, then the failing tests' output tails, truncated to :data:`MAX_EXCERPT_BYTES`.
+outcome (with the changed lines it ran), then the failing tests' output tails, truncated to
+:data:`MAX_EXCERPT_BYTES`.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from agents.custody.sandbox import MARKER_FD, SandboxLimits, SandboxResult
+from agents.proposals.coverage import changed_lines, closure, is_test_file, select_tests
 
 __all__ = [
     "MAX_EXCERPT_BYTES", "ExperimentSummary", "TestCase", "TestOutcome", "as_fields",
@@ -60,7 +70,9 @@ class TestCase:
 @dataclass(frozen=True, slots=True)
 class TestOutcome:
     """A test's sandbox run: ``passed``, ``killed_reason`` (see SandboxResult), ``exit_code``,
-    ``duration_ms`` (wall, milliseconds) and the tail of its combined output."""
+    ``duration_ms`` (wall, milliseconds), the tail of its combined output and ``exercised``,
+    the number of distinct changed lines (:func:`agents.proposals.coverage.changed_lines`)
+    it executed (counted for passing tests only: a failing run reports none)."""
 
     __test__ = False
 
@@ -70,6 +82,7 @@ class TestOutcome:
     killed_reason: str | None
     duration_ms: int
     output: str
+    exercised: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +96,14 @@ class ExperimentSummary:
     tests_run: int
     tests_failed: int
     output_excerpt: str
-
-
-def _is_test_file(path: str) -> bool:
-    name = PurePosixPath(path).name
-    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+    tests_exercising: int = 0
 
 
 def discover_tests(files: Mapping[str, str]) -> list[TestCase]:
     """The test functions of ``files`` (``{path: source}``), sorted by path then line. A test
     file that does not parse yields one case ``<syntax>`` that fails in the sandbox."""
     cases: list[TestCase] = []
-    for path in sorted(p for p in files if _is_test_file(p)):
+    for path in sorted(p for p in files if is_test_file(p)):
         module = ".".join(PurePosixPath(path).with_suffix("").parts)
         try:
             tree = ast.parse(files[path], filename=path)
@@ -116,14 +125,26 @@ for _path, _text in FILES.items():
     with open(_path, "w", encoding="utf-8") as _fh:
         _fh.write(_text)
 sys.path.insert(0, os.getcwd())
+_WATCH = {{os.path.join(os.getcwd(), _p): frozenset(_l)
+          for _p, _l in json.loads({changed!r}).items()}}
+_HITS = set()
+def _lvlup_line(frame, event, arg):
+    if event == "line" and frame.f_lineno in _WATCH.get(frame.f_code.co_filename, ()):
+        _HITS.add((frame.f_code.co_filename, frame.f_lineno))
+    return _lvlup_line
+def _lvlup_call(frame, event, arg):
+    return _lvlup_line if frame.f_code.co_filename in _WATCH else None
+sys.settrace(_lvlup_call)
 try:
     _fn = getattr(importlib.import_module({module!r}), {function!r})
     _fn()
 except BaseException:
+    sys.settrace(None)
     traceback.print_exc()
     print("FAILED {name}", flush=True)
     sys.exit(1)
-os.write({marker_fd}, {mark!r}.encode())
+sys.settrace(None)
+os.write({marker_fd}, ({mark!r} + "\\nexercised=" + str(len(_HITS))).encode())
 print("PASSED {name}", flush=True)
 """
 
@@ -133,11 +154,25 @@ def completion_mark(case: TestCase) -> str:
     return f"lvlup:test-passed:{case.name}"
 
 
-def runner_source(case: TestCase, files: Mapping[str, str]) -> str:
-    """The ``main.py`` that lays out ``files`` and runs ``case`` (exit 0 = passed)."""
-    return _RUNNER.format(files=json.dumps(dict(files)), module=case.module,
-                          function=case.function, name=case.name, marker_fd=MARKER_FD,
-                          mark=completion_mark(case))
+def runner_source(case: TestCase, files: Mapping[str, str],
+                  changed: Mapping[str, Iterable[int]] | None = None) -> str:
+    """The ``main.py`` that lays out ``files``, traces the ``changed`` lines (``{path:
+    1-based lines}``) and runs ``case`` (exit 0 = passed; the marker then holds the completion
+    mark and ``exercised=<distinct changed lines executed>``)."""
+    watch = {path: sorted(lines) for path, lines in (changed or {}).items()}
+    return _RUNNER.format(files=json.dumps(dict(files)), changed=json.dumps(watch),
+                          module=case.module, function=case.function, name=case.name,
+                          marker_fd=MARKER_FD, mark=completion_mark(case))
+
+
+def read_marker(case: TestCase, marker: str) -> int | None:
+    """The number of changed lines ``case`` executed, from its runner's marker; None when the
+    marker is not exactly the runner's (the test did not return, or the code wrote to the
+    marker itself — fail closed). A bare completion mark (a runner without tracing) is 0."""
+    found = re.fullmatch(re.escape(completion_mark(case)) + r"(?:\nexercised=(\d+))?", marker)
+    if found is None:
+        return None
+    return int(found.group(1) or 0)
 
 
 
@@ -149,14 +184,27 @@ def _tail(text: str, limit: int = _TAIL_BYTES) -> str:
 
 
 def run_tests(files: Mapping[str, str], run_python: RunPython,
-              limits: SandboxLimits, *, max_tests: int = 50) -> list[TestOutcome]:
-    """Run the first ``max_tests`` discovered tests of ``files`` with
-    ``run_python(source, limits)`` (blocking; the caller runs it in a thread), so one
-    experiment takes at most ``max_tests`` × ``limits.wall_seconds``. Tests past the cap are
-    not run and count as failed (``killed_reason="not_run"``). Raises what ``run_python``
-    raises for a broken sandbox (:class:`~agents.custody.errors.SandboxError`)."""
+              limits: SandboxLimits, *, max_tests: int = 50,
+              repo: Mapping[str, str] | None = None,
+              changed: Mapping[str, Iterable[int]] | None = None) -> list[TestOutcome]:
+    """Run the proposal's tests in the sandbox, one ``run_python(source, limits)`` call each
+    (blocking; the caller runs it in a thread), so one experiment takes at most ``max_tests``
+    × ``limits.wall_seconds``.
+
+    ``files`` are the proposal's post-images; ``repo`` the target repository's other files
+    (``{path: text}``, None: none). The tests run are those of ``files`` and the ``repo`` tests
+    that import a module of ``files`` (:func:`~agents.proposals.coverage.select_tests`); the
+    sandbox holds ``files`` plus the ``repo`` files they and those tests import. ``changed``
+    (``{path: 1-based lines}``; default: every line of the new non-test files) are the lines
+    traced to tell whether a test exercised the change. Tests past the cap are not run and
+    count as failed (``killed_reason="not_run"``). Raises what ``run_python`` raises for a
+    broken sandbox (:class:`~agents.custody.errors.SandboxError`)."""
+    others = {p: t for p, t in (repo or {}).items() if p not in files}
+    tests = select_tests(files, others)
+    layout = {**closure([*tests, *files], {**others, **files}), **files}
+    watch = changed_lines(files, {}) if changed is None else changed
     outcomes = []
-    cases = discover_tests(files)
+    cases = discover_tests({p: layout[p] for p in tests})
     for case in cases[max_tests:]:
         outcomes.append(TestOutcome(case, False, None, "not_run", 0,
                                     f"not run: over the {max_tests}-test cap"))
@@ -165,20 +213,21 @@ def run_tests(files: Mapping[str, str], run_python: RunPython,
             outcomes.append(TestOutcome(case, False, None, None, 0,
                                         f"{case.file_path}: syntax error, not run"))
             continue
-        res = run_python(runner_source(case, files), limits)
+        res = run_python(runner_source(case, layout, watch), limits)
         output = (res.stdout + res.stderr).strip()
-        passed = res.passed and res.marker == completion_mark(case)
+        exercised = read_marker(case, res.marker) if res.passed else None
+        passed = exercised is not None
         if res.passed and not passed:
             output = f"{output}\nexited 0 before the test function returned".strip()
         outcomes.append(TestOutcome(case, passed, res.exit_code, res.killed_reason,
-                                    res.duration_ms, _tail(output)))
+                                    res.duration_ms, _tail(output), exercised or 0))
     return sorted(outcomes, key=lambda o: cases.index(o.case))
 
 
 def _line(o: TestOutcome) -> str:
     verdict = "PASSED" if o.passed else (f"KILLED ({o.killed_reason})" if o.killed_reason
                                          else f"FAILED (exit {o.exit_code})")
-    return f"{verdict} {o.case.name} [{o.duration_ms} ms]"
+    return f"{verdict} {o.case.name} [{o.duration_ms} ms, {o.exercised} changed lines run]"
 
 
 def summarize(outcomes: list[TestOutcome]) -> ExperimentSummary:
@@ -205,7 +254,8 @@ def summarize(outcomes: list[TestOutcome]) -> ExperimentSummary:
     return ExperimentSummary(
         status=status, passed=status == "passed",
         duration_ms=sum(o.duration_ms for o in outcomes), exit_code=worst,
-        tests_run=len(outcomes), tests_failed=len(failed), output_excerpt=text)
+        tests_run=len(outcomes), tests_failed=len(failed), output_excerpt=text,
+        tests_exercising=sum(1 for o in outcomes if o.passed and o.exercised))
 
 
 def as_fields(summary: ExperimentSummary) -> dict[str, Any]:

@@ -110,13 +110,17 @@ def experiment_records(proposal: Mapping[str, Any], summary: ExperimentSummary,
 
 def decided_record(proposal_id: str, agent_id: str, *, approve: bool, decided_by: str,
                    reason: str, now_ms: int, decision_key: str = "policy",
-                   producer: str = PRODUCER) -> dict[str, Any]:
-    """``proposal_decided``; ``decision_key`` separates decisions of one proposal (the policy's
-    is ``"policy"``; an operator command passes its own unique key)."""
+                   producer: str = PRODUCER,
+                   evidence: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``proposal_decided`` (v2); ``decision_key`` separates decisions of one proposal (the
+    policy's is ``"policy"``; an operator command passes its own unique key); ``evidence`` the
+    experiment and scan it cites (:attr:`agents.proposals.judge.Judgement.evidence`; None for
+    a decision made before any experiment, e.g. the custody gate's)."""
     return {**_envelope(event_id(proposal_id, "decided", decision_key), now_ms, producer),
             "proposal_id": proposal_id, "agent_id": agent_id,
             "status": "approved" if approve else "declined", "decided_by": decided_by,
-            "reason": reason, "xp_awarded": APPROVED_XP if approve else 0}
+            "reason": reason, "xp_awarded": APPROVED_XP if approve else 0,
+            "evidence": None if evidence is None else dict(evidence)}
 
 
 def notification_record(key: str, *, agent_id: str | None, kind: str, title: str,

@@ -109,6 +109,10 @@ class ScratchRepo:
             return None  # "<name> missing", or a tree/submodule at that path
         return rest[:int(fields[2])].decode("utf-8")
 
+    def head(self) -> str:
+        """The commit id ``HEAD`` points at."""
+        return self._git("rev-parse", "--verify", "HEAD").decode().strip()
+
     def applied(self, proposal_id: str) -> bool:
         """Whether a commit with this proposal's trailer exists."""
         return bool(self._git("log", "--no-show-signature", "--format=%H", "--fixed-strings",
@@ -124,6 +128,14 @@ class ScratchRepo:
             return None
         files = {safe_path(rel): text.encode("utf-8")
                  for rel, text in proposal_files(proposal, self.read).items()}
+        agent = str(proposal["agent_id"])
+        message = (f"{proposal['title']}\n\n{proposal['description']}\n\n"
+                   f"Approved-By: {decided_by}\nProposal-Id: {pid}\n")
+        return self._commit_files(files, message, author=(agent, f"{agent}@agents.lvlup"))
+
+    def _commit_files(self, files: Mapping[str, bytes], message: str, *,
+                      author: tuple[str, str]) -> str:
+        """Write ``files`` (safe relative paths → bytes) and commit them on ``HEAD``."""
         for rel, data in files.items():
             _write_no_follow(self.path, rel, data)
         head = self._git("rev-parse", "--verify", "HEAD").decode().strip()
@@ -132,10 +144,58 @@ class ScratchRepo:
             blob = self._git("hash-object", "-w", "--no-filters", "--stdin", stdin=data)
             self._git("update-index", "--add", "--cacheinfo",
                       f"100644,{blob.decode().strip()},{rel}")
-        agent = str(proposal["agent_id"])
-        message = (f"{proposal['title']}\n\n{proposal['description']}\n\n"
-                   f"Approved-By: {decided_by}\nProposal-Id: {pid}\n")
-        return self._commit(message, author=(agent, f"{agent}@agents.lvlup"), parent=head)
+        return self._commit(message, author=author, parent=head)
+
+    def paths(self) -> list[str]:
+        """The regular files committed at ``HEAD`` (relative POSIX paths, sorted)."""
+        out = self._git("ls-tree", "-r", "-z", "--full-tree", "HEAD")
+        paths = []
+        for entry in out.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            if meta.split()[:2] in ([b"100644", b"blob"], [b"100755", b"blob"]):
+                paths.append(name.decode("utf-8", errors="replace"))
+        return sorted(paths)
+
+    def files(self, *, max_bytes: int = 4 * 2**20) -> dict[str, str]:
+        """``{path: text}`` of the UTF-8 files committed at ``HEAD`` (from git's objects, not
+        the working tree), at most ``max_bytes`` in all (the rest left out, in path order);
+        files that are not UTF-8 are left out. Raises :class:`ScratchError` when git fails."""
+        names = self.paths()
+        if not names:
+            return {}
+        out = self._git("cat-file", "--batch",
+                        stdin="".join(f"HEAD:{n}\n" for n in names).encode())
+        files: dict[str, str] = {}
+        total, pos = 0, 0
+        for name in names:
+            end = out.index(b"\n", pos)
+            fields = out[pos:end].split()
+            pos = end + 1
+            if len(fields) != 3 or fields[1] != b"blob":
+                continue
+            size = int(fields[2])
+            data = out[pos:pos + size]
+            pos += size + 1
+            total += size
+            if total > max_bytes:
+                break
+            try:
+                files[name] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        return files
+
+    def seed(self, files: Mapping[str, str]) -> str | None:
+        """Commit those of ``files`` (``{path: text}``) that ``HEAD`` lacks, as the platform
+        (an agent's later change to a seeded file is kept); returns the commit id or None
+        when nothing was missing. Raises :class:`ProposalInputError` for an unsafe path."""
+        have = set(self.paths())
+        missing = {safe_path(rel): text.encode("utf-8") for rel, text in files.items()
+                   if safe_path(rel) not in have}
+        if not missing:
+            return None
+        return self._commit_files(missing, "seed: code for the agents to fix, with its tests\n",
+                                  author=_PLATFORM)
 
     def _commit(self, message: str, *, author: tuple[str, str], parent: str | None) -> str:
         tree = self._git("write-tree").decode().strip()

@@ -13,7 +13,10 @@ commit after acks, DLQ for poison records, ``error_event`` for every failure):
 * a ``proposal_decided`` (policy or operator) yields one ``notification``;
 * an ``agent_level_changed`` (``lvlup.agents.levels``) yields one ``level_up`` notification;
 * an approved proposal whose ``target_repo`` is ``scratch`` is committed to the scratch
-  repository (:class:`~agents.proposals.scratch.ScratchRepo`, under the data directory) —
+  repository (seeded at start with :func:`agents.proposals.seed.seed_files`: the platform's
+  planted insecure module and a legacy parser, with tests of their behaviour — the findings
+  the agents' drafts fix; :class:`~agents.proposals.scratch.ScratchRepo`, under the data
+  directory) —
   never to the platform's own repository. A proposal whose change cannot be applied there
   yields an ``error_event`` (the decision record itself is valid: it is not dead-lettered).
 
@@ -26,7 +29,8 @@ findings topic are read at start) and the agents' autonomous drafts
 first soon after start, through the inference workers). Drafting starts once the worker has
 rebuilt its state (so it knows which drafts are already on the log); an agent drafts once a
 custody run result of it that the gate would count is on the log
-(:meth:`ProposalsWorker.has_evidence`, see :mod:`agents.proposals.draft` for why).
+(:meth:`ProposalsWorker.has_evidence`, see :mod:`agents.proposals.draft` for why), against the
+target :meth:`ProposalsWorker.pick` chooses (:mod:`agents.proposals.targets`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from aiokafka import ConsumerRecord
 from agents.custody.gate import window_runs
 from agents.custody.replay import read_topics
 from agents.custody.worker import client_infer
-from agents.proposals.draft import run_drafts
+from agents.guardian import Finding, scan_files
+from agents.proposals.draft import run_drafts, safe_agent
 from agents.proposals.errors import ProposalInputError
 from agents.proposals.loop import RecordLoop
 from agents.proposals.pipeline import (
@@ -58,6 +63,8 @@ from agents.proposals.records import PRODUCER, error_record
 from agents.proposals.reposcan import run_scans
 from agents.proposals.runindex import RunIndex
 from agents.proposals.scratch import SCRATCH_REPO, ScratchRepo
+from agents.proposals.seed import PLANTED_PATH, seed_files
+from agents.proposals.targets import Target, choose_target, finding_targets, weak_categories
 from inference.client import InferenceClient
 from schemas.catalog import Catalog
 from schemas.codec import Codec
@@ -85,7 +92,8 @@ class ProposalsWorker:
     def __init__(self, bootstrap: str, codec: Codec, catalog: Catalog,
                  producer: EventProducer, *, policy: ProposalPolicy | None = None,
                  group: str = PROPOSALS_GROUP, topics: Mapping[str, str] | None = None,
-                 scratch: ScratchRepo | None = None) -> None:
+                 scratch: ScratchRepo | None = None,
+                 seed: Mapping[str, str] | None = None) -> None:
         self.bootstrap, self.codec, self.producer = bootstrap, codec, producer
         self.policy = policy or ProposalPolicy()
         names = {rt: catalog.for_record(rt).name for rt in RECORD_TYPES}
@@ -93,6 +101,11 @@ class ProposalsWorker:
         self.runs = RunIndex(bootstrap, codec, self.topics["custody_run_result"])
         self.done: set[str] = set()
         self.scratch = scratch
+        self.seed = dict(seed or {})
+        #: decision status by proposal id (a declined proposal's target is open again)
+        self.decided: dict[str, str] = {}
+        #: guardian's findings of the scratch repository's ``HEAD``: (commit, findings)
+        self._scan_cache: tuple[str, list[Finding]] | None = None
         #: submitted records by proposal id (the scratch repository applies approved ones)
         self.submitted: dict[str, dict[str, Any]] = {}
         #: commits made in the scratch repository: proposal id → commit id
@@ -100,7 +113,7 @@ class ProposalsWorker:
         self.results: list[ProposalResult] = []
         self.notified = 0
         self.deps = PipelineDeps(emit=self.emit, runs=self.runs.runs, now_ms=self.now_ms,
-                                 read_base=self._read_base)
+                                 read_base=self._read_base, read_repo=self._read_repo)
         self.loop = RecordLoop(bootstrap, codec, [self.topics["proposal_submitted"],
                                                   self.topics["proposal_decided"],
                                                   self.topics["agent_level_changed"]],
@@ -120,6 +133,42 @@ class ProposalsWorker:
         if self.scratch is None or target_repo != SCRATCH_REPO:
             return None
         return self.scratch.read(path)
+
+    def _read_repo(self, target_repo: str) -> Mapping[str, str] | None:
+        if self.scratch is None or target_repo != SCRATCH_REPO:
+            return None
+        return self.scratch.files()
+
+    def _scratch_findings(self) -> tuple[dict[str, str], list[Finding]]:
+        """The scratch repository's files at ``HEAD`` and guardian's findings in them (the
+        scan is cached per commit). Blocking: run in a thread."""
+        if self.scratch is None:
+            return {}, []
+        files = self.scratch.files()
+        head = self.scratch.head()
+        if self._scan_cache is None or self._scan_cache[0] != head:
+            self._scan_cache = (head, scan_files(files, agent_id=None))
+        return files, self._scan_cache[1]
+
+    def claimed(self) -> set[str]:
+        """Target ids of the drafts on the log that were not declined."""
+        return {str(rec["target"]["target_id"]) for pid, rec in self.submitted.items()
+                if rec.get("target") and self.decided.get(pid) != "declined"}
+
+    async def pick(self, agent_id: str, attempt: int) -> tuple[Target, Mapping[str, str]]:
+        """The target of ``agent_id``'s draft ``attempt`` (:func:`agents.proposals.targets.
+        choose_target`): the scratch repository's findings with tests, the agent's weakest
+        custody categories (runs read so far), the targets not claimed; and the repository's
+        files the draft refers to."""
+        files, findings = await asyncio.to_thread(self._scratch_findings)
+        await self.runs.catch_up()
+        weak = weak_categories(run.record for run in self.runs.runs(agent_id))
+        target = choose_target(safe_agent(agent_id), attempt,
+                               fixes=finding_targets(files, findings), weak=weak,
+                               claimed=self.claimed())
+        log.info("proposals.target", agent_id=agent_id, attempt=attempt,
+                 target=target.target_id, kind=target.kind)
+        return target, files
 
     async def has_evidence(self, agent_id: str, at_ms: int) -> bool:
         """Does the run-results topic (read up to now) hold a custody run result of
@@ -141,10 +190,14 @@ class ProposalsWorker:
                                      self.topics["proposal_submitted"]])
         self.done = {str(rec["proposal_id"]) for rt, rec in records
                      if rt != "proposal_submitted"}
+        self.decided = {str(rec["proposal_id"]): str(rec["status"]) for rt, rec in records
+                        if rt == "proposal_decided"}
         self.submitted = {str(rec["proposal_id"]): rec for rt, rec in records
                           if rt == "proposal_submitted"}
         if self.scratch is not None:
             await asyncio.to_thread(self.scratch.ensure)
+            if self.seed:
+                await asyncio.to_thread(self.scratch.seed, self.seed)
         log.info("proposals.rebuilt", done=len(self.done), submitted=len(self.submitted))
 
     async def _commit_approved(self, decided: dict[str, Any],
@@ -174,6 +227,7 @@ class ProposalsWorker:
         if record_type == "proposal_decided":
             await self.emit("notification", decision_notification(record, self.now_ms()))
             self.done.add(str(record["proposal_id"]))
+            self.decided[str(record["proposal_id"])] = str(record["status"])
             self.notified += 1
             log.info("proposals.decision_notified", proposal_id=record["proposal_id"],
                      status=record["status"], decided_by=record["decided_by"])
@@ -220,7 +274,7 @@ async def _drafts_when_ready(settings: Settings, worker: ProposalsWorker,
         return
     await run_drafts(settings.custody.schedule_agents, settings.proposals, infer, worker.emit,
                      stop, now_ms=worker.now_ms, evidence=worker.has_evidence,
-                     known=worker.is_submitted)
+                     known=worker.is_submitted, pick=worker.pick)
 
 
 async def serve(settings: Settings) -> None:
@@ -232,8 +286,11 @@ async def serve(settings: Settings) -> None:
     bootstrap = settings.kafka.bootstrap()
     producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
     stop = stop_on_signals()
+    planted = REPO_ROOT / PLANTED_PATH
     worker = ProposalsWorker(bootstrap, codec, catalog, producer,
-                             scratch=ScratchRepo(settings.data_dir / "scratch-repo"))
+                             scratch=ScratchRepo(settings.data_dir / "scratch-repo"),
+                             seed=seed_files(planted.read_text(encoding="utf-8")
+                                             if planted.is_file() else None))
     client = InferenceClient(bootstrap, codec, catalog, producer, requester=PRODUCER)
     try:
         async with client:

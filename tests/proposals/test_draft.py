@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from agents.custody.sandbox import SandboxLimits, run_python
 from agents.proposals.draft import draft_proposal, extract_code, run_drafts
 from agents.proposals.experiment import run_tests, summarize
@@ -12,7 +14,8 @@ from agents.proposals.files import proposal_files
 from schemas.codec import load_codec
 from streams.settings import ProposalsSettings, Settings
 
-ANSWER = "Sure!\n```python\ndef median(xs):\n    s = sorted(xs)\n    return s[len(s) // 2]\n```\n"
+ANSWER = ("Sure!\n```python\nimport re\n\n\ndef slugify(title: str) -> str:\n"
+          "    return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')\n```\n")
 
 
 async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
@@ -20,22 +23,34 @@ async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
 
 
 def test_extract_code_takes_the_fenced_block_or_everything():
-    assert extract_code(ANSWER).startswith("def median(xs):")
+    assert extract_code(ANSWER).startswith("import re\n\n\ndef slugify(")
     assert extract_code("x = 1") == "x = 1\n"
     assert extract_code("```\ny = 2\n") == "y = 2\n"  # unterminated fence
 
 
-def test_a_draft_is_a_valid_scratch_proposal_whose_smoke_test_passes():
+def test_a_draft_targets_a_helper_whose_tests_were_written_first_and_run_it():
     rec = asyncio.run(draft_proposal("sandbox-1", "sandbox", 42, _infer, now_ms=1))
     load_codec().encode("proposal_submitted", rec)
     assert (rec["proposal_id"], rec["target_repo"]) == ("auto-sandbox_1-42", "scratch")
+    assert rec["target"]["kind"] == "helper" and rec["target"]["target_id"] == "helper:slugify"
     files = proposal_files(rec)
-    assert rec["file_path"] in files and files[rec["file_path"]].startswith("def median")
+    assert rec["file_path"] == "lab/sandbox_1/slugify.py"
+    assert files[rec["file_path"]].startswith("import re\n\n\ndef slugify(")
+    assert rec["target"]["tests"] == ["tests/test_sandbox_1_slugify.py"]
     limits = SandboxLimits(cpu_seconds=2, wall_seconds=10.0)
     summary = summarize(run_tests(files, lambda s, lim: run_python(s, limits=lim), limits))
-    assert (summary.status, summary.tests_run) == ("passed", 1), summary.output_excerpt
+    assert (summary.status, summary.tests_run, summary.tests_exercising) == ("passed", 2, 2), \
+        summary.output_excerpt
     again = asyncio.run(draft_proposal("sandbox-1", "sandbox", 42, _infer, now_ms=2))
     assert again["event_id"] == rec["event_id"]
+
+
+def test_an_answer_without_the_function_asked_for_is_no_draft():
+    async def other(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+        return "```python\ndef median(xs):\n    return sorted(xs)[len(xs) // 2]\n```"
+
+    with pytest.raises(ValueError, match=r"no function slugify\(\)"):
+        asyncio.run(draft_proposal("sandbox-1", "sandbox", 42, other, now_ms=1))
 
 
 def _schedule(**kw: Any) -> ProposalsSettings:
@@ -99,7 +114,7 @@ def test_a_failed_draft_is_retried_on_the_next_topic_then_the_agent_waits_for_th
         await asyncio.wait_for(task, 5)
 
     asyncio.run(main())
-    topics = [p.split("named ")[1].split()[0] for p in prompts]
+    topics = [p.split("def ")[1].split("(")[0] for p in prompts]
     assert len(set(topics[:3])) == 3, topics  # each retry asks for another topic
     assert [r["proposal_id"] for r in emitted] == ["auto-a-3"]
 
