@@ -11,8 +11,11 @@ Rows are learning events (the high-volume type), ``batch`` rows per write, into 
 Postgres database and a scratch chdb directory that are dropped afterwards. Both paths of a
 store first write one warm-up batch of other rows (pyarrow and psycopg pay one-time costs on
 their first calls), then the measured rows, batch by batch in turns (sink, baseline, sink, …)
-so both meet the same background work (merges, autovacuum, checkpoints). Goal: each path
-≥ 0.75 of its baseline (#4).
+so both meet the same background work (merges, autovacuum, checkpoints), which of the two
+goes first alternating batch by batch. The batches are cut into ``pairs`` consecutive groups;
+each group is one baseline/platform pair, and a store's ratio is the median of its pairs'
+with the min–max beside it (:mod:`infra.bench.pairs`, issue #22). Goal: each path ≥ 0.75 of
+its baseline (#4).
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from infra.bench.pairs import BenchOptions, median_of, paired_ratio
 from infra.bench.sample import SampleStream
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
@@ -70,8 +75,51 @@ def _batches(records: list[ConsumedRecord], size: int) -> list[Batch]:
     return out
 
 
+class _Timed(NamedTuple):
+    """Seconds per pair: the sink's and the baseline's, summed over the pair's batches."""
+
+    sink_s: list[float]
+    base_s: list[float]
+    rows: list[int]
+
+
+def _interleaved(pairs: int, n_batches: int, sink: Callable[[int], object],
+                 base: Callable[[int], object]) -> _Timed:
+    """Time ``sink(i)`` and ``base(i)`` for every batch index, in turns, as ``pairs`` pairs.
+
+    The batches are cut into ``pairs`` consecutive groups (one pair each); within a group the
+    two paths alternate which goes first (sink, base, base, sink …) so neither always meets
+    the other's after-effects (a part merge, a checkpoint) first.
+    """
+    if n_batches < pairs:
+        raise ValueError(f"{n_batches} batches cannot make {pairs} pairs")
+    bounds = [round(k * n_batches / pairs) for k in range(pairs + 1)]
+    sink_s, base_s = [0.0] * pairs, [0.0] * pairs
+    for pair in range(pairs):
+        for i in range(bounds[pair], bounds[pair + 1]):
+            order = ((sink, sink_s), (base, base_s))
+            for fn, acc in order if i % 2 == 0 else order[::-1]:
+                start = time.perf_counter()
+                fn(i)
+                acc[pair] += time.perf_counter() - start
+    return _Timed(sink_s, base_s, [bounds[k + 1] - bounds[k] for k in range(pairs)])
+
+
+def _figures(timed: _Timed, batches: list[Batch], written: int) -> dict[str, Any]:
+    """rows/s of each path (median over the pairs) and the paired ratio base_s / sink_s."""
+    size = [len(b) for b in batches]
+    starts = [sum(timed.rows[:k]) for k in range(len(timed.rows))]
+    rows = [sum(size[s:s + n]) for s, n in zip(starts, timed.rows, strict=True)]
+    ratio = paired_ratio([b / s for b, s in zip(timed.base_s, timed.sink_s, strict=True)])
+    return {"rows": sum(size), "written": written,
+            "sink_rows_s": median_of([r / t for r, t in zip(rows, timed.sink_s, strict=True)]),
+            "baseline_rows_s": median_of([r / t for r, t in zip(rows, timed.base_s,
+                                                                  strict=True)]),
+            **ratio.figures()}
+
+
 def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
-        batch: int) -> dict[str, float]:
+        batch: int, pairs: int) -> dict[str, Any]:
     engine = create_engine(url)
     writer = PostgresWriter(engine, build_projections())
     batches = _batches(records, batch)
@@ -103,26 +151,18 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
     writer.write("warm-up", _batches(warm, batch)[0])
     baseline(prepared(warm[:batch]))
     chunks = [prepared(b.records) for b in batches]
-    sink_s = base_s = 0.0
-    for b, chunk in zip(batches, chunks, strict=True):  # interleaved: same conditions
-        start = time.perf_counter()
-        writer.write("bench", b)
-        sink_s += time.perf_counter() - start
-        start = time.perf_counter()
-        baseline(chunk)
-        base_s += time.perf_counter() - start
+    timed = _interleaved(pairs, len(batches), lambda i: writer.write("bench", batches[i]),
+                         lambda i: baseline(chunks[i]))
     with engine.connect() as conn:
         written = int(conn.execute(text("SELECT count(*) FROM learning_logs")).scalar_one())
         written -= len(warm[:batch])
     raw.close()
     engine.dispose()
-    n = len(records)
-    return {"rows": n, "written": written, "sink_rows_s": n / sink_s,
-            "baseline_rows_s": n / base_s, "ratio": base_s / sink_s}
+    return _figures(timed, batches, written)
 
 
 def _ch(path: Path, warm: list[ConsumedRecord], records: list[ConsumedRecord],
-        batch: int) -> dict[str, float]:
+        batch: int, pairs: int) -> dict[str, Any]:
     client = ChdbClient(path)
     try:
         migrate_up(client, "lvlup")
@@ -134,40 +174,45 @@ def _ch(path: Path, warm: list[ConsumedRecord], records: list[ConsumedRecord],
         client.insert_arrow("lvlup.base", to_arrow(warm_batch.records),
                            dedup_token="warm")  # noqa: S106 - a dedup token, not a secret
         tables = [to_arrow(b.records) for b in batches]
-        sink_s = base_s = 0.0
-        for i, (b, table) in enumerate(zip(batches, tables, strict=True)):  # interleaved
-            start = time.perf_counter()
-            writer.write("bench", b)
-            sink_s += time.perf_counter() - start
-            start = time.perf_counter()
-            client.insert_arrow("lvlup.base", table, dedup_token=f"base-{i}")
-            base_s += time.perf_counter() - start
+        timed = _interleaved(
+            pairs, len(batches), lambda i: writer.write("bench", batches[i]),
+            lambda i: client.insert_arrow("lvlup.base", tables[i], dedup_token=f"base-{i}"))
         written = int(client.query("SELECT count() FROM lvlup.events").scalar())
         written -= len(warm_batch)
     finally:
         client.close()
-    n = len(records)
-    return {"rows": n, "written": written, "sink_rows_s": n / sink_s,
-            "baseline_rows_s": n / base_s, "ratio": base_s / sink_s}
+    return _figures(timed, batches, written)
 
 
-def bench_sinks(settings: Settings, n: int = 100_000, batch: int = 5000) -> dict[str, Any]:
+def bench_sinks(settings: Settings, n: int = 100_000, batch: int = 5000,
+                options: BenchOptions | None = None) -> dict[str, Any]:
     """Run both comparisons; returns figures per store, the goal and pass/fall short.
+
+    The ``n`` rows are cut into ``options.pairs`` pairs of consecutive batches (module doc);
+    each store's ``ratio`` is the median of its pairs' with ``ratio_min``/``ratio_max``.
+    ``options.short``: 3 × ``pairs`` batches of 500 rows (tests). Raises ``ValueError`` when
+    ``n`` makes fewer batches than pairs.
 
     The cyclic garbage collector is off while they run, as ``timeit`` does: this process
     holds every row of the run (a sink holds one batch), and full collections walking them
     would land on whichever path happened to allocate at the time.
     """
+    options = options or BenchOptions()
+    if options.short:
+        batch = 500
+        n = 3 * options.pairs * batch
+    if -(-n // batch) < options.pairs:
+        raise ValueError(f"{n} rows in batches of {batch} cannot make {options.pairs} pairs")
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _bench_sinks(settings, n, batch)
+        return _bench_sinks(settings, n, batch, options.pairs)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _bench_sinks(settings: Settings, n: int, batch: int) -> dict[str, Any]:
+def _bench_sinks(settings: Settings, n: int, batch: int, pairs: int) -> dict[str, Any]:
     everything = _records(n + batch)
     warm, records = everything[:batch], everything[batch:]
     base = make_url(settings.postgres.sqlalchemy_url())
@@ -179,11 +224,12 @@ def _bench_sinks(settings: Settings, n: int, batch: int) -> dict[str, Any]:
     try:
         url = base.set(database=name).render_as_string(hide_password=False)
         upgrade(url)
-        pg = _pg(url, warm, records, batch)
-        ch = _ch(scratch / "ch", warm, records, batch)
+        pg = _pg(url, warm, records, batch, pairs)
+        ch = _ch(scratch / "ch", warm, records, batch, pairs)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"postgres": pg, "clickhouse": ch, "batch": batch, "goal_ratio": GOAL_RATIO,
+    return {"postgres": pg, "clickhouse": ch, "batch": batch, "pairs": pairs,
+            "goal_ratio": GOAL_RATIO,
             "pass": pg["ratio"] >= GOAL_RATIO and ch["ratio"] >= GOAL_RATIO}

@@ -86,9 +86,10 @@ def _print_flat(result: dict[str, Any]) -> None:
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
+                path = f"{prefix}.{k}" if prefix else str(k)
+                walk(path, v)
                 if k == "ratio" and (spread := format_ratio(value)):
-                    table.add_row(f"{prefix}.{k} (median [min–max])" if prefix else f"{k} (median [min–max])", spread)
+                    table.add_row(f"{path} (median [min–max])", spread)
         else:
             table.add_row(prefix, f"{value:.3f}" if isinstance(value, float) else str(value))
 

@@ -1,0 +1,28 @@
+"""The ratio benches in short mode on the real stack: N interleaved pairs, every row written,
+the median inside its spread (issue #22). No speed is asserted: figures go to `lvlup bench`."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.bench.pairs import BenchOptions
+from infra.bench.sinks import bench_sinks
+
+
+def test_sinks_bench_reports_the_median_of_its_pairs(stack):  # type: ignore[no-untyped-def]
+    result = bench_sinks(stack, options=BenchOptions(pairs=3, short=True))
+    assert result["pairs"] == 3
+    for store in ("postgres", "clickhouse"):
+        figures = result[store]
+        assert figures["written"] == figures["rows"] == 4500
+        assert figures["pairs"] == 3 and len(figures["ratio_pairs"]) == 3
+        assert figures["ratio"] == sorted(figures["ratio_pairs"])[1]
+        assert figures["ratio_min"] == min(figures["ratio_pairs"]) > 0
+        assert figures["ratio_max"] == max(figures["ratio_pairs"])
+    assert result["pass"] == (result["postgres"]["ratio"] >= 0.75
+                              and result["clickhouse"]["ratio"] >= 0.75)
+
+
+def test_a_run_too_short_for_its_pairs_is_refused(stack):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="cannot make 5 pairs"):
+        bench_sinks(stack, n=2000, batch=1000, options=BenchOptions(pairs=5))
