@@ -94,7 +94,7 @@ def bootstrap(settings: Settings, producer: EventProducer, *, demo: bool = False
     operator's pause) is never undone. Raises ``RuntimeError`` when the records were not all
     acked within 60 s.
     """
-    from agents.learning.defaults import DEFAULT_SOURCE_PACKAGES
+    from agents.learning.defaults import DEFAULT_DOC_MODULES, DEFAULT_SOURCE_PACKAGES
     from agents.learning.registry import is_demo, register_command
 
     bs, catalog, sent = settings.kafka.bootstrap(), load_catalog(), {}
@@ -117,13 +117,16 @@ def bootstrap(settings: Settings, producer: EventProducer, *, demo: bool = False
         sent["agents"] = len(missing)
     known_sources = _keys_seen(bs, catalog.for_record("trusted_source_changed").name,
                                "source_id")
-    new_sources = [n for n in DEFAULT_SOURCE_PACKAGES if f"pkg-{n}" not in known_sources]
+    defaults = [(f"pkg-{n}", f"package:{n}", "installed package documentation (offline corpus)")
+                for n in DEFAULT_SOURCE_PACKAGES]
+    defaults += [(f"doc-{m}", f"pydoc:{m}", "an installed module's docstrings, read without "
+                  "importing it (offline corpus)") for m in DEFAULT_DOC_MODULES]
+    new_sources = [d for d in defaults if d[0] not in known_sources]
     if new_sources:
-        for name in new_sources:
+        for source_id, url, why in new_sources:
             producer.emit("trusted_source_changed", {
-                "source_id": f"pkg-{name}", "url": f"package:{name}", "change": "added",
-                "trusted": True, "trust_score": 0.8, "changed_by": "lvlup run",
-                "reason": "installed package documentation (offline corpus)"})
+                "source_id": source_id, "url": url, "change": "added", "trusted": True,
+                "trust_score": 0.8, "changed_by": "lvlup run", "reason": why})
         sent["sources"] = len(new_sources)
     if demo and not any(is_demo(a) for a in known):
         with SAMPLE_EVENTS.open(encoding="utf-8") as fh:

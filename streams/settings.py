@@ -245,7 +245,7 @@ class CustodySettings(BaseModel):
     )
     memory_k: int = Field(default=5, ge=1, le=20, description="memory entries per item")
     source_items: int = Field(
-        default=200, ge=0, le=5000, description="knowledge-verification items cut from the "
+        default=1000, ge=0, le=5000, description="knowledge-verification items cut from the "
         "offline sources (cloze deletion, exact match; agents.knowledge.sourcebank) added to "
         "the bank as a new bank version; 0: the hand-written bank only"
     )
@@ -295,8 +295,10 @@ class LearningSettings(BaseModel):
     )
     topics_per_agent: int = Field(default=1, ge=1, le=16, description="topics per agent/cycle")
     retest_items: int = Field(
-        default=3, ge=0, le=50, description="items of the custody run each agent gets after a "
-        "cycle it took part in (learn, then retest, with its memory); 0 turns retests off"
+        default=10, ge=0, le=50, description="items of the custody run each agent gets after "
+        "a cycle it took part in (learn, then retest, with its memory), drawn from the sources "
+        "it read; 10 lets one retest decide the SPRT of policy custody-v1 (7 straight passes "
+        "pass, 3 straight fails fail) even with one miss; 0 turns retests off"
     )
     source_timeout_s: float = Field(default=5.0, gt=0, description="per document fetch, s")
     source_max_bytes: int = Field(

@@ -11,8 +11,9 @@ Selection for one category with a quota of ``q`` items:
 3. ``random.Random(f"{seed}:{category}").sample(pool, q)`` picks the items.
 
 ``sources`` (a retest's: what the agent just read) narrows step 1 to the items cut from those
-sources (item ``source``) when there are at least ``q`` of them; with fewer, those items all
-go in and the rest of the quota is picked from the others as above.
+sources (item ``source``): a retest tests what was read, so with fewer than ``q`` such items
+the run has fewer items (never filled with items from sources the agent did not read); with
+none, the whole category as above.
 
 For ``"all"`` the ``n_items`` are split evenly over the eight categories; the remainder goes to
 categories drawn with ``random.Random(f"{seed}:all")``. The plan is sorted by (category, item
@@ -95,14 +96,9 @@ def _pick(
     sources: frozenset[str] = frozenset(),
 ) -> list[Item]:
     items = bank.by_category(category)
-    if sources:
-        focus = tuple(i for i in items if i.source in sources)
-        if len(focus) < quota:
-            rest = tuple(i for i in items if i.source not in sources)
-            narrowed = Bank(bank.version, rest)
-            return [*focus, *_pick(agent, category, quota - len(focus), seed=seed, bank=narrowed,
-                                   item_ratings=item_ratings, pool_factor=pool_factor)]
-        items = focus
+    focus = tuple(i for i in items if i.source in sources) if sources else ()
+    if focus:
+        items, quota = focus, min(quota, len(focus))
     target = agent.tier.rank
     near = [i for i in items if abs(i.tier.rank - target) <= 1]
     candidates = near if len(near) >= quota else list(items)

@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -73,6 +73,9 @@ from streams.producer import EventProducer
 from streams.serial import consume_serially, stop_on_signals
 from streams.settings import Settings
 
+if TYPE_CHECKING:
+    from sinks.postgres.memory import PostgresRecall
+
 __all__ = [
     "CUSTODY_GROUP", "MODEL_SEED_MASK", "OUTAGE_CODES", "RUN_HISTORY", "CustodyDeps",
     "CustodyWorker", "RunOutcome", "client_infer", "run_custody", "serve",
@@ -105,6 +108,9 @@ class CustodyDeps:
     :class:`~agents.knowledge.answering.CustodyMemory`) and each item result cites the
     inference request and the knowledge positions; a memory store outage
     (:class:`~sinks.errors.StoreUnavailable`) voids the run like an inference outage.
+    ``memory_ready()``, when set, is awaited once before a run answered with memory: it
+    returns when the memory view holds what was learned before the request (read-your-writes
+    through the sink's committed offsets; a retest follows its cycle within milliseconds).
     """
 
     infer: Callable[[str, str, int, int], Awaitable[str]]
@@ -113,6 +119,7 @@ class CustodyDeps:
     grade: Callable[[Item, str], ScoreResult] = score
     max_tokens: int | None = None
     memory: CustodyMemory | None = None
+    memory_ready: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,11 @@ async def run_custody(
     if not items:
         raise ValueError(f"no items in the bank for {request['category']!r}")
     item_records: list[dict[str, Any]] = []
+    if deps.memory is not None and deps.memory_ready is not None:
+        try:
+            await deps.memory_ready()
+        except StoreUnavailable as exc:
+            raise RunVoided("memory_unavailable", str(exc)) from exc
     for item, epoch, seed in trials(items, ctx):
         started = time.monotonic()
         result, cited = await _trial(deps, state.agent_id, state.agent_type, item, seed)
@@ -356,6 +368,28 @@ def client_infer(client: InferenceClient, timeout_s: float = 300.0
     return infer
 
 
+def _memory_barrier(recall: PostgresRecall, bootstrap: str, catalog: Catalog
+                    ) -> Callable[[], Awaitable[None]]:
+    """``CustodyDeps.memory_ready`` over the Postgres sink: the end offsets of the memory
+    topics now, then wait (≤ 30 s) until the sink has written up to them."""
+    from sinks.app import POSTGRES_GROUP
+    from sinks.postgres.memory import MEMORY_RECORD_TYPES
+    from streams.kafka_admin import end_offsets
+
+    topics = sorted({catalog.for_record(rt).name for rt in MEMORY_RECORD_TYPES})
+
+    async def ready() -> None:
+        ends = {}
+        for topic in topics:
+            for partition, end in (await asyncio.to_thread(end_offsets, bootstrap,
+                                                           topic)).items():
+                ends[(topic, partition)] = end
+        if not await recall.caught_up(POSTGRES_GROUP, ends):
+            log.warning("custody.memory_behind", topics=topics)
+
+    return ready
+
+
 async def live_bank(source_items: int) -> Bank:
     """The bank a custody worker serves: the packaged bank plus ``source_items`` cloze items
     cut from the offline sources (:mod:`agents.knowledge.sourcebank`); the sources that
@@ -389,6 +423,7 @@ async def serve(settings: Settings) -> None:
     stop = stop_on_signals()
     store = None
     memory = None
+    memory_ready = None
     if settings.custody.use_memory:
         from sqlalchemy import create_engine
 
@@ -396,11 +431,13 @@ async def serve(settings: Settings) -> None:
         from sinks.postgres.memory import PostgresRecall
 
         store = create_engine(settings.postgres.sqlalchemy_url(), pool_pre_ping=True)
-        memory = CustodyMemory(PostgresRecall(store), client_ask(client.infer),
-                               k=settings.custody.memory_k)
+        recall = PostgresRecall(store)
+        memory = CustodyMemory(recall, client_ask(client.infer), k=settings.custody.memory_k)
+        memory_ready = _memory_barrier(recall, bootstrap, catalog)
     try:
         async with client:
-            deps = CustodyDeps(infer=client_infer(client), emit=emit, memory=memory)
+            deps = CustodyDeps(infer=client_infer(client), emit=emit, memory=memory,
+                               memory_ready=memory_ready)
             worker = CustodyWorker(bootstrap, codec, catalog, deps,
                                    bank=await live_bank(settings.custody.source_items))
             ready = asyncio.Event()

@@ -21,19 +21,21 @@ from agents.knowledge.grounding import DEFAULT_K, Grounding, ground, unwrap_answ
 from agents.knowledge.recall import KnowledgeRef, Recall, refs_record
 from agents.knowledge.roles import role_prompt
 
-__all__ = ["Answered", "Ask", "CustodyMemory", "cite", "client_ask"]
+__all__ = ["Answered", "Ask", "CustodyMemory", "chosen", "cite", "client_ask"]
 
 
 class Ask(Protocol):
     """``await ask(agent_id, prompt, schema=…, max_tokens=…, seed=…, request_id=…,
     knowledge=…, prefill=…)``: the model's answer text (temperature 0; the JSON text when
-    ``schema`` is set; the continuation of ``prefill``). ``knowledge`` is the
-    ``KnowledgeRef`` records to put on the request. Raises what the inference client raises
+    ``schema`` is set; the continuation of ``prefill``; with ``choices``, the one the model
+    finds most likely — ranked, not generated). ``knowledge`` is the ``KnowledgeRef`` records
+    to put on the request. Raises what the inference client raises
     (``InferenceTimeout``, ``InferenceFailed``)."""
 
     def __call__(self, agent_id: str, prompt: str, *, schema: dict[str, Any] | None,
                  max_tokens: int, seed: int, request_id: str,
-                 knowledge: list[dict[str, Any]], prefill: str = "") -> Awaitable[str]: ...
+                 knowledge: list[dict[str, Any]], prefill: str = "",
+                 choices: Sequence[str] = ()) -> Awaitable[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,19 @@ class CustodyMemory:
         text = await self.ask(agent_id, grounding.prompt, schema=grounding.schema,
                               max_tokens=_tokens(max_tokens, grounding), seed=seed,
                               request_id=request_id, knowledge=refs_record(grounding.refs),
-                              prefill=grounding.prefill)
+                              prefill=grounding.prefill, choices=grounding.continuations)
+        if grounding.choices:
+            return Answered(chosen(grounding, text), request_id, grounding.refs)
         return Answered(unwrap_answer(text, item.prompt), request_id, grounding.refs)
+
+
+def chosen(grounding: Grounding, text: str) -> str:
+    """The candidate whose continuation the model ranked first (``text``); ``""`` when
+    ``text`` is none of them (a failed trial, never a guess)."""
+    try:
+        return grounding.choices[grounding.continuations.index(text)]
+    except ValueError:
+        return ""
 
 
 def _tokens(max_tokens: int, grounding: Grounding) -> int:
@@ -84,16 +97,19 @@ def _tokens(max_tokens: int, grounding: Grounding) -> int:
 def client_ask(infer: Callable[..., Awaitable[dict[str, Any]]], timeout_s: float = 300.0
                ) -> Ask:
     """An :class:`Ask` over ``InferenceClient.infer`` (pass the bound method): one user
-    message, temperature 0, the schema and knowledge on the request; returns the response's
-    JSON text when it has one, else its text."""
+    message, temperature 0, the schema, knowledge and choices on the request; returns the
+    response's JSON text when it has one, else its text (a ranked request: the chosen
+    continuation)."""
 
     async def ask(agent_id: str, prompt: str, *, schema: dict[str, Any] | None,
                   max_tokens: int, seed: int, request_id: str,
-                  knowledge: list[dict[str, Any]], prefill: str = "") -> str:
+                  knowledge: list[dict[str, Any]], prefill: str = "",
+                  choices: Sequence[str] = ()) -> str:
+        extra = {"choices": list(choices)} if choices else {}
         response = await infer(agent_id=agent_id, messages=[{"role": "user", "content": prompt}],
                                max_tokens=max_tokens, seed=seed, temperature=0.0,
                                json_schema=schema, timeout_s=timeout_s, request_id=request_id,
-                               knowledge=knowledge, prefill=prefill)
+                               knowledge=knowledge, prefill=prefill, **extra)
         return str(response.get("json") or response.get("text") or "")
 
     return ask

@@ -11,8 +11,9 @@ Deterministic: the same passages and seed give the same items, ids and bank vers
   longest, then alphabetical — the specific term a reader of that passage would have learned.
 - Item: ``Fill in the blank: <sentence with ____>``, scorer ``exact`` with the term as the
   only answer, category knowledge_verification, tier basic, ``source`` the passage's source;
-  the id hashes the passage and the sentence. At most one item per passage; which items are
-  kept is decided by SHA-256 of ``seed:id`` (a seeded shuffle).
+  the id hashes the passage and the sentence. One item per usable sentence (generator v2; v1
+  took only a passage's first); which items are kept is decided by SHA-256 of ``seed:id``
+  (a seeded shuffle).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from agents.knowledge.grounding import BLANK, CLOZE_LEAD
 from agents.knowledge.passages import Passage
 
 __all__ = ["BLANK", "GENERATOR_VERSION", "Cloze", "cloze_bank", "cloze_items", "make_cloze",
-           "to_item"]
+           "make_clozes", "to_item"]
 
 #: Bumped whenever the rules above change (part of the bank version).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*[A-Za-z0-9]")
 _CODE = re.compile(r"[`{}|=$\\<>*#\[\]_\"]|://|^- ")
@@ -76,6 +77,14 @@ def _document_frequency(passages: Sequence[Passage]) -> Counter[str]:
 def make_cloze(passage: Passage, df: Counter[str]) -> Cloze | None:
     """The first usable sentence of ``passage`` with its key term deleted (module doc), or
     None. ``df``: passages per lower-cased word over the corpus."""
+    made = make_clozes(passage, df)
+    return made[0] if made else None
+
+
+def make_clozes(passage: Passage, df: Counter[str]) -> list[Cloze]:
+    """Every usable sentence of ``passage`` with its key term deleted (module doc), in
+    order. ``df``: passages per lower-cased word over the corpus."""
+    out: list[Cloze] = []
     for sentence in _SENTENCE.split(" ".join(passage.text.split())):
         words = sentence.split()
         if not 8 <= len(words) <= 40 or _CODE.search(sentence) or not _PROSE.match(sentence):
@@ -91,17 +100,17 @@ def make_cloze(passage: Passage, df: Counter[str]) -> Cloze | None:
                          sentence, count=1)
         if blanked == sentence:
             continue
-        return Cloze(f"{CLOZE_LEAD} {blanked}", term, sentence, passage)
-    return None
+        out.append(Cloze(f"{CLOZE_LEAD} {blanked}", term, sentence, passage))
+    return out
 
 
 def cloze_items(passages: Sequence[Passage], *, seed: int, n: int) -> list[Cloze]:
-    """At most ``n`` clozes from ``passages`` (at most one each), chosen by a seeded shuffle
-    and returned sorted by item id. Raises ``ValueError`` if ``n`` < 1."""
+    """At most ``n`` clozes from ``passages`` (one per usable sentence), chosen by a seeded
+    shuffle and returned sorted by item id. Raises ``ValueError`` if ``n`` < 1."""
     if n < 1:
         raise ValueError("n must be >= 1")
     df = _document_frequency(passages)
-    made = {c.item_id: c for p in passages if (c := make_cloze(p, df)) is not None}
+    made = {c.item_id: c for p in passages for c in make_clozes(p, df)}
     order = sorted(made, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
     return [made[i] for i in sorted(order[:n])]
 

@@ -18,8 +18,9 @@ from typing import Any
 from agents.knowledge.recall import KnowledgeRef, Recall, Recalled
 
 __all__ = ["ANSWER_KEY", "BLANK", "CLOZE_LEAD", "DEFAULT_K", "MAX_VOCABULARY", "Grounding",
-           "answer_prefill", "answer_schema", "cloze_parts", "cloze_schema", "ground",
-           "grounded_prompt", "notes_vocabulary", "unwrap_answer"]
+           "answer_prefill", "answer_schema", "best_sentence", "cloze_choices", "cloze_parts",
+           "cloze_schema", "continuations", "ground", "grounded_prompt", "notes_vocabulary",
+           "rank_prefill", "unwrap_answer"]
 
 #: Entries recalled per question.
 DEFAULT_K = 5
@@ -38,12 +39,16 @@ class Grounding:
     """What the model is asked: the ``prompt`` text, the memory ``entries`` it contains (best
     first), when the answer has a fixed format the ``schema`` of a JSON answer
     ``{"answer": …}`` (None: free text), and the ``prefill`` its answer starts with (the
-    inference request's assistant prefill; empty: none)."""
+    inference request's assistant prefill; empty: none). A cloze answered with memory is
+    ranked instead of generated: ``choices`` are the candidate answers and
+    ``continuations`` (same order) what the model scores after ``prefill``."""
 
     prompt: str
     entries: tuple[Recalled, ...] = ()
     schema: dict[str, Any] | None = None
     prefill: str = ""
+    choices: tuple[str, ...] = ()
+    continuations: tuple[str, ...] = ()
 
     @property
     def refs(self) -> tuple[KnowledgeRef, ...]:
@@ -114,6 +119,59 @@ def cloze_schema(entries: Sequence[Recalled]) -> dict[str, Any] | None:
     return {"type": "string", "enum": words} if words else None
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def best_sentence(question: str, entries: Sequence[Recalled]) -> str:
+    """The sentence of the recalled ``entries`` (each cut to :data:`ENTRY_CHARS`) that best
+    matches ``question``: most shared words (case-folded, :data:`_NOTE_WORD` words) per
+    ``1 + √(its words not in the question)`` — a sentence that shares the question's words
+    and adds few others; the first such on a tie. ``""`` without entries."""
+    asked = {w.lower() for w in _NOTE_WORD.findall(question)}
+    best, best_score = "", -1.0
+    for entry in entries:
+        for sentence in _SENTENCE_END.split(" ".join(entry.text.split())[:ENTRY_CHARS]):
+            words = {w.lower() for w in _NOTE_WORD.findall(sentence)}
+            score = len(asked & words) / (1.0 + len(words - asked) ** 0.5)
+            if score > best_score:
+                best, best_score = sentence, score
+    return best
+
+
+def cloze_choices(question: str, entries: Sequence[Recalled]) -> tuple[str, ...]:
+    """The words a cloze answered with memory is chosen from: the distinct words (3+
+    characters, letters first) of the recalled sentence that best matches it
+    (:func:`best_sentence`), in order — retrieval narrowed to one sentence, the choice left to
+    the model (:func:`continuations`). Empty for other questions or without entries."""
+    if cloze_parts(question) is None or not entries:
+        return ()
+    seen: dict[str, None] = {}
+    for word in _NOTE_WORD.findall(best_sentence(question, entries)):
+        if len(word) >= 3:
+            seen.setdefault(word, None)
+    return tuple(seen)
+
+
+def rank_prefill(question: str) -> str:
+    """The prefill of a ranked cloze answer: the words before the blank, no trailing space
+    (each continuation starts with its own space); ``""`` for other questions."""
+    cloze = cloze_parts(question)
+    return "" if cloze is None else cloze[1]
+
+
+def continuations(question: str, words: Sequence[str]) -> list[str]:
+    """The continuations of :func:`rank_prefill` the model ranks, one per candidate word:
+    ``" " + word + the rest of the sentence after the blank`` — the whole completed sentence
+    is scored, so the words after the blank count (a small model guesses poorly from the words
+    before it alone)."""
+    cloze = cloze_parts(question)
+    if cloze is None:
+        return []
+    rest = cloze[0].split(BLANK, 1)[1]
+    lead = " " if cloze[1] else ""
+    return [f"{lead}{word}{rest}" for word in words]
+
+
 def answer_prefill(question: str) -> str:
     """What the model's answer to ``question`` starts with: the words before a cloze's blank
     (ending in a space, so the model writes the next word), else nothing."""
@@ -151,10 +209,15 @@ async def ground(recall: Recall | None, *, agent_id: str, role: str, question: s
                  k: int = DEFAULT_K) -> Grounding:
     """The grounded prompt of ``question`` for ``agent_id``: its memory's ``k`` best entries
     for ``query`` (default: the question), its ``role`` and the answer schema of the item's
-    ``scorer``. ``recall`` None: no memory. Whatever ``recall`` raises propagates."""
+    ``scorer``; a cloze with recalled entries is ranked (``choices``, :func:`cloze_choices`).
+    ``recall`` None: no memory. Whatever ``recall`` raises propagates."""
     entries = await recall(agent_id, query or question, k) if recall is not None else []
+    prompt = grounded_prompt(role, question, entries)
+    choices = cloze_choices(question, entries)
+    if choices:
+        return Grounding(prompt, tuple(entries), None, rank_prefill(question), choices,
+                         tuple(continuations(question, choices)))
     schema = answer_schema(scorer, params)
     if schema is None and cloze_parts(question) is not None:
         schema = cloze_schema(entries)
-    return Grounding(grounded_prompt(role, question, entries), tuple(entries), schema,
-                     answer_prefill(question))
+    return Grounding(prompt, tuple(entries), schema, answer_prefill(question))

@@ -2,8 +2,9 @@
 item 7): custody tests what the agents could have learned.
 
 The sources are the learning cycles' own trusted offline corpus (``package:NAME``
-documentation, :data:`~agents.learning.defaults.DEFAULT_SOURCE_PACKAGES`), read with the
-cycles' fetcher and cut into section passages exactly as a cycle cuts them
+documentation and ``pydoc:MODULE`` docstrings,
+:data:`~agents.learning.defaults.DEFAULT_SOURCES`), read with the cycles' fetcher and cut
+into section passages exactly as a cycle cuts them
 (:func:`~agents.knowledge.passages.chunk_sections`); the items are cloze deletions
 (:mod:`agents.knowledge.cloze`), exact-match scored, basic tier, each carrying its ``source``
 so a retest can draw from what the agent just read. The bank version names the generator and
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from agents.custody.bank import Bank
 from agents.knowledge.cloze import cloze_bank, cloze_items
 from agents.knowledge.passages import Passage, chunk_sections
-from agents.learning.defaults import DEFAULT_SOURCE_PACKAGES
+from agents.learning.defaults import DEFAULT_SOURCES
 from agents.learning.sources import Document, SourceFailed, fetch_document
 
 __all__ = ["BANK_SEED", "SourceCorpus", "load_source_corpus", "source_bank"]
@@ -38,11 +39,11 @@ class SourceCorpus:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-async def load_source_corpus(packages: Sequence[str] = DEFAULT_SOURCE_PACKAGES
-                             ) -> SourceCorpus:
-    """Read ``package:NAME`` for each of ``packages`` (sorted) and cut the passages. A package
-    that is missing or has no long description is listed in ``failed``; nothing raises."""
-    trusted = {f"package:{p}" for p in packages}
+async def load_source_corpus(urls: Sequence[str] = DEFAULT_SOURCES) -> SourceCorpus:
+    """Read each offline source of ``urls`` (``package:NAME``, ``pydoc:MODULE``; sorted) and
+    cut the passages. A source that cannot be read (missing, empty) is listed in ``failed``
+    with the reason; nothing raises."""
+    trusted = set(urls)
     docs: list[Document] = []
     failed: dict[str, str] = {}
     for url in sorted(trusted):

@@ -85,9 +85,12 @@ class CycleConfig:
     timeout_s: float = 300.0
     topics_per_agent: int = 1
     max_tokens: int = 96
-    #: source passages (section chunks most relevant to the topic) per learning result; they
-    #: enter the agent's memory (``agent_memory``)
-    passages_per_result: int = 8
+    #: source passages (section chunks, most relevant to the topic first) per learning
+    #: result; they enter the agent's memory (``agent_memory``). The agent keeps the whole
+    #: document it learned from (the offline READMEs have 54 sections on average, 708 in all),
+    #: so a retest of what it read finds it in memory; the cap bounds one record (~700
+    #: characters a section: ≤ ~85 KB, well under Kafka's 1 MB message limit).
+    passages_per_result: int = 120
 
 
 class InferFailed(RuntimeError):

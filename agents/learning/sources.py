@@ -16,6 +16,9 @@ A source is read only when its URL is one of the trusted set, and then only if i
   resolving symlinks), never under ``/proc``, ``/sys`` or ``/dev``; size-capped.
 - ``package:NAME``: an installed distribution's long description (its README), the demo's
   offline corpus (the default sources of ``lvlup run``).
+- ``pydoc:MODULE``: the docstrings an installed module carries, read from its source with
+  :mod:`ast`, never imported (:mod:`agents.learning.docstrings`) — bandit's rule plugins,
+  the standard library's security- and performance-relevant modules.
 
 Anything else (``ftp:``, ``gopher:``, a bare path, ``file://host/…``) is refused. A source that
 fails raises :class:`SourceFailed` with a one-line reason; the cycle records it as an error
@@ -35,6 +38,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 import trafilatura
 
+from agents.learning.docstrings import MODULE_NAME, module_doc_text
 from agents.learning.netguard import (
     AddressRefused,
     AllowedEndpoint,
@@ -112,8 +116,15 @@ async def fetch_document(url: str, trusted: set[str], *, policy: SourcePolicy | 
         return _package(parsed.path or parsed.netloc, policy.max_bytes)
     if scheme == "file":
         return _file(url, policy)
-    raise SourceFailed(f"{url}: only http(s), file (under documentation roots) and package "
-                       "sources are read")
+    if scheme == "pydoc":
+        name = urlsplit(url).path
+        try:
+            text = module_doc_text(name, policy.max_bytes)
+        except (LookupError, ValueError) as exc:
+            raise SourceFailed(f"{url}: {exc}") from exc
+        return Document(url, f"{name} (docstrings)", text)
+    raise SourceFailed(f"{url}: only http(s), file (under documentation roots), package and "
+                       "pydoc sources are read")
 
 
 def check_source_url(url: str) -> str:
@@ -135,8 +146,11 @@ def check_source_url(url: str) -> str:
     elif scheme == "package":
         if not _PACKAGE.fullmatch(parsed.path or parsed.netloc):
             raise ValueError(f"{url!r}: a package source names one installed distribution")
+    elif scheme == "pydoc":
+        if not MODULE_NAME.fullmatch(parsed.path):
+            raise ValueError(f"{url!r}: a pydoc source names one module (dotted name)")
     else:
-        raise ValueError(f"{url!r}: only http(s), file and package sources are allowed")
+        raise ValueError(f"{url!r}: only http(s), file, package and pydoc sources are allowed")
     return url
 
 

@@ -12,8 +12,9 @@ select_transfers`), :class:`TransferJudge` decides, in this order:
    frequencies are the cycle's insights, so the blanked term is the insight's most specific);
 3. the receiver answers the probe through the model twice, as it answers custody items: its
    role, the notes its memory recalls for the probe, the probe — once without the transfer,
-   once with the transferred text as its first note (the cloze constrained to the notes'
-   words, :mod:`agents.knowledge.grounding`). Exact match, case-insensitive.
+   once with the transferred text as its first note (with notes, the cloze is ranked over the
+   words of the recalled sentence that best matches it, as custody ranks it; without any, it
+   is generated — :mod:`agents.knowledge.grounding`). Exact match, case-insensitive.
    ``adds_knowledge`` (accepted) when it is right with the transfer and wrong without;
    ``no_gain`` otherwise; ``probe_failed`` when the model or the store failed (a transfer is
    never accepted unjudged). The answer with the transfer is asked first: when it is wrong
@@ -33,14 +34,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.knowledge.answering import Ask
+from agents.knowledge.answering import Ask, chosen
 from agents.knowledge.cloze import make_cloze
 from agents.knowledge.grounding import (
     DEFAULT_K,
     Grounding,
     answer_prefill,
+    cloze_choices,
     cloze_schema,
+    continuations,
     grounded_prompt,
+    rank_prefill,
     unwrap_answer,
 )
 from agents.knowledge.passages import Passage, content_hash
@@ -117,14 +121,19 @@ class TransferJudge:
     async def _answer(self, receiver: AgentInfo, question: str, notes: Sequence[Recalled],
                       *, request: str) -> str:
         """The receiver's answer to ``question`` with ``notes`` in its prompt."""
-        g = Grounding(grounded_prompt(role_prompt(receiver.agent_type), question, notes),
-                      tuple(notes), cloze_schema(notes), answer_prefill(question))
+        prompt = grounded_prompt(role_prompt(receiver.agent_type), question, notes)
+        words = cloze_choices(question, notes)
+        if words:  # ranked, as custody answers a cloze with memory
+            g = Grounding(prompt, tuple(notes), None, rank_prefill(question), words,
+                          tuple(continuations(question, words)))
+        else:
+            g = Grounding(prompt, tuple(notes), cloze_schema(notes), answer_prefill(question))
         cited = [r for r in g.refs if r.partition >= 0]
         text = await self.ask(receiver.agent_id, g.prompt, schema=g.schema,
                               max_tokens=PROBE_MAX_TOKENS, seed=_seed(request),
                               request_id=self.new_id(request), knowledge=refs_record(cited),
-                              prefill=g.prefill)
-        return unwrap_answer(text, question)
+                              prefill=g.prefill, choices=g.continuations)
+        return chosen(g, text) if g.choices else unwrap_answer(text, question)
 
     async def judge(self, insight: Insight, receiver: AgentInfo, *, df: Counter[str],
                     learned: Sequence[str] = (), transfer_id: str = "") -> Verdict:

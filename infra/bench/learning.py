@@ -11,10 +11,15 @@ the agent's memory and without — pass rates, the exact McNemar test, recall@5.
 4. Recall@5: an item's question (the sentence with the blank) must retrieve the passage it
    was cut from among the first 5 (:class:`~sinks.postgres.memory.PostgresRecall`).
 5. Model (Gemma 3 270M, temperature 0, the item's seed): *without memory* — role and
-   question; *with memory* — role, the recalled passages, question
-   (:mod:`agents.knowledge.grounding`: a cloze is asked as a sentence completion, a choice
-   is constrained to the option letters, in both arms). Exact-match scoring
-   (``agents.custody.scorers``) of the answer the agent gives (the first word it writes).
+   question, the answer generated (a cloze as a sentence completion, a choice constrained to
+   the option letters); *with memory* — role, the recalled passages, question; a cloze is
+   answered as custody answers it: the words of the best-matching recalled sentence are the
+   candidates and the model ranks the completed sentences by likelihood
+   (:meth:`inference.engine.LlamaEngine.rank`, :func:`agents.knowledge.grounding.cloze_choices`).
+   Two ablations say where the lift comes from: ``memory_generate`` (the recalled passages,
+   the word generated and constrained to the notes' words — the previous method) and
+   ``choices_only`` (the same candidates ranked with no passage in the prompt). Exact-match
+   scoring (``agents.custody.scorers``) of the agent's answer.
 6. Optionally the hand-written basic-tier items (non-code scorers) with and without memory.
 
 Goal: lift ≥ 30 percentage points with p < 0.01 and recall@5 ≥ 0.8; the result says which
@@ -42,9 +47,12 @@ from agents.knowledge.grounding import (
     DEFAULT_K,
     answer_prefill,
     answer_schema,
+    cloze_choices,
     cloze_parts,
     cloze_schema,
+    continuations,
     grounded_prompt,
+    rank_prefill,
     unwrap_answer,
 )
 from agents.knowledge.measure import discordant, mcnemar_exact, recall_at_k
@@ -178,21 +186,49 @@ def _ask(engine: LlamaEngine, prompt: str, schema: dict[str, Any] | None, max_to
     return unwrap_answer(result.text, item.prompt)
 
 
+def _rank(engine: LlamaEngine, prompt: str, item: Item, words: Sequence[str]) -> str:
+    """The candidate word whose completed sentence the model finds most likely ("" when
+    there is no candidate or the ranking fails — a failed trial)."""
+    if not words:
+        return ""
+    request = InferenceRequest(request_id=f"bench-{item.id}", requester="bench.learning",
+                               agent_id=AGENT_ID, messages=(Message(role="user", content=prompt),),
+                               temperature=0.0, seed=_seed(item.id), max_tokens=1,
+                               prefill=rank_prefill(item.prompt))
+    try:
+        chosen = engine.rank(request, continuations(item.prompt, words)).text
+    except InferenceError:
+        return ""
+    return words[continuations(item.prompt, words).index(chosen)]
+
+
 def _run_arms(engine: LlamaEngine, items: Sequence[Item], recalled: Sequence[list[Recalled]],
-              log: Callable[[str], None]) -> list[Arm]:
-    """Each item without memory and with memory (same role, format and constraint)."""
+              log: Callable[[str], None], *, ranked: bool = False) -> list[Arm]:
+    """Each item without memory and with memory (same role, format and constraint). With
+    ``ranked`` (cloze items), the memory arm ranks the words of the best-matching recalled
+    sentence by the likelihood of the completed sentence (what custody does), and two more
+    arms say where the lift comes from: ``memory_generate`` (the recalled notes, the answer
+    generated and constrained to the notes' words) and ``choices_only`` (the same candidate
+    words ranked with no notes in the prompt)."""
     role = role_prompt(AGENT_TYPE)
-    arms: dict[str, list[bool]] = {"without": [], "memory": []}
+    names = ["without", "memory", "memory_generate", "choices_only"] if ranked else [
+        "without", "memory"]
+    arms: dict[str, list[bool]] = {name: [] for name in names}
     for n, (item, entries) in enumerate(zip(items, recalled, strict=True)):
         fixed = answer_schema(item.scorer, item.params)
-        runs = {"without": (grounded_prompt(role, item.prompt, []), fixed),
-                "memory": (grounded_prompt(role, item.prompt, entries),
-                           fixed if fixed is not None or cloze_parts(item.prompt) is None
-                           else cloze_schema(entries))}
-        for arm, (prompt, schema) in runs.items():
+        bare, grounded = grounded_prompt(role, item.prompt, []), grounded_prompt(role, item.prompt,
+                                                                                 entries)
+        generated = {"without": (bare, fixed),
+                     "memory" if not ranked else "memory_generate":
+                         (grounded, fixed if fixed is not None or cloze_parts(item.prompt) is None
+                          else cloze_schema(entries))}
+        for arm, (prompt, schema) in generated.items():
             tokens = max(item.max_tokens, 24) if schema is not None else item.max_tokens
-            answer = _ask(engine, prompt, schema, tokens, item)
-            arms[arm].append(score(item, answer).passed)
+            arms[arm].append(score(item, _ask(engine, prompt, schema, tokens, item)).passed)
+        if ranked:
+            words = cloze_choices(item.prompt, entries)
+            arms["memory"].append(score(item, _rank(engine, grounded, item, words)).passed)
+            arms["choices_only"].append(score(item, _rank(engine, bare, item, words)).passed)
         log(f"{n + 1}/{len(items)} {item.id}: " + " ".join(
             f"{a}={'P' if v[-1] else '.'}" for a, v in arms.items()))
     return [Arm(name, tuple(v)) for name, v in arms.items()]
@@ -202,6 +238,10 @@ def _compare(arms: Sequence[Arm]) -> dict[str, Any]:
     by = {a.name: a for a in arms}
     out: dict[str, Any] = {"n": len(by["without"].passed),
                            **{f"pass_rate_{a.name}": round(a.rate, 4) for a in arms}}
+    for name in ("memory_generate", "choices_only"):
+        if name in by:
+            b2, c2 = discordant(by["memory"].passed, by[name].passed)
+            out[f"mcnemar_memory_vs_{name}"] = {"b": b2, "c": c2, "p": mcnemar_exact(b2, c2)}
     b, c = discordant(by["memory"].passed, by["without"].passed)
     out["lift_pp"] = round(100 * (by["memory"].rate - by["without"].rate), 1)
     out["mcnemar"] = {"b": b, "c": c, "p": mcnemar_exact(b, c)}
@@ -242,7 +282,8 @@ def run_learning_bench(settings: Any, *, items: int = 40, seed: int = 20, k: int
     ensure_model(settings)
     model = LlamaEngine.from_settings(settings)
     try:
-        cloze = _compare(_run_arms(model, [to_item(c) for c in clozes], cloze_recalled, log))
+        cloze = _compare(_run_arms(model, [to_item(c) for c in clozes], cloze_recalled, log,
+                                   ranked=True))
         hand_out = _compare(_run_arms(model, hand, hand_recalled, log)) if hand else None
     finally:
         model.close()

@@ -15,6 +15,8 @@ layer does not import agents): it returns :class:`MemoryHit` rows with the field
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
@@ -22,7 +24,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sinks.errors import StoreUnavailable
 
-__all__ = ["RECALL_SQL", "MemoryHit", "MemoryRef", "PostgresRecall", "memory_size"]
+__all__ = ["MEMORY_RECORD_TYPES", "RECALL_SQL", "MemoryHit", "MemoryRef", "PostgresRecall",
+           "memory_size"]
+
+#: The record types the ``agent_memory`` view is built from (sinks.postgres.views).
+MEMORY_RECORD_TYPES = ("internet_learning_result", "learning_event", "knowledge_transfer")
 
 RECALL_SQL = text("""
 WITH q AS (
@@ -94,6 +100,38 @@ class PostgresRecall:
     async def __call__(self, agent_id: str, query: str, k: int) -> list[MemoryHit]:
         """At most ``k`` entries of ``agent_id``'s memory for ``query``, best first."""
         return await asyncio.to_thread(self.recall_sync, agent_id, query, k)
+
+    def applied_sync(self, group: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        """``{(topic, partition): next offset}`` the sink consumer ``group`` has written to
+        the views (``sink_offsets``: committed in the same transaction as the rows) for
+        ``topics``. Raises :class:`~sinks.errors.StoreUnavailable` on a Postgres error."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text(
+                    "SELECT topic, partition, next_offset FROM sink_offsets "
+                    "WHERE consumer_group = :g AND topic = ANY(:t)"),
+                    {"g": group, "t": list(topics)}).all()
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreUnavailable(f"postgres: reading sink offsets failed: {exc.orig}") from exc
+        return {(str(r.topic), int(r.partition)): int(r.next_offset) for r in rows}
+
+    async def caught_up(self, group: str, ends: Mapping[tuple[str, int], int], *,
+                        timeout_s: float = 30.0, poll_s: float = 0.25) -> bool:
+        """Read-your-writes: wait until the sink ``group`` has written every record before
+        ``ends`` (``{(topic, partition): end offset}`` taken when the caller's input was
+        produced) into the views, polling every ``poll_s`` s for at most ``timeout_s`` s.
+        True when caught up, False on timeout (the caller goes on with what is there).
+        Raises :class:`~sinks.errors.StoreUnavailable` on a Postgres error."""
+        wanted = {tp: end for tp, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout_s
+        topics = sorted({t for t, _p in wanted})
+        while True:
+            done = await asyncio.to_thread(self.applied_sync, group, topics) if wanted else {}
+            if all(done.get(tp, 0) >= end for tp, end in wanted.items()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(poll_s)
 
 
 def memory_size(engine: Engine) -> dict[str, dict[str, int]]:

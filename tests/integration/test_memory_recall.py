@@ -62,3 +62,26 @@ def test_one_entry_per_content_citing_the_earliest_record(pg_db, order):
         assert memory_size(engine) == {"guardian": {"passage": 1}, "imperium": {"passage": 3}}
     finally:
         engine.dispose()
+
+
+def test_caught_up_waits_for_the_sink_to_write_past_the_given_offsets(pg_db):
+    """Read-your-writes for a retest: the recall waits until the sink's committed offsets
+    (written with the rows) reach the end offsets taken when the request was made."""
+    engine = create_engine(pg_db)
+    try:
+        recall = PostgresRecall(engine)
+        writer = PostgresWriter(engine, build_projections())
+        batch = Batch()
+        batch.add(_result("imperium", 5, T0, PASSAGES[:1]))
+        writer.write("lvlup.sinks.postgres", batch)
+        topic = "lvlup.learning.internet-results"
+        assert asyncio.run(recall.caught_up("lvlup.sinks.postgres", {(topic, 0): 6},
+                                            timeout_s=0.5))
+        assert not asyncio.run(recall.caught_up("lvlup.sinks.postgres", {(topic, 0): 7},
+                                                timeout_s=0.3, poll_s=0.1))
+        assert not asyncio.run(recall.caught_up("another.group", {(topic, 0): 6},
+                                                timeout_s=0.2, poll_s=0.1))
+        assert asyncio.run(recall.caught_up("lvlup.sinks.postgres", {(topic, 1): 0},
+                                            timeout_s=0.2))  # nothing to wait for
+    finally:
+        engine.dispose()

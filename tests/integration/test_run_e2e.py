@@ -25,12 +25,13 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     # even when an earlier run drafted the slot it started in (ids are per agent and slot)
     env = {**os.environ, "COLUMNS": "200", "LVLUP_LEARNING__INTERVAL_S": "3600",
            "LVLUP_PROPOSALS__DRAFT_INTERVAL_S": "120", "LVLUP_PROPOSALS__DRAFT_RETRY_S": "15",
-           # one retest item per agent after the cycle: the run's memory-cited custody items
-           "LVLUP_LEARNING__RETEST_ITEMS": "1"}
+           # the default retest after the cycle (10 items from what each agent read, answered
+           # with its memory): enough for the pooled SPRT to decide within the run
+           "LVLUP_LEARNING__RETEST_ITEMS": "10"}
     out = tmp_path / "run.out"
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "run", "--duration", "240", "--api-port",
+        [sys.executable, "-m", "infra.cli", "run", "--duration", "300", "--api-port",
          str(port)], cwd=ROOT, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
     api_answered = None
     try:
@@ -41,7 +42,7 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
                 api_answered = resp.status_code
             except httpx.HTTPError:
                 time.sleep(1)
-        code = proc.wait(300)
+        code = proc.wait(360)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -84,6 +85,14 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
                       r"(\d+) citing recalled knowledge", log)
     assert cited, log[-4000:]
     assert int(cited[1]) >= 1, "no custody item was answered through the agent's memory"
+    # the loop closed (issues #19, #20): the retest's items come from what the agents read,
+    # they cite the recalled knowledge, and the pooled evidence moved a level
+    assert int(cited[3]) >= 1, "no custody item cited recalled knowledge"
+    changes = re.search(r"level changes: (\d+)", log)
+    assert changes, log[-4000:]
+    assert int(changes[1]) >= 1, "no agent's level changed during the run"
+    assert re.search(r"level \d+ → \d+ \(custody_passed; knowledge_verification × basic "
+                     r"evidence passed", log), log[-4000:]
     assert {"imperium", "guardian", "sandbox", "conquest"} <= {a[0] for a in agents}
     # real agents only (issue #20 item 9): a plain run emits no sample, no demo agent is
     # active, and the unlabelled sample agents of earlier versions were unregistered

@@ -11,7 +11,7 @@ import pytest
 from agents.custody.bank import Bank
 from agents.custody.scorers import score
 from agents.knowledge.answering import CustodyMemory
-from agents.knowledge.cloze import cloze_bank, cloze_items, to_item
+from agents.knowledge.cloze import GENERATOR_VERSION, cloze_bank, cloze_items, to_item
 from agents.knowledge.grounding import (
     BLANK,
     answer_prefill,
@@ -54,7 +54,8 @@ def test_cloze_items_are_deterministic_and_pass_with_the_deleted_term():
         assert score(to_item(c), c.answer).passed
         assert not score(to_item(c), "nonsense").passed
     bank = cloze_bank(Bank("v1", ()), items)
-    assert bank.version.startswith("v1+cloze.1.") and len(bank.items) == len(items)
+    assert bank.version.startswith(f"v1+cloze.{GENERATOR_VERSION}.")
+    assert len(bank.items) == len(items)
     assert cloze_bank(Bank("v1", ()), items).version == bank.version
 
 
@@ -87,13 +88,17 @@ def test_custody_memory_records_the_knowledge_on_the_request():
 
     async def ask(agent_id, prompt, **kw):
         asked.update(kw, prompt=prompt)
-        return " assignor."
+        # a ranked cloze: the model's choice is one of the continuations it was given
+        return next(c for c in kw["choices"] if c.lstrip().startswith("assignor"))
 
     ps = chunk_sections(DOC, source="package:x")
     item = to_item(cloze_items(ps, seed=1, n=1)[0])
     mem = CustodyMemory(recall, ask, new_id=lambda: "inf-1")
     out = asyncio.run(mem.answer("guardian-1", "guardian", item, 16, 7))
     assert out.request_id == "inf-1" and out.text == "assignor"
+    assert asked["schema"] is None and asked["prefill"] == cloze_parts(item.prompt)[1]
+    assert [c.split()[0] for c in asked["choices"]] == ["The", "cooperative", "sticky",
+                                                        "assignor", "moves", "partitions"]
     assert asked["knowledge"] == [{"topic": "t", "partition": 0, "offset": 9,
                                    "content_hash": "h9"}]
     assert "Guardian" in asked["prompt"]

@@ -14,14 +14,16 @@ from agents.knowledge.sourcebank import load_source_corpus, source_bank
 
 @pytest.fixture(scope="module")
 def corpus():
-    return asyncio.run(load_source_corpus(("bandit", "httpx", "not-a-package-xyz")))
+    return asyncio.run(load_source_corpus(("package:bandit", "package:httpx",
+                                           "package:not-a-package-xyz", "pydoc:subprocess")))
 
 
 def test_corpus_reads_installed_docs_and_says_what_failed(corpus):
-    assert {d.url for d in corpus.documents} == {"package:bandit", "package:httpx"}
+    assert {d.url for d in corpus.documents} == {"package:bandit", "package:httpx",
+                                                 "pydoc:subprocess"}
     assert "package:not-a-package-xyz" in corpus.failed
-    assert corpus.passages and {p.source for p in corpus.passages} <= {"package:bandit",
-                                                                        "package:httpx"}
+    assert {p.source for p in corpus.passages} == {"package:bandit", "package:httpx",
+                                                   "pydoc:subprocess"}
 
 
 def test_bank_gains_source_items_as_a_new_version(corpus):
@@ -32,7 +34,7 @@ def test_bank_gains_source_items_as_a_new_version(corpus):
     assert bank.version.startswith(base.version + "+cloze.")
     assert bank.content_hash != base.content_hash
     assert {i.category for i in added} == {Category.KNOWLEDGE_VERIFICATION}
-    assert {i.source for i in added} <= {"package:bandit", "package:httpx"}
+    assert {i.source for i in added} <= {"package:bandit", "package:httpx", "pydoc:subprocess"}
     again = source_bank(base, corpus, n=30)
     assert (again.version, again.content_hash) == (bank.version, bank.content_hash)
 

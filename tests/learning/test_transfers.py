@@ -43,12 +43,18 @@ class FakeModel:
 
     async def __call__(self, agent_id: str, prompt: str, *, schema: dict[str, Any] | None,
                        max_tokens: int, seed: int, request_id: str,
-                       knowledge: list[dict[str, Any]], prefill: str = "") -> str:
+                       knowledge: list[dict[str, Any]], prefill: str = "",
+                       choices: tuple[str, ...] = ()) -> str:
         self.calls.append({"agent_id": agent_id, "prompt": prompt, "knowledge": knowledge,
-                           "schema": schema, "prefill": prefill, "request_id": request_id})
+                           "schema": schema, "prefill": prefill, "request_id": request_id,
+                           "choices": choices})
         if self.fail:
             raise InferenceTimeout("no answer within 5 s")
         right = self.knows is not None and self.knows in prompt
+        if choices:  # ranked: the right continuation when it knows, else another one
+            hits = [c for c in choices if c.split()[0] == "compaction"]
+            misses = [c for c in choices if c.split()[0] != "compaction"]
+            return (hits or misses)[0] if right else (misses or hits)[0]
         return json.dumps("compaction" if right else "retention")
 
 
@@ -93,9 +99,10 @@ async def test_accepted_when_the_probe_is_answered_only_with_the_transfer():
     assert TEXT in with_it["prompt"] and TEXT not in without["prompt"]
     assert with_it["agent_id"] == "guardian" and "You are Guardian" in with_it["prompt"]
     # the transferred text is in the prompt but never cited as a log position
-    assert with_it["knowledge"] == [] and with_it["schema"] == {"type": "string",
-                                                                "enum": with_it["schema"]["enum"]}
-    assert "compaction" in with_it["schema"]["enum"]
+    assert with_it["knowledge"] == [] and with_it["schema"] is None
+    # ranked as custody answers a cloze with memory: the words of the transferred sentence
+    assert any(c.split()[0] == "compaction" for c in with_it["choices"])
+    assert without["choices"] == ()  # no note, no candidates: generated, as without memory
 
 
 async def test_rejected_without_gain_when_the_receiver_answers_without_it():
