@@ -239,8 +239,12 @@ async def _learn(agent: AgentInfo, topic: str, docs: Sequence[Document], *, cycl
                      message=str(exc), context={"topic": topic})
         return None
     value = learning_value(rating, relevance, text)
-    passages = rank_passages(topic, chunk_sections(doc.text, source=doc.url, title=doc.title),
-                             cfg.passages_per_result)
+    sections = chunk_sections(doc.text, source=doc.url, title=doc.title)
+    relevant = rank_passages(topic, sections, cfg.passages_per_result)
+    # the whole document is remembered (most relevant to the topic first): a retest asks
+    # about what the agent read, not only the sections that share the topic's words
+    passages = [*relevant, *(p for p in sections if p not in relevant)][
+        :cfg.passages_per_result]
     now = deps.now_ms()
     await deps.emit("internet_learning_result", {
         "occurred_at": now, "agent_id": agent.agent_id, "agent_type": agent.agent_type,
