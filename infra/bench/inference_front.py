@@ -50,6 +50,7 @@ from inference.kafka_worker import InferenceWorker
 from inference.types import InferenceRequest, Message
 from infra.bench.api import _scratch_database, _server
 from infra.bench.inference import bench_direct, percentile
+from infra.bench.inference_kafka import PrefixRouter
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics
@@ -72,20 +73,11 @@ def _prompts(tag: str, n: int) -> list[str]:
     return [f"In one sentence, why does {s} matter? ({tag})" for s in _SUBJECTS[:n]]
 
 
-class _Router:
-    def __init__(self, prefix: str) -> None:
-        self.prefix, self.catalog = prefix, load_catalog()
-
-    def route(self, record_type: str) -> tuple[str, str]:
-        spec = self.catalog.for_record(record_type)
-        return self.prefix + spec.name, spec.key
-
-
 class _Worker:
     """The inference worker on its own thread and event loop, built as ``lvlup worker
     inference`` builds it (producer with linger 0, the budget ledger journaled on the log)."""
 
-    def __init__(self, settings: Settings, engine: LlamaEngine, router: _Router) -> None:
+    def __init__(self, settings: Settings, engine: LlamaEngine, router: PrefixRouter) -> None:
         self.settings, self.engine, self.router = settings, engine, router
         self._ready = threading.Event()
         self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
@@ -220,7 +212,7 @@ def bench_inference_front(settings: Settings, *, prompts: int = 8) -> dict[str, 
     ensure_model(settings)
     engine = LlamaEngine.from_settings(settings)
     prefix = f"bench.oai{uuid.uuid4().hex[:6]}."
-    router = _Router(prefix)
+    router = PrefixRouter(prefix)
     catalog, bootstrap = load_catalog(), settings.kafka.bootstrap()
     specs = [TopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in _KINDS]
     create_topics(bootstrap, specs)

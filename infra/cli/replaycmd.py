@@ -26,6 +26,7 @@ from infra.cli.decisionscmd import decisions
 from streams.errors import LvlupError
 from streams.producer import codec_for
 from streams.settings import Settings
+from streams.trialselect import parse_time_ms
 
 __all__ = ["diff", "parse_time", "rebuild", "register", "reset_group"]
 
@@ -34,22 +35,10 @@ _VIEWS_HELP = ("views to compare: names or fnmatch patterns over postgres.<table
 
 
 def parse_time(text: str) -> int:
-    """ISO-8601 (naive = UTC) or epoch milliseconds → milliseconds since the epoch, UTC.
-
-    Raises :class:`LvlupError` for anything else.
-    """
-    from datetime import UTC, datetime
-
-    value = text.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise LvlupError(f"not a time: {text!r} (ISO-8601 or epoch milliseconds)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    """ISO-8601 (naive = UTC) or epoch milliseconds → milliseconds since the epoch, UTC
+    (:func:`streams.trialselect.parse_time_ms`). Raises :class:`LvlupError` for anything
+    else."""
+    return parse_time_ms(text)
 
 
 def _patterns(views: list[str]) -> tuple[str, ...]:
