@@ -12,16 +12,22 @@ request id and the positions, which the item result cites.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agents.custody.items import Item
-from agents.knowledge.grounding import DEFAULT_K, Grounding, ground, unwrap_answer
+from agents.knowledge.grounding import (
+    DEFAULT_K,
+    Grounding,
+    ground,
+    grounded_prompt,
+    unwrap_answer,
+)
 from agents.knowledge.recall import KnowledgeRef, Recall, refs_record
 from agents.knowledge.roles import role_prompt
 
-__all__ = ["Answered", "Ask", "CustodyMemory", "chosen", "cite", "client_ask"]
+__all__ = ["Answered", "Ask", "CustodyMemory", "chosen", "cite", "client_ask", "memory_infer"]
 
 
 class Ask(Protocol):
@@ -119,3 +125,25 @@ def cite(refs: Sequence[KnowledgeRef], request_id: str) -> dict[str, Any]:
     """The ``custody_item_result`` v2 fields citing an answer: ``request_id`` and
     ``knowledge``."""
     return {"request_id": request_id, "knowledge": refs_record(refs)}
+
+
+def memory_infer(recall: Recall, infer: Callable[..., Awaitable[dict[str, Any]]],
+                 agent_types: Mapping[str, str], *, k: int = 3, timeout_s: float = 300.0
+                 ) -> Callable[[str, str, int, int], Awaitable[str]]:
+    """``infer(agent_id, prompt, max_tokens, seed) -> text`` that answers as the agent with its
+    memory — its role (``agent_types``: agent id → type), the ``k`` entries its memory recalls
+    for the prompt, the prompt (:func:`~agents.knowledge.grounding.grounded_prompt`) — and
+    records the knowledge positions on the inference request (a proposal draft's prompt, so
+    an audit shows what the agent knew when it drafted). ``infer`` is
+    ``InferenceClient.infer``. Raises what ``recall`` (a store outage) and ``infer`` raise."""
+
+    async def run(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+        entries = await recall(agent_id, prompt, k)
+        grounded = grounded_prompt(role_prompt(agent_types.get(agent_id, "")), prompt, entries)
+        response = await infer(agent_id=agent_id, max_tokens=max_tokens, seed=seed,
+                               messages=[{"role": "user", "content": grounded}],
+                               temperature=0.0, timeout_s=timeout_s,
+                               knowledge=refs_record([e.ref for e in entries]))
+        return str(response.get("text") or "")
+
+    return run

@@ -43,11 +43,13 @@ from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
+from sqlalchemy import Engine, create_engine
 
 from agents.custody.gate import window_runs
 from agents.custody.replay import read_topics
 from agents.custody.worker import client_infer
 from agents.guardian import Finding, scan_files
+from agents.knowledge.answering import memory_infer
 from agents.proposals.draft import run_drafts, safe_agent
 from agents.proposals.errors import ProposalInputError
 from agents.proposals.loop import RecordLoop
@@ -69,6 +71,7 @@ from inference.client import InferenceClient
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from sinks.postgres.memory import PostgresRecall
 from streams.producer import EventProducer
 from streams.serial import stop_on_signals
 from streams.settings import Settings
@@ -292,6 +295,7 @@ async def serve(settings: Settings) -> None:
                              seed=seed_files(planted.read_text(encoding="utf-8")
                                              if planted.is_file() else None))
     client = InferenceClient(bootstrap, codec, catalog, producer, requester=PRODUCER)
+    store: Engine | None = None
     try:
         async with client:
             ready = asyncio.Event()
@@ -303,8 +307,13 @@ async def serve(settings: Settings) -> None:
                 tasks.append(asyncio.create_task(run_scans(
                     [REPO_ROOT], settings.proposals.repo_scan_interval_s, worker.emit, stop,
                     seen=seen, now_ms=worker.now_ms)))
+            infer = client_infer(client)
+            if settings.custody.use_memory:  # a draft is answered with the agent's memory
+                store = create_engine(settings.postgres.sqlalchemy_url(), pool_pre_ping=True)
+                infer = memory_infer(PostgresRecall(store), client.infer,
+                                     settings.custody.schedule_agents)
             tasks.append(asyncio.create_task(_drafts_when_ready(
-                settings, worker, client_infer(client), ready, stop)))
+                settings, worker, infer, ready, stop)))
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # one ended (stopped or failed): stop the others
             try:
@@ -318,3 +327,5 @@ async def serve(settings: Settings) -> None:
                     await asyncio.gather(*pending, return_exceptions=True)
     finally:
         producer.close()
+        if store is not None:
+            store.dispose()

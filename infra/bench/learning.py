@@ -21,6 +21,8 @@ the agent's memory and without — pass rates, the exact McNemar test, recall@5.
    ``choices_only`` (the same candidates ranked with no passage in the prompt). Exact-match
    scoring (``agents.custody.scorers``) of the agent's answer.
 6. Optionally the hand-written basic-tier items (non-code scorers) with and without memory.
+7. The learning curve: the same items after 0, 1, 2, 4 and 8 cycles
+   (:mod:`infra.bench.learning_curve`).
 
 Goal: lift ≥ 30 percentage points with p < 0.01 and recall@5 ≥ 0.8; the result says which
 bars are met and never lowers them.
@@ -72,8 +74,8 @@ from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
 
-__all__ = ["GOAL_LIFT_PP", "GOAL_P", "GOAL_RECALL", "Arm", "build_memory", "load_corpus",
-           "TemporaryDatabase", "run_learning_bench"]
+__all__ = ["GOAL_LIFT_PP", "GOAL_P", "GOAL_RECALL", "Arm", "TemporaryDatabase", "ask_model",
+           "build_memory", "load_corpus", "rank_words", "run_learning_bench"]
 
 GOAL_LIFT_PP = 30.0
 GOAL_P = 0.01
@@ -170,7 +172,7 @@ def _seed(item_id: str) -> int:
     return int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16)
 
 
-def _ask(engine: LlamaEngine, prompt: str, schema: dict[str, Any] | None, max_tokens: int,
+def ask_model(engine: LlamaEngine, prompt: str, schema: dict[str, Any] | None, max_tokens: int,
          item: Item) -> str:
     """One temperature-0 completion; an inference error (truncated, invalid) is an empty
     answer — a failed trial, as in custody."""
@@ -186,7 +188,7 @@ def _ask(engine: LlamaEngine, prompt: str, schema: dict[str, Any] | None, max_to
     return unwrap_answer(result.text, item.prompt)
 
 
-def _rank(engine: LlamaEngine, prompt: str, item: Item, words: Sequence[str]) -> str:
+def rank_words(engine: LlamaEngine, prompt: str, item: Item, words: Sequence[str]) -> str:
     """The candidate word whose completed sentence the model finds most likely ("" when
     there is no candidate or the ranking fails — a failed trial)."""
     if not words:
@@ -224,11 +226,11 @@ def _run_arms(engine: LlamaEngine, items: Sequence[Item], recalled: Sequence[lis
                           else cloze_schema(entries))}
         for arm, (prompt, schema) in generated.items():
             tokens = max(item.max_tokens, 24) if schema is not None else item.max_tokens
-            arms[arm].append(score(item, _ask(engine, prompt, schema, tokens, item)).passed)
+            arms[arm].append(score(item, ask_model(engine, prompt, schema, tokens, item)).passed)
         if ranked:
             words = cloze_choices(item.prompt, entries)
-            arms["memory"].append(score(item, _rank(engine, grounded, item, words)).passed)
-            arms["choices_only"].append(score(item, _rank(engine, bare, item, words)).passed)
+            arms["memory"].append(score(item, rank_words(engine, grounded, item, words)).passed)
+            arms["choices_only"].append(score(item, rank_words(engine, bare, item, words)).passed)
         log(f"{n + 1}/{len(items)} {item.id}: " + " ".join(
             f"{a}={'P' if v[-1] else '.'}" for a, v in arms.items()))
     return [Arm(name, tuple(v)) for name, v in arms.items()]
@@ -249,10 +251,12 @@ def _compare(arms: Sequence[Arm]) -> dict[str, Any]:
 
 
 def run_learning_bench(settings: Any, *, items: int = 40, seed: int = 20, k: int = DEFAULT_K,
-                       handwritten: bool = True, log: Callable[[str], None] = print
-                       ) -> dict[str, Any]:
+                       handwritten: bool = True, log: Callable[[str], None] = print,
+                       curve_checkpoints: Sequence[int] = (0, 1, 2, 4, 8)) -> dict[str, Any]:
     """Run the benchmark (module doc) on the stack of ``settings`` (Postgres) with the local
-    model; returns the figures as one JSON-ready dict (``goal`` says which bars are met).
+    model; returns the figures as one JSON-ready dict (``goal`` says which bars are met;
+    ``learning_curve`` the pass rate after ``curve_checkpoints`` cycles,
+    :mod:`infra.bench.learning_curve`; empty: not measured).
     Raises ``RuntimeError`` when no source can be read or no item can be made."""
     started = time.monotonic()
     docs, failed = asyncio.run(load_corpus())
@@ -285,6 +289,13 @@ def run_learning_bench(settings: Any, *, items: int = 40, seed: int = 20, k: int
         cloze = _compare(_run_arms(model, [to_item(c) for c in clozes], cloze_recalled, log,
                                    ranked=True))
         hand_out = _compare(_run_arms(model, hand, hand_recalled, log)) if hand else None
+        curve = None
+        if curve_checkpoints:
+            from infra.bench.learning_curve import learning_curve
+
+            curve = learning_curve(settings.postgres.sqlalchemy_url(), model, docs,
+                                   [to_item(c) for c in clozes], seed=seed, k=k,
+                                   checkpoints=curve_checkpoints, log=log)
     finally:
         model.close()
     goal = {"lift_pp": cloze["lift_pp"] >= GOAL_LIFT_PP, "p": cloze["mcnemar"]["p"] < GOAL_P,
@@ -292,6 +303,7 @@ def run_learning_bench(settings: Any, *, items: int = 40, seed: int = 20, k: int
     return {"bench": "learning", "documents": len(docs), "passages": len(passages),
             "failed_sources": failed, "items": len(clozes), "seed": seed, "k": k,
             "recall_at_5": round(r5, 4), "cloze": cloze, "handwritten_basic": hand_out,
+            "learning_curve": curve,
             "goal": {**goal, "met": all(goal.values()),
                      "bars": {"lift_pp": GOAL_LIFT_PP, "p": GOAL_P, "recall_at_5": GOAL_RECALL}},
             "pass": all(goal.values()), "duration_s": round(time.monotonic() - started, 1)}

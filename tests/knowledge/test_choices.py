@@ -50,3 +50,31 @@ def test_continuations_complete_the_sentence_after_the_prefill() -> None:
     assert rank_prefill(first) == "" and continuations(first, ["Bandit"]) == [
         "Bandit is a security linter."]
     assert continuations("no blank here", ["x"]) == []
+
+
+def test_memory_infer_drafts_as_the_agent_with_its_memory_and_cites_it() -> None:
+    """A proposal draft's prompt goes out with the agent's role and recalled knowledge, and
+    the inference request records the knowledge positions (issue #20 item 2)."""
+    import asyncio
+
+    from agents.knowledge.answering import memory_infer
+
+    sent: dict = {}
+
+    async def recall(agent_id, query, k):
+        assert (agent_id, k) == ("guardian", 3)
+        return NOTES[1:]
+
+    async def infer(**fields):
+        sent.update(fields)
+        return {"text": "def fix(): ..."}
+
+    run = memory_infer(recall, infer, {"guardian": "guardian"})
+    out = asyncio.run(run("guardian", "Fix B602 in archive().", 200, 7))
+    assert out == "def fix(): ..."
+    prompt = sent["messages"][0]["content"]
+    assert prompt.startswith("You are Guardian") and "Bandit flags subprocess" in prompt
+    assert prompt.endswith("Fix B602 in archive().")
+    assert sent["knowledge"] == [{"topic": "t", "partition": 0, "offset": 2,
+                                  "content_hash": "h2"}]
+    assert (sent["max_tokens"], sent["seed"], sent["temperature"]) == (200, 7, 0.0)
