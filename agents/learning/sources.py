@@ -295,11 +295,15 @@ def _package(name: str, max_bytes: int) -> Document:
         meta = importlib.metadata.metadata(name)
     except importlib.metadata.PackageNotFoundError as exc:
         raise SourceFailed(f"package:{name} is not installed") from exc
-    text = str(meta.get_payload() or meta["Description"] or "")  # type: ignore[attr-defined]
+    # a missing header is None in the stdlib's metadata and a KeyError in importlib_metadata 8+
+    def header(key: str) -> str:
+        return str(meta[key] or "") if key in meta else ""
+
+    text = str(meta.get_payload() or header("Description"))  # type: ignore[attr-defined]
     if not text.strip():
         raise SourceFailed(f"package:{name} has no long description")
-    if (meta["Description-Content-Type"] or "").partition(";")[0].strip().lower() in _HTML:
+    if header("Description-Content-Type").partition(";")[0].strip().lower() in _HTML:
         text = html_to_text(text, f"package:{name}")
-    return Document(f"package:{name}", f"{name} {meta['Version'] or ''}".strip(),
+    return Document(f"package:{name}", f"{name} {header('Version')}".strip(),
                     text[:max_bytes])
 
