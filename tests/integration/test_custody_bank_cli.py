@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,8 +10,9 @@ import sys
 
 import pytest
 
-from agents.custody.bank import load_bank
 from agents.custody.items import Category, Tier
+from agents.custody.worker import live_bank
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +24,8 @@ def test_custody_bank_lists_the_current_version_per_category_and_tier(stack):
     assert proc.returncode == 0, proc.stderr[-2000:]
     versions = json.loads(proc.stdout.strip().splitlines()[-1])
     current = [v for v in versions if v["current"]]
-    bank = load_bank()
+    bank = asyncio.run(live_bank(Settings().custody.source_items))  # + the source items
+    assert bank.version.startswith(current[0]["version"].split("+cloze.")[0] + "+cloze.")
     assert len(current) == 1 and current[0]["content_hash"] == bank.content_hash
     assert current[0]["exact"] is True
     counts = current[0]["counts"]

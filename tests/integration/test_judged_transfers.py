@@ -50,9 +50,16 @@ INSIGHTS = [Insight("imperium", "kafka", TEXT, 0.7, "package:kafka"),
 
 async def _model(agent_id: str, prompt: str, *, schema: dict[str, Any] | None,
                  max_tokens: int, seed: int, request_id: str,
-                 knowledge: list[dict[str, Any]], prefill: str = "") -> str:
-    """Right only when the transferred sentence is among the prompt's notes."""
-    return json.dumps("compaction" if TEXT in prompt else "retention")
+                 knowledge: list[dict[str, Any]], prefill: str = "",
+                 choices: tuple[str, ...] = ()) -> str:
+    """Right only when the transferred sentence is among the prompt's notes (ranked: the
+    continuation with the right word; else another)."""
+    right = TEXT in prompt
+    if choices:
+        hits = [c for c in choices if c.split()[0] == "compaction"]
+        misses = [c for c in choices if c.split()[0] != "compaction"]
+        return (hits or misses)[0] if right else (misses or hits)[0]
+    return json.dumps("compaction" if right else "retention")
 
 
 def _consume(bootstrap: str, topic: str) -> list[ConsumedRecord]:

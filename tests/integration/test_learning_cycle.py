@@ -162,6 +162,11 @@ class Tail:
         self.consumer.close()
 
 
+def _at_least(n: int, records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """``records`` once there are ``n`` of them (for :meth:`wait`), else None."""
+    return records if len(records) >= n else None
+
+
 def _poll(what: str, query: Callable[[], Any], timeout_s: float = 90.0) -> Any:
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -271,8 +276,11 @@ def test_learning_cycles_end_to_end(stack, doc_server, tmp_path):
         assert {(r["agent_id"], r["source_url"]) for r in results} == {
             (a, f"{doc_server}/docs/kafka-compaction.txt"),
             (b, f"{doc_server}/docs/postgres-wal.txt")}, "the most relevant document"
-        transfers = tail.wait("knowledge transfers", lambda: tail.of(
-            "knowledge_transfer", cycle_id=first_id), 20, alive)
+        # transfers are judged after the cycle closes, one at a time, each up to two model
+        # calls: wait for both, not the first (the first CI run after judging raced here)
+        transfers = tail.wait("both knowledge transfers",
+                              lambda: _at_least(2, tail.of("knowledge_transfer",
+                                                           cycle_id=first_id)), 120, alive)
         assert {(t["from_agent_id"], t["agent_id"]) for t in transfers} == {(a, b), (b, a)}
         metrics = tail.wait("metrics", lambda: [m for m in tail.of("agent_metrics")
                                                 if m["agent_id"] in (a, b)], 20, alive)
@@ -305,7 +313,10 @@ def test_learning_cycles_end_to_end(stack, doc_server, tmp_path):
         assert error["context"]["source"] == f"{doc_server}/slow/{tag}"
         assert {(e["agent_id"], e["topic"]) for e in tail.of(
             "learning_event", cycle_id=second_id)} >= {(b, "ClickHouse columnar storage")}
-        assert len(tail.of("knowledge_transfer", cycle_id=second_id)) == 2
+        assert len(tail.wait("the second cycle's transfers",
+                             lambda: _at_least(2, tail.of("knowledge_transfer",
+                                                          cycle_id=second_id)), 120,
+                             alive)) == 2
         latest = tail.wait("metrics after the second cycle", lambda: [
             m for m in tail.of("agent_metrics") if m["agent_id"] in (a, b)
             and m["total_learning_cycles"] == 2], 20, alive)
