@@ -355,14 +355,17 @@ async def _run_custody_once(worker: CustodyWorker, request: Mapping[str, Any],
 
 
 def client_infer(client: InferenceClient, timeout_s: float = 300.0
-                 ) -> Callable[[str, str, int, int], Awaitable[str]]:
-    """``CustodyDeps.infer`` over an entered :class:`InferenceClient`: one user message,
-    temperature 0, the trial's seed; returns the response ``text``."""
+                 ) -> Callable[..., Awaitable[str]]:
+    """``CustodyDeps.infer`` over an entered :class:`InferenceClient`: ``infer(agent_id,
+    prompt, max_tokens, seed, prefill="")`` — one user message, temperature 0, the trial's
+    seed, the model's turn started with ``prefill``; returns the response ``text`` (the
+    continuation of ``prefill``)."""
 
-    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int,
+                    prefill: str = "") -> str:
         response = await client.infer(agent_id=agent_id, max_tokens=max_tokens, seed=seed,
                                       messages=[{"role": "user", "content": prompt}],
-                                      temperature=0.0, timeout_s=timeout_s)
+                                      temperature=0.0, timeout_s=timeout_s, prefill=prefill)
         return str(response.get("text") or "")
 
     return infer

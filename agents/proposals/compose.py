@@ -11,6 +11,19 @@ writes as little as possible — but what it writes is what gets tested:
 * **helper**: the signature and docstring with an example — the tests, written before, are
   not shown — and it answers with the function.
 
+**The model's turn is prefilled** (:func:`prefill_for`) with the opening of the code block
+and the function's header — the signature and docstring of a helper, the ``def`` line(s) and
+docstring of the function to fix — so what the model writes is the function's body. The
+270M base model, asked for a whole function, echoed the prompt instead (its role line and
+memory notes, then an unterminated docstring: 0 of 6 helper drafts parsed with memory in the
+prompt, measured on the shipped model); prefilled, it writes a body every time.
+**The body ends where the function ends**: at the first non-empty line that is not indented
+(the stop sequences of the HumanEval protocol — ``\ndef``, ``\nclass``, ``\nif``,
+``\nprint``, ``\n#`` — generalized to any top-level line; Chen et al. 2021, "Evaluating
+Large Language Models Trained on Code", section 2.2), and when the rest does not parse the
+longest parsing prefix of its lines is kept. Nothing is added to the model's code: the
+function proposed is the header plus a prefix of what the model wrote.
+
 The answer is untrusted text: it is parsed with :mod:`ast` (never imported or run here), only a
 function definition of the expected name and top-level ``import`` statements are kept, and
 the record's paths come from the target, not from the answer. An answer without that function
@@ -30,8 +43,8 @@ from typing import Any
 from agents.proposals.scratch import SCRATCH_REPO
 from agents.proposals.targets import FIX_HINTS, Target, enclosing_function
 
-__all__ = ["build_record", "extract_code", "fix_prompt", "helper_prompt", "prompt_for",
-           "splice_function", "take_function"]
+__all__ = ["build_record", "extract_code", "fix_prompt", "helper_prompt", "prefill_for",
+           "prompt_for", "splice_function", "take_function"]
 
 _NS = uuid.UUID("a3e4f2d1-7c1b-4e55-8f0e-2b9d6c4a1f77")
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
@@ -95,11 +108,76 @@ def prompt_for(target: Target, repo: Mapping[str, str]) -> str:
     return helper_prompt(target)
 
 
+def _header(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The lines of ``node`` in ``source`` before its body's first statement that is not the
+    docstring: decorators, the ``def`` line(s) and the docstring."""
+    body = node.body[1:] if (node.body and isinstance(node.body[0], ast.Expr)
+                             and isinstance(node.body[0].value, ast.Constant)
+                             and isinstance(node.body[0].value.value, str)) else node.body
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    end = body[0].lineno - 1 if body else (node.end_lineno or node.lineno)
+    return "\n".join(source.splitlines()[start - 1:end]) + "\n"
+
+
+def prefill_for(target: Target, repo: Mapping[str, str]) -> str:
+    """The start of the model's turn for ``target`` (module doc): the code block's opening
+    fence and the function's header — a helper's signature and docstring as in its prompt, a
+    fix's header from the file in ``repo`` (``""`` when the function is not found there; the
+    prompt then fails on its own)."""
+    if target.kind == "finding_fix":
+        source = repo.get(target.file_path, "")
+        node = enclosing_function(source, target.line or 0) if source else None
+        if node is None or node.name != target.function:
+            return ""
+        return "```python\n" + _header(source, node)
+    task = target.helper
+    if task is None:
+        raise ValueError(f"{target.target_id} is not a helper target")
+    doc = "\n    ".join(task.doc.splitlines())
+    return f"```python\n{task.signature}\n    \"\"\"{doc}\"\"\"\n"
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _to_function_end(code: str, name: str) -> str:
+    """``code`` cut where the top-level function ``name`` ends (module doc): lines up to the
+    first non-empty, non-indented line after its ``def``; then the longest prefix of those
+    lines that parses. ``code`` itself when it has no such ``def`` line or already parses."""
+    if _parses(code):
+        return code
+    lines = code.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if re.match(rf"(?:async\s+)?def\s+{re.escape(name)}\b", line)), None)
+    if start is None:
+        return code
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].strip() and not lines[i][0].isspace()), len(lines))
+    kept = lines[:end]
+    for stop in range(len(kept), start, -1):
+        candidate = "\n".join(kept[:stop]) + "\n"
+        if _parses(candidate):
+            return candidate
+    return code
+
+
+def _docstring_only(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Is ``node``'s body nothing but a docstring (or ``...``/``pass``)?"""
+    return all(isinstance(n, ast.Pass) or (isinstance(n, ast.Expr)
+               and isinstance(n.value, ast.Constant)) for n in node.body)
+
+
 def take_function(answer: str, name: str) -> tuple[str, list[str]]:
     """``(function source, import lines)`` of the first top-level function ``name`` in the
-    code of ``answer`` and its top-level ``import``/``from … import`` statements. Raises
-    :class:`ValueError` when the code does not parse or has no such function."""
-    code = extract_code(answer)
+    code of ``answer`` (cut where that function ends, module doc) and its top-level
+    ``import``/``from … import`` statements. Raises :class:`ValueError` when the code does
+    not parse, has no such function or the function has no body beyond a docstring."""
+    code = _to_function_end(extract_code(answer), name)
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError) as exc:
@@ -108,6 +186,8 @@ def take_function(answer: str, name: str) -> tuple[str, list[str]]:
                if isinstance(n, ast.Import | ast.ImportFrom) and not getattr(n, "level", 0)]
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            if _docstring_only(node):
+                raise ValueError(f"the model wrote no body for {name}()")
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             lines = code.splitlines()[start - 1:node.end_lineno]
             return "\n".join(lines) + "\n", [i for i in imports if i]

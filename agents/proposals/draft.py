@@ -49,7 +49,7 @@ from typing import Any
 
 import structlog
 
-from agents.proposals.compose import build_record, extract_code, prompt_for
+from agents.proposals.compose import build_record, extract_code, prefill_for, prompt_for
 from agents.proposals.targets import Target, choose_target
 from streams.settings import ProposalsSettings
 
@@ -57,7 +57,9 @@ __all__ = ["Pick", "default_pick", "draft_id", "draft_proposal", "extract_code",
 
 log = structlog.get_logger(__name__)
 
-Infer = Callable[[str, str, int, int], Awaitable[str]]
+#: ``infer(agent_id, prompt, max_tokens, seed, prefill)``: the model's continuation of
+#: ``prefill`` (the start of its turn) — the text after it, not including it
+Infer = Callable[[str, str, int, int, str], Awaitable[str]]
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 #: ``evidence(agent_id, at_ms)``: does the log hold a custody run result the gate would
 #: count for a proposal of ``agent_id`` made at ``at_ms`` (ms since the epoch)?
@@ -87,13 +89,15 @@ async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer
                          attempt: int = 0) -> dict[str, Any]:
     """The ``proposal_submitted`` record an agent drafts in ``slot``: ``pick(agent_id,
     attempt)`` gives the target (``attempt`` 0, 1, … moves on to the next; the proposal id
-    stays ``auto-<agent>-<slot>``), ``infer(agent_id, prompt, max_tokens, seed)`` the model's
-    text. Its errors propagate, and an answer without the function asked for raises
-    :class:`ValueError` (nothing worth proposing)."""
+    stays ``auto-<agent>-<slot>``), ``infer(agent_id, prompt, max_tokens, seed, prefill)``
+    the model's continuation of the function's header
+    (:func:`~agents.proposals.compose.prefill_for`). Its errors propagate, and an answer
+    without the function asked for raises :class:`ValueError` (nothing worth proposing)."""
     digest = int(hashlib.sha256(f"{agent_id}|{slot}".encode()).hexdigest()[:8], 16)
     target, repo = await pick(agent_id, attempt)
-    answer = await infer(agent_id, prompt_for(target, repo), max_tokens,
-                         (digest + attempt) % 2**32)
+    prompt, prefill = prompt_for(target, repo), prefill_for(target, repo)
+    answer = prefill + await infer(agent_id, prompt, max_tokens, (digest + attempt) % 2**32,
+                                   prefill)
     return build_record(target, answer, proposal_id=draft_id(agent_id, slot),
                         agent_id=agent_id, agent_type=agent_type, now_ms=now_ms, repo=repo)
 

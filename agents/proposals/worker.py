@@ -263,7 +263,7 @@ class ProposalsWorker:
 
 
 async def _drafts_when_ready(settings: Settings, worker: ProposalsWorker,
-                             infer: Callable[[str, str, int, int], Awaitable[str]],
+                             infer: Callable[[str, str, int, int, str], Awaitable[str]],
                              ready: asyncio.Event, stop: asyncio.Event) -> None:
     """The agents' drafts, started once ``worker`` consumes (its state rebuilt)."""
     waiter = asyncio.create_task(ready.wait())

@@ -47,10 +47,11 @@ RECORD_TYPES = ["proposal_submitted", "proposal_gated", "proposal_scanned",
 HOUR = 3_600_000
 ARCHIVE = "fix:infra/sample/planted/insecure_example.py:archive"
 PARSE = "fix:legacy/settings.py:parse_value"
+#: the model's continuations of the prefilled headers (the function's body, then the fence)
 ANSWERS = {
-    "archive": "```python\ndef archive(path: str) -> int:\n    return subprocess.run("
-               "[\"tar\", \"czf\", \"/tmp/backup.tgz\", path], check=False).returncode\n```",
-    "parse_value": "```python\ndef parse_value(text: str) -> object:\n    return text\n```",
+    "archive": "    return subprocess.run([\"tar\", \"czf\", \"/tmp/backup.tgz\", path], "
+               "check=False).returncode\n```",
+    "parse_value": "    return text\n```",
 }
 
 
@@ -62,7 +63,8 @@ def routed(bootstrap):
     delete_topics(bootstrap, topics)
 
 
-async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str) -> str:
+    assert prefill.startswith("```python\ndef ")
     name = "archive" if "def archive(" in prompt else "parse_value"
     return ANSWERS[name]
 

@@ -70,7 +70,7 @@ def test_memory_infer_drafts_as_the_agent_with_its_memory_and_cites_it() -> None
         return {"text": "def fix(): ..."}
 
     run = memory_infer(recall, infer, {"guardian": "guardian"})
-    out = asyncio.run(run("guardian", "Fix B602 in archive().", 200, 7))
+    out = asyncio.run(run("guardian", "Fix B602 in archive().", 200, 7, "```python\n"))
     assert out == "def fix(): ..."
     prompt = sent["messages"][0]["content"]
     assert prompt.startswith("You are Guardian") and "Bandit flags subprocess" in prompt
@@ -78,3 +78,4 @@ def test_memory_infer_drafts_as_the_agent_with_its_memory_and_cites_it() -> None
     assert sent["knowledge"] == [{"topic": "t", "partition": 0, "offset": 2,
                                   "content_hash": "h2"}]
     assert (sent["max_tokens"], sent["seed"], sent["temperature"]) == (200, 7, 0.0)
+    assert sent["prefill"] == "```python\n"  # the draft's header starts the model's turn

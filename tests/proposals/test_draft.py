@@ -8,22 +8,25 @@ from typing import Any
 import pytest
 
 from agents.custody.sandbox import SandboxLimits, run_python
+from agents.proposals.compose import take_function
 from agents.proposals.draft import draft_proposal, extract_code, run_drafts
 from agents.proposals.experiment import run_tests, summarize
 from agents.proposals.files import proposal_files
 from schemas.codec import load_codec
 from streams.settings import ProposalsSettings, Settings
 
-ANSWER = ("Sure!\n```python\nimport re\n\n\ndef slugify(title: str) -> str:\n"
-          "    return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')\n```\n")
+#: the model's continuation of the prefilled header (``prefill_for``): the body, the fence
+ANSWER = ("    import re\n"
+          "    return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')\n```\nSure!\n")
 
 
-async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str) -> str:
+    assert prefill.startswith("```python\ndef ")  # the model writes the body only
     return ANSWER
 
 
 def test_extract_code_takes_the_fenced_block_or_everything():
-    assert extract_code(ANSWER).startswith("import re\n\n\ndef slugify(")
+    assert extract_code("Sure!\n```python\nimport re\n```").startswith("import re\n")
     assert extract_code("x = 1") == "x = 1\n"
     assert extract_code("```\ny = 2\n") == "y = 2\n"  # unterminated fence
 
@@ -35,7 +38,8 @@ def test_a_draft_targets_a_helper_whose_tests_were_written_first_and_run_it():
     assert rec["target"]["kind"] == "helper" and rec["target"]["target_id"] == "helper:slugify"
     files = proposal_files(rec)
     assert rec["file_path"] == "lab/sandbox_1/slugify.py"
-    assert files[rec["file_path"]].startswith("import re\n\n\ndef slugify(")
+    assert files[rec["file_path"]].startswith("def slugify(title: str) -> str:\n    \"\"\"")
+    assert "    return re.sub(" in files[rec["file_path"]]
     assert rec["target"]["tests"] == ["tests/test_sandbox_1_slugify.py"]
     limits = SandboxLimits(cpu_seconds=2, wall_seconds=10.0)
     summary = summarize(run_tests(files, lambda s, lim: run_python(s, limits=lim), limits))
@@ -45,12 +49,28 @@ def test_a_draft_targets_a_helper_whose_tests_were_written_first_and_run_it():
     assert again["event_id"] == rec["event_id"]
 
 
-def test_an_answer_without_the_function_asked_for_is_no_draft():
-    async def other(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+def test_an_answer_without_a_body_for_the_function_asked_for_is_no_draft():
+    async def other(agent_id: str, prompt: str, max_tokens: int, seed: int,
+                    prefill: str) -> str:  # closes the block at once, then writes another
         return "```python\ndef median(xs):\n    return sorted(xs)[len(xs) // 2]\n```"
 
-    with pytest.raises(ValueError, match=r"no function slugify\(\)"):
+    with pytest.raises(ValueError, match=r"no body for slugify\(\)"):
         asyncio.run(draft_proposal("sandbox-1", "sandbox", 42, other, now_ms=1))
+    with pytest.raises(ValueError, match=r"no function slugify\(\)"):
+        take_function("```python\ndef median(xs):\n    return xs[0]\n```", "slugify")
+
+
+def test_the_function_ends_where_the_model_leaves_it():
+    """HumanEval's stop rule: the body ends at the first top-level line; then the longest
+    parsing prefix — never a character the model did not write."""
+    header = 'def f(x: int) -> int:\n    """Double."""\n'
+    ran_on = header + "    return 2 * x\nprint(f(2))\nFinding: B602\n  else:\n"
+    assert take_function(f"```python\n{ran_on}", "f")[0] == header + "    return 2 * x\n"
+    broken = header + "    y = 2 * x\n    return y\n    else:\n        return (\n"
+    assert take_function(f"```python\n{broken}```", "f")[0] == (
+        header + "    y = 2 * x\n    return y\n")
+    with pytest.raises(ValueError, match="no body"):
+        take_function(f"```python\n{header}    ...\n```", "f")
 
 
 def _schedule(**kw: Any) -> ProposalsSettings:
@@ -71,7 +91,8 @@ def test_run_drafts_drafts_each_agent_once_per_slot_and_survives_a_failed_model(
     emitted: list[dict[str, Any]] = []
     stop = asyncio.Event()
 
-    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int,
+                    prefill: str) -> str:
         if agent_id == "broken":
             raise TimeoutError("no inference worker")
         return "" if agent_id == "mute" else ANSWER
@@ -91,7 +112,8 @@ def test_a_failed_draft_is_retried_on_the_next_topic_then_the_agent_waits_for_th
     clock, prompts, emitted = _Clock(7_200_000), [], []
     stop = asyncio.Event()
 
-    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int,
+                    prefill: str) -> str:
         prompts.append(prompt)
         clock.ms += 1_000
         if clock.ms >= 10_800_000:  # the next slot: the model answers with code
