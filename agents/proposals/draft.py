@@ -31,7 +31,9 @@ Scheduling (:func:`run_drafts`), one agent at a time (one model request in fligh
   the function asked for — the local 270M base model often answers with an empty block) is
   tried again after ``draft_retry_s`` on the next target (temperature 0 would repeat the same
   answer to the same prompt), at most ``draft_attempts`` times per slot; then the agent
-  waits for the next slot. Emit errors propagate (the worker process is restarted).
+  waits for the next slot, which goes on from the next target too (the agent's failed
+  attempts since its last draft are counted across slots: a new slot does not ask the
+  question that just failed again). Emit errors propagate (the worker process is restarted).
 
 :func:`draft_proposal` is pure over its ``infer`` collaborator; :func:`run_drafts` is the
 schedule loop.
@@ -115,24 +117,29 @@ class _Due:
 
 async def _try_draft(agent_id: str, agent_type: str, due: _Due, settings: ProposalsSettings,
                      *, infer: Infer, emit: Emit, now_ms: Callable[[], int],
-                     pick: Pick) -> None:
-    """One draft attempt for ``agent_id`` (updates ``due``); emit errors propagate."""
-    attempt = due.attempts
+                     pick: Pick, cursor: dict[str, int]) -> None:
+    """One draft attempt for ``agent_id`` (updates ``due`` and ``cursor``: the agent's
+    failed attempts since its last draft, so the next attempt — in this slot or the next —
+    moves on to the next target instead of asking the same question again); emit errors
+    propagate."""
+    attempt = cursor.get(agent_id, 0)
     due.attempts += 1
     try:
         record = await draft_proposal(agent_id, agent_type, due.slot, infer, now_ms=now_ms(),
                                       attempt=attempt, pick=pick)
     except Exception as exc:  # noqa: BLE001 - a failed draft is retried, then skips the slot
+        cursor[agent_id] = attempt + 1
         due.done = due.attempts >= settings.draft_attempts
         due.retry_at_ms = now_ms() + int(settings.draft_retry_s * 1000)
         log.warning("proposals.draft_failed", agent_id=agent_id, slot=due.slot,
-                    attempt=attempt + 1, of=settings.draft_attempts, gave_up=due.done,
+                    attempt=due.attempts, of=settings.draft_attempts, gave_up=due.done,
                     error=f"{type(exc).__name__}: {exc}"[:300])
         return
     await emit("proposal_submitted", record)
+    cursor[agent_id] = 0
     due.done = True
     log.info("proposals.drafted", agent_id=agent_id, proposal_id=record["proposal_id"],
-             attempt=attempt + 1, file_path=record["file_path"],
+             attempt=due.attempts, file_path=record["file_path"],
              target=record["target"]["target_id"])
 
 
@@ -155,6 +162,7 @@ async def run_drafts(agents: Mapping[str, str], settings: ProposalsSettings, inf
         return
     interval_ms = settings.draft_interval_s * 1000
     due = {agent_id: _Due() for agent_id in agents}
+    cursor: dict[str, int] = {}
     while not stop.is_set():
         for agent_id, agent_type in sorted(agents.items()):
             if stop.is_set():
@@ -178,6 +186,6 @@ async def run_drafts(agents: Mapping[str, str], settings: ProposalsSettings, inf
                              reason="no custody run result of the agent yet")
                 continue
             await _try_draft(agent_id, agent_type, state, settings, infer=infer, emit=emit,
-                             now_ms=now_ms, pick=pick)
+                             now_ms=now_ms, pick=pick, cursor=cursor)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.draft_poll_s)

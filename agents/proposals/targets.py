@@ -12,6 +12,13 @@ Three kinds, in the order :func:`choose_target` prefers them:
    passed, among categories with a failed item).
 3. ``helper`` — any helper task, tests written first.
 
+The order is the agent's role (seed 001): **guardian** (security) takes the findings first,
+as above; the other agents take their custody weaknesses first, then the other helpers, then
+the findings — each works where its role and record point, and a slot is not spent by every
+agent on the same finding. (On the shipped 270M model this also matters in practice: asked
+to fix a finding it rewrote the function unchanged in every draft measured, so an agent that
+tried fixes first spent its slot's attempts before drafting anything.)
+
 Targets already claimed (a proposal of the target is on the log and not declined) are skipped,
 so agents drafting in turn spread over the open targets; when every target is claimed, the
 first is proposed again. Ids are stable: ``fix:<path>:<function>``, ``helper:<slug>``.
@@ -158,13 +165,14 @@ def helper_target(task: HelperTask, agent: str, kind: TargetKind = "helper") -> 
 
 
 def choose_target(agent: str, attempt: int, *, fixes: Sequence[Target],
-                  weak: Sequence[str], claimed: set[str]) -> Target:
+                  weak: Sequence[str], claimed: set[str], fixes_first: bool = True) -> Target:
     """The target of an agent's ``attempt`` (0, 1, …) in a slot (module doc): the open
     candidates in preference order — ``fixes``, helpers of the ``weak`` categories (as
-    ``custody_weakness``), the other helpers — minus ``claimed`` target ids, the
-    ``attempt``-th of them (cyclically). ``agent`` is path-safe (it names the helper's file)."""
-    ordered: list[Target] = list(fixes)
-    seen = {t.target_id for t in ordered}
+    ``custody_weakness``), the other helpers; with ``fixes_first`` False (every role but
+    guardian's) the ``fixes`` come last — minus ``claimed`` target ids, the ``attempt``-th of
+    them (cyclically). ``agent`` is path-safe (it names the helper's file)."""
+    ordered: list[Target] = list(fixes) if fixes_first else []
+    seen = {t.target_id for t in fixes}
     for category in weak:
         for task in helpers_for(category):
             target = helper_target(task, agent, "custody_weakness")
@@ -173,5 +181,7 @@ def choose_target(agent: str, attempt: int, *, fixes: Sequence[Target],
                 seen.add(target.target_id)
     ordered += [helper_target(task, agent) for task in HELPERS
                 if f"helper:{task.slug}" not in seen]
+    if not fixes_first:
+        ordered += fixes
     open_ = [t for t in ordered if t.target_id not in claimed] or ordered
     return open_[attempt % len(open_)]

@@ -96,8 +96,11 @@ class ProposalsWorker:
                  producer: EventProducer, *, policy: ProposalPolicy | None = None,
                  group: str = PROPOSALS_GROUP, topics: Mapping[str, str] | None = None,
                  scratch: ScratchRepo | None = None,
-                 seed: Mapping[str, str] | None = None) -> None:
+                 seed: Mapping[str, str] | None = None,
+                 agent_types: Mapping[str, str] | None = None) -> None:
         self.bootstrap, self.codec, self.producer = bootstrap, codec, producer
+        #: agent id → type (its role orders its draft targets: guardian fixes findings first)
+        self.agent_types = dict(agent_types or {})
         self.policy = policy or ProposalPolicy()
         names = {rt: catalog.for_record(rt).name for rt in RECORD_TYPES}
         self.topics = {**names, **(topics or {})}
@@ -161,14 +164,16 @@ class ProposalsWorker:
     async def pick(self, agent_id: str, attempt: int) -> tuple[Target, Mapping[str, str]]:
         """The target of ``agent_id``'s draft ``attempt`` (:func:`agents.proposals.targets.
         choose_target`): the scratch repository's findings with tests, the agent's weakest
-        custody categories (runs read so far), the targets not claimed; and the repository's
-        files the draft refers to."""
+        custody categories (runs read so far), the targets not claimed, the agent's role
+        (``agent_types``: guardian takes findings first); and the repository's files the draft
+        refers to."""
         files, findings = await asyncio.to_thread(self._scratch_findings)
         await self.runs.catch_up()
         weak = weak_categories(run.record for run in self.runs.runs(agent_id))
         target = choose_target(safe_agent(agent_id), attempt,
                                fixes=finding_targets(files, findings), weak=weak,
-                               claimed=self.claimed())
+                               claimed=self.claimed(),
+                               fixes_first=self.agent_types.get(agent_id) == "guardian")
         log.info("proposals.target", agent_id=agent_id, attempt=attempt,
                  target=target.target_id, kind=target.kind)
         return target, files
@@ -293,7 +298,8 @@ async def serve(settings: Settings) -> None:
     worker = ProposalsWorker(bootstrap, codec, catalog, producer,
                              scratch=ScratchRepo(settings.data_dir / "scratch-repo"),
                              seed=seed_files(planted.read_text(encoding="utf-8")
-                                             if planted.is_file() else None))
+                                             if planted.is_file() else None),
+                             agent_types=settings.custody.schedule_agents)
     client = InferenceClient(bootstrap, codec, catalog, producer, requester=PRODUCER)
     store: Engine | None = None
     try:

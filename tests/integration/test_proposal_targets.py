@@ -95,7 +95,8 @@ def test_targeted_drafts_through_the_pipeline(stack, bootstrap, routed, tmp_path
         bootstrap, codec, catalog, producer,
         policy=ProposalPolicy(limits=SandboxLimits(cpu_seconds=2, wall_seconds=10.0)),
         group=f"ptgt-{uuid.uuid4().hex[:8]}", topics=names, scratch=scratch,
-        seed=seed_files((ROOT / PLANTED_PATH).read_text(encoding="utf-8")))
+        seed=seed_files((ROOT / PLANTED_PATH).read_text(encoding="utf-8")),
+        agent_types={"good-1": "guardian"})  # guardian's role: the findings first
     drafted: list[dict[str, Any]] = []
 
     async def scenario() -> None:

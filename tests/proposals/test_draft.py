@@ -138,6 +138,7 @@ def test_a_failed_draft_is_retried_on_the_next_topic_then_the_agent_waits_for_th
     asyncio.run(main())
     topics = [p.split("def ")[1].split("(")[0] for p in prompts]
     assert len(set(topics[:3])) == 3, topics  # each retry asks for another topic
+    assert len(set(topics)) == 4, topics  # the next slot goes on from the next, not the first
     assert [r["proposal_id"] for r in emitted] == ["auto-a-3"]
 
 

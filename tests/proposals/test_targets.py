@@ -121,6 +121,18 @@ def test_choose_target_prefers_open_fixes_then_weak_categories_then_helpers(scan
     assert choose_target("a", 0, fixes=fixes, weak=[], claimed=every).target_id == ARCHIVE
 
 
+def test_every_role_but_guardian_takes_its_weaknesses_and_helpers_before_the_findings(scanned):
+    files, findings = scanned
+    fixes = finding_targets(files, findings)
+    kw = {"fixes": fixes, "weak": ["security_awareness"], "claimed": set(),
+          "fixes_first": False}
+    first = choose_target("a", 0, **kw)
+    assert (first.kind, first.target_id) == ("custody_weakness", "helper:safe_join")
+    order = [choose_target("a", n, **kw).target_id for n in range(len(HELPERS) + 2)]
+    assert order[-2:] == [ARCHIVE, PARSE]  # the findings last, still reachable
+    assert len(set(order)) == len(order)
+
+
 def test_weak_categories_are_those_with_failed_items_weakest_first():
     runs = [{"category": "code_quality", "items_passed": 3, "items_total": 3},
             {"category": "security_awareness", "items_passed": 1, "items_total": 3},
