@@ -26,19 +26,15 @@ values (``occurred_at`` int ms).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.custody.policy import CustodyPolicy
 from agents.custody.progression import apply_run, xp_to_reach
 from agents.custody.state import AgentState
 from schemas.codec import Codec
-from schemas.errors import SchemaError
-from streams.kafka_admin import topic_partitions
+from streams.log_reader import OnUndecodable, read_kafka_to_end
 
 __all__ = ["Rebuilt", "fold", "new_agent", "read_topics"]
 
@@ -109,38 +105,15 @@ def fold(records: Iterable[tuple[str, Mapping[str, Any]]],
 
 
 async def read_topics(bootstrap: str, codec: Codec, topics: list[str],
-                      timeout_ms: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+                      stall_s: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
     """Every decodable record of ``topics`` from the beginning to the end offsets at call time,
-    as ``(record_type, physical values)``, partition by partition in offset order. Undecodable
-    records are left out (they are the producers' DLQ concern; the fold only needs valid
-    ones). Missing topics are read as empty."""
-    counts = await asyncio.to_thread(topic_partitions, bootstrap)
-    tps = [TopicPartition(t, p) for t in topics for p in range(counts.get(t, 0))]
-    out: list[tuple[str, dict[str, Any]]] = []
-    if not tps:
-        return out
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if ends[tp] > 0}
-        while left:
-            batch = await consumer.getmany(*left, timeout_ms=timeout_ms, max_records=1000)
-            if not batch:
-                break  # bounded: nothing more arrives within the timeout
-            for tp, messages in batch.items():
-                for msg in messages:
-                    if msg.offset >= ends[tp]:
-                        continue
-                    try:
-                        if msg.value is not None:
-                            out.append(codec.decode(msg.value, "latest"))
-                    except SchemaError:
-                        continue
-                if messages and messages[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
+    as ``(record_type, physical values)``, each partition in offset order
+    (:func:`streams.log_reader.read_kafka_to_end`). Undecodable records are left out (they are
+    the producers' DLQ concern; the fold only needs valid ones). Missing topics are read as
+    empty. Raises :class:`~streams.log_reader.LogReadStalled` when a partition makes no
+    progress for ``stall_s`` seconds — a rebuild never folds a silently partial log (the
+    read this replaced stopped at the first second without a record and returned what it
+    had)."""
+    read = await read_kafka_to_end(bootstrap, codec, topics,
+                                   on_undecodable=OnUndecodable.SKIP, stall_s=stall_s)
+    return [(d.record_type, d.record) for d in read.records]

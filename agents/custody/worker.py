@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import ConsumerRecord
-from confluent_kafka import Producer
 
 from agents.custody.bank import Bank, load_bank
 from agents.custody.errors import BankError, RunVoided, SandboxUnavailable
@@ -68,7 +67,7 @@ from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from sinks.errors import StoreUnavailable
-from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.dlq import DeadLetterQueue, SourceRecord, dlq_producer
 from streams.producer import EventProducer
 from streams.serial import consume_serially, stop_on_signals
 from streams.settings import Settings
@@ -265,8 +264,7 @@ class CustodyWorker:
         self.outcomes: list[RunOutcome] = []
         #: recent ``custody_run_result`` records (for the training-ground schedule)
         self.run_history: deque[Mapping[str, Any]] = deque(maxlen=RUN_HISTORY)
-        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                                             "enable.idempotence": True}), group)
+        self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
 
     async def rebuild(self) -> None:
         """Replace the in-memory states with those folded from the log (bounded read)."""

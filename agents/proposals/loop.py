@@ -18,12 +18,11 @@ from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
-from confluent_kafka import Producer
 
 from agents.proposals.records import error_record
 from schemas.codec import Codec
 from schemas.errors import SchemaError
-from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.dlq import DeadLetterQueue, SourceRecord, dlq_producer
 from streams.serial import consume_serially
 
 __all__ = ["Handler", "RecordLoop"]
@@ -50,8 +49,7 @@ class RecordLoop:
         self.handler, self.emit, self.component, self.now_ms = handler, emit, component, now_ms
         self.max_poll_interval_ms = max_poll_interval_ms
         self.handled = 0
-        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                                             "enable.idempotence": True}), group)
+        self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` is set; ``ready`` is set once the consumer started."""
