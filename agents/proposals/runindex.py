@@ -14,12 +14,12 @@ import asyncio
 from collections import defaultdict
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.custody.gate import PositionedRun
 from schemas.codec import Codec
-from schemas.errors import SchemaError
-from streams.kafka_admin import topic_partitions
+from streams.consumer import KafkaPartitionReader
+from streams.log_reader import OnUndecodable, read_to_end
+from streams.offsets import TopicPartitionKey
 
 __all__ = ["RunIndex"]
 
@@ -29,12 +29,15 @@ log = structlog.get_logger(__name__)
 class RunIndex:
     """Positioned ``custody_run_result`` records of ``topic`` per agent id."""
 
-    def __init__(self, bootstrap: str, codec: Codec, topic: str) -> None:
+    def __init__(self, bootstrap: str, codec: Codec, topic: str, *,
+                 stall_s: float = 10.0) -> None:
         self.bootstrap, self.codec, self.topic = bootstrap, codec, topic
         self.by_agent: dict[str, list[PositionedRun]] = defaultdict(list)
         self.skipped = 0
-        self._consumer: AIOKafkaConsumer | None = None
-        self._tps: list[TopicPartition] = []
+        self.stall_s = stall_s
+        self._reader: KafkaPartitionReader | None = None
+        #: where the next catch-up starts (next offset per partition; empty: the beginning)
+        self._next: dict[TopicPartitionKey, int] = {}
         self._lock = asyncio.Lock()
 
     def runs(self, agent_id: str) -> list[PositionedRun]:
@@ -42,57 +45,41 @@ class RunIndex:
         return list(self.by_agent.get(agent_id, ()))
 
     async def start(self) -> None:
-        """Assign every partition of the topic from its beginning (a missing topic: none)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        counts = await asyncio.to_thread(topic_partitions, self.bootstrap)
-        self._tps = [TopicPartition(self.topic, p) for p in range(counts.get(self.topic, 0))]
-        consumer.assign(self._tps)
-        if self._tps:
-            await consumer.seek_to_beginning(*self._tps)
-        self._consumer = consumer
+        """Open the reader; the first :meth:`catch_up` reads from the beginning."""
+        reader = KafkaPartitionReader(self.bootstrap)
+        await reader.start()
+        self._reader = reader
 
     async def stop(self) -> None:
-        """Close the consumer."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        """Close the reader."""
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
 
-    async def catch_up(self, timeout_ms: int = 1000) -> int:
-        """Read up to the end offsets as of now; returns how many runs were added. Undecodable
-        records are counted in ``skipped`` (they are their producer's DLQ concern)."""
+    async def catch_up(self) -> int:
+        """Read from where the last call stopped up to the end offsets as of now
+        (:func:`streams.log_reader.read_to_end`); returns how many runs were added.
+        Undecodable records and other record types are counted in ``skipped`` (they are
+        their producer's DLQ concern). Raises :class:`~streams.log_reader.LogReadStalled`
+        when a partition makes no progress for ``stall_s`` seconds: the gate never judges
+        against a silently partial read (the read this replaced stopped at the first second
+        without a record)."""
         async with self._lock:
-            return await self._catch_up(timeout_ms)
-
-    async def _catch_up(self, timeout_ms: int) -> int:
-        consumer = self._consumer
-        if consumer is None or not self._tps:
-            return 0
-        ends = await consumer.end_offsets(self._tps)
-        left = {tp for tp in self._tps if await consumer.position(tp) < ends[tp]}
-        added = 0
-        while left:
-            batch = await consumer.getmany(*left, timeout_ms=timeout_ms, max_records=1000)
-            if not batch:
-                break
-            for tp, messages in batch.items():
-                for msg in messages:
-                    try:
-                        if msg.value is None:
-                            continue
-                        rtype, rec = self.codec.decode(msg.value, "latest")
-                    except SchemaError:
-                        self.skipped += 1
-                        continue
-                    if rtype != "custody_run_result":
-                        self.skipped += 1
-                        continue
-                    self.by_agent[str(rec["agent_id"])].append(
-                        PositionedRun(rec, msg.topic, msg.partition, msg.offset))
-                    added += 1
-                if await consumer.position(tp) >= ends[tp]:
-                    left.discard(tp)
+            if self._reader is None:
+                return 0
+            read = await read_to_end(self._reader, self.codec, [self.topic],
+                                     on_undecodable=OnUndecodable.SKIP,
+                                     starts=self._next or None, stall_s=self.stall_s)
+            self._next.update(read.ends)
+            self.skipped += read.skipped
+            added = 0
+            for d in read.records:
+                if d.record_type != "custody_run_result":
+                    self.skipped += 1
+                    continue
+                self.by_agent[str(d.record["agent_id"])].append(
+                    PositionedRun(d.record, d.topic, d.partition, d.offset))
+                added += 1
         if added:
             log.info("proposals.runs_read", added=added, agents=len(self.by_agent))
         return added
