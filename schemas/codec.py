@@ -122,6 +122,19 @@ class Codec:
         self._decoders: dict[bytes, Decoder | None] = {
             sv.fingerprint: compile_decoder(sv.physical) for sv in registry
         }
+        # the hot calls in one dict look-up each: encode(type, record) with the newest
+        # version; decode(bytes) by the whole 10-byte header (marker + fingerprint)
+        self._fast_latest: dict[str, tuple[Encoder, bytes]] = {}
+        for rt, sv in self._latest.items():
+            encoder = self._encoders[sv.fingerprint]
+            if encoder is not None:
+                self._fast_latest[rt] = (encoder, sv.header)
+        self._fast_headers: dict[bytes, tuple[str, Decoder]] = {}
+        for sv in registry:
+            writer = registry.find_fingerprint(sv.fingerprint)
+            decoder = self._decoders[sv.fingerprint]
+            if writer is not None and decoder is not None:
+                self._fast_headers[writer.header] = (writer.record_type, decoder)
 
     def encode(
         self, record_type: str, record: Mapping[str, Any], *, version: int | None = None
@@ -140,6 +153,14 @@ class Codec:
         ``int`` and strings that are not UUIDs in ``event_id`` are written as given. Untrusted
         input goes through :func:`schemas.validation.validate_json_record` or a model first.
         """
+        tried = False
+        if version is None and record.__class__ is dict:
+            latest = self._fast_latest.get(record_type)
+            if latest is not None:
+                try:
+                    return latest[0](record, latest[1])
+                except _FAST_DECLINES:
+                    tried = True  # declined: the checks and fastavro below give the answer
         sv = self._latest.get(record_type) if version is None else None
         if sv is None:
             sv = (
@@ -155,7 +176,7 @@ class Codec:
             value = record.get(name)
             if value is not None and value.__class__ is not list:
                 raise EncodeError(f"{record_type}: field {name!r} must be a list")
-        fast = self._encoders[sv.fingerprint]
+        fast = None if tried else self._encoders[sv.fingerprint]
         if fast is not None and record.__class__ is dict:
             for name, _convert in self._converters[sv.fingerprint]:
                 value = record.get(name)
@@ -230,16 +251,34 @@ class Codec:
         schema (no marker, truncated, corrupt, trailing bytes) or cannot be resolved to the
         reader version.
         """
+        tried = False
+        if reader_version is None and not logical and data.__class__ is bytes:
+            # the hot path: a known single-object header read by its generated decoder
+            known = self._fast_headers.get(data[:HEADER_SIZE])
+            if known is not None:
+                try:
+                    fast_record, end = known[1](data, HEADER_SIZE)
+                except _FAST_DECLINES:
+                    end = -1  # declined: fastavro below reads it or raises the error
+                if end == len(data):
+                    return known[0], fast_record
+                tried = True
         try:
-            return self._decode(data, reader_version, logical)
+            return self._decode(data, reader_version, logical, tried_fast=tried)
         except SchemaError as exc:
             exc.topic, exc.partition, exc.offset = topic, partition, offset
             raise
 
     def _decode(
-        self, data: bytes | bytearray | memoryview, reader_version: ReaderVersion, logical: bool
+        self,
+        data: bytes | bytearray | memoryview,
+        reader_version: ReaderVersion,
+        logical: bool,
+        *,
+        tried_fast: bool = False,
     ) -> tuple[str, dict[str, Any]]:
-        """:meth:`decode` without the Kafka context on errors."""
+        """:meth:`decode` without the Kafka context on errors (``tried_fast``: the generated
+        decoder already declined these bytes)."""
         if len(data) >= HEADER_SIZE and data[:2] == MARKER:
             fp = data[2:HEADER_SIZE]
             if fp.__class__ is not bytes:
@@ -255,7 +294,7 @@ class Codec:
         reader = writer if reader_version is None else self._reader(writer, reader_version)
         if reader is None:
             raise UnknownSchema(f"no reader schema {writer.record_type}.v{reader_version}")
-        if reader is writer and not logical:
+        if reader is writer and not logical and not tried_fast:
             fast = self._decoders[writer.fingerprint]
             if fast is not None and data.__class__ is bytes:
                 try:
