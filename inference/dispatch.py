@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inference.engine import CompletionEngine
+from inference.engine import CompletionEngine, EmbeddingEngine
 from inference.errors import (
     DeadlineExceeded,
     EngineBusy,
@@ -170,6 +170,45 @@ class Dispatcher:
         engine = self._engine
         if engine is None:
             raise RouteUnavailable("this worker has no local engine")
+        extra: dict[str, Any] = {} if on_token is None else {"on_token": on_token}
+
+        def call(left: float | None) -> Callable[[], EngineResult]:
+            assert engine is not None
+            if request.choices:
+                return functools.partial(engine.rank, request, request.choices)
+            return functools.partial(
+                engine.complete,
+                request,
+                grammar=None if structured is None else structured.gbnf,
+                timeout_s=left,
+                **extra,
+            )
+
+        result = await self._on_engine(call, timeout_s)
+        return Completion(result, LOCAL_ALIAS, LOCAL_ALIAS, engine.sha256)
+
+    async def embed(self, request: InferenceRequest, *, timeout_s: float | None = None,
+                    ) -> Completion:
+        """Embed ``request.embed_input`` with the local engine (queued like a completion:
+        one call on the model at a time). Raises RouteUnavailable (no local engine, or one
+        without embeddings), EngineBusy, DeadlineExceeded, InvalidRequest."""
+        engine = self._engine
+        if engine is None:
+            raise RouteUnavailable("this worker has no local engine")
+        if not isinstance(engine, EmbeddingEngine):
+            raise RouteUnavailable("this worker's local engine gives no embeddings")
+        texts = request.embed_input
+
+        def call(left: float | None) -> Callable[[], EngineResult]:
+            return functools.partial(engine.embed, texts, timeout_s=left)
+
+        result = await self._on_engine(call, timeout_s)
+        return Completion(result, LOCAL_ALIAS, LOCAL_ALIAS, engine.sha256)
+
+    async def _on_engine(self, make_call: Callable[[float | None], Callable[[], EngineResult]],
+                         timeout_s: float | None) -> EngineResult:
+        """Wait for the local engine (bounded queue), then run ``make_call(seconds left)``
+        in a thread; the engine is released when the call ends, even if abandoned."""
         if timeout_s is not None and timeout_s <= 0:
             raise DeadlineExceeded("deadline passed before dispatch")
         if self._lock.locked() and self._waiting >= self._max_local_queue:
@@ -186,27 +225,17 @@ class Dispatcher:
         if left is not None and left <= 0:
             self._lock.release()
             raise DeadlineExceeded("deadline passed while waiting for the local engine")
-        extra: dict[str, Any] = {} if on_token is None else {"on_token": on_token}
-        call: Callable[[], EngineResult] = (
-            functools.partial(engine.rank, request, request.choices) if request.choices
-            else functools.partial(
-                engine.complete,
-                request,
-                grammar=None if structured is None else structured.gbnf,
-                timeout_s=left,
-                **extra,
-            ))
         try:
+            call = make_call(left)
             future = asyncio.get_running_loop().run_in_executor(None, call)
         except BaseException:
             self._lock.release()
             raise
         future.add_done_callback(self._release)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), left)
+            return await asyncio.wait_for(asyncio.shield(future), left)
         except TimeoutError:
             raise DeadlineExceeded(f"local engine did not answer within {left:.3f} s") from None
-        return Completion(result, LOCAL_ALIAS, LOCAL_ALIAS, engine.sha256)
 
     def _release(self, future: asyncio.Future[EngineResult]) -> None:
         """Done callback of the engine thread: free the model; retrieve the outcome so that an

@@ -10,6 +10,13 @@ Sampling: ``temperature``, ``top_p`` and ``seed`` come from the request; llama-c
 defaults hold for the rest (``top_k`` 40, ``min_p`` 0.05, ``repeat_penalty`` 1.0). The same
 seed and temperature give the same text on the same build and model.
 
+Embeddings (:meth:`LlamaEngine.embed`, ``POST /v1/embeddings``): a second llama.cpp context
+of the same GGUF, created on the first embedding request, with ``embedding=True`` and mean
+pooling over the last hidden states of the input's tokens; each vector is scaled to unit
+Euclidean length, as OpenAI's embeddings are. Gemma 3 is a causal language model, not a
+trained sentence encoder: the vectors separate texts, but rank similarity less well than a
+dedicated embedding model would.
+
 One request at a time: llama-cpp-python is not safe for concurrent calls on one model
 (abetlen/llama-cpp-python#873), so :meth:`complete` holds a ``threading.Lock``; the async
 :class:`~inference.dispatch.Dispatcher` also queues with an ``asyncio.Lock``.
@@ -23,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from inference.errors import DeadlineExceeded, InvalidRequest, ModelLoadError, StructuredOutputError
 from inference.prompt import build_messages, merge_system_into_first_user
@@ -34,7 +41,8 @@ if TYPE_CHECKING:
 
     from streams.settings import ModelSettings, Settings
 
-__all__ = ["NO_SYSTEM_ROLE_FORMATS", "CompletionEngine", "LlamaEngine", "file_sha256"]
+__all__ = ["EMBED_CONTEXT_TOKENS", "NO_SYSTEM_ROLE_FORMATS", "CompletionEngine",
+           "EmbeddingEngine", "LlamaEngine", "file_sha256"]
 
 #: llama-cpp-python chat formats whose template has no system role.
 NO_SYSTEM_ROLE_FORMATS = frozenset({"gemma"})
@@ -58,6 +66,23 @@ class CompletionEngine(Protocol):
     def rank(self, request: InferenceRequest, choices: Sequence[str]) -> EngineResult: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+#: Tokens of the embedding context: its window, batch and micro-batch (``n_ctx`` =
+#: ``n_batch`` = ``n_ubatch``). Pooled embeddings need the whole input in one micro-batch
+#: (llama.cpp pools per micro-batch), and with embeddings on llama.cpp computes the output
+#: layer for every token (``llama-context.cpp``: all tokens are outputs): Gemma 3's 262,144-
+#: token vocabulary makes that 1 MiB of logits per token, so the window is kept at 512
+#: (BERT's window; about +0.8 GB peak for a full one, measured).
+EMBED_CONTEXT_TOKENS = 512
+
+
+@runtime_checkable
+class EmbeddingEngine(Protocol):
+    """An engine that also gives embeddings (:meth:`LlamaEngine.embed`)."""
+
+    def embed(self, texts: Sequence[str], *, timeout_s: float | None = None,
+              ) -> EngineResult: ...
 
 
 def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
@@ -87,6 +112,7 @@ class LlamaEngine:
     def __init__(
         self, model_path: Path, *, n_threads: int = 2, n_ctx: int = 2048,
         chat_format: str = "gemma", expected_sha256: str | None = None,
+        embed_tokens: int = EMBED_CONTEXT_TOKENS,
     ) -> None:
         from llama_cpp import Llama, llama_chat_format
 
@@ -105,6 +131,10 @@ class LlamaEngine:
         self.chat_format = chat_format
         self._formatter: Callable[..., Any] = formatter
         self._lock = threading.Lock()
+        self._n_threads = n_threads
+        self._embed_tokens = embed_tokens
+        self._embed_lock = threading.Lock()
+        self._embedder: Llama | None = None
         started = time.perf_counter()
         try:
             self._llama: Llama = Llama(
@@ -294,6 +324,79 @@ class LlamaEngine:
                             latency_ms=(time.perf_counter() - started) * 1000.0,
                             scores=tuple(scores))
 
+    @property
+    def n_embd(self) -> int:
+        """Dimensions of an embedding (the model's hidden size: 640 for Gemma 3 270M)."""
+        return int(self._llama.n_embd())
+
+    def _embedding_context(self) -> Llama:
+        """The embedding context, created on first use (call with ``_embed_lock`` held).
+        Raises ModelLoadError."""
+        if self._embedder is None:
+            import llama_cpp
+
+            try:
+                self._embedder = llama_cpp.Llama(
+                    model_path=str(self.model_path), embedding=True,
+                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                    n_ctx=self._embed_tokens, n_batch=self._embed_tokens,
+                    n_ubatch=self._embed_tokens, n_threads=self._n_threads, verbose=False,
+                )
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ModelLoadError(f"llama.cpp cannot open an embedding context of "
+                                     f"{self.model_path}: {exc}") from exc
+        return self._embedder
+
+    def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> EngineResult:
+        """One embedding per text: the mean of the last hidden states of its tokens (BOS
+        included), scaled to unit Euclidean length, rounded to float32 — ``n_embd`` numbers
+        each. Each text is evaluated on its own (the same text always gives the same vector,
+        whatever else the request holds). Blocks the calling thread; the embedding context
+        is created on the first call (~1 s).
+
+        The result's ``embeddings`` hold the vectors in ``texts`` order, ``prompt_tokens``
+        the tokens evaluated, ``text`` ``""``, ``finish_reason`` ``"embedding"``.
+
+        Raises:
+            InvalidRequest: no texts, an empty text, or one over the embedding window
+                (:data:`EMBED_CONTEXT_TOKENS` tokens) — checked for all before any is run.
+            DeadlineExceeded: ``timeout_s`` elapsed (checked between texts).
+            ModelLoadError: the embedding context cannot be created.
+        """
+        import numpy as np
+
+        if not texts:
+            raise InvalidRequest("nothing to embed")
+        started = time.perf_counter()
+        deadline = None if timeout_s is None else started + timeout_s
+        with self._embed_lock:
+            llama = self._embedding_context()
+            window = int(llama.n_ctx())
+            counts = []
+            for i, text in enumerate(texts):
+                if not text:
+                    raise InvalidRequest(f"input[{i}] is empty")
+                # what Llama.embed evaluates: BOS + the text, special tokens not parsed
+                n = len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+                if n > window:
+                    raise InvalidRequest(f"input[{i}] is {n} tokens; the embedding window is "
+                                         f"{window} tokens")
+                counts.append(n)
+            vectors: list[tuple[float, ...]] = []
+            for text in texts:
+                if deadline is not None and time.perf_counter() > deadline:
+                    raise DeadlineExceeded(f"embedding stopped after {timeout_s:.3f} s")
+                raw = np.asarray(llama.embed(text, normalize=False, truncate=False),
+                                 dtype=np.float64)
+                norm = float(np.linalg.norm(raw))
+                if not (norm > 0.0 and np.isfinite(norm)):
+                    raise RuntimeError(f"llama.cpp gave an embedding of norm {norm}")
+                vectors.append(tuple((raw / norm).astype(np.float32).tolist()))
+        return EngineResult(text="", finish_reason="embedding", prompt_tokens=sum(counts),
+                            completion_tokens=0,
+                            latency_ms=(time.perf_counter() - started) * 1000.0,
+                            embeddings=tuple(vectors))
+
     def perf(self) -> dict[str, float]:
         """llama.cpp's counters since the last :meth:`reset_perf`: evaluated tokens and ms.
 
@@ -317,8 +420,12 @@ class LlamaEngine:
         llama_cpp.llama_perf_context_reset(self._llama._ctx.ctx)
 
     def close(self) -> None:
-        """Free the model and context now rather than at garbage collection."""
+        """Free the model and contexts now rather than at garbage collection."""
         self._llama.close()
+        with self._embed_lock:
+            if self._embedder is not None:
+                self._embedder.close()
+                self._embedder = None
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -123,6 +123,8 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
         "check_language")}
     if record.get("choices"):
         fields["choices"] = tuple(record["choices"])
+    if record.get("embed_input"):  # v4: an embedding request
+        fields["embed_input"] = tuple(record["embed_input"])
     schema = record.get("json_schema")
     if isinstance(schema, str):
         try:
@@ -151,6 +153,7 @@ def response_record(resp: InferenceResponse, agent_id: str, producer: str) -> di
         "cached": resp.cached,
         "error": None if resp.error is None else {"code": resp.error.code,
                                                    "message": resp.error.message},
+        "embeddings": [list(v) for v in resp.embeddings],
     }
 
 

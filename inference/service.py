@@ -4,7 +4,9 @@
 
 1. validate – the record parses as :class:`InferenceRequest`; its ``json_schema`` compiles
    (:func:`~inference.structured.compile_schema`); its alias resolves; its deadline is ahead;
-2. safety – :meth:`SafetyFilter.check_input`;
+2. safety – :meth:`SafetyFilter.check_input` (an embedding request — ``embed_input`` —
+   then goes to the local engine's :meth:`~inference.dispatch.Dispatcher.embed` through the
+   budget step, uncached, and answers with ``embeddings``);
 3. cache – a deterministic request already answered on the same model is served from cache
    (``cached=True``, ``cost_usd=0``);
 4. budget – ``expire`` stale holds, estimate the cost (:mod:`inference.pricing`), ``decide``:
@@ -157,6 +159,8 @@ class InferenceService:
         on_token: Callable[[str], None] | None = None,
     ) -> InferenceResponse:
         request = _validate(raw)
+        if request.is_embedding:
+            return await self._embed(request, progress, started)
         compiled = None if request.json_schema is None else compile_schema(request.json_schema)
         route = self._dispatcher.resolve(request.model_alias)
         timeout_s = self._timeout_s(request)
@@ -187,6 +191,29 @@ class InferenceService:
                 request, route, completion, progress, started=started, timeout_s=timeout_s,
                 streamed=on_token is not None)
         return self._finish(request, completion, compiled, progress.cost_usd, started)
+
+    async def _embed(self, request: InferenceRequest, progress: _Progress,
+                     started: float) -> InferenceResponse:
+        """An embedding request: local route only; input safety and the ledger as for a
+        completion (cost 0: local); no cache, no output check (there is no text)."""
+        route = self._dispatcher.resolve(request.model_alias)
+        if route.kind != "local":
+            raise InvalidRequest(f"alias {request.model_alias!r} is a cloud route: embeddings "
+                                 "are computed by the local model only")
+        timeout_s = self._timeout_s(request)
+        verdict = self._safety.check_input(request.embed_input)
+        if not verdict.allowed:
+            raise SafetyBlocked(f"{verdict.rule}: {verdict.reason}")
+        route = self._admit(request, route, progress)
+        completion = await self._dispatcher.embed(request, timeout_s=timeout_s)
+        self._account(completion, progress)
+        result = completion.result
+        return InferenceResponse(
+            request_id=request.request_id, text="", json=None, finish_reason="embedding",
+            prompt_tokens=result.prompt_tokens, completion_tokens=0,
+            latency_ms=(self._monotonic() - started) * 1000.0,
+            model_sha256=completion.model_sha256, route=completion.route,
+            cost_usd=progress.cost_usd, cached=False, embeddings=result.embeddings)
 
     async def _in_language(
         self, request: InferenceRequest, route: Route, completion: Completion,

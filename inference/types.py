@@ -14,10 +14,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BCP47_PATTERN",
+    "MAX_EMBED_INPUTS",
     "EngineResult",
     "ErrorInfo",
     "InferenceRequest",
@@ -27,6 +28,10 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant"]
+
+#: Most texts in one embedding request (OpenAI's own limit for ``/v1/embeddings``,
+#: https://platform.openai.com/docs/api-reference/embeddings/create); the API caps lower.
+MAX_EMBED_INPUTS = 2048
 
 #: A simplified BCP-47 tag: language, optional script and region ("en", "fr-CA", "zh-Hant-TW").
 BCP47_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
@@ -55,7 +60,9 @@ class InferenceRequest(BaseModel):
     requester: str = Field(min_length=1, max_length=200)
     agent_id: str = Field(min_length=1, max_length=200)
     model_alias: str = Field(default="local", min_length=1, max_length=200)
-    messages: tuple[Message, ...] = Field(min_length=1, max_length=1000)
+    messages: tuple[Message, ...] = Field(
+        default=(), max_length=1000,
+        description="at least one, except in an embedding request (then none)")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
@@ -87,6 +94,35 @@ class InferenceRequest(BaseModel):
         "instead of generating (inference.ranking; local engine only); the answer is the most "
         "likely one",
     )
+
+    embed_input: tuple[str, ...] = Field(
+        default=(), max_length=MAX_EMBED_INPUTS,
+        description="compute one embedding per text instead of generating (local engine "
+        "only; mean-pooled, unit length); ``messages`` must then be empty",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InferenceRequest:
+        """A chat request has messages; an embedding request has ``embed_input`` (non-empty
+        texts) and no messages, ``choices`` or ``json_schema``."""
+        if not self.embed_input:
+            if not self.messages:
+                raise ValueError("messages: at least one message is needed")
+            return self
+        if self.messages or self.choices or self.json_schema is not None or self.stream:
+            raise ValueError("an embedding request (embed_input) has no messages, choices, "
+                             "json_schema or stream")
+        for i, text in enumerate(self.embed_input):
+            if not text:
+                raise ValueError(f"embed_input[{i}] is empty")
+            if len(text) > 1_000_000:
+                raise ValueError(f"embed_input[{i}] is over 1,000,000 characters")
+        return self
+
+    @property
+    def is_embedding(self) -> bool:
+        """True for an embedding request (``embed_input`` set)."""
+        return bool(self.embed_input)
 
     @property
     def deterministic(self) -> bool:
@@ -124,6 +160,9 @@ class InferenceResponse:
     cost_usd: float
     cached: bool
     error: ErrorInfo | None = None
+    embeddings: tuple[tuple[float, ...], ...] = ()
+    """An embedding request's answer: one unit-length vector per input, in order (``text``
+    is then ``""`` and ``finish_reason`` ``"embedding"``); empty otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (``error`` as a nested dict or None), ready for the Avro writer."""
@@ -137,7 +176,8 @@ class InferenceResponse:
 @dataclass(frozen=True, slots=True)
 class EngineResult:
     """What one completion produced: text, why it stopped, token counts, wall time (ms);
-    for a ranking (``finish_reason`` ``"choice"``) the log-probability of each choice, nats."""
+    for a ranking (``finish_reason`` ``"choice"``) the log-probability of each choice, nats;
+    for an embedding (``finish_reason`` ``"embedding"``) one unit vector per input."""
 
     text: str
     finish_reason: str
@@ -145,3 +185,4 @@ class EngineResult:
     completion_tokens: int
     latency_ms: float
     scores: tuple[float, ...] = ()
+    embeddings: tuple[tuple[float, ...], ...] = ()

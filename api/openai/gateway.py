@@ -71,6 +71,10 @@ class OpenAISettings(BaseModel):
                                    description="reply consumer's fetch.max.wait.ms")
     producer_linger_ms: int = Field(default=0, ge=0, le=1000,
                                     description="linger.ms of the requests' producer")
+    embedding_max_inputs: int = Field(
+        default=128, ge=1, le=128,
+        description="most texts in one POST /v1/embeddings; le 128 keeps the response record "
+        "(640 doubles = 5 KiB per vector) far under Kafka's 1 MiB message limit")
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,18 @@ class Gateway:
                               "lists them", code="model_not_found", param="model")
         return RoutePlan(model, fallback_chain(alias, self.fallbacks, self.cloud_aliases),
                          score)
+
+    def plan_embedding(self, model: str) -> RoutePlan:
+        """The route of an embedding request: ``local`` (also for ``auto``), through its
+        breaker and no fallback. Raises :class:`OpenAIError` 400 ``model_not_supported``
+        for a cloud alias, 404 ``model_not_found`` for a name that is not served."""
+        if model in (AUTO_ALIAS, LOCAL_ALIAS):
+            return RoutePlan(model, [LOCAL_ALIAS])
+        if model in self.configured:
+            raise OpenAIError(400, f"the model {model!r} gives no embeddings here: use "
+                              f"{LOCAL_ALIAS!r}", code="model_not_supported", param="model")
+        raise OpenAIError(404, f"the model {model!r} does not exist; GET /v1/models lists "
+                          "them", code="model_not_found", param="model")
 
     async def client(self) -> InferenceClient:
         """The started request/reply client (started on first use)."""

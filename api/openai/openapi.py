@@ -1,8 +1,8 @@
 """The ``/v1`` routes in the API's OpenAPI document.
 
 Their contract is OpenAI's (https://platform.openai.com/docs/api-reference, the ``chat``,
-``completions`` and ``models`` endpoints); these entries say that, list the parameters this
-front door accepts (:mod:`api.openai.shapes`) and the error shape
+``completions``, ``embeddings`` and ``models`` endpoints); these entries say that, list
+the parameters this front door accepts (:mod:`api.openai.shapes`) and the error shape
 (:mod:`api.openai.errors`), so ``/openapi.json`` documents every served route.
 """
 
@@ -41,7 +41,7 @@ def _post(summary: str, body: dict[str, Any], answer: str) -> dict[str, Any]:
 
 def openai_paths() -> dict[str, Any]:
     """OpenAPI path items for ``/v1/chat/completions``, ``/v1/completions``,
-    ``/v1/models`` and ``/v1/models/{model}``."""
+    ``/v1/embeddings``, ``/v1/models`` and ``/v1/models/{model}``."""
     common = {"model": {"type": "string", "description": "local, auto, or a cloud alias"},
               "max_tokens": {"type": "integer", "minimum": 1},
               "temperature": {"type": "number", "minimum": 0, "maximum": 2},
@@ -65,8 +65,20 @@ def openai_paths() -> dict[str, Any]:
                             "application/json": {"schema": schema}}},
                             **_errors(401, 403, 404, 429)}}}
 
+    embedding = {"type": "object", "required": ["model", "input"], "properties": {
+        "model": {"type": "string", "description": "local (auto is local)"},
+        "input": {"oneOf": [{"type": "string", "minLength": 1},
+                            {"type": "array", "minItems": 1, "maxItems": 128,
+                             "items": {"type": "string", "minLength": 1}}]},
+        "encoding_format": {"enum": ["float", "base64"]}, "user": {"type": "string"}}}
+    embeddings_path = _post("OpenAI embeddings", embedding, "list of embedding objects")
+    embeddings_path["post"]["responses"]["200"] = {
+        "description": "list of embedding objects, unit length, the model's n_embd numbers "
+                       "each (float, or base64 of little-endian float32)",
+        "content": {"application/json": {"schema": {"type": "object"}}}}
     return {
         "/v1/chat/completions": _post("OpenAI chat completion", chat, "chat.completion"),
+        "/v1/embeddings": embeddings_path,
         "/v1/completions": _post("OpenAI completion", completion, "text_completion"),
         "/v1/models": get("OpenAI models", {"type": "object", "properties": {
             "object": {"const": "list"}, "data": {"type": "array", "items": model}}}, []),

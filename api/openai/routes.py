@@ -1,10 +1,11 @@
 """The ``/v1`` routes (OpenAI wire format) and the route-state operations.
 
 ``POST /v1/chat/completions``, ``POST /v1/completions`` (JSON, or server-sent events with
-``stream: true``), ``GET /v1/models`` and ``GET /v1/models/{model}``. Every call needs a key
-with the ``inference`` scope (``Authorization: Bearer …``; 401/403 otherwise, whatever
-``require_keys`` says: answers cost model time and budget). The caller's budget principal is
-``apikey:<key_id>``: the worker's daily ledger holds each key to the per-agent limit
+``stream: true``), ``POST /v1/embeddings`` (local model only), ``GET /v1/models`` and
+``GET /v1/models/{model}``. Every call needs a key with the ``inference`` scope
+(``Authorization: Bearer …``; 401/403 otherwise, whatever ``require_keys`` says: answers
+cost model time and budget). The caller's budget principal is ``apikey:<key_id>``: the
+worker's daily ledger holds each key to the per-agent limit
 (``LVLUP_INFERENCE__AGENT_DAILY_USD``); over it the policy downgrades to the local model or
 answers 429 ``insufficient_quota``.
 
@@ -34,8 +35,10 @@ from api.openai.gateway import Gateway, failure_of, new_request_id
 from api.openai.shapes import (
     ChatBody,
     CompletionBody,
+    EmbeddingBody,
     chat_body,
     completion_body,
+    embedding_body,
     parse_body,
 )
 from api.openai.stream import sse_events
@@ -47,8 +50,8 @@ from inference.breakers import RouteFailure
 from inference.client import InferenceTimeout, StreamEvent
 from inference.complexity import AUTO_ALIAS
 
-__all__ = ["GATEWAY_STATE", "ResetBody", "chat_completions", "completions", "gateway_of",
-           "get_model", "list_models", "openai_routes", "operations"]
+__all__ = ["GATEWAY_STATE", "ResetBody", "chat_completions", "completions", "embeddings",
+           "gateway_of", "get_model", "list_models", "openai_routes", "operations"]
 
 GATEWAY_STATE = "openai"
 """Key of the :class:`Gateway` in the lifespan state."""
@@ -166,6 +169,40 @@ async def _stream(gateway: Gateway, plan: Any, fields: dict[str, Any],
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def embeddings(request: Request) -> Response:
+    """``POST /v1/embeddings``: one ``inference_request`` record with ``embed_input`` (no
+    messages) on the local route; its response's ``embeddings`` become the OpenAI list."""
+    try:
+        key_id = await _authorised(request)
+        gateway = gateway_of(request)
+        body = parse_body(await request.body(), EmbeddingBody)
+        texts = body.texts(gateway.config.embedding_max_inputs)
+        plan = gateway.plan_embedding(body.model)
+        client = await gateway.client()
+        timeout_s = gateway.config.request_timeout_s
+
+        async def attempt(alias: str) -> tuple[str, Any]:
+            record = {**client.request_record(
+                request_id=new_request_id(), agent_id=f"apikey:{key_id}", messages=[],
+                model_alias=alias, max_tokens=1, temperature=0.0, top_p=1.0),
+                "embed_input": texts}
+            try:
+                response: dict[str, Any] | None = await client.ask(record, timeout_s)
+            except InferenceTimeout:
+                response = None
+            failure = failure_of(response, alias)
+            if failure is not None:
+                raise failure
+            return alias, response
+
+        _alias, response = await gateway.through_chain(plan, attempt)
+        if response.get("error"):
+            raise from_worker(response["error"])
+        return JsonResponse(embedding_body(response, body.model, body.encoding_format))
+    except Exception as exc:  # noqa: BLE001 - every error is answered in the OpenAI shape
+        return openai_response(exc)
+
+
 def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "lvlup"}
 
@@ -199,6 +236,7 @@ def openai_routes() -> list[Route]:
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model}", get_model, methods=["GET"]),
     ]

@@ -11,6 +11,12 @@ rather than silently ignored, except those listed as ignored):
   when given, the answer's language is checked — retried once, then 502
   ``language_mismatch``);
   ignored: ``user``, ``metadata``, ``store``, penalties of 0, ``logprobs: false``.
+* embeddings (``POST /v1/embeddings``): ``model`` (``local``, or ``auto`` which is
+  ``local``: embeddings are computed by the local model only), ``input`` (a string or a list
+  of non-empty strings, at most ``OpenAISettings.embedding_max_inputs``; token-id arrays are
+  refused), ``encoding_format`` (``float``, default, or ``base64``: the little-endian float32
+  bytes, as the ``openai`` client decodes them); ignored: ``user``. ``dimensions`` is
+  refused (the model's own size is served).
 * completions (``POST /v1/completions``): the same with ``prompt`` (one string, sent to the
   model as one user turn) instead of ``messages``; ``max_tokens`` defaults to 16 as OpenAI's.
 
@@ -23,7 +29,9 @@ SHA-256 (``route:<alias>`` for a cloud route). Each answer also carries ``lvlup`
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api.openai.errors import OpenAIError
 from inference.types import BCP47_PATTERN
 
-__all__ = ["ChatBody", "CompletionBody", "chat_body", "chunk_body", "completion_body",
-           "parse_body"]
+__all__ = ["ChatBody", "CompletionBody", "EmbeddingBody", "chat_body", "chunk_body",
+           "completion_body", "embedding_body", "parse_body"]
 
 
 class _Part(BaseModel):
@@ -143,6 +151,41 @@ class CompletionBody(_Common):
         return value
 
 
+class EmbeddingBody(BaseModel):
+    """A ``POST /v1/embeddings`` body; :meth:`texts` checks the inputs against a cap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=64)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = Field(default=None, max_length=256)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _strings_only(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not all(isinstance(v, str) for v in value):
+            raise ValueError("token-id inputs are not supported: send strings")
+        return value
+
+    def texts(self, max_inputs: int) -> list[str]:
+        """The inputs as a list. Raises :class:`OpenAIError` 400 (``param`` ``input``):
+        ``invalid_value`` for no input or an empty string, ``too_many_inputs`` over
+        ``max_inputs``."""
+        texts = [self.input] if isinstance(self.input, str) else list(self.input)
+        if not texts:
+            raise OpenAIError(400, "input must not be empty", code="invalid_value",
+                              param="input")
+        if len(texts) > max_inputs:
+            raise OpenAIError(400, f"input has {len(texts)} items; at most {max_inputs} per "
+                              "request", code="too_many_inputs", param="input")
+        for i, text in enumerate(texts):
+            if not text:
+                raise OpenAIError(400, f"input[{i}] is an empty string", code="invalid_value",
+                                  param="input")
+        return texts
+
+
 _Body = TypeVar("_Body", bound=BaseModel)
 
 
@@ -239,3 +282,26 @@ def chunk_body(*, chat: bool, request_id: str, model: str, created: int,
         choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish}
     body["choices"] = [choice]
     return body
+
+
+def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
+    """``vector`` as OpenAI sends it: floats, or base64 of little-endian float32."""
+    if encoding_format == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return vector
+
+
+def embedding_body(response: dict[str, Any], model: str, encoding_format: str,
+                   ) -> dict[str, Any]:
+    """The ``list`` of ``embedding`` objects from a successful ``inference_response``
+    (``embeddings``: one vector per input, in order); ``usage`` counts the input tokens
+    evaluated (``total_tokens`` = ``prompt_tokens``)."""
+    prompt = int(response["prompt_tokens"])
+    return {
+        "object": "list", "model": model,
+        "data": [{"object": "embedding", "index": i,
+                  "embedding": _encoded(list(vector), encoding_format)}
+                 for i, vector in enumerate(response.get("embeddings") or ())],
+        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        "lvlup": _extension(response),
+    }

@@ -59,6 +59,7 @@ def test_response_field_names_match_the_avro_record():
         "cost_usd",
         "cached",
         "error",
+        "embeddings",
     ]
     request_names = list(InferenceRequest.model_fields)
     assert request_names == [
@@ -78,6 +79,7 @@ def test_response_field_names_match_the_avro_record():
         "stream",
         "check_language",
         "choices",
+        "embed_input",
     ]
 
 
