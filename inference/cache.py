@@ -2,8 +2,8 @@
 
 Key: hex SHA-256 of the canonical JSON (sorted keys, no whitespace) of the model identity (the
 local GGUF's sha256, or the cloud alias) and everything that shapes the output: messages,
-temperature, top_p, seed, max_tokens, json_schema, language, prefill and choices. ``request_id``,
-``requester``, ``agent_id`` and ``deadline_ms`` are not part of it.
+temperature, top_p, seed, max_tokens, json_schema, language, prefill, choices and stop.
+``request_id``, ``requester``, ``agent_id`` and ``deadline_ms`` are not part of it.
 
 Only deterministic requests (``seed`` set or ``temperature`` 0) are cached: for others
 :meth:`ResponseCache.key` returns None. Only successful responses should be stored (the
@@ -40,6 +40,7 @@ def cache_key(request: InferenceRequest, model_identity: str) -> str | None:
         "language": request.language,
         "prefill": request.prefill,
         "choices": list(request.choices),
+        "stop": list(request.stop),
     }
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -130,7 +130,8 @@ class InferenceClient:
                     seed: int | None = None, json_schema: dict[str, Any] | None = None,
                     language: str = "en", request_id: str | None = None,
                     knowledge: list[dict[str, Any]] | None = None,
-                    prefill: str = "", choices: Sequence[str] = ()) -> dict[str, Any]:
+                    prefill: str = "", choices: Sequence[str] = (),
+                    stop: Sequence[str] = ()) -> dict[str, Any]:
         """Send a request and await its response record.
 
         ``knowledge``: the requesting agent's memory entries the prompt contains (Avro
@@ -138,7 +139,8 @@ class InferenceClient:
         request so an audit or a replay shows what the agent knew. ``prefill``: text the
         answer starts with (the model continues it; the response holds the continuation).
         ``choices``: continuations of the prompt and prefill to rank instead of generating
-        (the response's text is the most likely one; local engine only).
+        (the response's text is the most likely one; local engine only). ``stop``: stop
+        sequences (at most 4; the text ends before the first).
 
         Raises :class:`InferenceTimeout`, or :class:`InferenceFailed` when the response
         carries an error.
@@ -150,7 +152,7 @@ class InferenceClient:
             request_id=request_id, agent_id=agent_id, messages=messages,
             model_alias=model_alias, max_tokens=max_tokens, temperature=temperature,
             top_p=top_p, seed=seed, json_schema=json_schema, language=language,
-            knowledge=knowledge, prefill=prefill, choices=choices)
+            knowledge=knowledge, prefill=prefill, choices=choices, stop=stop)
         try:
             await self.producer.emit_async("inference_request", record)
             try:
@@ -172,7 +174,8 @@ class InferenceClient:
                        prefill: str = "", stream: bool = False,
                        check_language: bool = False,
                        requester: str | None = None,
-                       choices: Sequence[str] = ()) -> dict[str, Any]:
+                       choices: Sequence[str] = (),
+                       stop: Sequence[str] = ()) -> dict[str, Any]:
         """The ``inference_request`` fields of one request (what :meth:`infer` sends)."""
         return {
             "request_id": request_id, "requester": requester or self.requester,
@@ -181,7 +184,7 @@ class InferenceClient:
             "json_schema": None if json_schema is None else json.dumps(json_schema),
             "language": language, "deadline_ms": None, "knowledge": list(knowledge or ()),
             "prefill": prefill, "stream": stream, "check_language": check_language,
-            "choices": list(choices),
+            "choices": list(choices), "stop": list(stop),
         }
 
     async def ask(self, record: dict[str, Any], timeout_s: float = 120.0) -> dict[str, Any]:

@@ -264,6 +264,8 @@ class Dispatcher:
         }
         if request.seed is not None:
             kwargs["seed"] = request.seed
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
         if timeout_s is not None:
             kwargs["timeout"] = timeout_s
         if structured is not None:

@@ -244,6 +244,7 @@ class LlamaEngine:
                 f"context window ({self.n_ctx})"
             )
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
+        stop = [*stop, *request.stop]  # the template's end of turn and the request's own
         deadline = None if timeout_s is None else started + timeout_s
         expired = threading.Event()
 

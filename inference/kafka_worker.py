@@ -123,6 +123,8 @@ def request_fields(record: dict[str, Any]) -> dict[str, Any]:
         "check_language")}
     if record.get("choices"):
         fields["choices"] = tuple(record["choices"])
+    if record.get("stop"):  # v4: stop sequences
+        fields["stop"] = tuple(record["stop"])
     if record.get("embed_input"):  # v4: an embedding request
         fields["embed_input"] = tuple(record["embed_input"])
     schema = record.get("json_schema")

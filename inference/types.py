@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "BCP47_PATTERN",
     "MAX_EMBED_INPUTS",
+    "MAX_STOP_SEQUENCES",
     "EngineResult",
     "ErrorInfo",
     "InferenceRequest",
@@ -32,6 +33,10 @@ Role = Literal["system", "user", "assistant"]
 #: Most texts in one embedding request (OpenAI's own limit for ``/v1/embeddings``,
 #: https://platform.openai.com/docs/api-reference/embeddings/create); the API caps lower.
 MAX_EMBED_INPUTS = 2048
+
+#: Most stop sequences in one request (OpenAI's limit for ``stop``,
+#: https://platform.openai.com/docs/api-reference/chat/create).
+MAX_STOP_SEQUENCES = 4
 
 #: A simplified BCP-47 tag: language, optional script and region ("en", "fr-CA", "zh-Hant-TW").
 BCP47_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
@@ -95,6 +100,12 @@ class InferenceRequest(BaseModel):
         "likely one",
     )
 
+    stop: tuple[str, ...] = Field(
+        default=(), max_length=MAX_STOP_SEQUENCES,
+        description="stop sequences (OpenAI's ``stop``, at most 4): generation ends before "
+        "the first of them; the text holds what came before it",
+    )
+
     embed_input: tuple[str, ...] = Field(
         default=(), max_length=MAX_EMBED_INPUTS,
         description="compute one embedding per text instead of generating (local engine "
@@ -105,6 +116,9 @@ class InferenceRequest(BaseModel):
     def _one_kind(self) -> InferenceRequest:
         """A chat request has messages; an embedding request has ``embed_input`` (non-empty
         texts) and no messages, ``choices`` or ``json_schema``."""
+        for i, seq in enumerate(self.stop):
+            if not seq or len(seq) > 200:
+                raise ValueError(f"stop[{i}] must be 1-200 characters")
         if not self.embed_input:
             if not self.messages:
                 raise ValueError("messages: at least one message is needed")

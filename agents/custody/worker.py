@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -355,15 +355,16 @@ async def _run_custody_once(worker: CustodyWorker, request: Mapping[str, Any],
 def client_infer(client: InferenceClient, timeout_s: float = 300.0
                  ) -> Callable[..., Awaitable[str]]:
     """``CustodyDeps.infer`` over an entered :class:`InferenceClient`: ``infer(agent_id,
-    prompt, max_tokens, seed, prefill="")`` — one user message, temperature 0, the trial's
-    seed, the model's turn started with ``prefill``; returns the response ``text`` (the
-    continuation of ``prefill``)."""
+    prompt, max_tokens, seed, prefill="", *, stop=())`` — one user message, temperature 0, the
+    trial's seed, the model's turn started with ``prefill``; returns the response ``text``
+    (the continuation of ``prefill``, ending before the first ``stop`` sequence)."""
 
     async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int,
-                    prefill: str = "") -> str:
+                    prefill: str = "", *, stop: Sequence[str] = ()) -> str:
         response = await client.infer(agent_id=agent_id, max_tokens=max_tokens, seed=seed,
                                       messages=[{"role": "user", "content": prompt}],
-                                      temperature=0.0, timeout_s=timeout_s, prefill=prefill)
+                                      temperature=0.0, timeout_s=timeout_s, prefill=prefill,
+                                      stop=stop)
         return str(response.get("text") or "")
 
     return infer

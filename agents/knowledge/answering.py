@@ -129,9 +129,10 @@ def cite(refs: Sequence[KnowledgeRef], request_id: str) -> dict[str, Any]:
 
 def memory_infer(recall: Recall, infer: Callable[..., Awaitable[dict[str, Any]]],
                  agent_types: Mapping[str, str], *, k: int = 3, timeout_s: float = 300.0
-                 ) -> Callable[[str, str, int, int, str], Awaitable[str]]:
-    """``infer(agent_id, prompt, max_tokens, seed, prefill="") -> text`` (the continuation of
-    ``prefill``, the start of the model's turn) that answers as the agent with its
+                 ) -> Callable[..., Awaitable[str]]:
+    """``infer(agent_id, prompt, max_tokens, seed, prefill="", *, stop=()) -> text`` (the
+    continuation of ``prefill``, the start of the model's turn, ending before the first of
+    the ``stop`` sequences) that answers as the agent with its
     memory — its role (``agent_types``: agent id → type), the ``k`` entries its memory recalls
     for the prompt, the prompt (:func:`~agents.knowledge.grounding.grounded_prompt`) — and
     records the knowledge positions on the inference request (a proposal draft's prompt, so
@@ -139,12 +140,13 @@ def memory_infer(recall: Recall, infer: Callable[..., Awaitable[dict[str, Any]]]
     ``InferenceClient.infer``. Raises what ``recall`` (a store outage) and ``infer`` raise."""
 
     async def run(agent_id: str, prompt: str, max_tokens: int, seed: int,
-                  prefill: str = "") -> str:
+                  prefill: str = "", *, stop: Sequence[str] = ()) -> str:
         entries = await recall(agent_id, prompt, k)
         grounded = grounded_prompt(role_prompt(agent_types.get(agent_id, "")), prompt, entries)
         response = await infer(agent_id=agent_id, max_tokens=max_tokens, seed=seed,
                                messages=[{"role": "user", "content": grounded}],
                                temperature=0.0, timeout_s=timeout_s, prefill=prefill,
+                               stop=list(stop),
                                knowledge=refs_record([e.ref for e in entries]))
         return str(response.get("text") or "")
 

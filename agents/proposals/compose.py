@@ -43,8 +43,13 @@ from typing import Any
 from agents.proposals.scratch import SCRATCH_REPO
 from agents.proposals.targets import FIX_HINTS, Target, enclosing_function
 
-__all__ = ["build_record", "extract_code", "fix_prompt", "helper_prompt", "prefill_for",
-           "prompt_for", "splice_function", "take_function"]
+__all__ = ["DRAFT_STOP", "build_record", "extract_code", "fix_prompt", "helper_prompt",
+           "prefill_for", "prompt_for", "splice_function", "take_function"]
+
+#: Where the model's answer ends: the prefill opened a code block, its closing fence ends the
+#: code (a stop sequence on the request - generation stops there instead of running on to
+#: ``max_tokens``: the 270M model wrote another prompt after the block in every draft measured)
+DRAFT_STOP = ("```",)
 
 _NS = uuid.UUID("a3e4f2d1-7c1b-4e55-8f0e-2b9d6c4a1f77")
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)

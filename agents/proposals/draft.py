@@ -51,7 +51,13 @@ from typing import Any
 
 import structlog
 
-from agents.proposals.compose import build_record, extract_code, prefill_for, prompt_for
+from agents.proposals.compose import (
+    DRAFT_STOP,
+    build_record,
+    extract_code,
+    prefill_for,
+    prompt_for,
+)
 from agents.proposals.targets import Target, choose_target
 from streams.settings import ProposalsSettings
 
@@ -59,9 +65,10 @@ __all__ = ["Pick", "default_pick", "draft_id", "draft_proposal", "extract_code",
 
 log = structlog.get_logger(__name__)
 
-#: ``infer(agent_id, prompt, max_tokens, seed, prefill)``: the model's continuation of
-#: ``prefill`` (the start of its turn) — the text after it, not including it
-Infer = Callable[[str, str, int, int, str], Awaitable[str]]
+#: ``infer(agent_id, prompt, max_tokens, seed, prefill, *, stop)``: the model's continuation
+#: of ``prefill`` (the start of its turn) — the text after it, not including it — ending
+#: before the first of the ``stop`` sequences (a sequence of strings)
+Infer = Callable[..., Awaitable[str]]
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 #: ``evidence(agent_id, at_ms)``: does the log hold a custody run result the gate would
 #: count for a proposal of ``agent_id`` made at ``at_ms`` (ms since the epoch)?
@@ -91,15 +98,16 @@ async def draft_proposal(agent_id: str, agent_type: str, slot: int, infer: Infer
                          attempt: int = 0) -> dict[str, Any]:
     """The ``proposal_submitted`` record an agent drafts in ``slot``: ``pick(agent_id,
     attempt)`` gives the target (``attempt`` 0, 1, … moves on to the next; the proposal id
-    stays ``auto-<agent>-<slot>``), ``infer(agent_id, prompt, max_tokens, seed, prefill)``
-    the model's continuation of the function's header
-    (:func:`~agents.proposals.compose.prefill_for`). Its errors propagate, and an answer
+    stays ``auto-<agent>-<slot>``), ``infer(agent_id, prompt, max_tokens, seed, prefill,
+    stop=…)`` the model's continuation of the function's header
+    (:func:`~agents.proposals.compose.prefill_for`) up to the code block's closing fence
+    (:data:`~agents.proposals.compose.DRAFT_STOP`). Its errors propagate, and an answer
     without the function asked for raises :class:`ValueError` (nothing worth proposing)."""
     digest = int(hashlib.sha256(f"{agent_id}|{slot}".encode()).hexdigest()[:8], 16)
     target, repo = await pick(agent_id, attempt)
     prompt, prefill = prompt_for(target, repo), prefill_for(target, repo)
     answer = prefill + await infer(agent_id, prompt, max_tokens, (digest + attempt) % 2**32,
-                                   prefill)
+                                   prefill, stop=DRAFT_STOP)
     return build_record(target, answer, proposal_id=draft_id(agent_id, slot),
                         agent_id=agent_id, agent_type=agent_type, now_ms=now_ms, repo=repo)
 

@@ -268,7 +268,7 @@ class ProposalsWorker:
 
 
 async def _drafts_when_ready(settings: Settings, worker: ProposalsWorker,
-                             infer: Callable[[str, str, int, int, str], Awaitable[str]],
+                             infer: Callable[..., Awaitable[str]],
                              ready: asyncio.Event, stop: asyncio.Event) -> None:
     """The agents' drafts, started once ``worker`` consumes (its state rebuilt)."""
     waiter = asyncio.create_task(ready.wait())

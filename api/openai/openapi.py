@@ -47,7 +47,11 @@ def openai_paths() -> dict[str, Any]:
               "temperature": {"type": "number", "minimum": 0, "maximum": 2},
               "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
               "seed": {"type": "integer", "minimum": 0}, "stream": {"type": "boolean"},
-              "language": {"type": "string", "description": "BCP-47; checked when given"}}
+              "language": {"type": "string", "description": "BCP-47; checked when given"},
+              "stop": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 200},
+                                 {"type": "array", "maxItems": 4, "items": {
+                                     "type": "string", "minLength": 1, "maxLength": 200}}],
+                       "description": "the answer ends before the first of these"}}
     chat = {"type": "object", "required": ["model", "messages"], "properties": {
         **common, "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
         "max_completion_tokens": {"type": "integer", "minimum": 1},

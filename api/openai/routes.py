@@ -108,6 +108,7 @@ async def _complete(request: Request, *, chat: bool) -> Response:
             "temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
             "json_schema": schema, "language": body.language,
             "check_language": "language" in body.model_fields_set,
+            "stop": body.stop_sequences(),
         }
         config = gateway.config
         if body.stream:

@@ -7,7 +7,8 @@ rather than silently ignored, except those listed as ignored):
   ``user``/``assistant``; content a string or a list of ``text`` parts), ``max_tokens`` /
   ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``, ``stream``,
   ``stream_options.include_usage``, ``n`` (1 only), ``response_format`` (``text`` or
-  ``json_schema``), ``language`` (this platform's extension: the BCP-47 answer language;
+  ``json_schema``), ``stop`` (a string or at most 4 strings; the answer ends before the
+  first), ``language`` (this platform's extension: the BCP-47 answer language;
   when given, the answer's language is checked — retried once, then 502
   ``language_mismatch``);
   ignored: ``user``, ``metadata``, ``store``, penalties of 0, ``logprobs: false``.
@@ -37,7 +38,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.openai.errors import OpenAIError
-from inference.types import BCP47_PATTERN
+from inference.types import BCP47_PATTERN, MAX_STOP_SEQUENCES
 
 __all__ = ["ChatBody", "CompletionBody", "EmbeddingBody", "chat_body", "chunk_body",
            "completion_body", "embedding_body", "parse_body"]
@@ -101,6 +102,22 @@ class _Common(BaseModel):
     frequency_penalty: float = Field(default=0.0, ge=0.0, le=0.0)
     presence_penalty: float = Field(default=0.0, ge=0.0, le=0.0)
     logprobs: bool = Field(default=False, le=False)
+    stop: str | list[str] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """At most :data:`~inference.types.MAX_STOP_SEQUENCES` non-empty sequences."""
+        seqs = [value] if isinstance(value, str) else list(value or [])
+        if len(seqs) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        if any(not seq or len(seq) > 200 for seq in seqs):
+            raise ValueError("each stop sequence must be 1-200 characters")
+        return value
+
+    def stop_sequences(self) -> list[str]:
+        """``stop`` as a list (a string is one sequence; none: empty)."""
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
     def include_usage(self) -> bool:
         """``stream_options.include_usage``."""

@@ -203,6 +203,23 @@ def test_sync_chat_completion_is_a_request_and_a_response_on_the_log(front):
     assert response["text"] == choice.message.content and response["route"] == "local"
 
 
+def test_stop_sequences_reach_the_engine_and_end_the_answer(front):
+    client = front.client()
+    free = client.chat.completions.create(model="local", messages=ASK, max_tokens=24,
+                                          temperature=0, seed=1)
+    text = free.choices[0].message.content or ""
+    cut = next((c for c in text[1:] if not c.isspace()), None)  # a character after the first
+    assert cut is not None, text
+    answer = client.chat.completions.create(model="local", messages=ASK, max_tokens=24,
+                                            temperature=0, seed=1, stop=[cut])
+    assert answer.choices[0].message.content == text.split(cut)[0]
+    [request] = _records(front, "inference_request", answer.id.removeprefix("chatcmpl-"))
+    assert request["stop"] == [cut]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="local", messages=ASK, max_tokens=4,
+                                       stop=["a", "b", "c", "d", "e"])
+
+
 async def test_async_client_completions(front):
     client = openai.AsyncOpenAI(api_key=front.token, base_url=f"{front.url}/v1",
                                 max_retries=0, timeout=120)

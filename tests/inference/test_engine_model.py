@@ -158,3 +158,16 @@ def test_a_prefill_opens_the_answer_and_the_model_continues_it(engine):
     result = engine.complete(prefilled)
     assert not result.text.startswith("The capital of France is")  # the continuation only
     assert "Paris" in result.text
+
+
+def test_a_stop_sequence_ends_the_answer_before_it(engine):
+    """The request's ``stop`` (inference_request v4) ends generation before the sequence,
+    on top of the template's end of turn: the stopped text is the unstopped one cut there."""
+    free = make_request(messages=(Message(role="user", content="Name the capital of France."),),
+                        temperature=0.0, max_tokens=16, prefill="The capital of France is")
+    whole = engine.complete(free).text
+    assert "." in whole, whole  # what the cut is checked against
+    stopped = engine.complete(free.model_copy(update={"stop": (".",)}))
+    assert stopped.text == whole.split(".")[0] and "." not in stopped.text
+    assert stopped.finish_reason == "stop"
+    assert stopped.completion_tokens < engine.complete(free).completion_tokens

@@ -79,6 +79,7 @@ def test_response_field_names_match_the_avro_record():
         "stream",
         "check_language",
         "choices",
+        "stop",
         "embed_input",
     ]
 

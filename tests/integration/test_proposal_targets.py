@@ -63,7 +63,8 @@ def routed(bootstrap):
     delete_topics(bootstrap, topics)
 
 
-async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str) -> str:
+async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str, *,
+                 stop: Any) -> str:
     assert prefill.startswith("```python\ndef ")
     name = "archive" if "def archive(" in prompt else "parse_value"
     return ANSWERS[name]

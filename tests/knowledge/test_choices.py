@@ -70,7 +70,8 @@ def test_memory_infer_drafts_as_the_agent_with_its_memory_and_cites_it() -> None
         return {"text": "def fix(): ..."}
 
     run = memory_infer(recall, infer, {"guardian": "guardian"})
-    out = asyncio.run(run("guardian", "Fix B602 in archive().", 200, 7, "```python\n"))
+    out = asyncio.run(run("guardian", "Fix B602 in archive().", 200, 7, "```python\n",
+                          stop=["```"]))
     assert out == "def fix(): ..."
     prompt = sent["messages"][0]["content"]
     assert prompt.startswith("You are Guardian") and "Bandit flags subprocess" in prompt
@@ -79,3 +80,4 @@ def test_memory_infer_drafts_as_the_agent_with_its_memory_and_cites_it() -> None
                                   "content_hash": "h2"}]
     assert (sent["max_tokens"], sent["seed"], sent["temperature"]) == (200, 7, 0.0)
     assert sent["prefill"] == "```python\n"  # the draft's header starts the model's turn
+    assert sent["stop"] == ["```"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,8 +21,10 @@ ANSWER = ("    import re\n"
           "    return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')\n```\nSure!\n")
 
 
-async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str) -> str:
+async def _infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str, *,
+                 stop: Sequence[str]) -> str:
     assert prefill.startswith("```python\ndef ")  # the model writes the body only
+    assert list(stop) == ["```"]  # and stops at the block's closing fence
     return ANSWER
 
 
@@ -51,7 +54,7 @@ def test_a_draft_targets_a_helper_whose_tests_were_written_first_and_run_it():
 
 def test_an_answer_without_a_body_for_the_function_asked_for_is_no_draft():
     async def other(agent_id: str, prompt: str, max_tokens: int, seed: int,
-                    prefill: str) -> str:  # closes the block at once, then writes another
+                    prefill: str, *, stop: Sequence[str]) -> str:  # closes the block at once
         return "```python\ndef median(xs):\n    return sorted(xs)[len(xs) // 2]\n```"
 
     with pytest.raises(ValueError, match=r"no body for slugify\(\)"):
@@ -92,7 +95,7 @@ def test_run_drafts_drafts_each_agent_once_per_slot_and_survives_a_failed_model(
     stop = asyncio.Event()
 
     async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int,
-                    prefill: str) -> str:
+                    prefill: str, *, stop: Sequence[str]) -> str:
         if agent_id == "broken":
             raise TimeoutError("no inference worker")
         return "" if agent_id == "mute" else ANSWER
@@ -113,7 +116,7 @@ def test_a_failed_draft_is_retried_on_the_next_topic_then_the_agent_waits_for_th
     stop = asyncio.Event()
 
     async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int,
-                    prefill: str) -> str:
+                    prefill: str, *, stop: Sequence[str]) -> str:
         prompts.append(prompt)
         clock.ms += 1_000
         if clock.ms >= 10_800_000:  # the next slot: the model answers with code
