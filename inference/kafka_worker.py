@@ -28,7 +28,6 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from confluent_kafka import Producer
 
 from inference.metrics import WorkerMetrics
 from inference.service import InferenceService
@@ -36,7 +35,7 @@ from inference.types import InferenceResponse
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
-from streams.dlq import DeadLetterQueue, SourceRecord
+from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.errors import LvlupError
 from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.producer import EventProducer
@@ -202,11 +201,13 @@ class InferenceWorker:
         self.service, self.producer = service, producer
         self.group, self.name = group, name
         self.served = 0
-        self.dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                                             "enable.idempotence": True}), group)
+        self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set."""
+        """Create the dead-letter topic if missing, then serve until ``stop`` is set."""
+        # without it the first undecodable request ended the worker (unknown topic) in a
+        # restart loop that served nothing (found by the end-to-end run)
+        await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
         topic = self.request_topic
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=self.bootstrap, group_id=self.group,

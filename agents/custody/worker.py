@@ -67,7 +67,7 @@ from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from sinks.errors import StoreUnavailable
-from streams.dlq import DeadLetterQueue, SourceRecord, dlq_producer
+from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.producer import EventProducer
 from streams.serial import consume_serially, stop_on_signals
 from streams.settings import Settings
@@ -280,7 +280,9 @@ class CustodyWorker:
                  rated_items=len(self.item_ratings))
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Rebuild, then serve until ``stop`` is set; ``ready`` is set once consuming."""
+        """Create the dead-letter topic if missing, rebuild, then serve until ``stop`` is set;
+        ``ready`` is set once consuming."""
+        await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
         await self.rebuild()
         await consume_serially([self.topics["custody_test_requested"]], self.handle, stop,
                                bootstrap=self.bootstrap, group=self.group, ready=ready,

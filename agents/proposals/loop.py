@@ -22,7 +22,7 @@ from aiokafka import ConsumerRecord
 from agents.proposals.records import error_record
 from schemas.codec import Codec
 from schemas.errors import SchemaError
-from streams.dlq import DeadLetterQueue, SourceRecord, dlq_producer
+from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.serial import consume_serially
 
 __all__ = ["Handler", "RecordLoop"]
@@ -52,7 +52,9 @@ class RecordLoop:
         self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Serve until ``stop`` is set; ``ready`` is set once the consumer started."""
+        """Create the dead-letter topic if missing, then serve until ``stop`` is set; ``ready``
+        is set once the consumer started."""
+        await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
         await consume_serially(self.topics, self.handle, stop, bootstrap=self.bootstrap,
                                group=self.group, ready=ready,
                                max_poll_interval_ms=self.max_poll_interval_ms)

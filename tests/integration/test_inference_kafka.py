@@ -150,3 +150,36 @@ async def test_tiny_budget_downgrades_or_rejects_and_the_ledger_balances(
     totals = ledger.totals(utc_day(time.time()), "sandbox-1")
     assert totals.reserved_usd == 0.0 and ledger.open_reservations() == {}
     assert ledger.audit() == []
+
+
+async def test_an_undecodable_request_goes_to_a_dead_letter_topic_the_worker_creates(
+        stack, engine, routed):
+    """No DLQ topic exists beforehand (auto-creation is off): the worker creates its own, the
+    poison record lands there, and the next request is still answered — before, the worker
+    died on the unknown topic and restarted into the same record forever."""
+    from confluent_kafka import Producer
+
+    from schemas.catalog import dlq_topic
+    from streams.offsets import end_offsets
+
+    router, _topics = routed
+    worker, client, producer = await _serve(stack, engine, router)
+    bootstrap = stack.kafka.bootstrap()
+    dlq = dlq_topic(worker.group)
+    assert end_offsets(bootstrap, dlq) == {}  # not there yet
+    raw = Producer({"bootstrap.servers": bootstrap})
+    raw.produce(router.route("inference_request")[0], value=b"\x00not avro")
+    assert raw.flush(10) == 0
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with client:
+            answer = await client.infer(agent_id="imperium-1", max_tokens=4, seed=1,
+                                        messages=[{"role": "user", "content": "Say hi."}])
+        assert answer["text"] is not None and not task.done()
+        assert end_offsets(bootstrap, dlq) == {0: 1}
+    finally:
+        stop.set()
+        await task
+        producer.close()
+        delete_topics(bootstrap, [dlq])
