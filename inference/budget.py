@@ -138,6 +138,22 @@ class BudgetLedger:
             self.expire_one(rid)
         return stale
 
+    # --- the same from asyncio: a ledger with a journal awaits its writes -------------------
+
+    async def areserve(self, request_id: str, agent_id: str, estimate_usd: float,
+                       at: float) -> bool:
+        """:meth:`reserve` from asyncio (here: no I/O; a journaled ledger awaits its write)."""
+        return self.reserve(request_id, agent_id, estimate_usd, at)
+
+    async def areconcile(self, request_id: str, actual_usd: float, at: float, *,
+                         agent_id: str | None = None) -> bool:
+        """:meth:`reconcile` from asyncio (errors as :meth:`reconcile`)."""
+        return self.reconcile(request_id, actual_usd, at, agent_id=agent_id)
+
+    async def aexpire(self, at: float, ttl_s: float) -> list[str]:
+        """:meth:`expire` from asyncio."""
+        return self.expire(at, ttl_s)
+
     def stale(self, at: float, ttl_s: float) -> list[str]:
         """Ids of holds reserved more than ``ttl_s`` seconds before ``at`` (no change)."""
         return [rid for rid, held in self._open.items() if held[2] + ttl_s < at]

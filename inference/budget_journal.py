@@ -21,7 +21,7 @@ The overshoot is bounded by one request's estimate per concurrently serving work
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ __all__ = ["BUDGET_RECORD", "JournaledLedger", "restore", "restore_start_ms", "t
 BUDGET_RECORD = "budget_reservation"
 
 Journal = Callable[[dict[str, Any]], None]
+#: ``await ajournal(record)``: the same write from asyncio (e.g. ``EventProducer.emit_async``)
+AsyncJournal = Callable[[dict[str, Any]], Awaitable[object]]
 log = structlog.get_logger(__name__)
 
 
@@ -52,13 +54,51 @@ class JournaledLedger(BudgetLedger):
     ``journal(record)`` must durably write one ``budget_reservation`` record (e.g.
     ``EventProducer.emit_sync``) and raise when it cannot; the change is then not applied, so
     the ledger never holds what the log does not (fail closed: the service answers the request
-    with an error instead of dispatching it).
+    with an error instead of dispatching it). ``ajournal``, when given, is the same write from
+    asyncio: the ``a…`` methods (what the async inference service calls) await it instead of
+    blocking the event loop — the loop that also runs the ledger's tail and the Kafka
+    consumer's heartbeats — on the broker's ack.
     """
 
-    def __init__(self, policy: BudgetPolicy, journal: Journal) -> None:
+    def __init__(self, policy: BudgetPolicy, journal: Journal,
+                 ajournal: AsyncJournal | None = None) -> None:
         super().__init__(policy)
         self._journal = journal
+        self._ajournal = ajournal
         self.applied = 0
+
+    async def _write(self, record: dict[str, Any]) -> None:
+        if self._ajournal is None:
+            self._journal(record)
+        else:
+            await self._ajournal(record)
+
+    async def areserve(self, request_id: str, agent_id: str, estimate_usd: float,
+                       at: float) -> bool:
+        if self.knows(request_id):
+            return False
+        record = _record(request_id, agent_id, "reserve", estimate_usd, at)
+        await self._write(record)
+        return self.apply(record)  # idempotent: its echo through the tail changes nothing
+
+    async def areconcile(self, request_id: str, actual_usd: float, at: float, *,
+                         agent_id: str | None = None) -> bool:
+        if self.reconciled(request_id):
+            return False
+        owner = self.owner(request_id) or agent_id
+        if owner is None:
+            raise ValueError(f"no reservation for {request_id!r}: agent_id is required")
+        record = _record(request_id, owner, "reconcile", actual_usd, at)
+        await self._write(record)
+        return self.apply(record)
+
+    async def aexpire(self, at: float, ttl_s: float) -> list[str]:
+        stale = self.stale(at, ttl_s)
+        for rid in stale:
+            record = _record(rid, self.owner(rid) or "", "expire", 0.0, at)
+            await self._write(record)
+            self.apply(record)
+        return stale
 
     # --- local changes: log first, then apply ----------------------------------------------
 

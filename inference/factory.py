@@ -82,7 +82,10 @@ def open_ledger(
     def journal(record: dict[str, Any]) -> None:
         producer.emit_sync(BUDGET_RECORD, record, timeout_s=10.0)
 
-    ledger = JournaledLedger(budget_policy(settings), journal)
+    async def ajournal(record: dict[str, Any]) -> object:
+        return await producer.emit_async(BUDGET_RECORD, record)
+
+    ledger = JournaledLedger(budget_policy(settings), journal, ajournal)
     since = restore_start_ms(time.time() if now is None else now,
                              settings.inference.reservation_ttl_s)
     offsets = restore(ledger, settings.kafka.bootstrap(), codec, topic, since_ms=since)

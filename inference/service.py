@@ -151,7 +151,8 @@ class InferenceService:
             response = self._failure(progress, INTERNAL_ERROR, f"{type(exc).__name__}", started)
         finally:
             if progress.reserved:
-                self._ledger.reconcile(progress.request_id, progress.cost_usd, self._clock())
+                await self._ledger.areconcile(progress.request_id, progress.cost_usd,
+                                              self._clock())
         return response
 
     async def _run(
@@ -181,7 +182,7 @@ class InferenceService:
                     latency_ms=latency,
                 )
 
-        route = self._admit(request, route, progress)
+        route = await self._admit(request, route, progress)
         completion = await self._dispatcher.complete(
             request, route, structured=compiled, timeout_s=timeout_s, on_token=on_token
         )
@@ -204,7 +205,7 @@ class InferenceService:
         verdict = self._safety.check_input(request.embed_input)
         if not verdict.allowed:
             raise SafetyBlocked(f"{verdict.rule}: {verdict.reason}")
-        route = self._admit(request, route, progress)
+        route = await self._admit(request, route, progress)
         completion = await self._dispatcher.embed(request, timeout_s=timeout_s)
         self._account(completion, progress)
         result = completion.result
@@ -247,10 +248,12 @@ class InferenceService:
             raise LanguageMismatch(f"{wrong}, and {again.detected} after a retry")
         return second
 
-    def _admit(self, request: InferenceRequest, route: Route, progress: _Progress) -> Route:
-        """Budget step: the route to take (maybe downgraded); reserves the estimate."""
+    async def _admit(self, request: InferenceRequest, route: Route,
+                     progress: _Progress) -> Route:
+        """Budget step: the route to take (maybe downgraded); reserves the estimate (the
+        ledger's journal write is awaited, never blocking the event loop)."""
         now = self._clock()
-        self._ledger.expire(now, self._reservation_ttl_s)
+        await self._ledger.aexpire(now, self._reservation_ttl_s)
         estimate = 0.0
         if route.kind == "cloud":  # the local model is free: no need to count
             texts = [m.content for m in request.messages]
@@ -265,7 +268,7 @@ class InferenceService:
             )
             route, estimate = self._dispatcher.local_route(request.model_alias), 0.0
         # a redelivered request whose hold is still open (its worker died) settles that hold
-        progress.reserved = self._ledger.reserve(
+        progress.reserved = await self._ledger.areserve(
             request.request_id, request.agent_id, estimate, now
         ) or self._ledger.is_open(request.request_id)
         return route

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -58,6 +59,42 @@ def test_a_change_the_log_refuses_is_not_applied():
         ledger.reserve("r1", "sandbox-1", 0.004, NOON)
     assert ledger.open_reservations() == {}
     assert ledger.totals(utc_day(NOON), "sandbox-1").reserved_usd == 0.0
+
+
+def test_from_asyncio_the_writes_are_awaited_never_the_blocking_journal():
+    """The async service's path (issue #18: no blocking ack wait on the event loop): the
+    ``a…`` methods await ``ajournal`` and keep log-first, fail-closed and the same state."""
+    written: list[dict] = []
+
+    async def ajournal(record: dict) -> None:
+        await asyncio.sleep(0)  # a real await: the loop runs other tasks meanwhile
+        written.append(record)
+
+    ledger = JournaledLedger(POLICY, lambda _r: pytest.fail("blocking journal used"), ajournal)
+    sync_log: list[dict] = []
+    twin = _ledger(sync_log)
+
+    async def day() -> None:
+        assert await ledger.areserve("r1", "sandbox-1", 0.004, NOON)
+        assert await ledger.areconcile("r1", 0.003, NOON + 2)
+        assert await ledger.areserve("r2", "sandbox-1", 0.002, NOON + 3)
+        assert await ledger.aexpire(NOON + 905, ttl_s=900) == ["r2"]
+        assert not await ledger.areserve("r1", "sandbox-1", 0.004, NOON + 4)  # known: no-op
+
+    asyncio.run(day())
+    twin.reserve("r1", "sandbox-1", 0.004, NOON)
+    twin.reconcile("r1", 0.003, NOON + 2)
+    twin.reserve("r2", "sandbox-1", 0.002, NOON + 3)
+    twin.expire(NOON + 905, ttl_s=900)
+    assert written == sync_log and ledger.to_dict() == twin.to_dict()
+
+    async def refuse(_record: dict) -> None:
+        raise RuntimeError("broker down")
+
+    closed = JournaledLedger(POLICY, lambda _r: None, refuse)
+    with pytest.raises(RuntimeError, match="broker down"):
+        asyncio.run(closed.areserve("r9", "sandbox-1", 0.004, NOON))
+    assert closed.open_reservations() == {}
 
 
 def test_replaying_the_log_rebuilds_the_same_ledger_and_balances():
