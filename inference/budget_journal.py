@@ -67,6 +67,17 @@ class JournaledLedger(BudgetLedger):
         self._ajournal = ajournal
         self.applied = 0
 
+    def _reconcile_record(self, request_id: str, actual_usd: float, at: float,
+                          agent_id: str | None) -> dict[str, Any] | None:
+        """The ``reconcile`` record to write; None when already reconciled. Raises
+        ValueError when no reservation is known and ``agent_id`` is not given."""
+        if self.reconciled(request_id):
+            return None
+        owner = self.owner(request_id) or agent_id
+        if owner is None:
+            raise ValueError(f"no reservation for {request_id!r}: agent_id is required")
+        return _record(request_id, owner, "reconcile", actual_usd, at)
+
     async def _write(self, record: dict[str, Any]) -> None:
         if self._ajournal is None:
             self._journal(record)
@@ -83,12 +94,9 @@ class JournaledLedger(BudgetLedger):
 
     async def areconcile(self, request_id: str, actual_usd: float, at: float, *,
                          agent_id: str | None = None) -> bool:
-        if self.reconciled(request_id):
+        record = self._reconcile_record(request_id, actual_usd, at, agent_id)
+        if record is None:
             return False
-        owner = self.owner(request_id) or agent_id
-        if owner is None:
-            raise ValueError(f"no reservation for {request_id!r}: agent_id is required")
-        record = _record(request_id, owner, "reconcile", actual_usd, at)
         await self._write(record)
         return self.apply(record)
 
@@ -112,12 +120,9 @@ class JournaledLedger(BudgetLedger):
     def reconcile(
         self, request_id: str, actual_usd: float, at: float, *, agent_id: str | None = None
     ) -> bool:
-        if self.reconciled(request_id):
+        record = self._reconcile_record(request_id, actual_usd, at, agent_id)
+        if record is None:
             return False
-        owner = self.owner(request_id) or agent_id
-        if owner is None:
-            raise ValueError(f"no reservation for {request_id!r}: agent_id is required")
-        record = _record(request_id, owner, "reconcile", actual_usd, at)
         self._journal(record)
         return self.apply(record)
 

@@ -19,6 +19,7 @@ __all__ = [
     "extract_json",
     "extract_number",
     "final_answer_candidates",
+    "parses",
 ]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -29,7 +30,8 @@ _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+
 _CWE = re.compile(r"(?i)\bCWE[\s\-_:]*(\d{1,4})\b")
 
 
-def _parses(code: str) -> bool:
+def parses(code: str) -> bool:
+    """Does ``code`` parse as Python (:func:`ast.parse`)?"""
     try:
         ast.parse(code)
     except (SyntaxError, ValueError):
@@ -49,13 +51,13 @@ def extract_code(text: str) -> str:
     if blocks:
         return str(max(blocks, key=len)).strip("\n")
     lines = text.strip("\n").splitlines()
-    if _parses("\n".join(lines)):
+    if parses("\n".join(lines)):
         return "\n".join(lines)
     start = next((i for i, line in enumerate(lines) if _CODE_START.match(line.lstrip())), 0)
     body = textwrap.dedent("\n".join(lines[start:])).splitlines()
     for end in range(len(body), 0, -1):
         candidate = "\n".join(body[:end])
-        if _parses(candidate):
+        if parses(candidate):
             return candidate
     return "\n".join(body)
 

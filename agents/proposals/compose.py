@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from agents.custody.extract import parses
 from agents.proposals.scratch import SCRATCH_REPO
 from agents.proposals.targets import FIX_HINTS, Target, enclosing_function
 
@@ -142,19 +143,11 @@ def prefill_for(target: Target, repo: Mapping[str, str]) -> str:
     return f"```python\n{task.signature}\n    \"\"\"{doc}\"\"\"\n"
 
 
-def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
 def _to_function_end(code: str, name: str) -> str:
     """``code`` cut where the top-level function ``name`` ends (module doc): lines up to the
     first non-empty, non-indented line after its ``def``; then the longest prefix of those
     lines that parses. ``code`` itself when it has no such ``def`` line or already parses."""
-    if _parses(code):
+    if parses(code):
         return code
     lines = code.splitlines()
     start = next((i for i, line in enumerate(lines)
@@ -166,7 +159,7 @@ def _to_function_end(code: str, name: str) -> str:
     kept = lines[:end]
     for stop in range(len(kept), start, -1):
         candidate = "\n".join(kept[:stop]) + "\n"
-        if _parses(candidate):
+        if parses(candidate):
             return candidate
     return code
 

@@ -117,15 +117,7 @@ async def _complete(request: Request, *, chat: bool) -> Response:
         async def attempt(alias: str) -> tuple[str, Any]:
             record = client.request_record(request_id=new_request_id(), model_alias=alias,
                                            **fields)
-            try:
-                response: dict[str, Any] | None = await client.ask(
-                    record, config.request_timeout_s)
-            except InferenceTimeout:
-                response = None
-            failure = failure_of(response, alias)
-            if failure is not None:
-                raise failure
-            return alias, response
+            return alias, await _ask(client, record, alias, config.request_timeout_s)
 
         _alias, response = await gateway.through_chain(plan, attempt)
         if response.get("error"):
@@ -187,14 +179,7 @@ async def embeddings(request: Request) -> Response:
                 request_id=new_request_id(), agent_id=f"apikey:{key_id}", messages=[],
                 model_alias=alias, max_tokens=1, temperature=0.0, top_p=1.0),
                 "embed_input": texts}
-            try:
-                response: dict[str, Any] | None = await client.ask(record, timeout_s)
-            except InferenceTimeout:
-                response = None
-            failure = failure_of(response, alias)
-            if failure is not None:
-                raise failure
-            return alias, response
+            return alias, await _ask(client, record, alias, timeout_s)
 
         _alias, response = await gateway.through_chain(plan, attempt)
         if response.get("error"):
@@ -296,3 +281,20 @@ def operations() -> list[Operation]:
                   scope=Scope.ADMIN, body_model=ResetBody, command="inference.routes.reset",
                   statuses=(401, 403, 404, 415, 422, 429)),
     ]
+
+
+async def _ask(client: Any, record: dict[str, Any], alias: str,
+               timeout_s: float) -> dict[str, Any]:
+    """Send ``record`` and return its response record; a timeout or a failed route raises
+    the :class:`RouteFailure` (or worker error) :func:`failure_of` makes of it, so the chain
+    tries its next route."""
+    try:
+        response: dict[str, Any] | None = await client.ask(record, timeout_s)
+    except InferenceTimeout:
+        response = None
+    failure = failure_of(response, alias)
+    if failure is not None:
+        raise failure
+    if response is None:  # failure_of already fails a missing response; for the type checker
+        raise RouteFailure(f"route {alias!r}: no answer in time")
+    return response
