@@ -67,6 +67,20 @@ class JournaledLedger(BudgetLedger):
         self._ajournal = ajournal
         self.applied = 0
 
+    # --- the records a local change writes (the sync and async paths write the same) ------
+
+    def _reserve_record(self, request_id: str, agent_id: str, estimate_usd: float,
+                        at: float) -> dict[str, Any] | None:
+        """The ``reserve`` record to write; None when ``request_id`` is already known."""
+        if self.knows(request_id):
+            return None
+        return _record(request_id, agent_id, "reserve", estimate_usd, at)
+
+    def _expire_records(self, at: float, ttl_s: float) -> list[dict[str, Any]]:
+        """One ``expire`` record per hold older than ``ttl_s`` at ``at``."""
+        return [_record(rid, self.owner(rid) or "", "expire", 0.0, at)
+                for rid in self.stale(at, ttl_s)]
+
     def _reconcile_record(self, request_id: str, actual_usd: float, at: float,
                           agent_id: str | None) -> dict[str, Any] | None:
         """The ``reconcile`` record to write; None when already reconciled. Raises
@@ -86,9 +100,9 @@ class JournaledLedger(BudgetLedger):
 
     async def areserve(self, request_id: str, agent_id: str, estimate_usd: float,
                        at: float) -> bool:
-        if self.knows(request_id):
+        record = self._reserve_record(request_id, agent_id, estimate_usd, at)
+        if record is None:
             return False
-        record = _record(request_id, agent_id, "reserve", estimate_usd, at)
         await self._write(record)
         return self.apply(record)  # idempotent: its echo through the tail changes nothing
 
@@ -101,19 +115,18 @@ class JournaledLedger(BudgetLedger):
         return self.apply(record)
 
     async def aexpire(self, at: float, ttl_s: float) -> list[str]:
-        stale = self.stale(at, ttl_s)
-        for rid in stale:
-            record = _record(rid, self.owner(rid) or "", "expire", 0.0, at)
+        records = self._expire_records(at, ttl_s)
+        for record in records:
             await self._write(record)
             self.apply(record)
-        return stale
+        return [str(r["request_id"]) for r in records]
 
     # --- local changes: log first, then apply ----------------------------------------------
 
     def reserve(self, request_id: str, agent_id: str, estimate_usd: float, at: float) -> bool:
-        if self.knows(request_id):
+        record = self._reserve_record(request_id, agent_id, estimate_usd, at)
+        if record is None:
             return False
-        record = _record(request_id, agent_id, "reserve", estimate_usd, at)
         self._journal(record)
         return self.apply(record)
 
@@ -127,12 +140,11 @@ class JournaledLedger(BudgetLedger):
         return self.apply(record)
 
     def expire(self, at: float, ttl_s: float) -> list[str]:
-        stale = self.stale(at, ttl_s)
-        for rid in stale:
-            record = _record(rid, self.owner(rid) or "", "expire", 0.0, at)
+        records = self._expire_records(at, ttl_s)
+        for record in records:
             self._journal(record)
             self.apply(record)
-        return stale
+        return [str(r["request_id"]) for r in records]
 
     # --- records from the log (replay, other workers) -------------------------------------
 
