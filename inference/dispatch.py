@@ -1,10 +1,11 @@
 """Dispatch one request: in process to the local engine, or to litellm's Router.
 
-Local calls run in a worker thread (``loop.run_in_executor``) behind an ``asyncio.Lock``:
-llama-cpp-python serves one request at a time per model (abetlen/llama-cpp-python#873). The
-lock is released when the *thread* finishes, not when the awaiting task gives up, so a timed-out
-request can never overlap the next one on the model. At most ``max_local_queue`` requests
-wait for the lock; beyond that :class:`~inference.errors.EngineBusy` is raised at once.
+Local calls run in a worker thread (``loop.run_in_executor``) behind an ``asyncio.Semaphore``
+of the engine's ``concurrency`` (its batch slots, :mod:`inference.batching`; 1 for an engine
+that serves one request at a time, as llama-cpp-python does, abetlen/llama-cpp-python#873). A
+slot is released when the *thread* finishes, not when the awaiting task gives up, so a timed-out
+request can never overlap more than the engine serves. At most ``max_local_queue`` requests
+wait for a slot; beyond that :class:`~inference.errors.EngineBusy` is raised at once.
 
 Deadlines (``timeout_s``, seconds): waiting for the lock counts. At the deadline the awaiting
 task gets :class:`~inference.errors.DeadlineExceeded` (``asyncio.wait_for``) while the engine,
@@ -99,7 +100,8 @@ class Dispatcher:
         self._max_local_queue = max_local_queue
         self._cloud_extra = dict(cloud_extra or {})
         self._monotonic = monotonic
-        self._lock = asyncio.Lock()
+        # an engine without a ``concurrency`` attribute serves one request at a time
+        self._slots = asyncio.Semaphore(max(1, int(getattr(engine, "concurrency", 1))))
         self._waiting = 0
 
     def resolve(self, alias: str) -> Route:
@@ -211,25 +213,25 @@ class Dispatcher:
         in a thread; the engine is released when the call ends, even if abandoned."""
         if timeout_s is not None and timeout_s <= 0:
             raise DeadlineExceeded("deadline passed before dispatch")
-        if self._lock.locked() and self._waiting >= self._max_local_queue:
+        if self._slots.locked() and self._waiting >= self._max_local_queue:
             raise EngineBusy(f"{self._waiting} requests already wait for the local engine")
         started = self._monotonic()
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._lock.acquire(), timeout_s)
+            await asyncio.wait_for(self._slots.acquire(), timeout_s)
         except TimeoutError:
             raise DeadlineExceeded(f"waited {timeout_s:.3f} s for the local engine") from None
         finally:
             self._waiting -= 1
         left = None if timeout_s is None else timeout_s - (self._monotonic() - started)
         if left is not None and left <= 0:
-            self._lock.release()
+            self._slots.release()
             raise DeadlineExceeded("deadline passed while waiting for the local engine")
         try:
             call = make_call(left)
             future = asyncio.get_running_loop().run_in_executor(None, call)
         except BaseException:
-            self._lock.release()
+            self._slots.release()
             raise
         future.add_done_callback(self._release)
         try:
@@ -238,9 +240,9 @@ class Dispatcher:
             raise DeadlineExceeded(f"local engine did not answer within {left:.3f} s") from None
 
     def _release(self, future: asyncio.Future[EngineResult]) -> None:
-        """Done callback of the engine thread: free the model; retrieve the outcome so that an
+        """Done callback of the engine thread: free the slot; retrieve the outcome so that an
         abandoned (timed-out) call's exception is not reported as never retrieved."""
-        self._lock.release()
+        self._slots.release()
         if not future.cancelled():
             future.exception()
 

@@ -32,6 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from inference.batching import BatchDecoder
 from inference.errors import DeadlineExceeded, InvalidRequest, ModelLoadError, StructuredOutputError
 from inference.prompt import build_messages, merge_system_into_first_user
 from inference.types import EngineResult, InferenceRequest
@@ -112,7 +113,7 @@ class LlamaEngine:
     def __init__(
         self, model_path: Path, *, n_threads: int = 2, n_ctx: int = 2048,
         chat_format: str = "gemma", expected_sha256: str | None = None,
-        embed_tokens: int = EMBED_CONTEXT_TOKENS,
+        embed_tokens: int = EMBED_CONTEXT_TOKENS, parallel: int = 0,
     ) -> None:
         from llama_cpp import Llama, llama_chat_format
 
@@ -146,6 +147,15 @@ class LlamaEngine:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp cannot load {model_path}: {exc}") from exc
+        #: Plain completions (no grammar) decoded together; None: one at a time on ``_llama``.
+        self._decoder: BatchDecoder | None = None
+        if parallel > 0:
+            try:
+                self._decoder = BatchDecoder(model_path, slots=parallel, n_ctx=n_ctx,
+                                             n_threads=n_threads)
+            except ModelLoadError:
+                self._llama.close()
+                raise
         #: Seconds spent loading the model.
         self.load_seconds = time.perf_counter() - started
 
@@ -161,7 +171,13 @@ class LlamaEngine:
         return cls(
             model_path, n_threads=model.n_threads, n_ctx=model.n_ctx,
             chat_format=model.chat_format, expected_sha256=model.expected_sha256(),
+            parallel=model.parallel,
         )
+
+    @property
+    def concurrency(self) -> int:
+        """Completions this engine serves at once (its batch slots; 1 without batching)."""
+        return 1 if self._decoder is None else self._decoder.slots
 
     @cached_property
     def sha256(self) -> str:
@@ -210,7 +226,9 @@ class LlamaEngine:
         timeout_s: float | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> EngineResult:
-        """Run one completion; blocks the calling thread.
+        """Run one completion; blocks the calling thread. With ``parallel`` slots a plain
+        completion (no ``grammar``) joins the batch decoder and runs beside others; with a
+        grammar, or without slots, it runs alone on llama-cpp-python.
 
         Args:
             grammar: a GBNF grammar with root rule ``root``; checked with :meth:`check_grammar`.
@@ -245,6 +263,16 @@ class LlamaEngine:
             )
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         stop = [*stop, *request.stop]  # the template's end of turn and the request's own
+        if self._decoder is not None and grammar is None:
+            generation = self._decoder.generate(
+                tokens, max_tokens=request.max_tokens, temperature=request.temperature,
+                top_p=request.top_p, seed=request.seed, stop=stop, timeout_s=timeout_s,
+                on_token=on_token)
+            return EngineResult(
+                text=generation.text, finish_reason=generation.finish_reason,
+                prompt_tokens=len(tokens), completion_tokens=generation.completion_tokens,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+            )
         deadline = None if timeout_s is None else started + timeout_s
         expired = threading.Event()
 
@@ -422,6 +450,8 @@ class LlamaEngine:
 
     def close(self) -> None:
         """Free the model and contexts now rather than at garbage collection."""
+        if self._decoder is not None:
+            self._decoder.close()
         self._llama.close()
         with self._embed_lock:
             if self._embedder is not None:

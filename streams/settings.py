@@ -145,6 +145,12 @@ class ModelSettings(BaseModel):
     n_threads: int = Field(default=2, ge=1, le=256, description="llama.cpp threads per worker")
     n_ctx: int = Field(default=2048, ge=256, le=131072, description="context window, tokens")
     chat_format: str = Field(default="gemma", description="llama-cpp-python chat format")
+    parallel: int = Field(
+        default=4, ge=0, le=64,
+        description="completions decoded together by one inference worker (continuous "
+        "batching, inference.batching; KV cache n_ctx tokens per slot); 0 serves one at a time "
+        "on llama-cpp-python",
+    )
     sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-fA-F]{64}$",
         description="hex SHA-256 the GGUF must have, checked before every load; default: the "
