@@ -35,6 +35,7 @@ from inference.types import InferenceResponse
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from streams.commit_window import CommitWindow
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.errors import LvlupError
 from streams.failpoints import NO_FAILPOINTS, Failpoints
@@ -185,11 +186,16 @@ class InferenceWorker:
                  request_topic: str | None = None,
                  recorded: dict[str, dict[str, Any]] | None = None,
                  failpoints: Failpoints = NO_FAILPOINTS,
-                 metrics: WorkerMetrics | None = None) -> None:
+                 metrics: WorkerMetrics | None = None, max_in_flight: int = 1) -> None:
         """``service`` serves live; with ``recorded`` (replay mode) responses come from the
         record instead (:mod:`inference.recorded`) and ``service`` may be None.
+        ``max_in_flight``: requests served at once (the engine's batch slots); offsets are
+        committed in order whatever order they finish in (:mod:`streams.commit_window`).
         ``failpoints``: fault injection (:data:`MID_STREAM_FAILPOINT`); none by default.
         ``metrics``: Prometheus collectors (:mod:`inference.metrics`), or None."""
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.max_in_flight = max_in_flight
         self.failpoints = failpoints
         self.metrics = metrics
         self._lag: dict[TopicPartition, int] = {}
@@ -216,18 +222,52 @@ class InferenceWorker:
             max_poll_interval_ms=600_000, max_poll_records=1,
         )
         await consumer.start()
-        log.info("inference.worker_started", group=self.group, topic=topic)
+        log.info("inference.worker_started", group=self.group, topic=topic,
+                 max_in_flight=self.max_in_flight)
+        slots = asyncio.Semaphore(self.max_in_flight)
+        window: CommitWindow[TopicPartition] = CommitWindow()
+        committed: dict[TopicPartition, int] = {}
+        commit_lock = asyncio.Lock()
+        tasks: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        async def serve(tp: TopicPartition, msg: ConsumerRecord[bytes, bytes]) -> None:
+            await self._serve(msg)  # raising leaves the offset in flight: never committed
+            async with commit_lock:  # commits go out in order, each past the last
+                point = window.end(tp, msg.offset)
+                if point > committed.get(tp, -1):
+                    await consumer.commit({tp: point})
+                    committed[tp] = point
+
+        def settled(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not failures:
+                await slots.acquire()
+                if failures:  # a request failed while this one waited for its slot
+                    slots.release()
+                    break
                 batch = await consumer.getmany(timeout_ms=200, max_records=1)
+                if not batch:
+                    slots.release()
+                    continue
                 for tp, messages in batch.items():
                     for msg in messages:
                         self._note_lag(consumer, tp, msg.offset + 1)
-                        await self._serve(msg)
-                        await consumer.commit({TopicPartition(tp.topic, tp.partition):
-                                               msg.offset + 1})
+                        window.begin(tp, msg.offset)
+                        task = asyncio.create_task(serve(tp, msg))
+                        tasks.add(task)
+                        task.add_done_callback(settled)
         finally:
+            # let the requests in flight finish and commit (a stop waits for them)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await consumer.stop()
+        if failures:
+            raise failures[0]  # the supervisor restarts the worker; the offset is redelivered
 
     def _note_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int,
                   ) -> None:

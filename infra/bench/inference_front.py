@@ -91,7 +91,8 @@ class _Worker:
         service = build_service(self.settings, engine=self.engine, ledger=ledger)
         worker = InferenceWorker(bootstrap, codec, load_catalog(), service, producer,
                                  group=f"bench-{uuid.uuid4().hex[:6]}",
-                                 request_topic=self.router.route("inference_request")[0])
+                                 request_topic=self.router.route("inference_request")[0],
+                                 max_in_flight=self.engine.concurrency)
         self._ready.set()
         try:
             await worker.run(self.stop)

@@ -49,7 +49,7 @@ async def _inference(settings: Settings, metrics_port: int = 0) -> None:
             metrics = WorkerMetrics(service.cache)
             start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
         worker = InferenceWorker(settings.kafka.bootstrap(), codec, catalog, service, producer,
-                                 metrics=metrics)
+                                 metrics=metrics, max_in_flight=max(1, settings.model.parallel))
         tasks.append(asyncio.create_task(tail(ledger, settings.kafka.bootstrap(), codec,
                                               budget_topic, offsets=offsets, stop=stop)))
     tasks.append(asyncio.create_task(worker.run(stop)))
