@@ -213,6 +213,11 @@ class Summary:
     targeted_topics: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     #: records of the demo sample (``lvlup run --demo``); None: a plain run
     demo_sample: int | None = None
+    #: model answers since ``since`` (``inference_response`` records, errors included) and
+    #: the most the inference worker had in service at one moment (continuous batching,
+    #: ``model.parallel``; each answer is in service from ``occurred_at - latency_ms``)
+    inference_answers: int = 0
+    inference_peak_in_flight: int = 0
 
     @property
     def unhandled_errors(self) -> int:
@@ -275,6 +280,7 @@ def collect_summary(settings: Settings, engine: Engine, supervisor: Supervisor |
     (out.custody_items, out.custody_items_with_memory,
      out.custody_items_citing_memory) = _custody_citations(settings, since)
     out.transfers, out.targeted_topics = _learning_choices(settings, since)
+    out.inference_answers, out.inference_peak_in_flight = _inference_overlap(settings, since)
     if supervisor is not None:
         out.restarts = {c.spec.name: c.restarts for c in supervisor.children}
     return out
@@ -291,6 +297,30 @@ def _custody_citations(settings: Settings, since: datetime) -> tuple[int, int, i
               and _millis(r["occurred_at"]) >= since_ms]
     return (len(recent), sum(1 for r in recent if r.get("request_id")),
             sum(1 for r in recent if r.get("knowledge")))
+
+
+def _inference_overlap(settings: Settings, since: datetime) -> tuple[int, int]:
+    """``(answers, peak answers in service at once)`` from the ``inference_response`` records
+    on the log since ``since``: answer *i* was in service during ``[occurred_at - latency_ms,
+    occurred_at]``; the peak is the largest number of those intervals sharing an instant
+    (a sweep over their ends; an end and a start at the same millisecond do not overlap)."""
+    topic = load_catalog().for_record("inference_response").name
+    records = asyncio.run(read_topics(settings.kafka.bootstrap(), codec_for(settings.schemas),
+                                      [topic]))
+    since_ms = int(since.timestamp() * 1000)
+    edges: list[tuple[float, int]] = []
+    answers = 0
+    for record_type, r in records:
+        end = _millis(r["occurred_at"])
+        if record_type != "inference_response" or end < since_ms:
+            continue
+        answers += 1
+        edges += [(end - float(r["latency_ms"]), 1), (float(end), -1)]
+    peak = now = 0
+    for _at, step in sorted(edges):  # at one instant, -1 sorts before +1
+        now += step
+        peak = max(peak, now)
+    return answers, peak
 
 
 def _learning_choices(settings: Settings, since: datetime

@@ -111,6 +111,9 @@ def _print_summary(console: Console, summary: Summary, settings: Settings,
                   f"{sum(gated.values())}" + (f" {gated}" if gated else ""))
     console.print(f"API answered /api/health: {summary.api_answered}")
     console.print(f"tokens: {summary.tokens}")
+    console.print(f"model answers during this run: {summary.inference_answers}, at most "
+                  f"{summary.inference_peak_in_flight} in service at once "
+                  f"(model.parallel {settings.model.parallel})")
     console.print(f"dead-letter records: {summary.dlq_records or 0}; worker restarts: "
                   f"{summary.restarts}")
     console.print(f"unhandled errors: {summary.unhandled_errors}")

@@ -64,6 +64,12 @@ def test_lvlup_run_does_its_real_work(stack, tmp_path):
     assert re.search(r"planted finding \(infra/sample/planted/insecure_example.py\): .*B602",
                      log), "guardian's scan did not report the planted shell=True"
     assert "API answered /api/health: True" in log
+    # the agents' model calls are served together (issue #21: continuous batching); the
+    # serial worker before it never had two answers in service at once
+    served = re.search(r"model answers during this run: (\d+), at most (\d+) in service at "
+                       r"once", log)
+    assert served, log[-4000:]
+    assert int(served[1]) >= 1 and int(served[2]) >= 2, served[0]
     if (ROOT / "api" / "app.py").exists():
         assert api_answered == 200, "the API did not answer /api/health during the run"
     engine = create_engine(stack.postgres.sqlalchemy_url())
