@@ -144,8 +144,11 @@ class BatchDecoder:
         self._queue: deque[DecodeJob] = deque()
         self._closed = False
         self._thread: threading.Thread | None = None
-        #: Counters since creation: batches decoded, tokens in them, seconds in llama_decode.
-        self.stats = {"batches": 0, "tokens": 0, "decode_s": 0.0, "max_active": 0}
+        #: Counters since creation (or :meth:`reset_stats`): ``prefill_tokens`` /
+        #: ``prefill_s`` (prompt chunks), ``generated_tokens`` / ``generate_s`` (batches of
+        #: sampled tokens), ``batches``, and ``max_active`` sequences in one batch.
+        self.stats: dict[str, float] = {}
+        self.reset_stats()
 
     # ---- callers' side ---------------------------------------------------------------
 
@@ -219,6 +222,11 @@ class BatchDecoder:
             lc.llama_model_free(self._model)
             self._ctx = None
 
+    def reset_stats(self) -> None:
+        """Zero :attr:`stats`."""
+        self.stats = {"prefill_tokens": 0, "prefill_s": 0.0, "generated_tokens": 0,
+                      "generate_s": 0.0, "batches": 0, "max_active": 0}
+
     # ---- scheduler thread --------------------------------------------------------------
 
     def _run(self) -> None:
@@ -276,9 +284,10 @@ class BatchDecoder:
                 job.pos += 1
         started = time.perf_counter()
         rc = self._lc.llama_decode(self._ctx, batch)
-        self.stats["decode_s"] += time.perf_counter() - started
+        kind = "prefill" if filling is not None else "generate"
+        self.stats[f"{kind}_s"] += time.perf_counter() - started
+        self.stats["prefill_tokens" if filling is not None else "generated_tokens"] += batch.n_tokens
         self.stats["batches"] += 1
-        self.stats["tokens"] += batch.n_tokens
         self.stats["max_active"] = max(self.stats["max_active"], len(active))
         if rc != 0:
             for job in list(active):

@@ -427,7 +427,9 @@ class LlamaEngine:
                             embeddings=tuple(vectors))
 
     def perf(self) -> dict[str, float]:
-        """llama.cpp's counters since the last :meth:`reset_perf`: evaluated tokens and ms.
+        """Evaluated tokens and ms since the last :meth:`reset_perf`: llama.cpp's counters of
+        the one-at-a-time context plus the batch decoder's (prompt chunks vs batches of
+        sampled tokens; llama.cpp's own counters would call a 4-token batch a prompt).
 
         Keys: ``prompt_tokens``, ``prompt_ms``, ``generated_tokens``, ``generation_ms``.
         Prompt tokens served from llama-cpp-python's prefix reuse are not counted.
@@ -435,18 +437,27 @@ class LlamaEngine:
         import llama_cpp
 
         data = llama_cpp.llama_perf_context(self._llama._ctx.ctx)
-        return {
+        out = {
             "prompt_tokens": float(data.n_p_eval),
             "prompt_ms": float(data.t_p_eval_ms),
             "generated_tokens": float(data.n_eval),
             "generation_ms": float(data.t_eval_ms),
         }
+        if self._decoder is not None:
+            stats = self._decoder.stats
+            out["prompt_tokens"] += stats["prefill_tokens"]
+            out["prompt_ms"] += stats["prefill_s"] * 1000.0
+            out["generated_tokens"] += stats["generated_tokens"]
+            out["generation_ms"] += stats["generate_s"] * 1000.0
+        return out
 
     def reset_perf(self) -> None:
-        """Zero llama.cpp's performance counters."""
+        """Zero llama.cpp's performance counters and the batch decoder's."""
         import llama_cpp
 
         llama_cpp.llama_perf_context_reset(self._llama._ctx.ctx)
+        if self._decoder is not None:
+            self._decoder.reset_stats()
 
     def close(self) -> None:
         """Free the model and contexts now rather than at garbage collection."""
