@@ -31,7 +31,7 @@ async def identify(conn: HTTPConnection, state: AppState) -> KeyInfo | None:
     unknown or revoked token (counted, reason ``unknown_key``) and
     :class:`sinks.errors.StoreUnavailable` when the key table cannot be read.
     """
-    state.limiter.check_ip(client_ip(conn, state.api.trusted_proxies))
+    await state.limiter.check_ip(client_ip(conn, state.api.trusted_proxies))
     token = presented_token(conn)
     if token is None:
         return None
@@ -40,7 +40,7 @@ async def identify(conn: HTTPConnection, state: AppState) -> KeyInfo | None:
         state.metrics.unauthenticated.labels("unknown_key").inc()
         raise ApiError(401, "unauthorized", "unknown or revoked API key",
                        headers={"WWW-Authenticate": "Bearer"})
-    state.limiter.check_key(key.key_id)
+    await state.limiter.check_key(key.key_id)
     return key
 
 

@@ -69,7 +69,7 @@ def _check_origin(request: Request) -> None:
 
 async def _login(request: Request) -> Response:
     state = app_state(request)
-    state.limiter.check_ip(client_ip(request, state.api.trusted_proxies))
+    await state.limiter.check_ip(client_ip(request, state.api.trusted_proxies))
     _check_origin(request)
     try:
         form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
@@ -82,7 +82,7 @@ async def _login(request: Request) -> Response:
     if key is None or not key.grants(Scope.READ):
         state.metrics.unauthenticated.labels("login_failed").inc()
         return RedirectResponse("/dashboard?login=failed", status_code=303)
-    state.limiter.check_key(key.key_id)
+    await state.limiter.check_key(key.key_id)
     response = RedirectResponse("/dashboard", status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=state.api.session_max_age_s, path="/",
                         secure=state.api.session_cookie_secure or request.url.scheme == "https",
@@ -92,7 +92,7 @@ async def _login(request: Request) -> Response:
 
 async def _logout(request: Request) -> Response:
     state = app_state(request)
-    state.limiter.check_ip(client_ip(request, state.api.trusted_proxies))
+    await state.limiter.check_ip(client_ip(request, state.api.trusted_proxies))
     _check_origin(request)
     response = RedirectResponse("/dashboard", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
