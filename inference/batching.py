@@ -284,9 +284,9 @@ class BatchDecoder:
                 job.pos += 1
         started = time.perf_counter()
         rc = self._lc.llama_decode(self._ctx, batch)
-        kind = "prefill" if filling is not None else "generate"
-        self.stats[f"{kind}_s"] += time.perf_counter() - started
-        self.stats["prefill_tokens" if filling is not None else "generated_tokens"] += batch.n_tokens
+        prefill = filling is not None
+        self.stats["prefill_s" if prefill else "generate_s"] += time.perf_counter() - started
+        self.stats["prefill_tokens" if prefill else "generated_tokens"] += batch.n_tokens
         self.stats["batches"] += 1
         self.stats["max_active"] = max(self.stats["max_active"], len(active))
         if rc != 0:

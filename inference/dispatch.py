@@ -13,7 +13,11 @@ given the same deadline, stops generating at its next token and frees the model.
 
 Cloud calls go to ``cloud.acompletion`` (a ``litellm.Router``), which does retries, cooldowns
 and cloud fallbacks. If it still fails with a transient error and the route has
-``local_fallback``, the local engine serves the request. litellm's errors are translated:
+``local_fallback``, the local engine serves the request. A streamed request (``on_token``)
+streams from the cloud too (``stream=True``; the pieces are assembled with litellm's
+``stream_chunk_builder`` into the same response shape); a cloud stream that fails after its
+first piece raises :class:`~inference.errors.StreamInterrupted` and is never followed by a
+local answer. litellm's errors are translated:
 content policy → SafetyBlocked, other bad requests → InvalidRequest, the rest → RouteUnavailable.
 """
 
@@ -35,6 +39,7 @@ from inference.errors import (
     RetryableInferenceError,
     RouteUnavailable,
     SafetyBlocked,
+    StreamInterrupted,
 )
 from inference.pricing import LOCAL_MODEL
 from inference.prompt import build_messages
@@ -142,8 +147,8 @@ class Dispatcher:
     ) -> Completion:
         """Run ``request`` on ``route``. Raises an :class:`InferenceError` subclass.
 
-        ``on_token`` (local engine only; called from the engine's thread) receives the text as
-        it is generated; cloud routes answer in one piece and do not call it. A request with
+        ``on_token`` receives the text as it is generated (from the engine's thread on the
+        local route, from the event loop on a cloud route). A request with
         ``choices`` is ranked by the local engine whatever the route (cloud APIs expose no
         log-likelihood of a given continuation).
         """
@@ -151,12 +156,12 @@ class Dispatcher:
             return await self._local(request, structured, timeout_s, on_token)
         started = self._monotonic()
         try:
-            return await self._remote(request, route, structured, timeout_s)
+            return await self._remote(request, route, structured, timeout_s, on_token)
         except RetryableInferenceError as exc:
             if (
                 not route.local_fallback
                 or self._engine is None
-                or isinstance(exc, DeadlineExceeded)
+                or isinstance(exc, DeadlineExceeded | StreamInterrupted)
             ):
                 raise
             left = None if timeout_s is None else timeout_s - (self._monotonic() - started)
@@ -252,6 +257,7 @@ class Dispatcher:
         route: Route,
         structured: CompiledSchema | None,
         timeout_s: float | None,
+        on_token: Callable[[str], None] | None = None,
     ) -> Completion:
         cloud = self._cloud
         if cloud is None:
@@ -281,7 +287,10 @@ class Dispatcher:
             if request.prefill:  # providers that continue a final assistant turn (Anthropic,
                 # Mistral) continue it; others read it as history — local is the exact path
                 messages.append({"role": "assistant", "content": request.prefill})
-            call = cloud.acompletion(route.target, messages, **kwargs)
+            if on_token is None:
+                call = cloud.acompletion(route.target, messages, **kwargs)
+            else:
+                call = _streamed(cloud, route.target, messages, kwargs, on_token)
             response = await asyncio.wait_for(call, timeout_s)
         except TimeoutError:
             raise DeadlineExceeded(f"cloud route {route.target} exceeded {timeout_s} s") from None
@@ -290,6 +299,42 @@ class Dispatcher:
         except Exception as exc:
             raise _translate(exc, route.target) from exc
         return _parse_cloud(response, route, (self._monotonic() - started) * 1000.0)
+
+
+async def _streamed(cloud: CloudClient, target: str, messages: list[dict[str, str]],
+                    kwargs: dict[str, Any], on_token: Callable[[str], None]) -> Any:
+    """A cloud completion with ``stream=True``: each content delta goes to ``on_token`` as it
+    arrives; returns the assembled ``ModelResponse`` (``litellm.stream_chunk_builder``: the
+    text, finish reason and usage — counted by litellm when the provider sends none).
+
+    Raises StreamInterrupted when the stream fails after a piece was handed on; before that,
+    the provider's error as is (translated by the caller, so a fallback may still answer).
+    """
+    import litellm
+
+    chunks: list[Any] = []
+    shown = False
+    stream = await cloud.acompletion(target, messages, stream=True,
+                                     stream_options={"include_usage": True}, **kwargs)
+    try:
+        async for chunk in stream:
+            chunks.append(chunk)
+            choices = getattr(chunk, "choices", None) or ()
+            delta = choices[0].delta.content if choices else None
+            if delta:
+                on_token(delta)
+                shown = True
+    except (InferenceError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        if not shown:
+            raise
+        raise StreamInterrupted(f"{target}: the stream failed after its first piece: "
+                                f"{type(exc).__name__}") from exc
+    built = litellm.stream_chunk_builder(chunks, messages=messages)
+    if built is None:
+        raise RouteUnavailable(f"{target}: the stream ended without a chunk")
+    return built
 
 
 def _translate(exc: Exception, target: str) -> InferenceError:

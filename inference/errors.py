@@ -7,6 +7,8 @@ Hierarchy::
     │   ├── EngineBusy              "engine_busy"        the local model's queue is full
     │   ├── DeadlineExceeded        "deadline_exceeded"  the request's deadline passed
     │   └── RouteUnavailable        "route_unavailable"  no deployment of the route answered
+    │       └── StreamInterrupted   "stream_interrupted" a cloud stream failed after its first
+    │                                                    piece (no fallback may follow it)
     └── FinalInferenceError         retrying the same request gives the same answer
         ├── InvalidRequest          "invalid_request"    malformed request, unknown alias, …
         ├── StructuredOutputError   "schema_unsupported" | "invalid_json" | "schema_violation"
@@ -43,6 +45,7 @@ __all__ = [
     "PricingUnknown",
     "RetryableInferenceError",
     "RouteUnavailable",
+    "StreamInterrupted",
     "SafetyBlocked",
     "StructuredErrorCode",
     "StructuredOutputError",
@@ -87,6 +90,14 @@ class RouteUnavailable(RetryableInferenceError):
     """Every deployment of the route, including fallbacks, failed or is cooling down."""
 
     code = "route_unavailable"
+
+
+class StreamInterrupted(RouteUnavailable):
+    """A streamed cloud answer failed after some of it was already handed on: no fallback
+    may generate a second answer behind the partial one (Portkey #1797's bug class); the
+    caller ends its stream with an error."""
+
+    code = "stream_interrupted"
 
 
 class InvalidRequest(FinalInferenceError):
@@ -150,5 +161,5 @@ class ModelLoadError(FinalInferenceError):
 
 
 RETRYABLE_CODES: frozenset[str] = frozenset(
-    {EngineBusy.code, DeadlineExceeded.code, RouteUnavailable.code}
+    {EngineBusy.code, DeadlineExceeded.code, RouteUnavailable.code, StreamInterrupted.code}
 )

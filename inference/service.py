@@ -135,10 +135,11 @@ class InferenceService:
     ) -> InferenceResponse:
         """Serve one request; never raises for a bad request or a failed call.
 
-        ``on_token`` receives the text as the local engine generates it (from the engine's
-        thread; see :meth:`Dispatcher.complete`). It is a preview: the response decides —
-        output safety, structured validation or a deadline can still turn it into an error.
-        A cached answer and a cloud answer come in the response only.
+        ``on_token`` receives the text as it is generated — by the local engine (from its
+        thread) or by a cloud provider's stream (from the event loop); see
+        :meth:`Dispatcher.complete`. It is a preview: the response decides — output safety,
+        structured validation or a deadline can still turn it into an error. A cached answer
+        comes in the response only.
         """
         started = self._monotonic()
         progress = _Progress(request_id=_request_id_of(request))

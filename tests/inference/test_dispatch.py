@@ -17,6 +17,7 @@ from inference.errors import (
     InvalidRequest,
     RouteUnavailable,
     SafetyBlocked,
+    StreamInterrupted,
 )
 from inference.router import CloudDeployment, RouterSettings, RouteSpec, build_router_plan
 from inference.structured import compile_schema
@@ -219,3 +220,57 @@ def test_model_identity_for_cache_keys():
 
 def test_engine_result_is_what_local_completion_wraps():
     assert EngineResult("t", "stop", 1, 1, 1.0).finish_reason == "stop"
+
+
+async def test_a_streamed_cloud_answer_arrives_in_pieces_through_a_real_router():
+    from inference.router import make_router
+
+    dispatcher = Dispatcher(plan=_plan(), engine=FakeEngine(), cloud=make_router(_plan()),
+                            cloud_extra={"mock_response": "bonjour tout le monde"})
+    pieces: list[str] = []
+    completion = await dispatcher.complete(make_request(model_alias="fast"),
+                                           dispatcher.resolve("fast"), timeout_s=5,
+                                           on_token=pieces.append)
+    assert len(pieces) > 1 and "".join(pieces) == completion.result.text
+    assert completion.result.text == "bonjour tout le monde"
+    assert completion.route == "fast" and completion.result.completion_tokens > 0
+    assert completion.result.prompt_tokens > 0  # counted by litellm: the mock sends no usage
+
+
+class CutStream:
+    """A cloud whose stream yields ``pieces`` then fails with a provider error."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    async def acompletion(self, model, messages, **kwargs):
+        assert kwargs["stream"] is True
+        chunks = [litellm.ModelResponseStream(choices=[{"index": 0, "delta": {"content": p}}])
+                  for p in self.pieces]
+
+        async def stream():
+            for chunk in chunks:
+                yield chunk
+            raise litellm.APIConnectionError("connection reset", "openai", "gpt-4o-mini")
+
+        return stream()
+
+
+async def test_a_cloud_stream_cut_mid_answer_fails_closed_without_a_second_answer():
+    """After a piece was handed on, a failure is StreamInterrupted and the local fallback is
+    not run (it would append a second answer behind the partial one); before any piece, the
+    fallback still answers."""
+    engine = FakeEngine()
+    dispatcher = Dispatcher(plan=_plan(), engine=engine, cloud=CutStream(["Bon", "jour"]))
+    pieces: list[str] = []
+    with pytest.raises(StreamInterrupted) as excinfo:
+        await dispatcher.complete(make_request(model_alias="fast"), dispatcher.resolve("fast"),
+                                  on_token=pieces.append)
+    assert pieces == ["Bon", "jour"] and engine.calls == []
+    assert excinfo.value.code == "stream_interrupted" and excinfo.value.retryable
+
+    early = Dispatcher(plan=_plan(), engine=engine, cloud=CutStream([]))
+    completion = await early.complete(make_request(model_alias="fast"), early.resolve("fast"),
+                                      on_token=pieces.append)
+    assert (completion.route, completion.fallback_from) == ("local", "fast")
+    assert len(engine.calls) == 1

@@ -116,6 +116,39 @@ async def test_choices_are_ranked_through_kafka_and_on_the_log(stack, engine, ro
     assert [r["choices"] for r in requests] == [choices]
 
 
+async def test_a_streamed_cloud_answer_is_chunked_on_the_log(stack, engine, bootstrap):
+    """A streamed request on a cloud alias streams from the provider (litellm's mock): the
+    worker writes its pieces as ``inference_chunk`` records that add up to the answer."""
+    from streams.settings import Settings
+
+    router = PrefixRouter(f"test.infc{uuid.uuid4().hex[:6]}.")
+    topics = router.topics(bootstrap, ["inference_request", "inference_response",
+                                       "inference_chunk", "token_usage"])
+    settings = Settings(inference={"routes": CLOUD, "api_keys": {"openai": "sk-test"}})
+    worker, _client, producer = await _serve(settings, engine, router,
+                                             cloud_extra={"mock_response": "cloud says hi"})
+    client = InferenceClient(bootstrap, load_codec(), load_catalog(), producer,
+                             response_topic=router.route("inference_response")[0],
+                             chunk_topic=router.route("inference_chunk")[0])
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with client:
+            record = client.request_record(request_id="inf-cloud-stream", agent_id="sandbox-1",
+                                           model_alias="cloud-small", max_tokens=8,
+                                           messages=[{"role": "user", "content": "Greet me."}])
+            events = [event async for event in client.stream(record)]
+    finally:
+        stop.set()
+        await task
+        producer.close()
+        delete_topics(bootstrap, topics)
+    pieces = [e[1]["delta"] for e in events if e[0] == "chunk"]
+    response = events[-1][1]
+    assert events[-1][0] == "response" and response["route"] == "cloud-small"
+    assert len(pieces) >= 2 and "".join(pieces) == response["text"] == "cloud says hi"
+
+
 @pytest.mark.parametrize("policy", ["downgrade", "reject"])
 async def test_tiny_budget_downgrades_or_rejects_and_the_ledger_balances(
         stack, engine, routed, policy, monkeypatch):
