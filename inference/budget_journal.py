@@ -26,14 +26,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from confluent_kafka import Consumer
-from confluent_kafka import TopicPartition as CkTopicPartition
 
 from inference.budget import BudgetLedger, BudgetPolicy
 from schemas.codec import Codec
 from streams.errors import LvlupError
-from streams.kafka_admin import end_offsets, transient_retry
+from streams.kafka_admin import end_offsets
+from streams.log_reader import (
+    Decoded,
+    OnUndecodable,
+    read_kafka_to_end_blocking,
+    tail_kafka,
+)
+from streams.offsets import offsets_at
 
 __all__ = ["BUDGET_RECORD", "JournaledLedger", "restore", "restore_start_ms", "tail"]
 
@@ -187,13 +191,15 @@ def restore_start_ms(now: float, ttl_s: float) -> int:
 
 def restore(ledger: JournaledLedger, bootstrap: str, codec: Codec, topic: str, *,
             since_ms: int, timeout_s: float = 10.0) -> dict[int, int]:
-    """Replay ``topic`` from the first record at or after ``since_ms`` into ``ledger``.
+    """Replay ``topic`` from the first record at or after ``since_ms`` into ``ledger``
+    (:func:`streams.log_reader.read_kafka_to_end_blocking`).
 
     Returns the end offsets read to (partition → offset), where :func:`tail` continues.
     Raises ``SchemaError`` on an undecodable record (the ledger's own topic holds only what
-    :class:`JournaledLedger` wrote; a foreign record is a bug to stop on, not to skip), and
-    :class:`~streams.errors.LvlupError` when ``topic`` does not exist. Transient broker errors
-    on the offset lookup are retried (:func:`streams.kafka_admin.transient_retry`).
+    :class:`JournaledLedger` wrote; a foreign record is a bug to stop on, not to skip),
+    :class:`~streams.log_reader.LogReadStalled` when the read makes no progress for
+    ``timeout_s``, and :class:`~streams.errors.LvlupError` when ``topic`` does not exist.
+    Transient broker errors on the offset lookup are retried.
     """
     ends = end_offsets(bootstrap, topic)
     if not ends:
@@ -201,57 +207,26 @@ def restore(ledger: JournaledLedger, bootstrap: str, codec: Codec, topic: str, *
         # answered []; a ledger topic without partitions does not exist: fail with the cause
         raise LvlupError(f"the budget-ledger topic {topic} does not exist "
                          "(lvlup topics create)")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lvlup.inference.restore",
-                         "enable.auto.commit": False})
-    try:
-        starts = transient_retry(timeout_s)(lambda: consumer.offsets_for_times(
-            [CkTopicPartition(topic, p, since_ms) for p in ends], timeout=timeout_s))
-        for tp in starts:
-            high = ends[tp.partition]
-            start = tp.offset if tp.offset >= 0 else high  # -1: nothing that recent
-            if start >= high:
-                continue
-            consumer.assign([CkTopicPartition(topic, tp.partition, start)])
-            position = start
-            while position < high:
-                batch = consumer.consume(min(1000, high - position), timeout=timeout_s)
-                if not batch:
-                    raise TimeoutError(f"{topic}[{tp.partition}] stalled at {position} < {high}")
-                for msg in batch:
-                    offset, value = msg.offset() or 0, msg.value()
-                    position = offset + 1
-                    if msg.error() is None and value:
-                        _, record = codec.decode(value, "latest", topic=topic,
-                                                 partition=tp.partition, offset=offset)
-                        ledger.apply(record)
-    finally:
-        consumer.close()
+    starts = offsets_at(bootstrap, [(topic, p) for p in ends], since_ms, timeout_s)
+    read = read_kafka_to_end_blocking(bootstrap, codec, [topic], starts=starts,
+                                      on_undecodable=OnUndecodable.RAISE, stall_s=timeout_s)
+    for decoded in read.records:
+        ledger.apply(decoded.record)
     log.info("budget.restored", topic=topic, applied=ledger.applied,
              open=len(ledger.open_reservations()))
-    return ends
+    return {partition: end for (_topic, partition), end in read.ends.items()}
 
 
 async def tail(ledger: JournaledLedger, bootstrap: str, codec: Codec, topic: str, *,
                offsets: Mapping[int, int], stop: asyncio.Event) -> None:
-    """Apply records appended to ``topic`` after ``offsets`` until ``stop`` is set.
+    """Apply records appended to ``topic`` after ``offsets`` until ``stop`` is set
+    (:func:`streams.log_reader.tail_kafka`; undecodable records raise, as in :func:`restore`).
 
     No consumer group (every worker reads every record); positions start at ``offsets``.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in offsets]
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, offsets[tp.partition])
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
-            for tp, messages in batch.items():
-                for msg in messages:
-                    if msg.value:
-                        _, record = codec.decode(msg.value, "latest", topic=tp.topic,
-                                                 partition=tp.partition, offset=msg.offset)
-                        ledger.apply(record)
-    finally:
-        await consumer.stop()
+
+    async def apply(decoded: Decoded) -> None:
+        ledger.apply(decoded.record)
+
+    await tail_kafka(bootstrap, codec, {(topic, p): o for p, o in offsets.items()}, apply,
+                     stop, on_undecodable=OnUndecodable.RAISE)

@@ -33,8 +33,8 @@ from streams.errors import LvlupError
 from streams.offsets import TopicPartitionKey
 
 __all__ = [
-    "Decoded", "LogRead", "LogReadStalled", "OnUndecodable", "read_kafka_to_end", "read_to_end",
-    "read_topic", "tail",
+    "Decoded", "LogRead", "LogReadStalled", "OnUndecodable", "read_kafka_to_end",
+    "read_kafka_to_end_blocking", "read_to_end", "read_topic", "tail", "tail_kafka",
 ]
 
 T = TypeVar("T")
@@ -188,6 +188,7 @@ async def tail(
 async def read_kafka_to_end(bootstrap: str, codec: Codec, topics: Sequence[str], *,
                             on_undecodable: OnUndecodable,
                             dlq: DeadLetterQueue | None = None,
+                            starts: Mapping[TopicPartitionKey, int] | None = None,
                             stall_s: float = 10.0) -> LogRead:
     """:func:`read_to_end` of ``topics`` on the Kafka at ``bootstrap`` with a reader of its
     own (started and stopped here)."""
@@ -195,7 +196,31 @@ async def read_kafka_to_end(bootstrap: str, codec: Codec, topics: Sequence[str],
     await reader.start()
     try:
         return await read_to_end(reader, codec, topics, on_undecodable=on_undecodable,
-                                 dlq=dlq, stall_s=stall_s)
+                                 dlq=dlq, starts=starts, stall_s=stall_s)
+    finally:
+        await reader.stop()
+
+
+def read_kafka_to_end_blocking(bootstrap: str, codec: Codec, topics: Sequence[str], *,
+                               on_undecodable: OnUndecodable,
+                               starts: Mapping[TopicPartitionKey, int] | None = None,
+                               stall_s: float = 10.0) -> LogRead:
+    """:func:`read_kafka_to_end` from synchronous code — also from a thread that runs an
+    event loop (the read then runs in a helper thread). Errors as :func:`read_to_end`."""
+    return _run_sync(lambda: read_kafka_to_end(bootstrap, codec, topics,
+                                               on_undecodable=on_undecodable, starts=starts,
+                                               stall_s=stall_s))
+
+
+async def tail_kafka(bootstrap: str, codec: Codec, starts: Mapping[TopicPartitionKey, int],
+                     handle: Callable[[Decoded], Awaitable[None]], stop: asyncio.Event, *,
+                     on_undecodable: OnUndecodable) -> LogRead:
+    """:func:`tail` on the Kafka at ``bootstrap`` with a reader of its own (no consumer
+    group: every caller reads every record), started and stopped here."""
+    reader = KafkaPartitionReader(bootstrap)
+    await reader.start()
+    try:
+        return await tail(reader, codec, starts, handle, stop, on_undecodable=on_undecodable)
     finally:
         await reader.stop()
 
