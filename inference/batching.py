@@ -159,9 +159,9 @@ class BatchDecoder:
         returned job's ``future`` settles with a :class:`Generation`, and with ``stream`` its
         ``pieces`` queue receives the text as it is generated, then ``None``.
 
-        The future raises :class:`DeadlineExceeded` when ``timeout_s``
-        passes (checked before every batch, queueing included), :class:`DecodeFailed` when
-        llama.cpp fails, :class:`InferenceError` when the decoder is closed.
+        The future raises :class:`DeadlineExceeded` when ``timeout_s`` passes (checked before
+        every batch, in the queue too), :class:`DecodeFailed` when llama.cpp fails,
+        :class:`InferenceError` when the decoder is closed or its thread stopped.
 
         Raises:
             InvalidRequest: no tokens, or prompt + ``max_tokens`` exceed ``n_ctx``.
@@ -231,21 +231,34 @@ class BatchDecoder:
 
     def _run(self) -> None:
         active: list[DecodeJob] = []
+        try:
+            self._schedule(active)
+        finally:  # closed, or a defect ended the thread: no caller may wait forever
+            with self._cond:
+                self._closed = True
+                waiting = [*active, *self._queue]
+                self._queue.clear()
+            for job in waiting:
+                self._finish(job, error=InferenceError("the batch decoder stopped"))
+
+    def _schedule(self, active: list[DecodeJob]) -> None:
         free = list(range(self.slots - 1, -1, -1))
         while True:
             with self._cond:
                 while not self._closed and not self._queue and not active:
                     self._cond.wait()
                 if self._closed:
-                    for job in [*active, *self._queue]:
-                        self._finish(job, error=InferenceError("the batch decoder closed"))
-                    self._queue.clear()
                     return
+                now = time.perf_counter()
+                expired = [j for j in self._queue if j.deadline is not None and now > j.deadline]
+                for job in expired:  # never admitted: no slot to free
+                    self._queue.remove(job)
                 while self._queue and free:
                     job = self._queue.popleft()
                     job.slot = free.pop()
                     active.append(job)
-            now = time.perf_counter()
+            for job in expired:
+                self._finish(job, error=DeadlineExceeded("the deadline passed in the queue"))
             for job in [j for j in active if j.cancelled.is_set()]:
                 self._end(job, active, free, error=InferenceError("cancelled by the caller"))
             for job in [j for j in active if j.deadline is not None and now > j.deadline]:

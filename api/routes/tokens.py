@@ -1,5 +1,6 @@
 """Token usage: per agent × day × model (Postgres ``token_usage`` view), the per-request log,
-and per model × agent × day from ClickHouse."""
+per model × agent × day from ClickHouse; and how the inference workers served per day
+(ClickHouse ``inference_serving_day``: answers, the most in service at once, latency)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,22 @@ async def _by_model(call: Call) -> dict[str, Any]:
     return await clickhouse_page(call, ["token_usage"], sql)
 
 
+async def _serving(call: Call) -> dict[str, Any]:
+    q: ReadQuery = call.query
+    where = ["1"]
+    if q.from_:
+        where.append(f"day >= toDate({sql_literal(q.from_)})")
+    if q.to:
+        where.append(f"day < toDate({sql_literal(q.to)})")
+    db = call.state.settings.clickhouse.database
+    sql = ("SELECT toString(day) AS day, toInt64(responses) AS responses, "  # noqa: S608
+           "toInt64(peak_in_service) AS peak_in_service, "
+           "toInt64(completion_tokens) AS completion_tokens, latency_p50_ms, latency_p99_ms "
+           f"FROM (SELECT * FROM {db}.inference_serving_day WHERE {' AND '.join(where)}) "
+           "ORDER BY day DESC")
+    return await clickhouse_page(call, ["inference_response"], sql)
+
+
 def operations() -> list[Operation]:
     """Token usage reads."""
     tag = "token-usage"
@@ -61,6 +78,10 @@ def operations() -> list[Operation]:
     row = obj({"model": str_, "agent_id": str_, "day": {"type": "string", "format": "date"},
                "requests": int_, "prompt_tokens": int_, "completion_tokens": int_,
                "cost_usd": {"type": "number"}})
+    num = {"type": "number"}
+    serving = obj({"day": {"type": "string", "format": "date"}, "responses": int_,
+                   "peak_in_service": int_, "completion_tokens": int_,
+                   "latency_p50_ms": num, "latency_p99_ms": num})
     return [
         list_op("/api/token-usage", daily,
                 "Tokens and cost per agent × day × model (event_type filters models)", tag),
@@ -70,6 +91,13 @@ def operations() -> list[Operation]:
         Operation("GET", "/api/token-usage/by-model", _by_model,
                   "Tokens per model × agent × day (ClickHouse)", tag,
                   obj({"items": {"type": "array", "items": row},
+                       "page": {"$ref": "#/components/schemas/Page"},
+                       "watermark": {"$ref": "#/components/schemas/Watermark"}}),
+                  query_model=ReadQuery, statuses=(400, 401, 403, 429, 503), cacheable=True),
+        Operation("GET", "/api/inference/serving", _serving,
+                  "Model answers per day: how many, the most in service at once (continuous "
+                  "batching), completion tokens, latency p50/p99 (ClickHouse)", "inference",
+                  obj({"items": {"type": "array", "items": serving},
                        "page": {"$ref": "#/components/schemas/Page"},
                        "watermark": {"$ref": "#/components/schemas/Watermark"}}),
                   query_model=ReadQuery, statuses=(400, 401, 403, 429, 503), cacheable=True),

@@ -128,7 +128,8 @@ def test_clickhouse_reads_carry_max_offsets(client, api_env, loaded):
     assert wm["lag"] == 0
 
     for path in ("/api/conquest/recommendations", "/api/custody/analytics",
-                 "/api/guardian/findings/daily", "/api/token-usage/by-model"):
+                 "/api/guardian/findings/daily", "/api/token-usage/by-model",
+                 "/api/inference/serving"):
         r = client.get(path, headers=api_env.auth("read"))
         assert r.status_code == 200, (path, r.text)
         assert r.json()["watermark"]["source"] == "clickhouse"

@@ -126,3 +126,14 @@ def test_dispatcher_runs_requests_together(engine):
     texts = asyncio.run(main())
     assert all(texts)
     assert engine._decoder.stats["max_active"] == 4
+
+
+def test_a_deadline_passing_in_the_queue_ends_the_request_there(engine):
+    decoder = engine._decoder
+    assert decoder is not None
+    prompt = [2, 105, 2364, 107, 6974, 496, 2822, 106, 107, 105, 4368, 107]
+    busy = [decoder.submit(prompt, max_tokens=24) for _ in range(decoder.slots)]
+    late = decoder.submit(prompt, max_tokens=24, timeout_s=0.05)
+    with pytest.raises(DeadlineExceeded, match="in the queue"):
+        late.future.result(timeout=60)
+    assert all(job.future.result(timeout=60).completion_tokens > 0 for job in busy)

@@ -28,7 +28,26 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-PANELS = ("health", "learning", "custody", "security", "proposals", "cost")
+PANELS = ("health", "learning", "custody", "security", "proposals", "cost", "serving")
+
+# The same sample into a chdb directory, in a child process (the test process holds no chdb
+# session, so the API opens the directory itself: nobody owns it).
+CH_FILL = """
+import sys
+from pathlib import Path
+from infra.bench.sample import SampleStream
+from sinks.clickhouse.client import ChdbClient
+from sinks.clickhouse.migrate import migrate_up
+from sinks.clickhouse.writer import ClickHouseWriter
+from sinks.records import Batch, ConsumedRecord
+batch = Batch()
+for offset, (record_type, record) in enumerate(SampleStream(seed=3).records(800)):
+    batch.add(ConsumedRecord("lvlup.sample", 0, offset, 0, record_type, record))
+client = ChdbClient(Path(sys.argv[1]))
+migrate_up(client, "lvlup")
+ClickHouseWriter(client, "lvlup").write("dashboard-test", batch)
+client.close()
+"""
 
 
 @pytest.fixture
@@ -49,6 +68,8 @@ def views_db(pg_db):
 def api_url(views_db, tmp_path):
     """``(base URL, read token)`` of a running ``lvlup api`` on the views database."""
     db_url, token = views_db
+    subprocess.run([sys.executable, "-c", CH_FILL, str(tmp_path / "ch")], cwd=ROOT, check=True,
+                   timeout=120)
     port = free_port()
     env = {**os.environ, "LVLUP_POSTGRES__URL": db_url,
            "LVLUP_CLICKHOUSE__CHDB_PATH": str(tmp_path / "ch")}
@@ -117,6 +138,10 @@ def test_the_dashboard_shows_the_views_in_a_browser(api_url, tmp_path):
         assert learning.find_elements(By.TAG_NAME, "td"), texts["learning"]
         assert any(agent in texts["learning"] for agent in ("imperium", "guardian", "sandbox",
                                                              "conquest")), texts["learning"]
+        # how the model was served (ClickHouse inference_serving_day): the sample's answers
+        serving = driver.find_element(By.ID, "serving")
+        assert serving.find_elements(By.TAG_NAME, "td"), texts["serving"]
+        assert "peak_in_service" in texts["serving"], texts["serving"]
         shot = os.environ.get("LVLUP_DASHBOARD_SCREENSHOT") or str(tmp_path / "dashboard.png")
         assert driver.save_screenshot(shot)
     finally:

@@ -27,7 +27,8 @@ def test_clickhouse_migrations_go_forward_and_back(tmp_path):
         assert {"events", "learning_by_agent_topic_day", "custody_pass_rate_day",
                 "inference_by_route_day", "guardian_findings_day", "agent_metrics_latest",
                 "learning_cycles_day", "knowledge_transfers_day",
-                "internet_learning_by_source_day", "custody_xp_day"} <= _tables(client)
+                "internet_learning_by_source_day", "custody_xp_day",
+                "inference_serving_day"} <= _tables(client)
         assert migrate_down(client, "lvlup", 1) == [v for v in versions if v > 1][::-1]
         assert "learning_by_agent_topic_day" not in _tables(client)
         assert "events" in _tables(client)

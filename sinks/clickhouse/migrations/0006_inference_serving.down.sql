@@ -1,0 +1,1 @@
+DROP VIEW IF EXISTS {db}.inference_serving_day
