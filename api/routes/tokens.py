@@ -32,17 +32,24 @@ def _daily_table() -> Table:
     )
 
 
-async def _by_model(call: Call) -> dict[str, Any]:
-    q: ReadQuery = call.query
+def _days(q: ReadQuery) -> list[str]:
+    """The ClickHouse conditions of ``q``'s ``from``/``to`` on a ``day`` column (``to``
+    exclusive), as quoted literals."""
     where = ["1"]
-    if q.agent_id:
-        where.append(f"agent_id = {sql_literal(q.agent_id)}")
-    if q.event_type:
-        where.append(f"model IN ({', '.join(sql_literal(t) for t in q.event_type)})")
     if q.from_:
         where.append(f"day >= toDate({sql_literal(q.from_)})")
     if q.to:
         where.append(f"day < toDate({sql_literal(q.to)})")
+    return where
+
+
+async def _by_model(call: Call) -> dict[str, Any]:
+    q: ReadQuery = call.query
+    where = _days(q)
+    if q.agent_id:
+        where.append(f"agent_id = {sql_literal(q.agent_id)}")
+    if q.event_type:
+        where.append(f"model IN ({', '.join(sql_literal(t) for t in q.event_type)})")
     db = call.state.settings.clickhouse.database
     sql = ("SELECT model, agent_id, toString(day) AS day, toInt64(requests) AS requests, "  # noqa: S608
            "toInt64(prompt_tokens) AS prompt_tokens, "
@@ -53,12 +60,7 @@ async def _by_model(call: Call) -> dict[str, Any]:
 
 
 async def _serving(call: Call) -> dict[str, Any]:
-    q: ReadQuery = call.query
-    where = ["1"]
-    if q.from_:
-        where.append(f"day >= toDate({sql_literal(q.from_)})")
-    if q.to:
-        where.append(f"day < toDate({sql_literal(q.to)})")
+    where = _days(call.query)
     db = call.state.settings.clickhouse.database
     sql = ("SELECT toString(day) AS day, toInt64(responses) AS responses, "  # noqa: S608
            "toInt64(peak_in_service) AS peak_in_service, "
