@@ -275,7 +275,8 @@ class BatchDecoder:
         chunks start at multiples of ``n_batch`` as when it runs alone: llama.cpp splits a
         mixed multi-sequence batch into different micro-batches, and the answer then changed
         (measured: 1 of 5 temperature-0 answers differed when its prompt shared a batch with
-        three generating sequences)."""
+        three generating sequences). Whole prompts admitted together and prefilled in one batch
+        changed an answer too (1 of 5), so each prompt gets batches of its own."""
         batch = self._batch
         batch.n_tokens = 0
         for job in active:
