@@ -322,7 +322,7 @@ class LlamaEngine:
         Raises:
             InvalidRequest: no choices, or the prompt plus a choice exceed the context window.
         """
-        from inference.ranking import continuation_logprobs
+        from inference.ranking import common_prefix, continuation_logprobs
 
         if not choices:
             raise InvalidRequest("rank needs at least one choice")
@@ -339,7 +339,7 @@ class LlamaEngine:
         fulls = [tokens(context + choice) for choice in choices]
         # the prompt's tokens every choice shares (a token merged across the boundary is
         # scored with the continuation, as lm-evaluation-harness does)
-        shared = min(_common_prefix(prompt, full) for full in fulls)
+        shared = min(common_prefix(prompt, full) for full in fulls)
         head = prompt[:max(shared, 1)]
         continuations = [full[len(head):] for full in fulls]
         try:
@@ -468,14 +468,6 @@ class LlamaEngine:
             if self._embedder is not None:
                 self._embedder.close()
                 self._embedder = None
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two token lists."""
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
 
 
 def _drain_stream(chunks: Any, on_token: Callable[[str], None], prompt_tokens: int,

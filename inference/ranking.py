@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["continuation_logprobs", "log_softmax_at"]
+__all__ = ["common_prefix", "continuation_logprobs", "log_softmax_at"]
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token lists (where a ranked choice's
+    tokens start: a token merged across the prompt/choice boundary belongs to the choice)."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def log_softmax_at(row: np.ndarray, token: int) -> float:
