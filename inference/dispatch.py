@@ -7,7 +7,7 @@ slot is released when the *thread* finishes, not when the awaiting task gives up
 request can never overlap more than the engine serves. At most ``max_local_queue`` requests
 wait for a slot; beyond that :class:`~inference.errors.EngineBusy` is raised at once.
 
-Deadlines (``timeout_s``, seconds): waiting for the lock counts. At the deadline the awaiting
+Deadlines (``timeout_s``, seconds): waiting for a slot counts. At the deadline the awaiting
 task gets :class:`~inference.errors.DeadlineExceeded` (``asyncio.wait_for``) while the engine,
 given the same deadline, stops generating at its next token and frees the model.
 
