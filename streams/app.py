@@ -17,6 +17,7 @@ Choices, with their sources:
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -24,7 +25,7 @@ import mode
 
 from streams.settings import Settings
 
-__all__ = ["create_faust_app", "recovered"]
+__all__ = ["create_faust_app", "faust_app", "recovered"]
 
 
 def create_faust_app(
@@ -42,10 +43,18 @@ def create_faust_app(
     server (off by default, so several workers can share a machine). ``overrides`` are passed
     to :class:`faust.App` last.
     """
-    datadir = (settings.data_dir / "faust" / app_id).resolve()
+    return faust_app(settings.kafka.bootstrap(), app_id, settings.data_dir / "faust" / app_id,
+                     partitions=partitions, web_port=web_port, **overrides)
+
+
+def faust_app(bootstrap: str, app_id: str, datadir: Path, *, partitions: int = 6,
+              web_port: int | None = None, **overrides: Any) -> faust.App:
+    """:func:`create_faust_app` from its parts: the Kafka ``bootstrap`` address and the app's
+    data directory ``datadir`` (created if missing)."""
+    datadir = datadir.resolve()
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
-        "broker": f"lvlup://{settings.kafka.bootstrap()}",
+        "broker": f"lvlup://{bootstrap}",
         "store": "memory://",
         "topic_partitions": partitions,
         "topic_replication_factor": 1,

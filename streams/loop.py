@@ -42,7 +42,7 @@ __all__ = ["Handler", "OnError", "SerialLoop"]
 log = structlog.get_logger(__name__)
 
 #: ``handler(record_type, record, source)``: process one decoded record (Avro physical values).
-Handler = Callable[[str, dict[str, Any], SourceRecord], Awaitable[None]]
+Handler = Callable[[str, dict[str, Any], SourceRecord], Awaitable[object]]  # result ignored
 #: ``on_error(source, exc, dead_lettered)``: report a failure (e.g. emit an ``error_event``).
 OnError = Callable[[SourceRecord, BaseException, bool], Awaitable[None]]
 

@@ -1,11 +1,13 @@
 """``lvlup worker conquest``: build events → recommendations.
 
 Consumes ``lvlup.builds.events`` in group ``lvlup.agents.conquest`` with the toolkit's
-:class:`~streams.loop.SerialLoop` (one record at a time, commit after the handler's records
-were acked; an undecodable record or another record type → ``lvlup.agents.conquest.dlq`` and
-an ``error_event``; any other failure → an ``error_event`` and the process ends uncommitted,
-so the supervisor restarts it and the build is analysed again — the recommendation ids are
-deterministic, so a redelivered build yields the same records).
+:class:`~streams.loop.SerialLoop` over a Faust agent
+(:class:`~streams.faust_consumer.FaustRecordConsumer`; one record at a time, commit after the
+handler's records were acked; an undecodable record or another record type →
+``lvlup.agents.conquest.dlq`` and an ``error_event``; any other failure → an ``error_event``
+and the process ends uncommitted, so the supervisor restarts it and the build is analysed
+again — the recommendation ids are deterministic, so a redelivered build yields the same
+records).
 
 For every failed build it emits a ``conquest_recommendation`` and a ``build`` notification
 (:func:`~agents.conquest.recommend.recommend`), and for a succeeded build much slower than its
@@ -16,8 +18,8 @@ and counted: the live loop dead-letters them); builds seen then are not compared
 consumed, so a slow build produced just before a restart and not yet consumed is not flagged
 (a trade-off for never flagging a build twice).
 
-The Kafka collaborators (group consumer, log reader, DLQ) are made from ``bootstrap`` unless
-given — tests pass :mod:`streams.testing`'s in-memory ones.
+The Kafka collaborators (group consumer — a Faust agent —, log reader, DLQ) are made from
+``bootstrap`` unless given — tests pass :mod:`streams.testing`'s in-memory ones.
 """
 
 from __future__ import annotations
@@ -34,13 +36,9 @@ from agents.conquest.recommend import PRODUCER, recommend
 from agents.proposals.records import error_record
 from schemas.catalog import Catalog
 from schemas.codec import Codec
-from streams.consumer import (
-    KafkaPartitionReader,
-    KafkaRecordConsumer,
-    PartitionReader,
-    RecordConsumer,
-)
+from streams.consumer import KafkaPartitionReader, PartitionReader, RecordConsumer
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
+from streams.faust_consumer import FaustRecordConsumer
 from streams.log_reader import OnUndecodable, read_to_end
 from streams.loop import SerialLoop
 from streams.producer import EventProducer
@@ -76,7 +74,7 @@ class ConquestWorker:
         self._make_dlq = dlq is None
         self.dlq = dlq or DeadLetterQueue(dlq_producer(bootstrap), group)
         self.reader = reader or KafkaPartitionReader(bootstrap)
-        self.loop = SerialLoop(consumer or KafkaRecordConsumer(bootstrap, [self.topic], group),
+        self.loop = SerialLoop(consumer or FaustRecordConsumer(bootstrap, [self.topic], group),
                                codec, self.handle, self.dlq, accept={"build_event"},
                                on_error=self.report)
         self.history = DurationHistory()

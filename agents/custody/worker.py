@@ -22,9 +22,11 @@ engine does only if it does not reuse the previous prompt's KV cache (see the in
 test). Event ids derive from the run id, so a redelivered request reproduces them.
 
 The loop consumes ``lvlup.custody.requests`` in group ``lvlup.agents.custody``, one request at
-a time, and commits after every record of the run is acked. States (levels, XP, streaks, Elo
-ratings of agents and items) live in memory and are rebuilt at start from the log
-(:mod:`agents.custody.replay`); a request whose ``run_id`` was
+a time, and commits after every record of the run is acked: the toolkit's
+:class:`~streams.loop.SerialLoop` over a Faust agent
+(:class:`~streams.faust_consumer.FaustRecordConsumer`, manual acks, concurrency 1). States
+(levels, XP, streaks, Elo ratings of agents and items) live in memory and are rebuilt at start
+from the log (:mod:`agents.custody.replay`); a request whose ``run_id`` was
 already applied is skipped. Undecodable or invalid requests (unknown category, no items) go to
 ``lvlup.agents.custody.dlq``; anything else (Kafka down, a bug) ends the process so the
 supervisor restarts it.
@@ -40,7 +42,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiokafka import ConsumerRecord
 
 from agents.custody.bank import Bank, load_bank
 from agents.custody.errors import BankError, RunVoided, SandboxUnavailable
@@ -68,8 +69,10 @@ from schemas.codec import Codec
 from schemas.errors import SchemaError
 from sinks.errors import StoreUnavailable
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
+from streams.faust_consumer import FaustRecordConsumer
+from streams.loop import SerialLoop
 from streams.producer import EventProducer
-from streams.serial import consume_serially, stop_on_signals
+from streams.serial import stop_on_signals
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -281,45 +284,28 @@ class CustodyWorker:
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Create the dead-letter topic if missing, rebuild, then serve until ``stop`` is set;
-        ``ready`` is set once consuming."""
+        ``ready`` is set once consuming (the group member is a Faust agent:
+        :class:`~streams.faust_consumer.FaustRecordConsumer`)."""
         await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
         await self.rebuild()
-        await consume_serially([self.topics["custody_test_requested"]], self.handle, stop,
-                               bootstrap=self.bootstrap, group=self.group, ready=ready,
-                               max_poll_interval_ms=3_600_000)
+        consumer = FaustRecordConsumer(self.bootstrap, [self.topics["custody_test_requested"]],
+                                       self.group, max_poll_interval_s=3600.0)
+        loop = SerialLoop(consumer, self.codec, self.handle, self.dlq,
+                          accept={"custody_test_requested"},
+                          poison=(SchemaError, ValueError, BankError))
+        await loop.run(stop, ready)
 
-    def _dead_letter(self, msg: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
-        self.dlq.send(SourceRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                                   list(msg.headers or ())), exc)
-        self.dlq.flush()
-        log.warning("custody.dead_lettered", offset=msg.offset, error=repr(exc))
-
-    async def handle(self, msg: ConsumerRecord[bytes, bytes]) -> RunOutcome | None:
-        """Serve one request record; returns its outcome (None if dead-lettered or skipped)."""
-        try:
-            if msg.value is None:
-                raise SchemaError("empty request record", topic=msg.topic,
-                                  partition=msg.partition, offset=msg.offset)
-            record_type, request = self.codec.decode(msg.value, "latest", topic=msg.topic,
-                                                     partition=msg.partition, offset=msg.offset)
-            if record_type != "custody_test_requested":
-                raise SchemaError(f"{record_type} on the request topic", topic=msg.topic,
-                                  partition=msg.partition, offset=msg.offset)
-        except SchemaError as exc:
-            self._dead_letter(msg, exc)
-            return None
-        self.dlq.ok()
+    async def handle(self, _record_type: str, request: dict[str, Any],
+                     _source: SourceRecord) -> RunOutcome | None:
+        """Serve one decoded request; returns its outcome (None if skipped). A request the
+        bank cannot plan (``ValueError``, :class:`BankError`) raises: the loop dead-letters it."""
         if str(request["run_id"]) in self.applied:
             log.info("custody.already_applied", run_id=request["run_id"])
             return None
         agent = str(request["agent_id"])
         state = self.states.get(agent) or new_agent(agent, str(request["agent_type"]),
                                                     int(request["level"]))
-        try:
-            outcome = await self._run_retrying_void(request, state)
-        except (ValueError, BankError) as exc:
-            self._dead_letter(msg, exc)
-            return None
+        outcome = await self._run_retrying_void(request, state)
         self.states[agent] = outcome.state
         self.item_ratings.update(outcome.progress.item_ratings)
         # issue #19: pass-rate regression test over the history before this run plus it

@@ -4,7 +4,7 @@ Pure parts: :mod:`~agents.proposals.files` (post-image files from the diff),
 :mod:`~agents.proposals.experiment` (tests in the sandbox, summary),
 :mod:`~agents.proposals.records` (record builders, deterministic ids),
 :mod:`~agents.proposals.pipeline` (the lifecycle over injected collaborators). Kafka:
-:mod:`~agents.proposals.runindex`, :mod:`~agents.proposals.loop`,
+:mod:`~agents.proposals.runindex`,
 :mod:`~agents.proposals.worker` (``lvlup worker proposals``).
 """
 

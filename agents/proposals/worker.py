@@ -1,8 +1,11 @@
 """``lvlup worker proposals``: the proposals pipeline on Kafka.
 
 Consumes ``lvlup.proposals.submitted`` and ``lvlup.proposals.decided`` in group
-``lvlup.agents.proposals`` (:class:`~agents.proposals.loop.RecordLoop`: one record at a time,
-commit after acks, DLQ for poison records, ``error_event`` for every failure):
+``lvlup.agents.proposals`` (the toolkit's :class:`~streams.loop.SerialLoop` over a Faust agent,
+:class:`~streams.faust_consumer.FaustRecordConsumer`: one record at a time, commit after acks,
+poison records — :class:`~schemas.errors.SchemaError`, :class:`ValueError` such as
+:class:`~agents.proposals.errors.ProposalInputError` — to ``lvlup.agents.proposals.dlq``, an
+``error_event`` for every failure; any other failure ends the process uncommitted):
 
 * a ``proposal_submitted`` goes through :func:`~agents.proposals.pipeline.process_proposal`
   after the custody runs were caught up (:class:`~agents.proposals.runindex.RunIndex` over
@@ -42,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord
 from sqlalchemy import Engine, create_engine
 
 from agents.custody.gate import window_runs
@@ -52,7 +54,6 @@ from agents.guardian import Finding, scan_files
 from agents.knowledge.answering import memory_infer
 from agents.proposals.draft import run_drafts, safe_agent
 from agents.proposals.errors import ProposalInputError
-from agents.proposals.loop import RecordLoop
 from agents.proposals.pipeline import (
     PipelineDeps,
     ProposalPolicy,
@@ -72,6 +73,9 @@ from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from sinks.postgres.memory import PostgresRecall
+from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
+from streams.faust_consumer import FaustRecordConsumer
+from streams.loop import SerialLoop
 from streams.producer import EventProducer
 from streams.serial import stop_on_signals
 from streams.settings import Settings
@@ -120,16 +124,27 @@ class ProposalsWorker:
         self.notified = 0
         self.deps = PipelineDeps(emit=self.emit, runs=self.runs.runs, now_ms=self.now_ms,
                                  read_base=self._read_base, read_repo=self._read_repo)
-        self.loop = RecordLoop(bootstrap, codec, [self.topics["proposal_submitted"],
-                                                  self.topics["proposal_decided"],
-                                                  self.topics["agent_level_changed"]],
-                               group=group, handler=self.handle, emit=self.emit,
-                               component=PRODUCER)
+        self.bootstrap, self.group = bootstrap, group
+        self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
+        self.loop = SerialLoop(
+            FaustRecordConsumer(bootstrap, [self.topics["proposal_submitted"],
+                                            self.topics["proposal_decided"],
+                                            self.topics["agent_level_changed"]], group),
+            codec, self.handle, self.dlq, poison=(SchemaError, ValueError),
+            on_error=self.report)
 
     @staticmethod
     def now_ms() -> int:
         """Wall clock, ms since the Unix epoch (UTC)."""
         return int(time.time() * 1000)
+
+    async def report(self, source: SourceRecord, exc: BaseException, dead_lettered: bool) -> None:
+        """Emit the ``error_event`` of a failed record (medium when dead-lettered, else high)."""
+        await self.emit("error_event", error_record(
+            exc, component=PRODUCER, now_ms=self.now_ms(),
+            severity="medium" if dead_lettered else "high",
+            source=(source.topic, source.partition, source.offset),
+            context={"group": self.group}))
 
     async def emit(self, record_type: str, record: dict[str, Any]) -> None:
         """Publish ``record`` and wait for the broker's ack."""
@@ -209,7 +224,7 @@ class ProposalsWorker:
         log.info("proposals.rebuilt", done=len(self.done), submitted=len(self.submitted))
 
     async def _commit_approved(self, decided: dict[str, Any],
-                               msg: ConsumerRecord[bytes, bytes]) -> None:
+                               msg: SourceRecord) -> None:
         pid = str(decided["proposal_id"])
         proposal = self.submitted.get(pid)
         if (self.scratch is None or str(decided["status"]) != "approved" or proposal is None
@@ -230,7 +245,7 @@ class ProposalsWorker:
             log.info("proposals.scratch_committed", proposal_id=pid, commit=commit)
 
     async def handle(self, record_type: str, record: dict[str, Any],
-                     msg: ConsumerRecord[bytes, bytes]) -> None:
+                     msg: SourceRecord) -> None:
         """Serve one record of the submitted, decided or levels topic."""
         if record_type == "proposal_decided":
             await self.emit("notification", decision_notification(record, self.now_ms()))
@@ -258,7 +273,9 @@ class ProposalsWorker:
         self.results.append(result)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Rebuild, then serve until ``stop`` is set; ``ready`` is set once consuming."""
+        """Create the dead-letter topic if missing, rebuild, then serve until ``stop`` is set;
+        ``ready`` is set once consuming."""
+        await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
         await self.rebuild()
         await self.runs.start()
         try:

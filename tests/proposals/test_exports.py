@@ -8,7 +8,7 @@ import pytest
 
 MODULES = ["agents.proposals", "agents.proposals.digest", "agents.proposals.draft",
            "agents.proposals.errors", "agents.proposals.experiment", "agents.proposals.files",
-           "agents.proposals.loop", "agents.proposals.pipeline", "agents.proposals.records",
+           "agents.proposals.pipeline", "agents.proposals.records",
            "agents.proposals.reposcan", "agents.proposals.runindex", "agents.proposals.scratch",
            "agents.proposals.worker", "agents.conquest", "agents.conquest.durations",
            "agents.conquest.patterns",

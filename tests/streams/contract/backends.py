@@ -18,6 +18,7 @@ from streams.consumer import (
     RecordConsumer,
 )
 from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic, open_dlq
+from streams.faust_consumer import FaustRecordConsumer
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics
 from streams.offsets import TopicPartitionKey, committed_offsets
 from streams.testing import MemoryBroker
@@ -111,6 +112,17 @@ class KafkaBackend:
 
     def close(self) -> None:
         delete_topics(self.bootstrap, sorted(set(self.made)))
+
+
+class FaustBackend(KafkaBackend):
+    """Kafka, with the group member a Faust agent (:class:`FaustRecordConsumer`)."""
+
+    name = "faust"
+
+    def consumer(self, topics: Sequence[str], group: str) -> RecordConsumer:
+        made = FaustRecordConsumer(self.bootstrap, topics, group)
+        self.made.append(made.leader_topic)
+        return made
 
 
 async def produce(backend: Backend, topic: str, value: bytes | None,

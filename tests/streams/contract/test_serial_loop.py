@@ -1,4 +1,5 @@
-"""The serial loop's contract (:mod:`streams.loop`), on the in-memory broker and on Kafka:
+"""The serial loop's contract (:mod:`streams.loop`), on the in-memory broker, on Kafka, and on
+Kafka with a Faust agent as the group member (:mod:`streams.faust_consumer`):
 commit only after the handler returned, undecodable records to the DLQ with their reason,
 redelivery of a record whose handler crashed before the commit."""
 
@@ -42,14 +43,19 @@ async def run_until(loop: SerialLoop, stop: asyncio.Event) -> None:
     await asyncio.wait_for(loop.run(stop), 60)
 
 
-async def test_commit_only_after_the_handler_returned(backend: Backend, codec: Codec) -> None:
+async def test_commit_only_after_the_handler_returned(loop_backend: Backend,
+                                                      codec: Codec) -> None:
+    backend = loop_backend
     topic, group = backend.topic(), f"g.{uuid.uuid4().hex[:8]}"
     for n in range(3):
         await produce(backend, topic, build_bytes(codec, n))
     stop, seen = asyncio.Event(), []
 
     async def handler(_rt: str, record: dict[str, Any], src: SourceRecord) -> None:
-        # while this record is being handled, the group's offset is still at it
+        # while this record is being handled, the group's offset is still at it — also after
+        # a background commit interval passed (Faust commits acked offsets every second)
+        if src.offset == 1:
+            await asyncio.sleep(1.5)
         at = (await committed(backend, group, [(topic, 0)])).get((topic, 0), 0)
         seen.append((record["build_id"], src.offset, at))
         if len(seen) == 3:
@@ -64,7 +70,8 @@ async def test_commit_only_after_the_handler_returned(backend: Backend, codec: C
 
 
 async def test_undecodable_and_unexpected_records_go_to_the_dlq_with_the_reason(
-        backend: Backend, codec: Codec) -> None:
+        loop_backend: Backend, codec: Codec) -> None:
+    backend = loop_backend
     topic, group = backend.topic(), f"g.{uuid.uuid4().hex[:8]}"
     await produce(backend, topic, b"not avro")
     await produce(backend, topic, note_bytes(codec))
@@ -92,7 +99,8 @@ async def test_undecodable_and_unexpected_records_go_to_the_dlq_with_the_reason(
 
 
 async def test_a_record_whose_handler_crashed_is_delivered_again(
-        backend: Backend, codec: Codec) -> None:
+        loop_backend: Backend, codec: Codec) -> None:
+    backend = loop_backend
     topic, group = backend.topic(), f"g.{uuid.uuid4().hex[:8]}"
     for n in range(3):
         await produce(backend, topic, build_bytes(codec, n))
