@@ -64,15 +64,13 @@ from agents.learning.sources import SourcePolicy, fetch_document
 from agents.learning.targets import fold_run
 from agents.learning.transfers import TransferJudge, transfer_knowledge
 from inference.client import InferenceClient
-from schemas.catalog import load_catalog
-from schemas.codec import load_codec
 from schemas.errors import SchemaError
 from sinks.postgres.memory import PostgresRecall
 from streams.app import create_faust_app, recovered
 from streams.dlq import SourceRecord, open_dlq
 from streams.kafka_admin import TopicSpec, create_topics
-from streams.producer import EventProducer
 from streams.settings import LearningSettings, Settings
+from streams.wiring import Wiring
 
 __all__ = ["IMPERIUM_GROUP", "build_imperium", "source_policy"]
 
@@ -99,11 +97,11 @@ async def _exit_on_crash(name: str, body: Awaitable[None]) -> None:
 class _Runtime:
     """Collaborators owned by one worker process (made in :func:`build_imperium`)."""
 
-    def __init__(self, settings: Settings, group: str) -> None:
+    def __init__(self, settings: Settings, wiring: Wiring, group: str) -> None:
         self.settings = settings
-        self.codec, self.catalog = load_codec(), load_catalog()
-        bootstrap = settings.kafka.bootstrap()
-        self.producer = EventProducer(bootstrap, self.codec, self.catalog, name="agents.imperium")
+        self.codec, self.catalog = wiring.codec, wiring.catalog
+        bootstrap = wiring.bootstrap
+        self.producer = wiring.producer("agents.imperium")
         self.client = InferenceClient(bootstrap, self.codec, self.catalog, self.producer,
                                       requester="agents.imperium")
         self.dlq = open_dlq(bootstrap, group)
@@ -267,16 +265,17 @@ class _Cycles:
                            cycle_id=f"cycle-{record['request_id']}", settle=False)
 
 
-def build_imperium(settings: Settings, *, group: str = IMPERIUM_GROUP,
+def build_imperium(settings: Settings, wiring: Wiring, *, group: str = IMPERIUM_GROUP,
                    input_prefix: str = "") -> faust.App:
-    """The imperium Faust app, wired to ``settings``.
+    """The imperium Faust app, wired to ``settings`` and the process's ``wiring`` (codec,
+    catalog, producer).
 
     ``group`` is the Faust app id (consumer group, changelog topic prefix); ``input_prefix``
     goes before the names of the topics it reads (commands, sources, requests, levels) —
     a side-by-side instance with its own registry, as the integration test runs one. What it
     writes goes to the catalog's topics.
     """
-    rt = _Runtime(settings, group)
+    rt = _Runtime(settings, wiring, group)
     cat = rt.catalog
     specs = {name: cat.for_record(record_type) for name, record_type in (
         ("commands", "agent_command"), ("sources", "trusted_source_changed"),

@@ -41,9 +41,8 @@ from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_pro
 from streams.faust_consumer import FaustRecordConsumer
 from streams.log_reader import OnUndecodable, read_to_end
 from streams.loop import SerialLoop
-from streams.producer import EventProducer
 from streams.serial import stop_on_signals
-from streams.settings import Settings
+from streams.wiring import Wiring
 
 __all__ = ["CONQUEST_GROUP", "ConquestWorker", "Emitter", "serve"]
 
@@ -137,16 +136,12 @@ class ConquestWorker:
         await self.loop.run(stop, ready)
 
 
-async def serve(settings: Settings) -> None:
-    """``lvlup worker conquest``: run a :class:`ConquestWorker` until SIGTERM/SIGINT."""
-    from schemas.catalog import load_catalog
-    from streams.producer import codec_for
-
-    codec, catalog = codec_for(settings.schemas), load_catalog()
-    bootstrap = settings.kafka.bootstrap()
-    producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
+async def serve(wiring: Wiring) -> None:
+    """``lvlup worker conquest``: run a :class:`ConquestWorker` until SIGTERM/SIGINT, with the
+    process's ``wiring`` (codec, catalog, producer)."""
+    producer = wiring.producer(PRODUCER)
     stop = stop_on_signals()
     try:
-        await ConquestWorker(bootstrap, codec, catalog, producer).run(stop)
+        await ConquestWorker(wiring.bootstrap, wiring.codec, wiring.catalog, producer).run(stop)
     finally:
         producer.close()

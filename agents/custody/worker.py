@@ -71,9 +71,9 @@ from sinks.errors import StoreUnavailable
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
 from streams.loop import SerialLoop
-from streams.producer import EventProducer
 from streams.serial import stop_on_signals
 from streams.settings import Settings
+from streams.wiring import Wiring
 
 if TYPE_CHECKING:
     from sinks.postgres.memory import PostgresRecall
@@ -397,14 +397,11 @@ async def live_bank(source_items: int) -> Bank:
     return bank
 
 
-async def serve(settings: Settings) -> None:
-    """``lvlup worker custody``: run a :class:`CustodyWorker` until SIGTERM/SIGINT."""
-    from schemas.catalog import load_catalog
-    from schemas.codec import load_codec
-
-    codec, catalog = load_codec(), load_catalog()
-    bootstrap = settings.kafka.bootstrap()
-    producer = EventProducer(bootstrap, codec, catalog, name="agents.custody")
+async def serve(settings: Settings, wiring: Wiring) -> None:
+    """``lvlup worker custody``: run a :class:`CustodyWorker` until SIGTERM/SIGINT, with the
+    process's ``wiring`` (codec, catalog, producer)."""
+    codec, catalog, bootstrap = wiring.codec, wiring.catalog, wiring.bootstrap
+    producer = wiring.producer("agents.custody")
 
     async def emit(record_type: str, record: dict[str, Any]) -> None:
         await producer.emit_async(record_type, record)

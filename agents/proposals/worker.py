@@ -79,6 +79,7 @@ from streams.loop import SerialLoop
 from streams.producer import EventProducer
 from streams.serial import stop_on_signals
 from streams.settings import Settings
+from streams.wiring import Wiring
 
 __all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
 
@@ -302,14 +303,11 @@ async def _drafts_when_ready(settings: Settings, worker: ProposalsWorker,
                      known=worker.is_submitted, pick=worker.pick)
 
 
-async def serve(settings: Settings) -> None:
-    """``lvlup worker proposals``: run a :class:`ProposalsWorker` until SIGTERM/SIGINT."""
-    from schemas.catalog import load_catalog
-    from schemas.codec import load_codec
-
-    codec, catalog = load_codec(), load_catalog()
-    bootstrap = settings.kafka.bootstrap()
-    producer = EventProducer(bootstrap, codec, catalog, name=PRODUCER)
+async def serve(settings: Settings, wiring: Wiring) -> None:
+    """``lvlup worker proposals``: run a :class:`ProposalsWorker` until SIGTERM/SIGINT, with
+    the process's ``wiring`` (codec, catalog, producer)."""
+    codec, catalog, bootstrap = wiring.codec, wiring.catalog, wiring.bootstrap
+    producer = wiring.producer(PRODUCER)
     stop = stop_on_signals()
     planted = REPO_ROOT / PLANTED_PATH
     worker = ProposalsWorker(bootstrap, codec, catalog, producer,

@@ -1,5 +1,6 @@
-"""``lvlup worker inference|imperium``: the platform's worker processes (``lvlup run``
-supervises them; each can also run on its own, on other machines, in the same groups)."""
+"""``lvlup worker inference|imperium|custody|proposals|conquest``: the platform's worker
+processes (``lvlup run`` supervises them; each can also run on its own, on other machines, in
+the same groups). Each process's :class:`~streams.wiring.Wiring` is built here, once."""
 
 from __future__ import annotations
 
@@ -11,22 +12,22 @@ import typer
 from streams.errors import LvlupError
 from streams.serial import stop_on_signals
 from streams.settings import Settings
+from streams.wiring import Wiring, wiring_for
 
-__all__ = ["register"]
+__all__ = ["WORKERS", "register"]
+
+#: the worker kinds ``lvlup worker`` runs
+WORKERS = ("inference", "imperium", "custody", "proposals", "conquest")
 
 
-async def _inference(settings: Settings, metrics_port: int = 0) -> None:
+async def _inference(settings: Settings, wiring: Wiring, metrics_port: int = 0) -> None:
     from inference.budget_journal import BUDGET_RECORD, tail
     from inference.factory import build_service, open_ledger
     from inference.kafka_worker import InferenceWorker
-    from schemas.catalog import load_catalog
-    from schemas.codec import load_codec
-    from streams.producer import EventProducer
 
-    codec, catalog = load_codec(), load_catalog()
+    codec, catalog = wiring.codec, wiring.catalog
     # linger 0: every record here is on a request's reply path (journal, response, usage)
-    producer = EventProducer(settings.kafka.bootstrap(), codec, catalog, name="inference.local",
-                             linger_ms=0)
+    producer = wiring.producer("inference.local", linger_ms=0)
     if settings.inference.replay:
         from inference.recorded import load_recorded
 
@@ -77,27 +78,28 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run one worker process in the foreground until SIGTERM/SIGINT."""
         settings: Settings = ctx.obj
+        if kind not in WORKERS:
+            raise LvlupError(f"unknown worker {kind!r}: inference, imperium, custody, proposals"
+                             " or conquest")
+        wiring = wiring_for(settings)  # this process's codec, catalog and producers
         if kind == "inference":
-            asyncio.run(_inference(settings, metrics_port))
+            asyncio.run(_inference(settings, wiring, metrics_port))
         elif kind == "imperium":
             from faust.worker import Worker
 
             from agents.imperium import build_imperium
 
-            app_ = build_imperium(settings)
+            app_ = build_imperium(settings, wiring)
             Worker(app_, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
         elif kind == "custody":
             from agents.custody.worker import serve
 
-            asyncio.run(serve(settings))
+            asyncio.run(serve(settings, wiring))
         elif kind == "proposals":
             from agents.proposals.worker import serve as serve_proposals
 
-            asyncio.run(serve_proposals(settings))
-        elif kind == "conquest":
+            asyncio.run(serve_proposals(settings, wiring))
+        else:
             from agents.conquest.worker import serve as serve_conquest
 
-            asyncio.run(serve_conquest(settings))
-        else:
-            raise LvlupError(f"unknown worker {kind!r}: inference, imperium, custody, proposals"
-                             " or conquest")
+            asyncio.run(serve_conquest(wiring))

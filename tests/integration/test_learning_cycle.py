@@ -82,9 +82,11 @@ IMPERIUM = (
     "from agents.imperium import build_imperium\n"
     "from streams.logs import configure_logging\n"
     "from streams.settings import Settings\n"
+    "from streams.wiring import wiring_for\n"
     "settings = Settings()\n"
     "configure_logging(settings.log_level)\n"
-    "app = build_imperium(settings, group=sys.argv[1], input_prefix=sys.argv[2])\n"
+    "app = build_imperium(settings, wiring_for(settings), group=sys.argv[1],\n"
+    "                     input_prefix=sys.argv[2])\n"
     "Worker(app, loglevel='info', quiet=True).execute_from_commandline()\n"
 )
 
