@@ -48,22 +48,9 @@ from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.producer import DeliveryFailed, EventProducer, TopicRouter, codec_for, encoder_for
 from streams.settings import Settings
 
-__all__ = ["PrefixedCatalog", "create_app"]
+__all__ = ["create_app"]
 
 log = structlog.get_logger(__name__)
-
-
-class PrefixedCatalog:
-    """The topic catalog's routes with ``prefix`` before every topic name."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-        self._catalog = load_catalog()
-
-    def route(self, record_type: str) -> tuple[str, str]:
-        """``(prefix + topic, key field)`` for ``record_type``."""
-        topic, key = self._catalog.route(record_type)
-        return self.prefix + topic, key
 
 
 def create_app(
@@ -100,7 +87,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         the_codec = codec or codec_for(settings.schemas)
-        the_router = router or PrefixedCatalog(api.topic_prefix)
+        the_router = router or load_catalog().prefixed(api.topic_prefix)
         bootstrap = settings.kafka.bootstrap()
         the_producer = producer or EventProducer(
             bootstrap, encoder_for(settings.schemas, the_codec), the_router, name="api",

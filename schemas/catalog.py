@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -235,6 +235,14 @@ class Catalog:
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 raise CatalogError(f"{attr} {dupes[0]!r} appears in more than one topic")
+
+    def prefixed(self, prefix: str) -> Catalog:
+        """This catalog with ``prefix`` before every topic name — scratch topics of a test, a
+        benchmark or a side-by-side API beside the live ones (``""``: this catalog). Routes,
+        lookups and partition counts follow the prefixed names."""
+        if not prefix:
+            return self
+        return Catalog(tuple(replace(t, name=prefix + t.name) for t in self.topics))
 
     @property
     def names(self) -> tuple[str, ...]:

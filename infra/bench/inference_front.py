@@ -51,8 +51,7 @@ from inference.kafka_worker import InferenceWorker
 from inference.types import InferenceRequest, Message
 from infra.bench.api import _scratch_database, _server
 from infra.bench.inference import bench_direct, percentile
-from infra.bench.inference_kafka import PrefixRouter
-from schemas.catalog import load_catalog
+from schemas.catalog import Catalog, load_catalog
 from schemas.codec import load_codec
 from streams.kafka_admin import TopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
@@ -78,7 +77,7 @@ class _Worker:
     """The inference worker on its own thread and event loop, built as ``lvlup worker
     inference`` builds it (producer with linger 0, the budget ledger journaled on the log)."""
 
-    def __init__(self, settings: Settings, engine: LlamaEngine, router: PrefixRouter) -> None:
+    def __init__(self, settings: Settings, engine: LlamaEngine, router: Catalog) -> None:
         self.settings, self.engine, self.router = settings, engine, router
         self._ready = threading.Event()
         self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
@@ -214,7 +213,7 @@ def bench_inference_front(settings: Settings, *, prompts: int = 8) -> dict[str, 
     ensure_model(settings)
     engine = LlamaEngine.from_settings(settings)
     prefix = f"bench.oai{uuid.uuid4().hex[:6]}."
-    router = PrefixRouter(prefix)
+    router = load_catalog().prefixed(prefix)
     catalog, bootstrap = load_catalog(), settings.kafka.bootstrap()
     specs = [TopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in _KINDS]
     create_topics(bootstrap, specs)

@@ -30,7 +30,7 @@ from streams.kafka_admin import TopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
-__all__ = ["GOAL_RATIO", "PrefixRouter", "bench_inference"]
+__all__ = ["GOAL_RATIO", "bench_inference"]
 
 GOAL_RATIO = 0.95
 MAX_TOKENS = 32
@@ -42,21 +42,9 @@ def _prompts(tag: str) -> list[str]:
     return [f"In one sentence, why does {s} matter? ({tag})" for s in _SUBJECTS]
 
 
-class PrefixRouter:
-    """Routes record types to the catalog's topics with ``prefix`` in front (bench topics
-    apart from the live ones)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix, self.catalog = prefix, load_catalog()
-
-    def route(self, record_type: str) -> tuple[str, str]:
-        spec = self.catalog.for_record(record_type)
-        return self.prefix + spec.name, spec.key
-
-
 async def _kafka(settings: Settings, engine: LlamaEngine, concurrency: int) -> dict[str, float]:
     bootstrap, codec, catalog = settings.kafka.bootstrap(), load_codec(), load_catalog()
-    router = PrefixRouter(f"bench.inf{uuid.uuid4().hex[:6]}.")
+    router = catalog.prefixed(f"bench.inf{uuid.uuid4().hex[:6]}.")
     kinds = ("inference_request", "inference_response", "token_usage")
     specs = [TopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in kinds]
     create_topics(bootstrap, specs)

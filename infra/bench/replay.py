@@ -49,17 +49,6 @@ __all__ = ["GOAL_RATIO", "bench_replay"]
 GOAL_RATIO = 0.5
 
 
-class _Prefixed:
-    """Routes record types to the catalog's topics under a prefix."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix, self.catalog = prefix, load_catalog()
-
-    def route(self, record_type: str) -> tuple[str, str]:
-        spec = self.catalog.for_record(record_type)
-        return self.prefix + spec.name, spec.key
-
-
 def _caught_up(settings: Settings, engine: Any, topics: list[str], suffix: str) -> bool:
     bootstrap = settings.kafka.bootstrap()
     tps = partitions_of(bootstrap, topics)
@@ -162,7 +151,7 @@ def _ingest(settings: Settings, engine: Any, *, prefix: str, suffix: str, url: s
                          "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch / "ch"),
                          "LVLUP_SINKS__MAX_WAIT_MS": "50"})
     codec = load_codec()
-    producer = EventProducer(settings.kafka.bootstrap(), codec, _Prefixed(prefix),
+    producer = EventProducer(settings.kafka.bootstrap(), codec, load_catalog().prefixed(prefix),
                              name="bench-replay")
     warm = list(SampleStream(seed=11).records(warmup))
     # the measured stream happens after the warm-up (time moves forward, as on a real log)

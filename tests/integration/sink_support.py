@@ -24,15 +24,16 @@ from streams.producer import EventProducer
 
 
 class PrefixRouter:
-    """Routes record types to catalog topics with a per-test prefix."""
+    """Routes record types to catalog topics with a per-test prefix (the catalog's own
+    :meth:`~schemas.catalog.Catalog.prefixed` routes), and creates them."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.catalog = load_catalog()
+        self._routes = self.catalog.prefixed(prefix)
 
     def route(self, record_type: str) -> tuple[str, str]:
-        spec = self.catalog.for_record(record_type)
-        return f"{self.prefix}{spec.name}", spec.key
+        return self._routes.route(record_type)
 
     def topics(self, bootstrap: str, record_types: Iterable[str]) -> list[str]:
         names = []

@@ -165,3 +165,15 @@ def test_writers_hold_nested_authorities():
         catalog.check_writable("proposal_decided", Writer.WORKER)
     for record_type in load_registry().record_types:
         catalog.check_writable(record_type, Writer.ADMIN)
+
+
+def test_a_prefixed_catalog_routes_every_record_type_to_its_prefixed_topic():
+    catalog = load_catalog()
+    scratch = catalog.prefixed("bench.x1.")
+    assert catalog.prefixed("") is catalog
+    assert scratch.route("learning_event") == ("bench.x1." + catalog.route("learning_event")[0],
+                                               catalog.route("learning_event")[1])
+    assert scratch.names == tuple(sorted("bench.x1." + n for n in catalog.names))
+    spec = scratch.for_record("inference_request")
+    assert spec.partitions == catalog.for_record("inference_request").partitions
+    assert scratch.topic(spec.name) == spec
