@@ -65,6 +65,7 @@ from agents.learning.targets import fold_run
 from agents.learning.transfers import TransferJudge, transfer_knowledge
 from inference.client import InferenceClient
 from schemas.errors import SchemaError
+from schemas.groups import ConsumerGroup
 from sinks.postgres.memory import PostgresRecall
 from streams.app import create_faust_app, recovered
 from streams.dlq import SourceRecord, open_dlq
@@ -74,7 +75,7 @@ from streams.wiring import Wiring
 
 __all__ = ["IMPERIUM_GROUP", "build_imperium", "source_policy"]
 
-IMPERIUM_GROUP = "lvlup.agents.imperium"
+IMPERIUM_GROUP = ConsumerGroup.IMPERIUM
 EXIT_AGENT_CRASHED = 70
 SCHEDULE_TICK_S = 1.0
 #: Memory entries recalled per transfer probe (fewer than custody's: two probes per

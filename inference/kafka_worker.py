@@ -35,6 +35,7 @@ from inference.types import InferenceResponse
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from schemas.groups import ConsumerGroup
 from streams.commit_window import CommitWindow
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.errors import LvlupError
@@ -99,7 +100,7 @@ class ChunkWriter:
         pending, self._pending = self._pending, []
         await asyncio.gather(*pending)
 
-INFERENCE_GROUP = "lvlup.inference.workers"  # the catalog's consumer of the requests
+INFERENCE_GROUP = ConsumerGroup.INFERENCE  # the catalog's consumer of the requests
 LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
 _NAMESPACE = uuid.UUID("6f1c2d4e-9a7b-4c3d-8e5f-0a1b2c3d4e5f")
 

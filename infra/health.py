@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from schemas.catalog import Catalog
+from schemas.groups import ConsumerGroup
 from streams.watchdog import Stuck, Watchdog, group_positions
 
 __all__ = ["GROUP_THRESHOLDS_S", "ConsumerHealth", "HealthReading"]
@@ -27,13 +28,13 @@ __all__ = ["GROUP_THRESHOLDS_S", "ConsumerHealth", "HealthReading"]
 Positions = Callable[[str, str, Iterable[str]], dict[tuple[str, int], tuple[int, int]]]
 
 GROUP_THRESHOLDS_S: dict[str, float] = {
-    "lvlup.sinks.postgres": 60.0,
-    "lvlup.sinks.clickhouse": 60.0,
-    "lvlup.agents.imperium": 900.0,  # a request's offset commits when its cycle ends
-    "lvlup.inference.workers": 900.0,
-    "lvlup.agents.custody": 900.0,
-    "lvlup.agents.proposals": 900.0,  # commits once per proposal (scan + sandbox tests)
-    "lvlup.agents.conquest": 60.0,
+    ConsumerGroup.POSTGRES_SINK: 60.0,
+    ConsumerGroup.CLICKHOUSE_SINK: 60.0,
+    ConsumerGroup.IMPERIUM: 900.0,  # a request's offset commits when its cycle ends
+    ConsumerGroup.INFERENCE: 900.0,
+    ConsumerGroup.CUSTODY: 900.0,
+    ConsumerGroup.PROPOSALS: 900.0,  # commits once per proposal (scan + sandbox tests)
+    ConsumerGroup.CONQUEST: 60.0,
 }
 
 

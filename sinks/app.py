@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, create_engine
 
 from schemas.codec import Codec
+from schemas.groups import ConsumerGroup
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -30,8 +31,8 @@ __all__ = [
     "postgres_engine",
 ]
 
-POSTGRES_GROUP = "lvlup.sinks.postgres"
-CLICKHOUSE_GROUP = "lvlup.sinks.clickhouse"
+POSTGRES_GROUP = ConsumerGroup.POSTGRES_SINK
+CLICKHOUSE_GROUP = ConsumerGroup.CLICKHOUSE_SINK
 
 
 def postgres_engine(settings: Settings) -> Engine:

@@ -36,6 +36,7 @@ from agents.conquest.recommend import PRODUCER, recommend
 from agents.proposals.records import error_record
 from schemas.catalog import Catalog
 from schemas.codec import Codec
+from schemas.groups import ConsumerGroup
 from streams.consumer import KafkaPartitionReader, PartitionReader, RecordConsumer
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
@@ -46,7 +47,7 @@ from streams.wiring import Wiring
 
 __all__ = ["CONQUEST_GROUP", "ConquestWorker", "Emitter", "serve"]
 
-CONQUEST_GROUP = "lvlup.agents.conquest"
+CONQUEST_GROUP = ConsumerGroup.CONQUEST
 log = structlog.get_logger(__name__)
 
 

@@ -67,6 +67,7 @@ from inference.errors import RETRYABLE_CODES
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from schemas.groups import ConsumerGroup
 from sinks.errors import StoreUnavailable
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
@@ -83,7 +84,7 @@ __all__ = [
     "CustodyWorker", "RunOutcome", "client_infer", "run_custody", "serve",
 ]  # fmt: skip
 
-CUSTODY_GROUP = "lvlup.agents.custody"
+CUSTODY_GROUP = ConsumerGroup.CUSTODY
 #: run results kept in memory for the training ground's weakness ranking
 RUN_HISTORY = 10_000
 #: The model takes 32-bit seeds (``inference.types``): a trial's 63-bit seed is masked to this.

@@ -72,6 +72,7 @@ from inference.client import InferenceClient
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from schemas.groups import ConsumerGroup
 from sinks.postgres.memory import PostgresRecall
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
@@ -83,7 +84,7 @@ from streams.wiring import Wiring
 
 __all__ = ["PROPOSALS_GROUP", "ProposalsWorker", "serve"]
 
-PROPOSALS_GROUP = "lvlup.agents.proposals"
+PROPOSALS_GROUP = ConsumerGroup.PROPOSALS
 #: seconds the other tasks get to finish after one ended, before they are cancelled
 STOP_GRACE_S = 10.0
 #: the platform's own repository (``agents/proposals/worker.py`` → the root)
