@@ -33,7 +33,7 @@ import structlog
 
 from agents.conquest.durations import DurationHistory
 from agents.conquest.recommend import PRODUCER, recommend
-from agents.proposals.records import error_record
+from agents.proposals.records import error_reporter
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.groups import ConsumerGroup
@@ -76,7 +76,9 @@ class ConquestWorker:
         self.reader = reader or KafkaPartitionReader(bootstrap)
         self.loop = SerialLoop(consumer or FaustRecordConsumer(bootstrap, [self.topic], group),
                                codec, self.handle, self.dlq, accept={"build_event"},
-                               on_error=self.report)
+                               on_error=error_reporter(
+                                   self.emit, component=PRODUCER, group=group,
+                                   now_ms=now_ms))
         self.history = DurationHistory()
         self.recommended: list[dict[str, Any]] = []
         #: build records skipped as undecodable by the history rebuild
@@ -85,14 +87,6 @@ class ConquestWorker:
     async def emit(self, record_type: str, record: dict[str, Any]) -> None:
         """Publish ``record`` and wait for the broker's ack."""
         await self.producer.emit_async(record_type, record)
-
-    async def report(self, source: SourceRecord, exc: BaseException, dead_lettered: bool) -> None:
-        """Emit the ``error_event`` of a failed record (medium when dead-lettered, else high)."""
-        await self.emit("error_event", error_record(
-            exc, component=PRODUCER, now_ms=self.now_ms(),
-            severity="medium" if dead_lettered else "high",
-            source=(source.topic, source.partition, source.offset),
-            context={"group": self.group}))
 
     async def handle(self, record_type: str, record: dict[str, Any],
                      source: SourceRecord) -> None:

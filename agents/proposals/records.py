@@ -15,16 +15,19 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from agents.custody.gate import GateDecision
 from agents.guardian import Finding
 from agents.proposals.experiment import ExperimentSummary, as_fields
 from schemas.commands import APPROVED_XP
+from streams.dlq import SourceRecord
+from streams.loop import OnError
 
 __all__ = [
-    "APPROVED_XP", "PRODUCER", "cite", "decided_record", "error_record", "event_id",
+    "APPROVED_XP", "PRODUCER", "cite", "decided_record", "error_record", "error_reporter",
+    "event_id",
     "experiment_records", "finding_records", "fingerprint", "gated_record",
     "notification_record", "scanned_record",
 ]  # fmt: skip
@@ -161,3 +164,17 @@ def error_record(exc: BaseException, *, component: str, now_ms: int,
             "fingerprint": fp, "severity": severity, "source_topic": topic,
             "source_partition": partition, "source_offset": offset,
             "context": dict(context or {})}
+
+
+def error_reporter(emit: Callable[[str, dict[str, Any]], Awaitable[object]], *, component: str,
+                   group: str, now_ms: Callable[[], int]) -> OnError:
+    """A serial loop's ``on_error`` (:class:`streams.loop.SerialLoop`) for a worker in
+    ``group``: emits the :func:`error_record` of the failed record through ``emit`` (awaited),
+    severity medium when it was dead-lettered, high when the worker ends on it."""
+    async def report(source: SourceRecord, exc: BaseException, dead_lettered: bool) -> None:
+        await emit("error_event", error_record(
+            exc, component=component, now_ms=now_ms(),
+            severity="medium" if dead_lettered else "high",
+            source=(source.topic, source.partition, source.offset), context={"group": group}))
+
+    return report

@@ -62,7 +62,7 @@ from agents.proposals.pipeline import (
     level_notification,
     process_proposal,
 )
-from agents.proposals.records import PRODUCER, error_record
+from agents.proposals.records import PRODUCER, error_record, error_reporter
 from agents.proposals.reposcan import run_scans
 from agents.proposals.runindex import RunIndex
 from agents.proposals.scratch import SCRATCH_REPO, ScratchRepo
@@ -133,20 +133,13 @@ class ProposalsWorker:
                                             self.topics["proposal_decided"],
                                             self.topics["agent_level_changed"]], group),
             codec, self.handle, self.dlq, poison=(SchemaError, ValueError),
-            on_error=self.report)
+            on_error=error_reporter(self.emit, component=PRODUCER, group=group,
+                                    now_ms=self.now_ms))
 
     @staticmethod
     def now_ms() -> int:
         """Wall clock, ms since the Unix epoch (UTC)."""
         return int(time.time() * 1000)
-
-    async def report(self, source: SourceRecord, exc: BaseException, dead_lettered: bool) -> None:
-        """Emit the ``error_event`` of a failed record (medium when dead-lettered, else high)."""
-        await self.emit("error_event", error_record(
-            exc, component=PRODUCER, now_ms=self.now_ms(),
-            severity="medium" if dead_lettered else "high",
-            source=(source.topic, source.partition, source.offset),
-            context={"group": self.group}))
 
     async def emit(self, record_type: str, record: dict[str, Any]) -> None:
         """Publish ``record`` and wait for the broker's ack."""
