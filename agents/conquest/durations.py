@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from agents.conquest.recommend import CONQUEST_AGENT, PRODUCER
 from agents.proposals.records import event_id
+from schemas.records import BuildEventRecord, ConquestRecommendationRecord
 
 __all__ = ["DurationHistory"]
 
@@ -35,9 +34,11 @@ class DurationHistory:
     _order: deque[str] = field(default_factory=deque)
     max_seen: int = 100_000
 
-    def observe(self, build: Mapping[str, Any], now_ms: int) -> dict[str, Any] | None:
+    def observe(self, build: BuildEventRecord, now_ms: int
+                ) -> ConquestRecommendationRecord | None:
         """Record ``build``; a recommendation when it is a slow succeeded build, else None."""
-        if str(build["status"]) != "succeeded" or build.get("duration_ms") is None:
+        took = build.get("duration_ms")
+        if build["status"] != "succeeded" or took is None:
             return None
         eid = str(build["event_id"])
         if eid in self.seen:
@@ -46,7 +47,7 @@ class DurationHistory:
         self._order.append(eid)
         if len(self._order) > self.max_seen:
             self.seen.discard(self._order.popleft())
-        component, took = str(build["component"]), int(build["duration_ms"])
+        component = build["component"]
         past = self.durations.setdefault(component, deque(maxlen=self.window))
         rec = None
         if len(past) >= self.min_samples:
@@ -56,8 +57,8 @@ class DurationHistory:
         past.append(took)
         return rec
 
-    def _recommend(self, build: Mapping[str, Any], took: int, median: float, samples: int,
-                   now_ms: int) -> dict[str, Any]:
+    def _recommend(self, build: BuildEventRecord, took: int, median: float, samples: int,
+                   now_ms: int) -> ConquestRecommendationRecord:
         rid = event_id("conquest-slow", str(build["event_id"]))
         ratio = took / median
         return {

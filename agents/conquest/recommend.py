@@ -7,11 +7,11 @@ the matched log line, the build id, component, version and duration. Ids are det
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from agents.conquest.patterns import Match, classify
 from agents.proposals.records import event_id, notification_record
+from schemas.records import BuildEventRecord, ConquestRecommendationRecord
 
 __all__ = ["CONQUEST_AGENT", "PRODUCER", "recommend"]
 
@@ -20,14 +20,14 @@ PRODUCER = "agents.conquest"
 CONQUEST_AGENT = "conquest-1"
 
 
-def recommend(build: Mapping[str, Any], now_ms: int
-              ) -> tuple[Match, dict[str, Any], dict[str, Any]] | None:
+def recommend(build: BuildEventRecord, now_ms: int
+              ) -> tuple[Match, ConquestRecommendationRecord, dict[str, Any]] | None:
     """For a failed ``build`` record: ``(match, recommendation, notification)``; else None."""
     if str(build["status"]) != "failed":
         return None
     match = classify(build.get("message"))
     rec_id = event_id("conquest", str(build["event_id"]))
-    evidence = {"pattern": match.pattern.id, "build_id": str(build["build_id"]),
+    evidence: dict[str, str] = {"pattern": match.pattern.id, "build_id": str(build["build_id"]),
                 "component": str(build["component"]), "version": str(build["version"])}
     if match.line is not None:
         evidence["matched_line"] = match.line
@@ -35,7 +35,7 @@ def recommend(build: Mapping[str, Any], now_ms: int
         evidence["duration_ms"] = str(build["duration_ms"])
     rationale = (f"Build {build['build_id']} failed with pattern {match.pattern.id}: "
                  f"{match.pattern.advice}")
-    recommendation = {
+    recommendation: ConquestRecommendationRecord = {
         "event_id": rec_id, "occurred_at": now_ms, "producer": PRODUCER,
         "recommendation_id": rec_id, "agent_id": build.get("agent_id") or CONQUEST_AGENT,
         "kind": "deployment", "target": str(build["component"]),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
@@ -37,6 +37,7 @@ from agents.proposals.records import error_reporter
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.groups import ConsumerGroup
+from schemas.records import BuildEventRecord, ConquestRecommendationRecord
 from streams.consumer import KafkaPartitionReader, PartitionReader, RecordConsumer
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
@@ -80,25 +81,26 @@ class ConquestWorker:
                                    self.emit, component=PRODUCER, group=group,
                                    now_ms=now_ms))
         self.history = DurationHistory()
-        self.recommended: list[dict[str, Any]] = []
+        self.recommended: list[ConquestRecommendationRecord] = []
         #: build records skipped as undecodable by the history rebuild
         self.skipped_at_start = 0
 
-    async def emit(self, record_type: str, record: dict[str, Any]) -> None:
+    async def emit(self, record_type: str, record: Mapping[str, Any]) -> None:
         """Publish ``record`` and wait for the broker's ack."""
         await self.producer.emit_async(record_type, record)
 
     async def handle(self, record_type: str, record: dict[str, Any],
                      source: SourceRecord) -> None:
         """Serve one ``build_event`` (the loop rejects other types)."""
+        build = cast(BuildEventRecord, record)
         now = self.now_ms()
-        slow = self.history.observe(record, now)
+        slow = self.history.observe(build, now)
         if slow is not None:
             await self.emit("conquest_recommendation", slow)
             self.recommended.append(slow)
             log.info("conquest.slow_build", build_id=record["build_id"],
                      ratio=slow["evidence"]["ratio"])
-        out = recommend(record, now)
+        out = recommend(build, now)
         if out is None:
             return
         match, recommendation, note = out
@@ -118,7 +120,7 @@ class ConquestWorker:
             await self.reader.stop()
         for rtype, rec in read.pairs():
             if rtype == "build_event":
-                self.history.observe(rec, 0)
+                self.history.observe(cast(BuildEventRecord, rec), 0)
         self.skipped_at_start = read.skipped
         log.info("conquest.rebuilt", builds=len(read.records), skipped=read.skipped)
 
