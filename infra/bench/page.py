@@ -66,7 +66,8 @@ def render(results: dict[str, dict[str, Any]], when: datetime,
              "with `lvlup chaos --json`); `make bench` and `make chaos` rewrite their sections "
              "of this page, each stamped `measured_at`.", ""]
     for name, figures in results.items():
-        verdict = "meets its goal" if figures.get("pass") else "falls short of its goal"
+        verdict = ("measured, no goal" if figures.get("goal") == "none"
+                   else "meets its goal" if figures.get("pass") else "falls short of its goal")
         if "error" in figures:
             verdict = f"did not run: {figures['error']}"
         lines += [f"## {name} — {verdict}", "", "| figure | value |", "|---|---|"]

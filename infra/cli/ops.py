@@ -58,6 +58,12 @@ def _bench_learning(settings: Settings) -> dict[str, Any]:
                               log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
+def _bench_loop(settings: Settings, options: BenchOptions) -> dict[str, Any]:
+    from infra.bench.loop import bench_loop
+
+    return bench_loop(settings, options)
+
+
 def _bench_api(settings: Settings) -> dict[str, Any]:
     from infra.bench.api import bench_api
 
@@ -73,10 +79,12 @@ BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "replay": lambda settings: _bench_replay(settings, BenchOptions()),
     "sandbox": _bench_sandbox,
     "learning": _bench_learning,
+    "loop": lambda settings: _bench_loop(settings, BenchOptions()),
 }
 # the ratio benches (issue #22): median of interleaved baseline/platform pairs
 PAIRED: dict[str, Callable[[Settings, BenchOptions], dict[str, Any]]] = {
     "ingest": _bench_ingest, "sinks": _bench_sinks, "replay": _bench_replay,
+    "loop": _bench_loop,
 }
 
 
