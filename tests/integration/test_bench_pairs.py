@@ -26,3 +26,15 @@ def test_sinks_bench_reports_the_median_of_its_pairs(stack):  # type: ignore[no-
 def test_a_run_too_short_for_its_pairs_is_refused(stack):  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="cannot make 5 pairs"):
         bench_sinks(stack, n=2000, batch=1000, options=BenchOptions(pairs=5))
+
+
+def test_loop_bench_runs_both_members_and_cleans_up(stack):  # type: ignore[no-untyped-def]
+    from infra.bench.loop import bench_loop
+    from streams.offsets import topic_partitions
+
+    result = bench_loop(stack, BenchOptions(pairs=1, short=True))
+    assert result["records"] == 200 and result["pairs"] == 1 and result["goal"] == "none"
+    assert result["plain_records_s"] > 0 and result["faust_records_s"] > 0
+    assert result["ratio"] == result["faust_records_s"] / result["plain_records_s"]
+    assert not [t for t in topic_partitions(stack.kafka.bootstrap()) if "bench.loop." in t
+                or t.startswith("bench-loop-")]
