@@ -39,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
@@ -68,6 +68,7 @@ from schemas.catalog import Catalog
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.groups import ConsumerGroup
+from schemas.records import CustodyTestRequestedRecord
 from sinks.errors import StoreUnavailable
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
@@ -296,16 +297,17 @@ class CustodyWorker:
                           poison=(SchemaError, ValueError, BankError))
         await loop.run(stop, ready)
 
-    async def handle(self, _record_type: str, request: dict[str, Any],
+    async def handle(self, _record_type: str, record: dict[str, Any],
                      _source: SourceRecord) -> RunOutcome | None:
         """Serve one decoded request; returns its outcome (None if skipped). A request the
         bank cannot plan (``ValueError``, :class:`BankError`) raises: the loop dead-letters it."""
-        if str(request["run_id"]) in self.applied:
+        request = cast(CustodyTestRequestedRecord, record)  # the loop accepts only this type
+        if request["run_id"] in self.applied:
             log.info("custody.already_applied", run_id=request["run_id"])
             return None
-        agent = str(request["agent_id"])
-        state = self.states.get(agent) or new_agent(agent, str(request["agent_type"]),
-                                                    int(request["level"]))
+        agent = request["agent_id"]
+        state = self.states.get(agent) or new_agent(agent, request["agent_type"],
+                                                    request["level"])
         outcome = await self._run_retrying_void(request, state)
         self.states[agent] = outcome.state
         self.item_ratings.update(outcome.progress.item_ratings)
