@@ -69,7 +69,7 @@ from schemas.groups import ConsumerGroup
 from sinks.postgres.memory import PostgresRecall
 from streams.app import create_faust_app, recovered
 from streams.dlq import SourceRecord, open_dlq
-from streams.kafka_admin import TopicSpec, create_topics
+from streams.kafka_admin import NewTopicSpec, create_topics
 from streams.settings import LearningSettings, Settings
 from streams.wiring import Wiring
 
@@ -300,7 +300,7 @@ def build_imperium(settings: Settings, wiring: Wiring, *, group: str = IMPERIUM_
         "runs": app.GlobalTable("runs", partitions=specs["runs"].partitions),
     }
     _declare_internal_topics(settings, group, tables)
-    create_topics(settings.kafka.bootstrap(), [TopicSpec(
+    create_topics(settings.kafka.bootstrap(), [NewTopicSpec(
         specs["runs"].name, specs["runs"].partitions, 1, specs["runs"].config())])
     registry, sources, levels = tables["registry"], tables["sources"], tables["levels"]
     runs = tables["runs"]
@@ -369,9 +369,9 @@ def _declare_internal_topics(settings: Settings, group: str, tables: dict[str, A
     Faust itself while recovery starts, a just-created changelog was sometimes not yet in the
     consumer's metadata ("Ignoring missing topic"), never assigned, and the worker waited in
     recovery for good (seen with five tables on a loaded machine)."""
-    specs = [TopicSpec(t.changelog_topic.get_topic_name(), t.partitions, 1,
+    specs = [NewTopicSpec(t.changelog_topic.get_topic_name(), t.partitions, 1,
                        {"cleanup.policy": "compact"}) for t in tables.values()]
-    specs.append(TopicSpec(f"{group}-__assignor-__leader", 1, 1, {}))
+    specs.append(NewTopicSpec(f"{group}-__assignor-__leader", 1, 1, {}))
     create_topics(settings.kafka.bootstrap(), specs)
 
 

@@ -7,7 +7,7 @@ from sinks.app import migrate_stores
 from sinks.clickhouse.client import open_clickhouse
 from sinks.clickhouse.owner import owner_file
 from sinks.errors import ChdbLocked
-from streams.kafka_admin import TopicSpec, create_topics
+from streams.kafka_admin import NewTopicSpec, create_topics
 from streams.settings import Settings
 
 __all__ = ["create_catalog_topics", "migrate_all"]
@@ -15,7 +15,7 @@ __all__ = ["create_catalog_topics", "migrate_all"]
 
 def create_catalog_topics(settings: Settings) -> dict[str, str]:
     """Create every catalog topic (idempotent); ``{name: "created" | "exists"}``."""
-    specs = [TopicSpec(t.name, t.partitions, t.replication_factor, t.config())
+    specs = [NewTopicSpec(t.name, t.partitions, t.replication_factor, t.config())
              for t in load_catalog().topics]
     return create_topics(settings.kafka.bootstrap(), specs)
 

@@ -36,7 +36,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.catalog import dlq_topic
 from streams.errors import LvlupError
-from streams.kafka_admin import TopicSpec, create_topics
+from streams.kafka_admin import NewTopicSpec, create_topics
 
 __all__ = [
     "DLQ_PRODUCER_CONFIG",
@@ -198,7 +198,7 @@ class DeadLetterQueue:
 def create_dlq_topic(bootstrap: str, group: str) -> None:
     """Create ``<group>.dlq`` unless it exists: 1 partition, kept forever
     (``retention.ms=-1``). Raises :class:`LvlupError` when the broker refuses."""
-    create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1, 1, {"retention.ms": "-1"})])
+    create_topics(bootstrap, [NewTopicSpec(dlq_topic(group), 1, 1, {"retention.ms": "-1"})])
 
 
 def open_dlq(bootstrap: str, group: str, policy: DlqPolicy | None = None, *,

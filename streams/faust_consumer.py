@@ -36,7 +36,7 @@ from faust.types import TP
 from streams.app import faust_app
 from streams.dlq import SourceRecord
 from streams.errors import LvlupError
-from streams.kafka_admin import TopicSpec, create_topics
+from streams.kafka_admin import NewTopicSpec, create_topics
 
 __all__ = ["FaustRecordConsumer"]
 
@@ -96,7 +96,7 @@ class FaustRecordConsumer:
         for imperium (:func:`agents.imperium`): declared by Faust while it starts, a new topic
         was sometimes missing from the consumer's metadata."""
         await asyncio.to_thread(create_topics, self.bootstrap,
-                                [TopicSpec(self.leader_topic, 1, 1, {})])
+                                [NewTopicSpec(self.leader_topic, 1, 1, {})])
         self._app = self._build()
         await self._app.start()
 

@@ -27,14 +27,15 @@ from streams.offsets import (
 )
 
 __all__ = [
-    "TopicSpec", "committed_offsets", "create_topics", "delete_topics", "end_offsets",
+    "NewTopicSpec", "committed_offsets", "create_topics", "delete_topics", "end_offsets",
     "is_transient", "topic_partitions", "transient_retry",
 ]
 
 
 @dataclass(frozen=True)
-class TopicSpec:
-    """A topic to create: ``name``, ``partitions``, ``replication``, and broker ``config``."""
+class NewTopicSpec:
+    """A topic to create: ``name``, ``partitions``, ``replication``, and broker ``config`` (an
+    admin request; a topic's definition is the catalog's :class:`schemas.catalog.TopicSpec`)."""
 
     name: str
     partitions: int
@@ -47,7 +48,7 @@ def _admin(bootstrap: str) -> AdminClient:
 
 
 def create_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+    bootstrap: str, specs: Iterable[NewTopicSpec], timeout_s: float = 30.0
 ) -> dict[str, str]:
     """Create each topic unless it exists; returns ``{name: "created" | "exists"}``.
 

@@ -58,13 +58,13 @@ def bootstrap(stack) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
     """Factory: ``make_topic(partitions=3, config=None, prefix="t")`` → a new unique topic."""
-    from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+    from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 
     made: list[str] = []
 
     def _make(partitions: int = 3, config: dict[str, str] | None = None, prefix: str = "t") -> str:
         name = f"test.{prefix}.{uuid.uuid4().hex[:10]}"
-        create_topics(bootstrap, [TopicSpec(name, partitions, 1, config or {})])
+        create_topics(bootstrap, [NewTopicSpec(name, partitions, 1, config or {})])
         made.append(name)
         return name
 

@@ -59,7 +59,7 @@ from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
 from streams.errors import LvlupError
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.settings import Settings, child_environment
 
 __all__ = ["bench_api"]
@@ -266,7 +266,7 @@ def bench_api(settings: Settings, *, requests: int = 30_000, warmup: int = 2_000
     ``settings``. ``max_seconds`` bounds each phase; results in req/s and milliseconds.
     ``rate_limit`` applies per key and per IP (``""`` = limiter off)."""
     prefix = f"bench.{uuid.uuid4().hex[:8]}."
-    specs = [TopicSpec(prefix + t.name, t.partitions, 1, t.config())
+    specs = [NewTopicSpec(prefix + t.name, t.partitions, 1, t.config())
              for t in load_catalog().topics]
     bootstrap = settings.kafka.bootstrap()
     create_topics(bootstrap, specs)

@@ -53,7 +53,7 @@ from infra.bench.api import _scratch_database, _server
 from infra.bench.inference import bench_direct, percentile
 from schemas.catalog import Catalog, load_catalog
 from schemas.codec import load_codec
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
@@ -215,7 +215,7 @@ def bench_inference_front(settings: Settings, *, prompts: int = 8) -> dict[str, 
     prefix = f"bench.oai{uuid.uuid4().hex[:6]}."
     router = load_catalog().prefixed(prefix)
     catalog, bootstrap = load_catalog(), settings.kafka.bootstrap()
-    specs = [TopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in _KINDS]
+    specs = [NewTopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in _KINDS]
     create_topics(bootstrap, specs)
     out: dict[str, Any] = {"max_tokens": MAX_TOKENS, "prompts": n,
                            "threads": settings.model.n_threads}

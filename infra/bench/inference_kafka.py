@@ -26,7 +26,7 @@ from inference.kafka_worker import InferenceWorker
 from infra.bench.inference import bench_direct, compare_layouts, percentile
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
@@ -46,7 +46,7 @@ async def _kafka(settings: Settings, engine: LlamaEngine, concurrency: int) -> d
     bootstrap, codec, catalog = settings.kafka.bootstrap(), load_codec(), load_catalog()
     router = catalog.prefixed(f"bench.inf{uuid.uuid4().hex[:6]}.")
     kinds = ("inference_request", "inference_response", "token_usage")
-    specs = [TopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in kinds]
+    specs = [NewTopicSpec(router.route(k)[0], catalog.for_record(k).partitions) for k in kinds]
     create_topics(bootstrap, specs)
     producer = EventProducer(bootstrap, codec, router, name="bench")
     worker = InferenceWorker(bootstrap, codec, catalog, build_service(settings, engine=engine),

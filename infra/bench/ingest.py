@@ -183,7 +183,7 @@ def bench_ingest(
 
     ``options.short`` caps the run at 2,000 events per side and 2 s of latency (tests).
     """
-    from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+    from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 
     options = options or BenchOptions()
     if options.short:
@@ -204,7 +204,7 @@ def bench_ingest(
         platform.run(_learning_events(200, 6), poll_s=0.1)
         for pair in range(options.pairs):
             base_topics.append(f"{scratch.topic}.baseline.{pair}")
-            create_topics(bootstrap, [TopicSpec(base_topics[-1], 6)])
+            create_topics(bootstrap, [NewTopicSpec(base_topics[-1], 6)])
             baselines.append(asyncio.run(_baseline(bootstrap, base_topics[-1], payloads)))
             platforms.append(platform.run(_learning_events(events, 7 + pair)))
         rate = median_of(platforms)

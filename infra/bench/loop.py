@@ -32,7 +32,7 @@ from schemas.records import BuildEventRecord
 from streams.consumer import KafkaRecordConsumer, RecordConsumer
 from streams.dlq import SourceRecord, dlq_topic, open_dlq
 from streams.faust_consumer import FaustRecordConsumer
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.loop import SerialLoop
 from streams.settings import Settings
 
@@ -49,7 +49,7 @@ async def _one(bootstrap: str, codec: Codec, records: int,
                make: Callable[[str, str], RecordConsumer]) -> tuple[float, float, list[str]]:
     """``(records/s, seconds to join, topics made)`` of one run."""
     topic, group = f"bench.loop.{uuid.uuid4().hex[:8]}", f"bench-loop-{uuid.uuid4().hex[:8]}"
-    create_topics(bootstrap, [TopicSpec(topic, 1)])
+    create_topics(bootstrap, [NewTopicSpec(topic, 1)])
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                          "enable.idempotence": True, "linger.ms": 5})
     for n in range(records):

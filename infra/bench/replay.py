@@ -40,7 +40,7 @@ from sinks.replay import pgstore
 from sinks.replay.certificate import Certificate, rebuild
 from sinks.replay.engine import ReplayRequest
 from sinks.replay.positions import committed_offsets, log_bounds, partitions_of
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
@@ -111,7 +111,7 @@ def _pair(settings: Settings, events: int, warmup: int) -> _PairRun:
     prefix, suffix = f"bench.{run_id}.", f".bench.{run_id}"
     bootstrap, catalog = settings.kafka.bootstrap(), load_catalog()
     topics = [prefix + t.name for t in catalog.topics]
-    create_topics(bootstrap, [TopicSpec(prefix + t.name, t.partitions, 1, t.config())
+    create_topics(bootstrap, [NewTopicSpec(prefix + t.name, t.partitions, 1, t.config())
                               for t in catalog.topics])
     scratch = settings.data_dir.resolve() / "bench" / f"replay-{run_id}"
     chdb_path = scratch / "ch"

@@ -59,7 +59,7 @@ from sinks.clickhouse.migrate import migrate_up
 from sinks.postgres.migrate import upgrade
 from streams.errors import LvlupError
 from streams.kafka_admin import (
-    TopicSpec,
+    NewTopicSpec,
     committed_offsets,
     create_topics,
     delete_topics,
@@ -150,7 +150,7 @@ def _prepare(settings: Settings, run_id: str, *, api: bool = False) -> _Scratch:
     topic = f"chaos.{run_id}.{load_catalog().for_record('learning_event').name}"
     extra = api_topics(f"chaos.{run_id}.") if api else []
     create_topics(settings.kafka.bootstrap(),
-                  [TopicSpec(topic, 6), *(TopicSpec(t, n) for t, n in extra)])
+                  [NewTopicSpec(topic, 6), *(NewTopicSpec(t, n) for t, n in extra)])
     base = make_url(settings.postgres.sqlalchemy_url())
     db = f"chaos_{run_id}"
     admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)

@@ -19,7 +19,7 @@ from sinks.postgres.projection import merge_rows
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import to_date, to_datetime
 from sinks.records import ConsumedRecord
-from streams.kafka_admin import TopicSpec, create_topics, end_offsets
+from streams.kafka_admin import NewTopicSpec, create_topics, end_offsets
 from streams.producer import EventProducer
 
 
@@ -43,7 +43,7 @@ class PrefixRouter:
             name = f"{self.prefix}{spec.name}"
             if name not in names:
                 names.append(name)
-                specs.append(TopicSpec(name, spec.partitions, 1, spec.config()))
+                specs.append(NewTopicSpec(name, spec.partitions, 1, spec.config()))
         create_topics(bootstrap, specs)
         return names
 

@@ -35,7 +35,7 @@ from schemas.errors import DecodeError, UnknownSchema
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 from sinks.runner import SinkConfig, SinkRunner
 from streams.dlq import DeadLetterQueue, DlqPolicy
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer, encoder_for
 from streams.settings import Settings
 
@@ -177,7 +177,7 @@ def test_unknown_schema_id_goes_to_the_consumers_dlq(url, bootstrap, make_topic)
         producer.produce(topic, value=value, key=b"k")
     assert producer.flush(30) == 0
     group = f"confluent-{uuid.uuid4().hex[:8]}"
-    create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1)])
+    create_topics(bootstrap, [NewTopicSpec(dlq_topic(group), 1)])
     dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all"}), group,
                           DlqPolicy(max_consecutive=5))
     writer = _Collect()

@@ -22,7 +22,7 @@ from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.runner import SinkConfig, SinkRunner
 from streams.dlq import DeadLetterQueue, DlqLimitExceeded, DlqPolicy
 from streams.emit import emit_lines
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics, end_offsets
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics, end_offsets
 from streams.producer import EventProducer
 
 from .sink_support import PrefixRouter, read_log
@@ -118,7 +118,7 @@ def test_emit_cli_reports_lines_and_exit_code(stack, tmp_path):
 
 def _runner(bootstrap, topic, group, client, policy):
     config = SinkConfig(group=group, topics=(topic,), max_batch=100, max_wait_s=0.2, dlq=policy)
-    create_topics(bootstrap, [TopicSpec(dlq_topic(group), 1)])
+    create_topics(bootstrap, [NewTopicSpec(dlq_topic(group), 1)])
     dlq = DeadLetterQueue(Producer({"bootstrap.servers": bootstrap, "acks": "all"}), group,
                           policy)
     return SinkRunner(bootstrap, config, ClickHouseWriter(client, "lvlup"), load_codec(), dlq)

@@ -14,7 +14,7 @@ from inference.kafka_worker import InferenceWorker
 from inference.types import InferenceResponse
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.offsets import committed_offsets
 from streams.producer import EventProducer
 
@@ -55,7 +55,7 @@ def one_partition(bootstrap):
     """Request topic with one partition (so offsets order all requests); response topics."""
     router = PrefixRouter(f"test.infl{uuid.uuid4().hex[:6]}.")
     request_topic = router.route("inference_request")[0]
-    create_topics(bootstrap, [TopicSpec(request_topic, 1, 1, {})])
+    create_topics(bootstrap, [NewTopicSpec(request_topic, 1, 1, {})])
     topics = [request_topic, *router.topics(bootstrap, ["inference_response", "token_usage"])]
     yield router, topics
     delete_topics(bootstrap, topics)

@@ -39,7 +39,7 @@ from agents.learning.registry import register_command
 from schemas.catalog import load_catalog
 from schemas.codec import load_codec
 from sinks.clickhouse.owner import open_reader, owner_file
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics, end_offsets
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics, end_offsets
 from streams.kafka_admin import topic_partitions as list_topics
 from streams.producer import EventProducer
 
@@ -204,7 +204,7 @@ def test_learning_cycles_end_to_end(stack, doc_server, tmp_path):
     inputs = {rt: catalog.for_record(rt) for rt in (
         "agent_command", "trusted_source_changed", "learning_cycle_requested",
         "agent_level_changed")}
-    create_topics(bs, [TopicSpec(prefix + s.name, s.partitions, 1, s.config())
+    create_topics(bs, [NewTopicSpec(prefix + s.name, s.partitions, 1, s.config())
                        for s in inputs.values()])
     watched = [catalog.for_record(rt).name for rt in (
         "learning_cycle_started", "learning_cycle_completed", "learning_event",

@@ -19,7 +19,7 @@ from streams.consumer import (
 )
 from streams.dlq import DeadLetterQueue, SourceRecord, dlq_topic, open_dlq
 from streams.faust_consumer import FaustRecordConsumer
-from streams.kafka_admin import TopicSpec, create_topics, delete_topics
+from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.offsets import TopicPartitionKey, committed_offsets
 from streams.testing import MemoryBroker
 
@@ -87,7 +87,7 @@ class KafkaBackend:
 
     def topic(self, partitions: int = 1) -> str:
         name = f"test.c.{uuid.uuid4().hex[:10]}"
-        create_topics(self.bootstrap, [TopicSpec(name, partitions)])
+        create_topics(self.bootstrap, [NewTopicSpec(name, partitions)])
         self.made.append(name)
         return name
 
