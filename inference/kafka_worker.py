@@ -296,7 +296,7 @@ class InferenceWorker:
         except SchemaError as exc:
             self.dlq.send(SourceRecord(topic, partition, offset, key, value,
                                        list(msg.headers or ())), exc)
-            self.dlq.flush()
+            await self.dlq.aflush()
             return
         self.dlq.ok()
         if self.recorded is not None:

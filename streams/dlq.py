@@ -26,6 +26,7 @@ record is neither lost on a leader change nor duplicated by a producer retry), a
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,11 @@ class DeadLetterQueue:
                     f"group {self.group}: {ratio:.0%} of the last {len(self._recent)} records "
                     f"were invalid (limit {p.max_ratio:.0%}); see topic {self.topic}"
                 )
+
+    async def aflush(self, timeout_s: float = 30.0) -> None:
+        """:meth:`flush` from asyncio: waits for the acks in a worker thread, so the event loop
+        (heartbeats, other requests) keeps running meanwhile."""
+        await asyncio.to_thread(self.flush, timeout_s)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until every DLQ record is acked; raises :class:`LvlupError` if any failed."""

@@ -150,7 +150,7 @@ async def read_to_end(
             where = ", ".join(f"{t}:{p}" for t, p in sorted(left)[:5])
             raise LogReadStalled(f"reading {where} to its end stalled for {stall_s:.0f} s")
     if dlq is not None:
-        dlq.flush()
+        await dlq.aflush()
     return out
 
 
@@ -178,7 +178,7 @@ async def tail(
             decoded = decode(src)
             nxt[(src.topic, src.partition)] = src.offset + 1
             if dlq is not None and decoded is None:
-                dlq.flush()
+                await dlq.aflush()
             if decoded is not None:
                 await handle(decoded)
     out.ends = nxt

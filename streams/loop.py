@@ -103,7 +103,7 @@ class SerialLoop:
             await self.handler(record_type, record, source)
         except self.poison as exc:
             self.dlq.send(source, exc)
-            self.dlq.flush()
+            await self.dlq.aflush()
             self.dead_lettered += 1
             log.warning("loop.dead_lettered", group=self.dlq.group, topic=source.topic,
                         partition=source.partition, offset=source.offset, error=repr(exc))
