@@ -33,6 +33,7 @@ __all__ = [
     "CustodyTier",
     "CustodyVerdict",
     "CycleStatus",
+    "Envelope",
     "ErrorEventRecord",
     "EvidenceRef",
     "ExperimentRequestedRecord",
@@ -71,6 +72,15 @@ __all__ = [
     "TrustedSourceChangedRecord",
 ]
 
+class Envelope(TypedDict):
+    """The fields every record type starts with."""
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    schema_version: NotRequired[int]
+
+
 AgentAction = Literal[
     "register",
     "unregister",
@@ -80,14 +90,10 @@ AgentAction = Literal[
 ]
 
 
-class AgentCommandRecord(TypedDict):
+class AgentCommandRecord(Envelope):
     """A command to the agent registry (API or CLI issued). The record's event_id is the command id
     returned with HTTP 202."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     agent_id: str
     action: AgentAction
     agent_type: NotRequired[str | None]
@@ -97,13 +103,9 @@ class AgentCommandRecord(TypedDict):
     reason: NotRequired[str | None]
 
 
-class AgentLevelChangedRecord(TypedDict):
+class AgentLevelChangedRecord(Envelope):
     """An agent's level or prestige changed."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     agent_id: str
     agent_type: str
     old_level: int
@@ -124,14 +126,10 @@ class AgentLevelChangedRecord(TypedDict):
     evidence_runs: NotRequired[list[str]]
 
 
-class AgentMetricsRecord(TypedDict):
+class AgentMetricsRecord(Envelope):
     """A snapshot of one agent's metrics (compacted topic, keyed by agent_id; the seed app's
     agent_metrics row)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     agent_id: str
     agent_type: str
     learning_score: float
@@ -158,15 +156,11 @@ BudgetAction = Literal[
 ]
 
 
-class BudgetReservationRecord(TypedDict):
+class BudgetReservationRecord(Envelope):
     """One event of the daily budget ledger (inference/budget.py): a hold reserved before dispatch,
     its reconciliation with the actual cost, or its expiry. Replaying the topic in order rebuilds
     the ledger."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     request_id: str
     agent_id: str
     action: BudgetAction
@@ -182,13 +176,9 @@ BuildStatus = Literal[
 ]
 
 
-class BuildEventRecord(TypedDict):
+class BuildEventRecord(Envelope):
     """A build or deployment step (conquest and infra)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     build_id: str
     agent_id: NotRequired[str | None]
     component: str
@@ -207,13 +197,9 @@ CommandOutcome = Literal[
 ]
 
 
-class CommandAuditRecord(TypedDict):
+class CommandAuditRecord(Envelope):
     """The audit record of one API/CLI command, written whether it was accepted or not."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     command_id: str
     command: str
     actor: str
@@ -227,13 +213,9 @@ class CommandAuditRecord(TypedDict):
     target_offset: NotRequired[int | None]
 
 
-class ConquestRecommendationRecord(TypedDict):
+class ConquestRecommendationRecord(Envelope):
     """Conquest recommends a performance or deployment change."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     recommendation_id: str
     agent_id: str
     kind: str
@@ -277,13 +259,9 @@ class KnowledgeRef(TypedDict):
     content_hash: str
 
 
-class CustodyItemResultRecord(TypedDict):
+class CustodyItemResultRecord(Envelope):
     """The graded result of one custody test item in one epoch."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     run_id: str
     agent_id: str
     category: CustodyCategory
@@ -300,14 +278,10 @@ class CustodyItemResultRecord(TypedDict):
     knowledge: NotRequired[list[KnowledgeRef]]
 
 
-class CustodyRegressionRecord(TypedDict):
+class CustodyRegressionRecord(Envelope):
     """A sequential test found an agent's custody pass rate in one category and tier dropped below
     its own earlier rate."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     agent_id: str
     category: CustodyCategory
     tier: CustodyTier
@@ -336,13 +310,9 @@ CustodyVerdict = Literal[
 ]
 
 
-class CustodyRunResultRecord(TypedDict):
+class CustodyRunResultRecord(Envelope):
     """The verdict of a custody run over all its items and epochs."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     run_id: str
     agent_id: str
     agent_type: str
@@ -367,13 +337,9 @@ class CustodyRunResultRecord(TypedDict):
     evidence_passed: NotRequired[float | None]
 
 
-class CustodyTestRequestedRecord(TypedDict):
+class CustodyTestRequestedRecord(Envelope):
     """A custody protocol test run was requested for an agent."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     run_id: str
     agent_id: str
     agent_type: str
@@ -396,13 +362,9 @@ Severity = Literal[
 ]
 
 
-class ErrorEventRecord(TypedDict):
+class ErrorEventRecord(Envelope):
     """An error a component met; agents learn from these (the seed app's error_learning)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     error_id: str
     agent_id: NotRequired[str | None]
     component: str
@@ -416,13 +378,9 @@ class ErrorEventRecord(TypedDict):
     context: NotRequired[dict[str, str]]
 
 
-class ExperimentRequestedRecord(TypedDict):
+class ExperimentRequestedRecord(Envelope):
     """A sandbox experiment was requested (usually for a proposal)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     experiment_id: str
     proposal_id: NotRequired[str | None]
     agent_id: str
@@ -440,13 +398,9 @@ ExperimentStatus = Literal[
 ]
 
 
-class ExperimentResultRecord(TypedDict):
+class ExperimentResultRecord(Envelope):
     """The result of a sandbox experiment."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     experiment_id: str
     proposal_id: NotRequired[str | None]
     agent_id: str
@@ -466,13 +420,9 @@ Confidence = Literal[
 ]
 
 
-class GuardianFindingRecord(TypedDict):
+class GuardianFindingRecord(Envelope):
     """One static-analysis finding reported by guardian."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     finding_id: str
     proposal_id: NotRequired[str | None]
     agent_id: NotRequired[str | None]
@@ -486,15 +436,11 @@ class GuardianFindingRecord(TypedDict):
     tool: str
 
 
-class InferenceChunkRecord(TypedDict):
+class InferenceChunkRecord(Envelope):
     """A piece of an answer while it is generated (streaming requests, inference_request.stream).
     The inference_response that follows is the complete answer; a reader that saw chunks checks they
     are a prefix of it."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     request_id: str
     agent_id: str
     stream_id: str
@@ -517,13 +463,9 @@ class ChatMessage(TypedDict):
     content: str
 
 
-class InferenceRequestRecord(TypedDict):
+class InferenceRequestRecord(Envelope):
     """A request to the inference workers (llama.cpp or the litellm router)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     request_id: str
     requester: str
     agent_id: str
@@ -552,13 +494,9 @@ class InferenceError(TypedDict):
     message: str
 
 
-class InferenceResponseRecord(TypedDict):
+class InferenceResponseRecord(Envelope):
     """The answer to an inference_request."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     request_id: str
     agent_id: str
     text: NotRequired[str | None]
@@ -583,13 +521,9 @@ class SourcePassage(TypedDict):
     content_hash: str
 
 
-class InternetLearningResultRecord(TypedDict):
+class InternetLearningResultRecord(Envelope):
     """An agent studied a web source (the seed app's internet_learning_results row)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     agent_id: str
     agent_type: str
     topic: str
@@ -603,13 +537,9 @@ class InternetLearningResultRecord(TypedDict):
     passages: NotRequired[list[SourcePassage]]
 
 
-class KnowledgeTransferRecord(TypedDict):
+class KnowledgeTransferRecord(Envelope):
     """Knowledge passed from one agent to another; agent_id is the receiving agent."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     transfer_id: str
     agent_id: str
     from_agent_id: str
@@ -630,13 +560,9 @@ CycleStatus = Literal[
 ]
 
 
-class LearningCycleCompletedRecord(TypedDict):
+class LearningCycleCompletedRecord(Envelope):
     """A learning cycle ended (the seed app's learning_cycles row)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     cycle_id: str
     start_time: int
     end_time: int
@@ -649,15 +575,11 @@ class LearningCycleCompletedRecord(TypedDict):
     reason: NotRequired[str | None]
 
 
-class LearningCycleRequestedRecord(TypedDict):
+class LearningCycleRequestedRecord(Envelope):
     """A command to imperium's learning schedule, from an operator or the schedule: run a learning
     cycle now, and (v2) change the scheduled interval or agents' learning topics first (the seed's
     internet-learning settings)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     request_id: str
     requested_by: str
     agents: NotRequired[list[str]]
@@ -675,13 +597,9 @@ class AgentTopic(TypedDict):
     reason: str
 
 
-class LearningCycleStartedRecord(TypedDict):
+class LearningCycleStartedRecord(Envelope):
     """Imperium opened a learning cycle."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     cycle_id: str
     start_time: int
     participating_agents: list[str]
@@ -690,13 +608,9 @@ class LearningCycleStartedRecord(TypedDict):
     agent_topics: NotRequired[list[AgentTopic]]
 
 
-class LearningEventRecord(TypedDict):
+class LearningEventRecord(Envelope):
     """One learning step of an agent (the seed app's learning_logs row)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     agent_id: str
     agent_type: str
     event_type: str
@@ -730,13 +644,9 @@ NotificationPriority = Literal[
 ]
 
 
-class NotificationRecord(TypedDict):
+class NotificationRecord(Envelope):
     """A notification to a user."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     notification_id: str
     recipient: str
     agent_id: NotRequired[str | None]
@@ -776,13 +686,9 @@ class ProposalDecisionEvidence(TypedDict):
     target_met: NotRequired[bool | None]
 
 
-class ProposalDecidedRecord(TypedDict):
+class ProposalDecidedRecord(Envelope):
     """The final decision on a proposal. v2 adds the evidence a policy decision cites."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     proposal_id: str
     agent_id: str
     status: ProposalStatus
@@ -792,13 +698,9 @@ class ProposalDecidedRecord(TypedDict):
     evidence: NotRequired[ProposalDecisionEvidence | None]
 
 
-class ProposalExperimentedRecord(TypedDict):
+class ProposalExperimentedRecord(Envelope):
     """Sandbox ran an experiment on a proposal."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     proposal_id: str
     agent_id: str
     experiment_id: str
@@ -827,14 +729,10 @@ class EvidenceRef(TypedDict):
     category: str
 
 
-class ProposalGatedRecord(TypedDict):
+class ProposalGatedRecord(Envelope):
     """The proposal gate: whether the agent's pooled custody evidence at the proposal's event time
     passed (v2: with the policy and the evidence cited)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     proposal_id: str
     agent_id: str
     status: ProposalStatus
@@ -846,13 +744,9 @@ class ProposalGatedRecord(TypedDict):
     evidence: NotRequired[list[EvidenceRef]]
 
 
-class ProposalScannedRecord(TypedDict):
+class ProposalScannedRecord(Envelope):
     """Guardian scanned a proposal; its findings are guardian_finding records."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     proposal_id: str
     agent_id: str
     status: ProposalStatus
@@ -876,14 +770,10 @@ class ProposalTarget(TypedDict):
     tests: NotRequired[list[str]]
 
 
-class ProposalSubmittedRecord(TypedDict):
+class ProposalSubmittedRecord(Envelope):
     """An agent proposed a code improvement. v2 adds the draft's target (null for free-form
     proposals)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     proposal_id: str
     agent_id: str
     agent_type: str
@@ -898,13 +788,9 @@ class ProposalSubmittedRecord(TypedDict):
     target: NotRequired[ProposalTarget | None]
 
 
-class TokenUsageRecord(TypedDict):
+class TokenUsageRecord(Envelope):
     """Tokens used by one inference request, for budgets and billing."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     request_id: str
     agent_id: str
     model: str
@@ -922,14 +808,10 @@ SourceChange = Literal[
 ]
 
 
-class TrustedSourceChangedRecord(TypedDict):
+class TrustedSourceChangedRecord(Envelope):
     """The set of trusted web sources changed; carries the full new state of one source (compacted
     topic, keyed by source_id)."""
 
-    event_id: str
-    occurred_at: int
-    producer: str
-    schema_version: NotRequired[int]
     source_id: str
     url: str
     change: SourceChange
