@@ -16,6 +16,11 @@ suite (``tests/streams/contract``), which runs against this consumer too:
   ``enable_acks`` on, a failed record would be committed on the next commit interval).
 - **Concurrency 1.** One agent instance per worker: faust-streaming#606 (with ``concurrency``
   above 1 the consumer can commit past a message still in flight) cannot occur.
+- **State.** With a :class:`~streams.faust_state.ChangelogState`, the app holds the worker's
+  state table; :meth:`FaustRecordConsumer.start` returns once Faust's recovery restored it
+  (bounded by ``recovery_timeout_s``), and the agent hands an event over only when no
+  recovery is running (:func:`streams.app.recovered`, the guard imperium uses), so a
+  handler never sees a table that is being restored.
 - **Liveness.** ``broker_max_poll_interval`` is the longest handler call (Kafka's
   ``max.poll.interval.ms``), the session timeout 10 s as for every Faust app here.
 
@@ -33,9 +38,10 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.app import faust_app
+from streams.app import faust_app, recovered
 from streams.dlq import SourceRecord
 from streams.errors import LvlupError
+from streams.faust_state import ChangelogState
 from streams.kafka_admin import NewTopicSpec, create_topics
 
 __all__ = ["FaustRecordConsumer"]
@@ -46,16 +52,21 @@ class FaustRecordConsumer:
 
     ``group`` is the Faust app id and so the consumer group; ``topics`` must exist (the
     catalog's bootstrap creates them). ``max_poll_interval_s`` bounds one handler call, in
-    seconds. ``datadir`` is the app's data directory (a temporary one when None: the app keeps
-    no tables). Raises :class:`~streams.errors.LvlupError` from :meth:`commit` when the
+    seconds. ``datadir`` is the app's data directory (a temporary one when None: tables are
+    ``memory://`` stores restored from their changelogs). ``state``: the worker's state table
+    (None: none); ``recovery_timeout_s`` bounds its restore at :meth:`start`. Raises
+    :class:`~streams.errors.LvlupError` from :meth:`commit` when the
     broker refuses the commit (the partition was revoked meanwhile).
     """
 
     def __init__(self, bootstrap: str, topics: Sequence[str], group: str, *,
-                 max_poll_interval_s: float = 1800.0, datadir: Path | None = None) -> None:
+                 max_poll_interval_s: float = 1800.0, datadir: Path | None = None,
+                 state: ChangelogState | None = None,
+                 recovery_timeout_s: float = 300.0) -> None:
         self.bootstrap, self.topics, self.group = bootstrap, tuple(topics), group
         self.max_poll_interval_s = max_poll_interval_s
         self.datadir = datadir
+        self.state, self.recovery_timeout_s = state, recovery_timeout_s
         self._app: faust.App | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._queue: asyncio.Queue[tuple[SourceRecord, Any]] = asyncio.Queue(maxsize=1)
@@ -74,9 +85,12 @@ class FaustRecordConsumer:
         topic = app.topic(*self.topics, key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
         queue = self._queue
+        if self.state is not None:
+            self.state.declare(app)
 
         async def records(stream: Any) -> None:
             async for event in stream.noack().events():
+                await recovered(app)
                 msg = event.message
                 source = SourceRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
                                       list(msg.headers or ()))
@@ -92,13 +106,27 @@ class FaustRecordConsumer:
 
     async def start(self) -> None:
         """Start the Faust app: it joins the group and resumes at the committed offsets
-        (the earliest offset where none is committed). The leader topic is created first, as
-        for imperium (:func:`agents.imperium`): declared by Faust while it starts, a new topic
-        was sometimes missing from the consumer's metadata."""
-        await asyncio.to_thread(create_topics, self.bootstrap,
-                                [NewTopicSpec(self.leader_topic, 1, 1, {})])
+        (the earliest offset where none is committed). The leader topic and the state
+        table's changelog are created first, as for imperium (:func:`agents.imperium`):
+        declared by Faust while it starts, a new topic was sometimes missing from the
+        consumer's metadata. With a state table, returns once it is restored; raises
+        :class:`LvlupError` when that takes over ``recovery_timeout_s`` (a stalled recovery,
+        faust-streaming#176, ends the worker so its supervisor restarts it)."""
+        specs = [NewTopicSpec(self.leader_topic, 1, 1, {})]
+        if self.state is not None:
+            specs.append(self.state.changelog_spec(self.group))
+        await asyncio.to_thread(create_topics, self.bootstrap, specs)
+        self._queue = asyncio.Queue(maxsize=1)  # a restarted consumer starts empty
+        self._events.clear()
         self._app = self._build()
         await self._app.start()
+        if self.state is not None:
+            try:
+                await asyncio.wait_for(recovered(self._app), self.recovery_timeout_s)
+            except TimeoutError as exc:
+                raise LvlupError(f"{self.group}: state table {self.state.name!r} not restored "
+                                 f"within {self.recovery_timeout_s:.0f} s") from exc
+            self.state.mark_restored()
 
     async def stop(self) -> None:
         """Stop the app. Only acked records are committed, so nothing past the last

@@ -66,16 +66,20 @@ class SerialLoop:
         self.handled = 0
         self.dead_lettered = 0
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Consume until ``stop`` is set; ``ready`` is set once the consumer started.
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None, *,
+                  on_start: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Consume until ``stop`` is set; ``ready`` is set once the consumer started and
+        ``on_start`` (e.g. loading the worker's restored state) returned.
 
-        Raises what a handler raised outside ``poison`` (uncommitted), and
-        :class:`~streams.dlq.DlqLimitExceeded`.
+        Raises what a handler raised outside ``poison`` (uncommitted), what ``on_start``
+        raised, and :class:`~streams.dlq.DlqLimitExceeded`.
         """
         await self.consumer.start()
-        if ready is not None:
-            ready.set()
         try:
+            if on_start is not None:
+                await on_start()
+            if ready is not None:
+                ready.set()
             while not stop.is_set():
                 source = await self.consumer.poll(self.poll_s)
                 if source is not None:

@@ -25,11 +25,12 @@ The loop consumes ``lvlup.custody.requests`` in group ``lvlup.agents.custody``, 
 a time, and commits after every record of the run is acked: the toolkit's
 :class:`~streams.loop.SerialLoop` over a Faust agent
 (:class:`~streams.faust_consumer.FaustRecordConsumer`, manual acks, concurrency 1). States
-(levels, XP, streaks, Elo ratings of agents and items) live in memory and are rebuilt at start
-from the log (:mod:`agents.custody.replay`); a request whose ``run_id`` was
-already applied is skipped. Undecodable or invalid requests (unknown category, no items) go to
-``lvlup.agents.custody.dlq``; anything else (Kafka down, a bug) ends the process so the
-supervisor restarts it.
+(levels, XP, streaks, Elo ratings of agents and items, applied runs, run history) live in the
+worker's changelog-backed Faust table (:mod:`agents.custody.store`), restored at start and
+written, each change acknowledged, before the request's offset is committed; a request whose
+``run_id`` was already applied is skipped. Undecodable or invalid requests (unknown category,
+no items) go to ``lvlup.agents.custody.dlq``; anything else (Kafka down, a bug) ends the
+process so the supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from agents.custody.runs import (
 from agents.custody.schedule import Schedule, run_schedule
 from agents.custody.scorers import SCORER_VERSIONS, score
 from agents.custody.state import AgentState
+from agents.custody.store import CustodyState
 from agents.knowledge.answering import CustodyMemory, cite
 from inference.client import InferenceClient, InferenceFailed, InferenceTimeout
 from inference.errors import RETRYABLE_CODES
@@ -72,6 +74,7 @@ from schemas.records import CustodyTestRequestedRecord
 from sinks.errors import StoreUnavailable
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
+from streams.faust_state import ChangelogState
 from streams.loop import SerialLoop
 from streams.serial import stop_on_signals
 from streams.settings import Settings
@@ -263,39 +266,80 @@ class CustodyWorker:
                  ("custody_test_requested", "custody_run_result", "custody_item_result",
                   "agent_level_changed")}
         self.topics = {**names, **(topics or {})}
-        self.states: dict[str, AgentState] = {}
-        self.item_ratings: dict[str, float] = {}
-        self.applied: set[str] = set()
+        #: levels, XP, Elo, applied runs and run history (:mod:`agents.custody.store`)
+        self.memory = CustodyState.empty(RUN_HISTORY)
         self.outcomes: list[RunOutcome] = []
-        #: recent ``custody_run_result`` records (for the training-ground schedule)
-        self.run_history: deque[Mapping[str, Any]] = deque(maxlen=RUN_HISTORY)
+        #: run ids of requests skipped because they were already applied (redeliveries)
+        self.skipped: list[str] = []
+        #: where the state came from at the last start: ``"table"`` or ``"log"`` (seeded)
+        self.restored_from: str | None = None
+        self.table: ChangelogState | None = None
         self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
 
+    @property
+    def states(self) -> dict[str, AgentState]:
+        """Each agent's state by agent id."""
+        return self.memory.states
+
+    @property
+    def item_ratings(self) -> dict[str, float]:
+        """Each rated item's Elo rating by item id."""
+        return self.memory.item_ratings
+
+    @property
+    def applied(self) -> set[str]:
+        """The run ids already applied (a request naming one is skipped)."""
+        return self.memory.applied
+
+    @property
+    def run_history(self) -> deque[Mapping[str, Any]]:
+        """The newest ``custody_run_result`` records (at most :data:`RUN_HISTORY`)."""
+        return self.memory.history
+
     async def rebuild(self) -> None:
-        """Replace the in-memory states with those folded from the log (bounded read)."""
+        """Replace the state with the one folded from the log (bounded read,
+        :mod:`agents.custody.replay`)."""
         records = await read_topics(self.bootstrap, self.codec,
                                     [self.topics["custody_run_result"],
                                      self.topics["custody_item_result"],
                                      self.topics["agent_level_changed"]])
         rebuilt = fold(records, self.policy)
-        self.states, self.applied = rebuilt.states, rebuilt.run_ids
-        self.item_ratings = rebuilt.item_ratings
-        self.run_history.extend(r for t, r in records if t == "custody_run_result")
+        self.memory = CustodyState.from_fold(
+            rebuilt, (r for t, r in records if t == "custody_run_result"), RUN_HISTORY)
         log.info("custody.rebuilt", agents=len(self.states), runs=len(self.applied),
                  rated_items=len(self.item_ratings))
 
+    async def restore(self) -> None:
+        """Load the state from the restored table; a table never seeded (a log written
+        before it existed, or a fresh one) is seeded from the log fold first."""
+        if self.table is None:
+            raise RuntimeError("restore() before run() declared the state table")
+        started = time.monotonic()
+        restored = CustodyState.from_snapshot(self.table.snapshot(), RUN_HISTORY)
+        if restored is None:
+            await self.rebuild()
+            await self.table.write(self.memory.seed_changes())
+            self.restored_from = "log"
+        else:
+            self.memory, self.restored_from = restored, "table"
+        log.info("custody.restored", source=self.restored_from, agents=len(self.states),
+                 runs=len(self.applied), history=len(self.run_history),
+                 seconds=round(time.monotonic() - started, 3))
+
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Create the dead-letter topic if missing, rebuild, then serve until ``stop`` is set;
-        ``ready`` is set once consuming (the group member is a Faust agent:
-        :class:`~streams.faust_consumer.FaustRecordConsumer`)."""
+        """Create the dead-letter topic if missing, join the group (a Faust agent:
+        :class:`~streams.faust_consumer.FaustRecordConsumer`, whose app restores the state
+        table), load the state (:meth:`restore`), then serve until ``stop`` is set; ``ready``
+        is set once the state is loaded."""
         await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
-        await self.rebuild()
+        self.table = ChangelogState("state")
         consumer = FaustRecordConsumer(self.bootstrap, [self.topics["custody_test_requested"]],
-                                       self.group, max_poll_interval_s=3600.0)
+                                       self.group, max_poll_interval_s=3600.0,
+                                       state=self.table)
         loop = SerialLoop(consumer, self.codec, self.handle, self.dlq,
                           accept={"custody_test_requested"},
                           poison=(SchemaError, ValueError, BankError))
-        await loop.run(stop, ready)
+        await loop.run(stop, ready, on_start=self.restore)
 
     async def handle(self, _record_type: str, record: dict[str, Any],
                      _source: SourceRecord) -> RunOutcome | None:
@@ -304,17 +348,18 @@ class CustodyWorker:
         request = cast(CustodyTestRequestedRecord, record)  # the loop accepts only this type
         if request["run_id"] in self.applied:
             log.info("custody.already_applied", run_id=request["run_id"])
+            self.skipped.append(request["run_id"])
             return None
         agent = request["agent_id"]
         state = self.states.get(agent) or new_agent(agent, request["agent_type"],
                                                     request["level"])
         outcome = await self._run_retrying_void(request, state)
-        self.states[agent] = outcome.state
-        self.item_ratings.update(outcome.progress.item_ratings)
         # issue #19: pass-rate regression test over the history before this run plus it
         await emit_regressions(self.deps.emit, self.run_history, outcome.run_records)
-        self.run_history.extend(outcome.run_records)
-        self.applied.add(outcome.run_id)
+        changes = self.memory.apply(outcome.run_id, outcome.state,
+                                    outcome.progress.item_ratings, outcome.run_records)
+        if self.table is not None:  # on the changelog before the request's offset commits
+            await self.table.write(changes)
         self.outcomes.append(outcome)
         return outcome
 
