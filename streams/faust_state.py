@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiokafka.errors import KafkaError
@@ -37,7 +37,22 @@ from aiokafka.errors import KafkaError
 from streams.errors import LvlupError
 from streams.kafka_admin import NewTopicSpec
 
-__all__ = ["ChangelogState"]
+__all__ = ["SEEDED", "ChangelogState", "StateTable"]
+
+#: the key a worker writes last when it seeded its table from the log (a table without it is
+#: seeded again: a crash mid-seed leaves no half state that looks complete)
+SEEDED = "meta:seeded"
+
+
+class StateTable(Protocol):
+    """What a serial worker needs of its state table: :class:`ChangelogState` on Kafka,
+    ``streams.testing.MemoryStateTable`` in unit tests."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every key's newest value (once restored)."""
+
+    async def write(self, changes: Sequence[tuple[str, Any]] | Mapping[str, Any]) -> None:
+        """Store ``changes`` in order; returns once they are durable."""
 
 
 class ChangelogState:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -25,7 +26,8 @@ from typing import Any
 from streams.dlq import Headers, SourceRecord
 from streams.offsets import TopicPartitionKey
 
-__all__ = ["MemoryBroker", "MemoryConsumer", "MemoryProducer", "MemoryReader"]
+__all__ = ["MemoryBroker", "MemoryConsumer", "MemoryProducer", "MemoryReader",
+           "MemoryStateTable"]
 
 
 class MemoryBroker:
@@ -213,3 +215,28 @@ class MemoryProducer:
         for callback, record in delivered:
             callback(None, record)
         return 0
+
+
+class MemoryStateTable:
+    """A worker's state table (:class:`streams.faust_state.StateTable`) in a dict: values go
+    through JSON as on Kafka, ``writes`` counts the changes, ``fail_after`` (writes) makes the
+    next write raise ``ConnectionError`` (a broker gone mid-run). Share one between two
+    workers to model a restart."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.writes = 0
+        self.fail_after: int | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every key's newest value, JSON-decoded."""
+        return {k: json.loads(v) for k, v in self.values.items()}
+
+    async def write(self, changes: Sequence[tuple[str, Any]] | Mapping[str, Any]) -> None:
+        """Store ``changes`` in order (JSON-encoded)."""
+        pairs = list(changes.items()) if isinstance(changes, Mapping) else list(changes)
+        for key, value in pairs:
+            if self.fail_after is not None and self.writes >= self.fail_after:
+                raise ConnectionError("state table unreachable")
+            self.values[key] = json.dumps(value)
+            self.writes += 1

@@ -8,13 +8,20 @@ median, the ratio and the sample count as evidence. The median resists one-off o
 build itself joins the history afterwards, so a lasting slowdown stops alerting once it is the
 new normal. A build whose ``event_id`` was already observed (a redelivery, or a record read
 when the history was rebuilt) is ignored. Ids derive from the build event's id.
+
+:meth:`DurationHistory.component_value` and :meth:`DurationHistory.load` give one
+component's window as a JSON value and take them back (the conquest worker's state table):
+``{"durations": [ms, …], "ids": [event_id, …]}`` — the window's event ids, so a build
+redelivered after a restart is still recognised.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from agents.conquest.recommend import CONQUEST_AGENT, PRODUCER
 from agents.proposals.records import event_id
@@ -33,6 +40,8 @@ class DurationHistory:
     seen: set[str] = field(default_factory=set)
     _order: deque[str] = field(default_factory=deque)
     max_seen: int = 100_000
+    #: event ids of each component's window (same order and length as ``durations``)
+    ids: dict[str, deque[str]] = field(default_factory=dict)
 
     def observe(self, build: BuildEventRecord, now_ms: int
                 ) -> ConquestRecommendationRecord | None:
@@ -55,7 +64,26 @@ class DurationHistory:
             if median > 0 and took > self.factor * median:
                 rec = self._recommend(build, took, median, len(past), now_ms)
         past.append(took)
+        self.ids.setdefault(component, deque(maxlen=self.window)).append(eid)
         return rec
+
+    def component_value(self, component: str) -> dict[str, list[Any]]:
+        """``component``'s window as a JSON value (module doc); empty lists if unknown."""
+        return {"durations": list(self.durations.get(component, ())),
+                "ids": list(self.ids.get(component, ()))}
+
+    def load(self, values: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the windows with ``values`` (component → :meth:`component_value`); their
+        event ids count as observed. Raises ``KeyError``/``TypeError``/``ValueError`` for a
+        malformed value."""
+        self.durations = {c: deque((int(d) for d in v["durations"]), maxlen=self.window)
+                          for c, v in values.items()}
+        self.ids = {c: deque((str(i) for i in v["ids"]), maxlen=self.window)
+                    for c, v in values.items()}
+        self.seen, self._order = set(), deque()
+        for window in self.ids.values():
+            self.seen.update(window)
+            self._order.extend(window)
 
     def _recommend(self, build: BuildEventRecord, took: int, median: float, samples: int,
                    now_ms: int) -> ConquestRecommendationRecord:

@@ -36,11 +36,10 @@ from typing import Any
 
 from agents.custody.replay import Rebuilt
 from agents.custody.state import AgentState
+from streams.faust_state import SEEDED
 
 __all__ = ["SEEDED", "CustodyState", "Change"]
 
-#: the key written last when the table was seeded from the log
-SEEDED = "meta:seeded"
 #: one table write: ``(key, JSON-able value)``
 Change = tuple[str, Any]
 

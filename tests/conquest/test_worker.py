@@ -1,5 +1,5 @@
 """The conquest worker on the in-memory broker (:mod:`streams.testing`): the history rebuild
-at start, recommendations for failed and slow builds, the DLQ route, redelivery after a crash.
+at start, the history in the worker's state table across restarts, recommendations for failed and slow builds, the DLQ route, redelivery after a crash.
 The loop's Kafka behaviour is proven by ``tests/streams/contract``; the worker on Kafka by
 ``tests/integration/test_proposals.py``."""
 
@@ -15,7 +15,7 @@ from agents.conquest.worker import ConquestWorker
 from schemas.catalog import Catalog
 from schemas.codec import Codec
 from streams.dlq import DeadLetterQueue, dlq_topic
-from streams.testing import MemoryBroker
+from streams.testing import MemoryBroker, MemoryStateTable
 from tests.streams.support import build_event, notification, small_codec
 
 TOPIC, GROUP = "test.builds", "test.conquest"
@@ -56,12 +56,14 @@ def broker() -> MemoryBroker:
     return b
 
 
-def worker(broker: MemoryBroker, codec: Codec, emitted: Emitted) -> ConquestWorker:
+def worker(broker: MemoryBroker, codec: Codec, emitted: Emitted,
+           state: MemoryStateTable | None = None) -> ConquestWorker:
     catalog: Catalog = NoCatalog()  # type: ignore[assignment]
     return ConquestWorker("unused:0", codec, catalog, emitted, group=GROUP,
                           topics={"build_event": TOPIC},
                           consumer=broker.consumer([TOPIC], GROUP), reader=broker.reader(),
-                          dlq=DeadLetterQueue(broker.producer(), GROUP), now_ms=lambda: NOW)
+                          dlq=DeadLetterQueue(broker.producer(), GROUP), state=state,
+                          now_ms=lambda: NOW)
 
 
 async def serve_until(w: ConquestWorker, done: Any, then: Any = None) -> None:
@@ -150,3 +152,52 @@ async def test_a_build_whose_records_were_not_acked_is_analysed_again(
         down.of("conquest_recommendation")[0]["recommendation_id"]
     assert len(up.of("notification")) == 1
     assert sum(broker.committed_offsets(GROUP).values()) == 1
+
+
+async def test_a_restart_restores_the_history_from_the_table_and_flags_a_build_made_meanwhile(
+        broker: MemoryBroker, codec: Codec) -> None:
+    table = MemoryStateTable()
+    first = worker(broker, codec, Emitted(), table)
+    for n in range(5):
+        produce(broker, codec, build_event(f"b-{n}", duration_ms=60_000))
+    await serve_until(first, lambda: first.loop.handled == 5)
+    assert first.restored_from == "log" and table.snapshot()["component:lvlup"]["ids"]
+    produce(broker, codec, build_event("slow", duration_ms=200_000))  # while it is down
+
+    emitted = Emitted()
+    second = worker(broker, codec, emitted, table)
+    await serve_until(second, lambda: second.loop.handled == 1)
+    assert second.restored_from == "table"
+    [slow] = emitted.of("conquest_recommendation")
+    assert slow["evidence"]["build_id"] == "slow" and slow["evidence"]["samples"] == "5"
+    assert table.snapshot()["component:lvlup"]["durations"] == [60_000] * 5 + [200_000]
+
+    # the fold this replaced saw the unconsumed slow build at start and never flagged it
+    broker.committed[GROUP] = {tp: 5 for tp in broker.committed_offsets(GROUP)}
+    folded = Emitted()
+    blind = worker(broker, codec, folded)
+    await serve_until(blind, lambda: blind.loop.handled == 1)
+    assert blind.restored_from == "log" and folded.of("conquest_recommendation") == []
+
+
+async def test_a_failed_table_write_leaves_the_build_uncommitted_and_it_is_analysed_again(
+        broker: MemoryBroker, codec: Codec) -> None:
+    table = MemoryStateTable()
+    for n in range(5):
+        produce(broker, codec, build_event(f"b-{n}", duration_ms=60_000))
+    first = worker(broker, codec, Emitted(), table)
+    await serve_until(first, lambda: first.loop.handled == 5)
+    produce(broker, codec, build_event("slow", duration_ms=200_000))
+    table.fail_after = table.writes  # the broker is gone for the next write
+    down = Emitted()
+    with pytest.raises(ConnectionError, match="state table unreachable"):
+        await serve_until(worker(broker, codec, down, table), lambda: False)
+    assert sum(broker.committed_offsets(GROUP).values()) == 5  # the slow build: not committed
+
+    table.fail_after = None
+    up = Emitted()
+    again = worker(broker, codec, up, table)
+    await serve_until(again, lambda: again.loop.handled == 1)
+    assert [r["recommendation_id"] for r in up.of("conquest_recommendation")] == [
+        r["recommendation_id"] for r in down.of("conquest_recommendation")]
+    assert sum(broker.committed_offsets(GROUP).values()) == 6
