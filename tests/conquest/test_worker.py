@@ -1,5 +1,6 @@
 """The conquest worker on the in-memory broker (:mod:`streams.testing`): the history rebuild
-at start, the history in the worker's state table across restarts, recommendations for failed and slow builds, the DLQ route, redelivery after a crash.
+at start, the history in the worker's state table across restarts, recommendations for
+failed and slow builds, the DLQ route, redelivery after a crash.
 The loop's Kafka behaviour is proven by ``tests/streams/contract``; the worker on Kafka by
 ``tests/integration/test_proposals.py``."""
 
