@@ -9,10 +9,9 @@ poison records — :class:`~schemas.errors.SchemaError`, :class:`ValueError` suc
 
 * a ``proposal_submitted`` goes through :func:`~agents.proposals.pipeline.process_proposal`
   after the custody runs were caught up (:class:`~agents.proposals.runindex.RunIndex` over
-  ``lvlup.custody.run-results``). A proposal that already has a decision or an experiment on
-  the log is skipped (the set is rebuilt at start by reading the decided and experimented
-  topics), so a restart does not run experiments again; one that crashed mid-pipeline runs
-  again and reproduces the same event ids;
+  ``lvlup.custody.run-results``). A proposal already processed or decided is skipped, so a
+  restart does not run experiments again; one that crashed mid-pipeline runs again and
+  reproduces the same event ids;
 * a ``proposal_decided`` (policy or operator) yields one ``notification``;
 * an ``agent_level_changed`` (``lvlup.agents.levels``) yields one ``level_up`` notification;
 * an approved proposal whose ``target_repo`` is ``scratch`` is committed to the scratch
@@ -34,6 +33,14 @@ rebuilt its state (so it knows which drafts are already on the log); an agent dr
 custody run result of it that the gate would count is on the log
 (:meth:`ProposalsWorker.has_evidence`, see :mod:`agents.proposals.draft` for why), against the
 target :meth:`ProposalsWorker.pick` chooses (:mod:`agents.proposals.targets`).
+
+State: per proposal its submitted record, its decision and whether it was processed, in the
+worker's changelog-backed Faust table (:class:`~streams.faust_state.ChangelogState`, key
+``proposal:<id>``), written — acknowledged — before the record's offset commits. At start
+(:meth:`ProposalsWorker.restore`) the restored table is completed with the input records past
+the group's committed offsets (the backlog: drafts and operator decisions not consumed yet),
+so the drafts never claim a target already on the log; a table never written is seeded once
+from the whole log (:meth:`ProposalsWorker.rebuild`).
 """
 
 from __future__ import annotations
@@ -74,9 +81,13 @@ from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.groups import ConsumerGroup
 from sinks.postgres.memory import PostgresRecall
+from streams.consumer import KafkaPartitionReader
 from streams.dlq import DeadLetterQueue, SourceRecord, create_dlq_topic, dlq_producer
 from streams.faust_consumer import FaustRecordConsumer
+from streams.faust_state import SEEDED, ChangelogState
+from streams.log_reader import OnUndecodable, read_to_end
 from streams.loop import SerialLoop
+from streams.offsets import committed_offsets
 from streams.producer import EventProducer
 from streams.serial import stop_on_signals
 from streams.settings import Settings
@@ -128,10 +139,16 @@ class ProposalsWorker:
                                  read_base=self._read_base, read_repo=self._read_repo)
         self.bootstrap, self.group = bootstrap, group
         self.dlq = DeadLetterQueue(dlq_producer(bootstrap), group)
+        #: the state table (module doc) and where the state came from at the last start
+        self.table = ChangelogState("state")
+        self.restored_from: str | None = None
+        #: input records of the backlog read at the last start (past the committed offsets)
+        self.backlog_read = 0
         self.loop = SerialLoop(
             FaustRecordConsumer(bootstrap, [self.topics["proposal_submitted"],
                                             self.topics["proposal_decided"],
-                                            self.topics["agent_level_changed"]], group),
+                                            self.topics["agent_level_changed"]], group,
+                                state=self.table),
             codec, self.handle, self.dlq, poison=(SchemaError, ValueError),
             on_error=error_reporter(self.emit, component=PRODUCER, group=group,
                                     now_ms=self.now_ms))
@@ -201,7 +218,7 @@ class ProposalsWorker:
 
     async def rebuild(self) -> None:
         """Proposals already decided or experimented, and the submitted ones (for the
-        scratch repository), from the log (bounded read)."""
+        scratch repository), from the whole log (bounded read)."""
         records = await read_topics(self.bootstrap, self.codec,
                                     [self.topics["proposal_decided"],
                                      self.topics["proposal_experimented"],
@@ -212,11 +229,71 @@ class ProposalsWorker:
                         if rt == "proposal_decided"}
         self.submitted = {str(rec["proposal_id"]): rec for rt, rec in records
                           if rt == "proposal_submitted"}
+        log.info("proposals.rebuilt", done=len(self.done), submitted=len(self.submitted))
+
+    def _value(self, pid: str) -> dict[str, Any]:
+        """The table value of proposal ``pid``."""
+        return {"submitted": self.submitted.get(pid), "decided": self.decided.get(pid),
+                "done": pid in self.done}
+
+    async def _store(self, pid: str) -> None:
+        await self.table.write([(f"proposal:{pid}", self._value(pid))])
+
+    async def restore(self) -> None:
+        """Load the state from the restored table plus the unconsumed backlog (module doc),
+        seeding a table never written from the whole log; then prepare the scratch
+        repository. Raises :class:`~streams.log_reader.LogReadStalled` for a stalled read."""
+        snapshot = self.table.snapshot()
+        if SEEDED in snapshot:
+            self.done, self.decided, self.submitted = set(), {}, {}
+            for key, value in snapshot.items():
+                if key.startswith("proposal:"):
+                    pid = key.partition(":")[2]
+                    if value["submitted"] is not None:
+                        self.submitted[pid] = value["submitted"]
+                    if value["decided"] is not None:
+                        self.decided[pid] = str(value["decided"])
+                    if value["done"]:
+                        self.done.add(pid)
+            backlog = self.backlog_read = await self._backlog()
+            self.restored_from = "table"
+        else:
+            await self.rebuild()
+            backlog = 0
+            pids = sorted(set(self.submitted) | set(self.decided) | self.done)
+            await self.table.write([(f"proposal:{pid}", self._value(pid)) for pid in pids]
+                                   + [(SEEDED, {"proposals": len(pids)})])
+            self.restored_from = "log"
         if self.scratch is not None:
             await asyncio.to_thread(self.scratch.ensure)
             if self.seed:
                 await asyncio.to_thread(self.scratch.seed, self.seed)
-        log.info("proposals.rebuilt", done=len(self.done), submitted=len(self.submitted))
+        log.info("proposals.restored", source=self.restored_from, done=len(self.done),
+                 submitted=len(self.submitted), backlog=backlog)
+
+    async def _backlog(self) -> int:
+        """Take in the submitted and decided records past the group's committed offsets
+        (not consumed yet: the loop will serve them); returns how many were read."""
+        topics = [self.topics["proposal_submitted"], self.topics["proposal_decided"]]
+        reader = KafkaPartitionReader(self.bootstrap)
+        await reader.start()
+        try:
+            tps = await reader.partitions(topics)
+            committed = await asyncio.to_thread(committed_offsets, self.bootstrap,
+                                                self.group, tps)
+            read = await read_to_end(reader, self.codec, topics,
+                                     on_undecodable=OnUndecodable.SKIP,
+                                     starts={tp: committed.get(tp, 0) for tp in tps})
+        finally:
+            await reader.stop()
+        for rtype, rec in read.pairs():
+            pid = str(rec["proposal_id"])
+            if rtype == "proposal_submitted":
+                self.submitted.setdefault(pid, rec)
+            elif rtype == "proposal_decided":
+                self.done.add(pid)
+                self.decided[pid] = str(rec["status"])
+        return len(read.records)
 
     async def _commit_approved(self, decided: dict[str, Any],
                                msg: SourceRecord) -> None:
@@ -250,6 +327,7 @@ class ProposalsWorker:
             log.info("proposals.decision_notified", proposal_id=record["proposal_id"],
                      status=record["status"], decided_by=record["decided_by"])
             await self._commit_approved(record, msg)
+            await self._store(str(record["proposal_id"]))
             return
         if record_type == "agent_level_changed":
             await self.emit("notification", level_notification(record, self.now_ms()))
@@ -261,20 +339,22 @@ class ProposalsWorker:
         self.submitted[pid] = record
         if pid in self.done:
             log.info("proposals.already_processed", proposal_id=pid)
+            await self._store(pid)  # its submitted record may be new to the table
             return
         await self.runs.catch_up()
         result = await process_proposal(record, self.deps, self.policy)
         self.done.add(pid)
+        await self._store(pid)
         self.results.append(result)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Create the dead-letter topic if missing, rebuild, then serve until ``stop`` is set;
-        ``ready`` is set once consuming."""
+        """Create the dead-letter topic if missing, join the group, load the state
+        (:meth:`restore`), then serve until ``stop`` is set; ``ready`` is set once the state
+        is loaded."""
         await asyncio.to_thread(create_dlq_topic, self.bootstrap, self.group)
-        await self.rebuild()
         await self.runs.start()
         try:
-            await self.loop.run(stop, ready)
+            await self.loop.run(stop, ready, on_start=self.restore)
         finally:
             await self.runs.stop()
 

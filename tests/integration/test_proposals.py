@@ -271,3 +271,36 @@ def test_proposals_end_to_end(stack, bootstrap, routed, pg_db, tmp_path):
     # nothing failed: no error events, no DLQ
     assert read_log(bootstrap, codec, [names["error_event"]]) == []
     engine.dispose()
+
+    # restarted: the state comes from the worker's table plus the backlog produced while it
+    # was down; nothing is run again, the new proposal is known at once and then processed
+    late = proposal("weak-1", {"tool/late.py": CLEAN}, occurred_at=now, title="late")
+    producer = EventProducer(bootstrap, codec, router, name="test")
+    restarted = ProposalsWorker(bootstrap, codec, catalog, producer, policy=policy,
+                                group=proposals.group, topics=names, scratch=scratch)
+
+    async def restart() -> None:
+        await producer.emit_async("proposal_submitted", late)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        tasks = [asyncio.create_task(restarted.run(stop, ready))]
+        try:
+            await _until("the restart", ready.is_set, tasks, 60)
+            assert restarted.restored_from == "table" and restarted.backlog_read == 1
+            assert restarted.is_submitted(late["proposal_id"])
+            assert {weak["proposal_id"], planted["proposal_id"], clean["proposal_id"]} <= \
+                restarted.done
+            assert restarted.decided[clean["proposal_id"]] == "approved"
+            assert restarted.submitted[clean["proposal_id"]] == proposals.submitted[
+                clean["proposal_id"]]
+            await _until("the late proposal", lambda: len(restarted.results) == 1, tasks, 120)
+        finally:
+            stop.set()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert not [d for d in done if isinstance(d, BaseException)], done
+
+    try:
+        asyncio.run(restart())
+    finally:
+        producer.close()
+    assert [r.proposal_id for r in restarted.results] == [late["proposal_id"]]
+    assert restarted.results[0].stage == "gated_out"
