@@ -1,9 +1,10 @@
-"""Rebuild the custody worker's in-memory agent states from the log.
+"""Rebuild the custody worker's agent states from the log: the auditor's fold.
 
-A custody worker keeps :class:`~agents.custody.state.AgentState` per agent in memory. At start
-it reads ``lvlup.custody.run-results`` and ``lvlup.agents.levels`` from the beginning up to
-their end offsets at that moment (bounded: records produced later are not waited for), and
-folds them with :func:`fold`:
+The live worker restores its state from its changelog-backed table
+(:mod:`agents.custody.store`); this fold seeds that table once (a log written before it) and
+checks it (the state both give must agree). It reads ``lvlup.custody.run-results`` and
+``lvlup.agents.levels`` from the beginning up to their end offsets at that moment (bounded:
+records produced later are not waited for), and folds them with :func:`fold`:
 
 * run results are grouped by ``run_id`` (redelivered copies — same ``event_id`` — count once)
   and applied in log order with :func:`~agents.custody.progression.apply_run`, which
