@@ -64,6 +64,12 @@ def _bench_loop(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     return bench_loop(settings, options)
 
 
+def _bench_restart(settings: Settings, options: BenchOptions) -> dict[str, Any]:
+    from infra.bench.restart import bench_restart
+
+    return bench_restart(settings, options)
+
+
 def _bench_api(settings: Settings) -> dict[str, Any]:
     from infra.bench.api import bench_api
 
@@ -80,11 +86,12 @@ BENCHES: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "sandbox": _bench_sandbox,
     "learning": _bench_learning,
     "loop": lambda settings: _bench_loop(settings, BenchOptions()),
+    "restart": lambda settings: _bench_restart(settings, BenchOptions()),
 }
 # the ratio benches (issue #22): median of interleaved baseline/platform pairs
 PAIRED: dict[str, Callable[[Settings, BenchOptions], dict[str, Any]]] = {
     "ingest": _bench_ingest, "sinks": _bench_sinks, "replay": _bench_replay,
-    "loop": _bench_loop,
+    "loop": _bench_loop, "restart": _bench_restart,
 }
 
 

@@ -38,3 +38,16 @@ def test_loop_bench_runs_both_members_and_cleans_up(stack):  # type: ignore[no-u
     assert result["ratio"] == result["faust_records_s"] / result["plain_records_s"]
     assert not [t for t in topic_partitions(stack.kafka.bootstrap()) if "bench.loop." in t
                 or t.startswith("bench-loop-")]
+
+
+def test_restart_bench_restores_from_the_table_and_cleans_up(stack):  # type: ignore[no-untyped-def]
+    from infra.bench.restart import bench_restart
+    from streams.offsets import topic_partitions
+
+    result = bench_restart(stack, BenchOptions(pairs=1, short=True))  # raises unless "table"
+    assert result["runs"] == 40 and result["pairs"] == 1 and result["goal"] == "none"
+    assert result["log_records"] >= 40 * 4  # 3 item results and a run result per run
+    assert 0 < result["changelog_records"]
+    assert result["ratio"] == result["table_start_s"] / result["fold_start_s"]
+    assert not [t for t in topic_partitions(stack.kafka.bootstrap()) if "bench.rst" in t
+                or t.startswith(("bench-rst-", "bench-fold-"))]
