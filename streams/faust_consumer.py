@@ -16,11 +16,11 @@ suite (``tests/streams/contract``), which runs against this consumer too:
   ``enable_acks`` on, a failed record would be committed on the next commit interval).
 - **Concurrency 1.** One agent instance per worker: faust-streaming#606 (with ``concurrency``
   above 1 the consumer can commit past a message still in flight) cannot occur.
-- **State.** With a :class:`~streams.faust_state.ChangelogState`, the app holds the worker's
-  state table; :meth:`FaustRecordConsumer.start` returns once Faust's recovery restored it
-  (bounded by ``recovery_timeout_s``), and the agent hands an event over only when no
-  recovery is running (:func:`streams.app.recovered`, the guard imperium uses), so a
-  handler never sees a table that is being restored.
+- **State.** With a :class:`~streams.faust_state.ChangelogState`, :meth:`FaustRecordConsumer.
+  start` restores the worker's state from its changelog before the app joins the group (no
+  record is handed out before), and the app's producer writes it. The agent still hands an
+  event over only when no Faust recovery is running (:func:`streams.app.recovered`, the
+  guard imperium uses).
 - **Liveness.** ``broker_max_poll_interval`` is the longest handler call (Kafka's
   ``max.poll.interval.ms``), the session timeout 10 s as for every Faust app here.
 
@@ -53,8 +53,9 @@ class FaustRecordConsumer:
     ``group`` is the Faust app id and so the consumer group; ``topics`` must exist (the
     catalog's bootstrap creates them). ``max_poll_interval_s`` bounds one handler call, in
     seconds. ``datadir`` is the app's data directory (a temporary one when None: tables are
-    ``memory://`` stores restored from their changelogs). ``state``: the worker's state table
-    (None: none); ``recovery_timeout_s`` bounds its restore at :meth:`start`. Raises
+    ``memory://`` stores restored from their changelogs). ``state``: the worker's state
+    (None: none); ``recovery_timeout_s``: the longest its restore may go without progress,
+    in seconds. Raises
     :class:`~streams.errors.LvlupError` from :meth:`commit` when the
     broker refuses the commit (the partition was revoked meanwhile).
     """
@@ -62,7 +63,7 @@ class FaustRecordConsumer:
     def __init__(self, bootstrap: str, topics: Sequence[str], group: str, *,
                  max_poll_interval_s: float = 1800.0, datadir: Path | None = None,
                  state: ChangelogState | None = None,
-                 recovery_timeout_s: float = 300.0) -> None:
+                 recovery_timeout_s: float = 60.0) -> None:
         self.bootstrap, self.topics, self.group = bootstrap, tuple(topics), group
         self.max_poll_interval_s = max_poll_interval_s
         self.datadir = datadir
@@ -109,24 +110,20 @@ class FaustRecordConsumer:
         (the earliest offset where none is committed). The leader topic and the state
         table's changelog are created first, as for imperium (:func:`agents.imperium`):
         declared by Faust while it starts, a new topic was sometimes missing from the
-        consumer's metadata. With a state table, returns once it is restored; raises
-        :class:`LvlupError` when that takes over ``recovery_timeout_s`` (a stalled recovery,
-        faust-streaming#176, ends the worker so its supervisor restarts it)."""
+        consumer's metadata. With a state, it is restored first; raises
+        :class:`~streams.log_reader.LogReadStalled` when that read stalls for
+        ``recovery_timeout_s`` (the worker ends; its supervisor restarts it)."""
         specs = [NewTopicSpec(self.leader_topic, 1, 1, {})]
         if self.state is not None:
             specs.append(self.state.changelog_spec(self.group))
         await asyncio.to_thread(create_topics, self.bootstrap, specs)
         self._queue = asyncio.Queue(maxsize=1)  # a restarted consumer starts empty
         self._events.clear()
+        if self.state is not None:
+            await self.state.restore(self.bootstrap, self.group,
+                                     stall_s=self.recovery_timeout_s)
         self._app = self._build()
         await self._app.start()
-        if self.state is not None:
-            try:
-                await asyncio.wait_for(recovered(self._app), self.recovery_timeout_s)
-            except TimeoutError as exc:
-                raise LvlupError(f"{self.group}: state table {self.state.name!r} not restored "
-                                 f"within {self.recovery_timeout_s:.0f} s") from exc
-            self.state.mark_restored()
 
     async def stop(self) -> None:
         """Stop the app. Only acked records are committed, so nothing past the last

@@ -34,7 +34,8 @@ from streams.offsets import TopicPartitionKey
 
 __all__ = [
     "Decoded", "LogRead", "LogReadStalled", "OnUndecodable", "read_kafka_to_end",
-    "read_kafka_to_end_blocking", "read_to_end", "read_topic", "tail", "tail_kafka",
+    "read_kafka_to_end_blocking", "read_raw_to_end", "read_to_end", "read_topic", "tail",
+    "tail_kafka",
 ]
 
 T = TypeVar("T")
@@ -128,30 +129,57 @@ async def read_to_end(
     """
     out = LogRead()
     decode = _Decoder(codec, on_undecodable, dlq, out)
+
+    def take(batch: list[SourceRecord]) -> None:
+        for src in batch:
+            decoded = decode(src)
+            if decoded is not None:
+                out.records.append(decoded)
+
+    out.ends = await _to_end(reader, topics, starts, stall_s, take)
+    if dlq is not None:
+        await dlq.aflush()
+    return out
+
+
+async def read_raw_to_end(
+    reader: PartitionReader,
+    topics: Sequence[str],
+    *,
+    starts: Mapping[TopicPartitionKey, int] | None = None,
+    stall_s: float = 10.0,
+) -> tuple[list[SourceRecord], dict[TopicPartitionKey, int]]:
+    """:func:`read_to_end` without decoding: ``(records as on the log, ends)`` — for topics
+    that do not hold Avro records (a worker's state changelog, JSON). Same bounds and
+    :class:`LogReadStalled`; tombstones (null values) are kept."""
+    records: list[SourceRecord] = []
+    ends = await _to_end(reader, topics, starts, stall_s, records.extend)
+    return records, ends
+
+
+async def _to_end(reader: PartitionReader, topics: Sequence[str],
+                  starts: Mapping[TopicPartitionKey, int] | None, stall_s: float,
+                  take: Callable[[list[SourceRecord]], None]) -> dict[TopicPartitionKey, int]:
+    """Hand each fetched batch (records below the captured ends) to ``take``; return the
+    captured end offsets (module doc)."""
     tps = await reader.partitions(topics)
     if not tps:
-        return out
-    out.ends = await reader.end_offsets(tps)
+        return {}
+    ends = await reader.end_offsets(tps)
     await reader.assign(tps, starts)
-    left = {tp for tp in tps if await reader.position(tp) < out.ends[tp]}
+    left = {tp for tp in tps if await reader.position(tp) < ends[tp]}
     last_progress = time.monotonic()
     while left:
         batch = await reader.fetch(min(0.25, stall_s), left)
-        for src in batch:
-            if src.offset < out.ends.get((src.topic, src.partition), 0):
-                decoded = decode(src)
-                if decoded is not None:
-                    out.records.append(decoded)
-        done = {tp for tp in left if await reader.position(tp) >= out.ends[tp]}
+        take([src for src in batch if src.offset < ends.get((src.topic, src.partition), 0)])
+        done = {tp for tp in left if await reader.position(tp) >= ends[tp]}
         left -= done
         if batch or done:
             last_progress = time.monotonic()
         elif time.monotonic() - last_progress > stall_s:
             where = ", ".join(f"{t}:{p}" for t, p in sorted(left)[:5])
             raise LogReadStalled(f"reading {where} to its end stalled for {stall_s:.0f} s")
-    if dlq is not None:
-        await dlq.aflush()
-    return out
+    return ends
 
 
 async def tail(

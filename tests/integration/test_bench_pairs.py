@@ -47,7 +47,7 @@ def test_restart_bench_restores_from_the_table_and_cleans_up(stack):  # type: ig
     result = bench_restart(stack, BenchOptions(pairs=1, short=True))  # raises unless "table"
     assert result["runs"] == 40 and result["pairs"] == 1 and result["goal"] == "none"
     assert result["log_records"] >= 40 * 4  # 3 item results and a run result per run
-    assert 0 < result["changelog_records"]
+    assert result["changelog_writes"] > 0
     assert result["ratio"] == result["table_start_s"] / result["fold_start_s"]
     assert not [t for t in topic_partitions(stack.kafka.bootstrap()) if "bench.rst" in t
                 or t.startswith(("bench-rst-", "bench-fold-"))]
