@@ -13,7 +13,7 @@ For every failed build it emits a ``conquest_recommendation`` and a ``build`` no
 (:func:`~agents.conquest.recommend.recommend`), and for a succeeded build much slower than its
 component's recent ones a ``performance`` recommendation
 (:class:`~agents.conquest.durations.DurationHistory`). The history — each component's window
-of durations and build ids — lives in the worker's changelog-backed Faust table
+of durations and build ids — lives in the worker's compacted state changelog
 (:class:`~streams.faust_state.ChangelogState`, key ``component:<name>``), restored at start and
 written, acknowledged, before the build's offset commits. So a restart restores exactly the
 builds the worker processed: a build produced while it was down is compared when consumed

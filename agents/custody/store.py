@@ -1,10 +1,10 @@
-"""The custody worker's state and its changelog-backed table.
+"""The custody worker's state and its compacted changelog.
 
 :class:`CustodyState` is what the worker holds between requests: agent states (levels, XP,
 Elo ratings), the items' Elo ratings, the run ids already applied, and the newest run results
-(the pooled evidence, regression and training-ground history). It lives in the worker's Faust
-table (:class:`streams.faust_state.ChangelogState`, topic
-``lvlup.agents.custody-state-changelog``), restored by Faust's recovery when the worker starts,
+(the pooled evidence, regression and training-ground history). It lives in the worker's state
+changelog (:class:`streams.faust_state.ChangelogState`, topic
+``lvlup.agents.custody-state-changelog``), restored when the worker starts,
 so a start no longer folds every run the worker ever wrote (:mod:`agents.custody.replay`; that
 fold now seeds the table once, for a log written before the table existed, and stays the
 auditor's check: a test compares the two).

@@ -26,7 +26,7 @@ a time, and commits after every record of the run is acked: the toolkit's
 :class:`~streams.loop.SerialLoop` over a Faust agent
 (:class:`~streams.faust_consumer.FaustRecordConsumer`, manual acks, concurrency 1). States
 (levels, XP, streaks, Elo ratings of agents and items, applied runs, run history) live in the
-worker's changelog-backed Faust table (:mod:`agents.custody.store`), restored at start and
+worker's compacted state changelog (:mod:`agents.custody.store`), restored at start and
 written, each change acknowledged, before the request's offset is committed; a request whose
 ``run_id`` was already applied is skipped. Undecodable or invalid requests (unknown category,
 no items) go to ``lvlup.agents.custody.dlq``; anything else (Kafka down, a bug) ends the
@@ -310,7 +310,7 @@ class CustodyWorker:
                  rated_items=len(self.item_ratings))
 
     async def restore(self) -> None:
-        """Load the state from the restored table; a table never seeded (a log written
+        """Load the state from the restored changelog; one never seeded (a log written
         before it existed, or a fresh one) is seeded from the log fold first."""
         if self.table is None:
             raise RuntimeError("restore() before run() declared the state table")

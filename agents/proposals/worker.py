@@ -35,9 +35,9 @@ custody run result of it that the gate would count is on the log
 target :meth:`ProposalsWorker.pick` chooses (:mod:`agents.proposals.targets`).
 
 State: per proposal its submitted record, its decision and whether it was processed, in the
-worker's changelog-backed Faust table (:class:`~streams.faust_state.ChangelogState`, key
+worker's compacted state changelog (:class:`~streams.faust_state.ChangelogState`, key
 ``proposal:<id>``), written — acknowledged — before the record's offset commits. At start
-(:meth:`ProposalsWorker.restore`) the restored table is completed with the input records past
+(:meth:`ProposalsWorker.restore`) the restored state is completed with the input records past
 the group's committed offsets (the backlog: drafts and operator decisions not consumed yet),
 so the drafts never claim a target already on the log; a table never written is seeded once
 from the whole log (:meth:`ProposalsWorker.rebuild`).

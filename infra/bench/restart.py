@@ -1,6 +1,6 @@
-"""``lvlup bench restart``: a custody worker's start with its state table against the fold.
+"""``lvlup bench restart``: a custody worker's start from its state changelog against the fold.
 
-The serial workers keep their state in a changelog-backed Faust table
+The serial workers keep their state in a compacted changelog topic
 (:mod:`streams.faust_state`, issue #18) instead of folding every record they wrote at each
 start. This measures what a start costs both ways on the same log: a custody worker (answers
 and grades are stubs: the model is not what is measured) applies ``runs`` requests of 3 items
@@ -9,11 +9,11 @@ each on scratch topics; then, in interleaved pairs (:mod:`infra.bench.pairs`):
 - **fold** (before): a Faust group member joins (no table) and the worker folds the log it
   wrote (:meth:`~agents.custody.worker.CustodyWorker.rebuild`: read the run results, item
   results and level changes to their end, re-apply every run);
-- **table** (now): the same worker restarts in its group: join, Faust's recovery of the
-  table's changelog, state loaded (:meth:`~agents.custody.worker.CustodyWorker.restore`).
+- **table** (now): the same worker restarts in its group: the read of its state changelog,
+  join, state loaded (:meth:`~agents.custody.worker.CustodyWorker.restore`).
 
 Between filling and measuring the benchmark waits ``settle_s`` (30 s: twice the broker's
-log-cleaner back-off, 15 s by default) so the table's changelog is compacted as a worker
+log-cleaner back-off, 15 s by default) so the state changelog is compacted as a worker
 restarted later would find it (:data:`streams.faust_state.CHANGELOG_CONFIG`); ``settle_s=0``
 measures the uncompacted worst case. Both count from the call to the moment the worker could
 serve. Figures: seconds of each

@@ -1,4 +1,4 @@
-"""The custody worker's state in its changelog-backed Faust table, on Kafka.
+"""The custody worker's state in its compacted state changelog, on Kafka.
 
 A worker runs requests (answers and grades are stubs: what is under test is where the state
 lives, not the model); a restarted worker restores levels, XP, Elo, the applied runs and the
