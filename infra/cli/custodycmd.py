@@ -22,7 +22,7 @@ import typer
 from agents.custody.bankinfo import bank_versions, render_bank_versions
 from agents.custody.compare import needs_models, read_trials, render_comparison
 from agents.custody.replay import read_topics
-from agents.custody.worker import live_bank
+from agents.custody.service import live_bank
 from schemas.catalog import load_catalog
 from streams.paired import DEFAULT_RESAMPLES, DEFAULT_SEED
 from streams.producer import codec_for

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             app_ = build_imperium(settings, wiring)
             Worker(app_, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
         elif kind == "custody":
-            from agents.custody.worker import serve
+            from agents.custody.service import serve
 
             asyncio.run(serve(settings, wiring))
         elif kind == "proposals":

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from agents.custody.items import Category, Tier
-from agents.custody.worker import live_bank
+from agents.custody.service import live_bank
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
