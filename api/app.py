@@ -40,13 +40,12 @@ from api.routes import all_operations
 from api.settings import ApiSettings
 from api.state import AppState, CommandProducer, ReaderFactory, app_state
 from api.watermarks import EndOffsets
-from schemas.catalog import load_catalog
-from schemas.codec import Codec
 from sinks.app import postgres_engine
 from sinks.clickhouse.owner import open_reader
 from streams.failpoints import NO_FAILPOINTS, Failpoints
-from streams.producer import DeliveryFailed, EventProducer, TopicRouter, codec_for, encoder_for
+from streams.producer import DeliveryFailed, EventProducer, TopicRouter
 from streams.settings import Settings
+from streams.wiring import Wiring, wiring_for
 
 __all__ = ["create_app"]
 
@@ -61,7 +60,7 @@ def create_app(
     engine: Engine | None = None,
     reader_factory: ReaderFactory | None = None,
     router: TopicRouter | None = None,
-    codec: Codec | None = None,
+    wiring: Wiring | None = None,
     failpoints: Failpoints = NO_FAILPOINTS,
     openai: OpenAISettings | None = None,
 ) -> Starlette:
@@ -70,7 +69,9 @@ def create_app(
     ``producer`` (default: an :class:`EventProducer` named ``api``), ``engine`` (default:
     :func:`sinks.app.postgres_engine`), ``reader_factory`` (default:
     :func:`sinks.clickhouse.owner.open_reader`), ``router`` (record type → topic; default:
-    the topic catalog), ``codec`` and ``failpoints`` (fault injection, :mod:`api.commands`;
+    the wiring's catalog under ``api_settings.topic_prefix``), ``wiring`` (the process's
+    codec, encoder and catalog; default: :func:`streams.wiring.wiring_for` of ``settings``,
+    built when the lifespan starts) and ``failpoints`` (fault injection, :mod:`api.commands`;
     default: none) may be injected; ``openai`` tunes the ``/v1`` front door
     (:mod:`api.openai`). Nothing connects before the lifespan starts. Raises
     ``ValueError`` for malformed rate-limit strings.
@@ -86,11 +87,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        the_codec = codec or codec_for(settings.schemas)
-        the_router = router or load_catalog().prefixed(api.topic_prefix)
+        the_wiring = wiring or wiring_for(settings)
+        the_codec = the_wiring.codec
+        the_router = router or the_wiring.catalog.prefixed(api.topic_prefix)
         bootstrap = settings.kafka.bootstrap()
         the_producer = producer or EventProducer(
-            bootstrap, encoder_for(settings.schemas, the_codec), the_router, name="api",
+            bootstrap, the_wiring.encoder, the_router, name="api",
             config={"message.timeout.ms": int(api.command_timeout_s * 1000)})
         the_engine = engine or postgres_engine(settings)
         limiter = RateLimiter(api.rate_limit_per_key, api.rate_limit_per_ip)
@@ -101,8 +103,10 @@ def create_app(
             router=the_router, reader_factory=reader_factory or open_reader,
             keys=KeyStore(the_engine, api.key_cache_ttl_s), limiter=limiter,
             metrics=metrics, ends=EndOffsets(bootstrap, api.lag_ttl_s), live=hub,
+            catalog=the_wiring.catalog,
             view_sources=view_sources(), failpoints=failpoints)
-        gateway = Gateway(settings, openai or OpenAISettings(), the_router, the_codec)
+        gateway = Gateway(settings, openai or OpenAISettings(), the_router, the_codec,
+                          the_wiring.catalog)
         gateway_metrics = GatewayCollector(gateway)
         metrics.registry.register(gateway_metrics)
         try:

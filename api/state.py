@@ -21,6 +21,7 @@ from api.metrics import ApiMetrics
 from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
 from api.watermarks import EndOffsets
+from schemas.catalog import Catalog
 from sinks.clickhouse.owner import Reader
 from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.producer import Delivery, TopicRouter
@@ -57,6 +58,8 @@ class AppState:
     ends: EndOffsets
     live: Any
     """The WebSocket hub (:class:`api.live.LearningHub`)."""
+    catalog: Catalog
+    """The process wiring's topic catalog (who may write each record type)."""
     view_sources: dict[str, frozenset[str]] = field(default_factory=dict)
     """Record types feeding each Postgres view (:func:`api.reads.view_sources`)."""
     clickhouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -131,7 +131,7 @@ def bootstrap(settings: Settings, producer: EventProducer, *, demo: bool = False
     if demo and not any(is_demo(a) for a in known):
         with SAMPLE_EVENTS.open(encoding="utf-8") as fh:
             # labelled demo records of every kind (results, registry commands): admin authority
-            report = emit_lines(fh, producer, writer=Writer.ADMIN)
+            report = emit_lines(fh, producer, catalog, writer=Writer.ADMIN)
         if not report.ok:
             raise RuntimeError(f"demo sample: {len(report.rejected)} rejected, "
                                f"{report.failed} not acked")

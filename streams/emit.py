@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from schemas.catalog import Writer, load_catalog
+from schemas.catalog import Catalog, Writer
 from schemas.errors import SchemaError
 from schemas.validation import validate_json_record
 from streams.producer import Delivery, EventProducer
@@ -54,6 +54,7 @@ class EmitReport:
 def emit_lines(
     lines: Iterable[str],
     producer: EventProducer,
+    catalog: Catalog,
     *,
     progress: Callable[[int], None] | None = None,
     flush_timeout_s: float = 120.0,
@@ -62,10 +63,10 @@ def emit_lines(
     """Validate and send each line; wait for every ack; return the report.
 
     ``progress(n_bytes)`` is called per line (for a progress bar). ``writer`` is who writes
-    (module docstring): a line whose record type needs an authority it lacks is rejected
-    (:class:`schemas.errors.RecordNotWritable`'s message as the reason).
+    (module docstring): a line whose record type needs an authority it lacks in ``catalog``
+    (the process wiring's) is rejected (:class:`schemas.errors.RecordNotWritable`'s message
+    as the reason).
     """
-    catalog = load_catalog()
     report = EmitReport()
     failures: list[str] = []
 

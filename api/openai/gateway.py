@@ -36,7 +36,7 @@ from inference.client import InferenceClient
 from inference.complexity import AUTO_ALIAS, Complexity, complexity, pick_alias
 from inference.errors import RETRYABLE_CODES
 from inference.router import LOCAL_ALIAS, RouterSettings, build_router_plan
-from schemas.catalog import load_catalog
+from schemas.catalog import Catalog
 from schemas.codec import Codec
 from streams.producer import DeliveryFailed, EventProducer, TopicRouter, encoder_for
 from streams.settings import Settings
@@ -88,12 +88,14 @@ class RoutePlan:
 
 @dataclass
 class Gateway:
-    """Per-app state of the front door (see the module doc)."""
+    """Per-app state of the front door (see the module doc): ``router`` sends its requests,
+    ``codec`` reads the replies, ``catalog`` names the reply topics (the process wiring's)."""
 
     settings: Settings
     config: OpenAISettings
     router: TopicRouter
     codec: Codec
+    catalog: Catalog
     breakers: RouteBreakers = field(init=False)
     _client: InferenceClient | None = field(default=None, init=False)
     _producer: EventProducer | None = field(default=None, init=False)
@@ -152,7 +154,7 @@ class Gateway:
                     bootstrap, encoder_for(self.settings.schemas, self.codec), self.router,
                     name="api.openai", linger_ms=self.config.producer_linger_ms)
                 client = InferenceClient(
-                    bootstrap, self.codec, load_catalog(), self._producer,
+                    bootstrap, self.codec, self.catalog, self._producer,
                     requester="api.openai",
                     response_topic=self.router.route("inference_response")[0],
                     chunk_topic=self.router.route("inference_chunk")[0],

@@ -35,7 +35,7 @@ from api.auth import Scope
 from api.errors import ApiError, JsonResponse
 from api.operations import Call, Operation
 from api.shapes import obj
-from schemas.catalog import Authority, Writer, load_catalog
+from schemas.catalog import Authority, Catalog, Writer, load_catalog
 from schemas.errors import SchemaError
 from schemas.models import record_model
 from schemas.registry import load_registry
@@ -72,7 +72,9 @@ def _with_epochs(node: Any) -> Any:
 
 def _batch_schema() -> dict[str, Any]:
     """The documented body: an array of records, each one of the record types' models with a
-    ``type`` constant (what :func:`validate_json_record` accepts)."""
+    ``type`` constant (what :func:`validate_json_record` accepts). The OpenAPI document is
+    the packaged contract, built before any process wiring exists: it reads the packaged
+    catalog and registry, as ``lvlup schemas`` does."""
     defs: dict[str, Any] = {}
     variants = []
     catalog = load_catalog()
@@ -105,10 +107,11 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def _refuse_authority(items: list[Any]) -> None:
+def _refuse_authority(items: list[Any], catalog: Catalog) -> None:
     """Raise 403 ``record_type_not_writable`` when an item has a known record type that is
-    not an observation (module docstring). Unknown types are left to validation (422)."""
-    catalog, known = load_catalog(), load_registry().record_types
+    not an observation in ``catalog`` (module docstring). Unknown types are left to
+    validation (422)."""
+    known = load_registry().record_types
     refused = []
     for index, item in enumerate(items):
         record_type = item.get("type") if isinstance(item, dict) else None
@@ -134,7 +137,7 @@ async def _ingest(call: Call) -> JsonResponse:
         raise ApiError(413, "payload_too_large",
                        f"at most {state.api.max_batch_items} records per batch",
                        {"max_items": state.api.max_batch_items, "got": len(items)})
-    _refuse_authority(items)
+    _refuse_authority(items, state.catalog)
     results: list[dict[str, Any]] = []
     pending: list[tuple[dict[str, Any], Any]] = []
     for index, item in enumerate(items):

@@ -3,7 +3,9 @@ on the same rows, in the same run.
 
 - Postgres: :class:`PostgresWriter` (projection, merge, conversion, COPY into staging,
   upsert, offsets fenced in the same transaction) vs. a bare ``COPY`` into a staging table +
-  ``INSERT … ON CONFLICT`` of the same rows (prepared beforehand), per batch.
+  ``INSERT … ON CONFLICT`` of the same rows (prepared beforehand), per batch, into copies of
+  every view the sink writes for them (``learning_logs`` and ``agent_memory``, with their
+  indexes — the figures list them under ``views``).
 - ClickHouse: :class:`ClickHouseWriter` (Arrow build incl. the JSON payload, insert with a
   deduplication token) vs. ``insert_arrow`` of the same rows already in Arrow form.
 
@@ -39,9 +41,8 @@ from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter, to_arrow
 from sinks.postgres.migrate import upgrade
-from sinks.postgres.models import learning_logs
 from sinks.postgres.views import build_projections
-from sinks.postgres.writer import PostgresWriter, to_datetime, to_jsonb
+from sinks.postgres.writer import PostgresWriter, column_converters
 from sinks.records import Batch, ConsumedRecord
 from streams.settings import Settings
 
@@ -121,32 +122,46 @@ def _figures(timed: _Timed, batches: list[Batch], written: int) -> dict[str, Any
 def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
         batch: int, pairs: int) -> dict[str, Any]:
     engine = create_engine(url)
-    writer = PostgresWriter(engine, build_projections())
+    projections = build_projections()
+    writer = PostgresWriter(engine, projections)
     batches = _batches(records, batch)
-    proj = next(p for p in build_projections() if p.name == "learning_logs")
-    cols = list(learning_logs.columns.keys())
+    # the baseline writes every view the sink writes for these records (learning_logs and,
+    # since #20, agent_memory: one memory row per insight), so the ratio prices the sink's
+    # machinery, not the number of views
+    types = {r.record_type for r in records}
+    views = [(p, list(p.table.columns.keys()), column_converters(p.table))
+             for p in projections if p.record_types & types]
 
-    def prepared(recs: list[ConsumedRecord]) -> list[list[Any]]:
-        rows = [[to_datetime(v) if c == "occurred_at" else v for c, v in
-                 ((c, row[c]) for c in cols)]
-                for rec in recs for row in proj.to_rows(rec)]
-        for row in rows:
-            row[cols.index("metadata")] = to_jsonb(row[cols.index("metadata")])
-        return rows
+    def prepared(recs: list[ConsumedRecord]) -> list[list[list[Any]]]:
+        out = []
+        for proj, cols, fixes in views:
+            rows = [[row.get(c) for c in cols] for rec in recs for row in proj.to_rows(rec)]
+            for i, c in enumerate(cols):
+                if c in fixes:
+                    for row in rows:
+                        row[i] = fixes[c](row[i])
+            out.append(rows)
+        return out
 
     raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    raw.execute("CREATE TABLE base (LIKE learning_logs INCLUDING ALL)")
+    for proj, _, _ in views:
+        raw.execute(f'CREATE TABLE "base_{proj.name}" (LIKE "{proj.name}" INCLUDING ALL)')
     raw.commit()
-    col_list = ", ".join(f'"{c}"' for c in cols)
 
-    def baseline(chunk: list[list[Any]]) -> None:
+    def baseline(chunk: list[list[list[Any]]]) -> None:
         with raw.transaction():
-            raw.execute("CREATE TEMP TABLE stage (LIKE base) ON COMMIT DROP")
-            with raw.cursor() as cur, cur.copy(f"COPY stage ({col_list}) FROM STDIN") as copy:
-                for row in chunk:
-                    copy.write_row(row)
-            raw.execute(f"INSERT INTO base ({col_list}) SELECT {col_list} FROM stage "  # noqa: S608
-                        "ON CONFLICT (event_id) DO NOTHING")
+            for (proj, cols, _), rows in zip(views, chunk, strict=True):
+                col_list = ", ".join(f'"{c}"' for c in cols)
+                key = ", ".join(f'"{k}"' for k in proj.key)
+                raw.execute(f'CREATE TEMP TABLE "stage_{proj.name}" (LIKE "base_{proj.name}") '
+                            "ON COMMIT DROP")
+                with raw.cursor() as cur, cur.copy(
+                        f'COPY "stage_{proj.name}" ({col_list}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                raw.execute(f'INSERT INTO "base_{proj.name}" ({col_list}) '  # noqa: S608
+                            f'SELECT {col_list} FROM "stage_{proj.name}" '
+                            f"ON CONFLICT ({key}) DO NOTHING")
 
     writer.write("warm-up", _batches(warm, batch)[0])
     baseline(prepared(warm[:batch]))
@@ -158,7 +173,9 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
         written -= len(warm[:batch])
     raw.close()
     engine.dispose()
-    return _figures(timed, batches, written)
+    figures = _figures(timed, batches, written)
+    figures["views"] = [proj.name for proj, _, _ in views]
+    return figures
 
 
 def _ch(path: Path, warm: list[ConsumedRecord], records: list[ConsumedRecord],

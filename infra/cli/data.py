@@ -15,12 +15,11 @@ from rich.table import Table
 
 from infra.setup import create_catalog_topics, migrate_all
 from schemas.catalog import Writer, load_catalog
-from schemas.codec import load_codec
 from sinks.clickhouse.owner import open_reader
 from streams.emit import emit_lines
 from streams.errors import LvlupError
-from streams.producer import EventProducer, encoder_for
 from streams.settings import Settings
+from streams.wiring import wiring_for
 
 __all__ = ["register"]
 
@@ -71,11 +70,10 @@ def _register_io(app: typer.Typer) -> None:
         events) are accepted; other lines are rejected with the reason.
         """
         settings: Settings = ctx.obj
-        producer = EventProducer(settings.kafka.bootstrap(),
-                                 encoder_for(settings.schemas, load_codec()), load_catalog(),
-                                 name="lvlup-emit")
+        wiring = wiring_for(settings)
+        producer = wiring.producer("lvlup-emit")
         if source == "-":
-            report = emit_lines(sys.stdin, producer, writer=writer)
+            report = emit_lines(sys.stdin, producer, wiring.catalog, writer=writer)
         else:
             path = Path(source)
             if not path.is_file():
@@ -86,7 +84,8 @@ def _register_io(app: typer.Typer) -> None:
                 disable=quiet or path.stat().st_size < 1_000_000,
             ) as bar:
                 task = bar.add_task(path.name, total=path.stat().st_size)
-                report = emit_lines(fh, producer, progress=lambda n: bar.advance(task, n),
+                report = emit_lines(fh, producer, wiring.catalog,
+                                    progress=lambda n: bar.advance(task, n),
                                     writer=writer)
         producer.close()
         for rej in report.rejected:

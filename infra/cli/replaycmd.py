@@ -6,7 +6,7 @@ Times (``--from``, ``--to``, ``--to-datetime``) are ISO-8601 (``2026-11-22T10:00
 zone means UTC) or milliseconds since the epoch, and mean Kafka record time. With chdb,
 rebuild and diff need the ClickHouse data directory to themselves: stop the ClickHouse sink
 first, or compare Postgres only (``--views 'postgres.*'``). The log is decoded with the codec
-the live sinks use (:func:`streams.producer.codec_for` of the configured wire format), built
+the live sinks use (the process wiring, :func:`streams.wiring.wiring_for`), built
 here and passed down.
 """
 
@@ -24,9 +24,9 @@ from rich.table import Table
 
 from infra.cli.decisionscmd import decisions
 from streams.errors import LvlupError
-from streams.producer import codec_for
 from streams.settings import Settings
 from streams.trialselect import parse_time_ms
+from streams.wiring import wiring_for
 
 __all__ = ["diff", "parse_time", "rebuild", "register", "reset_group"]
 
@@ -109,7 +109,7 @@ def rebuild(
                        group_suffix=group_suffix, keep_shadow=keep_shadow)
     with _clickhouse(settings, request.views) as clickhouse:
         cert = run_rebuild(settings, request, clickhouse=clickhouse,
-                           codec=codec_for(settings.schemas))  # the live sinks' codec
+                           wiring=wiring_for(settings))  # the live sinks' codec
     certificate.write_text(json.dumps(cert.to_json(), indent=1, default=str))
     table = Table("view", "rows live", "rows shadow", "checksum", title="replay rebuild")
     for view, v in cert.views.items():
@@ -167,7 +167,7 @@ def diff(
     with _clickhouse(settings, request.views) as clickhouse:
         report = replay_diff(settings, request, clickhouse=clickhouse,
                              code=ReplayCode(rescore=custody_rescorer(verdict_for)),
-                             codec=codec_for(settings.schemas))
+                             wiring=wiring_for(settings))
     if reinfer:
         report.reinfer = _reinfer(settings, request, reinfer_max)
     body = (render_markdown(report) if fmt == "md"
@@ -219,14 +219,14 @@ def _reinfer(settings: Settings, request: Any, limit: int) -> dict[str, Any]:
     from inference.factory import build_service
     from inference.kafka_worker import request_fields
     from inference.recorded import load_recorded
-    from schemas.catalog import load_catalog
     from sinks.replay.reinfer import read_requests, run_reinfer
 
-    bootstrap, codec = settings.kafka.bootstrap(), codec_for(settings.schemas)
-    requests = read_requests(bootstrap, codec, since_ms=request.since_ms,
-                             until_ms=request.until_ms, topic_prefix=request.topic_prefix)
-    responses = request.topic_prefix + load_catalog().for_record("inference_response").name
-    recorded = load_recorded(bootstrap, codec, responses)
+    wiring = wiring_for(settings)
+    requests = read_requests(wiring, since_ms=request.since_ms, until_ms=request.until_ms,
+                             topic_prefix=request.topic_prefix)
+    responses = (request.topic_prefix
+                 + wiring.catalog.for_record("inference_response").name)
+    recorded = load_recorded(wiring.bootstrap, wiring.codec, responses)
     service = build_service(settings)
     report = run_reinfer(requests, recorded, lambda rec: service.handle(request_fields(dict(rec))),
                          limit=limit)

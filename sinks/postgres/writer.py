@@ -32,7 +32,7 @@ from sinks.errors import QueryError, StoreUnavailable
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
-__all__ = ["PostgresWriter"]
+__all__ = ["PostgresWriter", "column_converters"]
 
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -67,7 +67,7 @@ def to_date(value: Any) -> Any:
     return value
 
 
-def _converters(table: Table) -> dict[str, Callable[[Any], Any]]:
+def column_converters(table: Table) -> dict[str, Callable[[Any], Any]]:
     """Columns whose physical Avro value needs converting for psycopg, and how."""
     out: dict[str, Callable[[Any], Any]] = {}
     for col in table.columns:
@@ -113,7 +113,7 @@ class PostgresWriter:
         # record type → (view name, to_rows) of each projection it feeds: the hot loop
         self._by_type: dict[str, list[tuple[str, Callable[[ConsumedRecord], Any]]]] = (
             defaultdict(list))
-        self._convert = {proj.name: _converters(proj.table) for proj in self.projections}
+        self._convert = {proj.name: column_converters(proj.table) for proj in self.projections}
         for proj in self.projections:
             for record_type in proj.record_types:
                 self._by_type[record_type].append((proj.name, proj.to_rows))

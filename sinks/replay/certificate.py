@@ -21,11 +21,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from schemas.codec import Codec
 from schemas.registry import load_registry
 from sinks.clickhouse.client import ClickHouse
 from sinks.replay.engine import Outcome, ReplayRequest, describe, run_replay
 from streams.settings import Settings
+from streams.wiring import Wiring
 
 __all__ = ["CHECKSUMS", "Certificate", "certify", "git_sha", "rebuild"]
 
@@ -106,13 +106,13 @@ def certify(outcome: Outcome, request: ReplayRequest) -> Certificate:
 
 def rebuild(settings: Settings, request: ReplayRequest | None = None, *,
             engine: Engine | None = None, clickhouse: ClickHouse | None = None,
-            codec: Codec | None = None) -> Certificate:
+            wiring: Wiring | None = None) -> Certificate:
     """Rebuild the views in shadow stores from the log and certify the comparison.
 
-    ``clickhouse`` None leaves ClickHouse out; ``codec`` decodes the log (default: the live
-    sinks' configured codec, :func:`streams.producer.codec_for`). Raises what
-    :func:`run_replay` raises.
+    ``clickhouse`` None leaves ClickHouse out; ``wiring``: the caller's process wiring (its
+    codec decodes the log as the live sinks do, its catalog names the topics; default:
+    :func:`streams.wiring.wiring_for` of ``settings``). Raises what :func:`run_replay` raises.
     """
     request = request or ReplayRequest()
-    outcome = run_replay(settings, request, engine=engine, clickhouse=clickhouse, codec=codec)
+    outcome = run_replay(settings, request, engine=engine, clickhouse=clickhouse, wiring=wiring)
     return certify(outcome, request)

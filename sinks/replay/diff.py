@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from schemas.codec import Codec
 from sinks.clickhouse.client import ClickHouse
 from sinks.records import ConsumedRecord
 from sinks.replay.certificate import git_sha
 from sinks.replay.compare import ViewComparison
 from sinks.replay.engine import Outcome, ReplayCode, ReplayRequest, Rescorer, describe, run_replay
 from streams.settings import Settings
+from streams.wiring import Wiring
 
 __all__ = ["DiffReport", "VerdictFn", "changed_columns", "custody_rescorer", "render_markdown",
            "replay_diff", "summarize"]
@@ -187,10 +187,10 @@ def replay_diff(
     engine: Engine | None = None,
     clickhouse: ClickHouse | None = None,
     examples: int = EXAMPLES,
-    codec: Codec | None = None,
+    wiring: Wiring | None = None,
 ) -> DiffReport:
     """Replay ``request``'s window with ``code`` and report what differs from live
-    (``codec``: as :func:`sinks.replay.engine.run_replay`).
+    (``wiring``: as :func:`sinks.replay.engine.run_replay`).
 
     Full rows of up to ``request.detail_rows`` differing keys per view are read (100,000
     when the request asks for none) for examples, per-agent totals and verdict flips;
@@ -200,7 +200,7 @@ def replay_diff(
         request = dataclasses.replace(request, detail_rows=100_000,
                                       max_keys=max(request.max_keys, 100_000))
     outcome = run_replay(settings, request, code=code, engine=engine, clickhouse=clickhouse,
-                         codec=codec)
+                         wiring=wiring)
     report = summarize(outcome, examples=examples)
     report.window = {"from": _iso(request.since_ms), "to": _iso(request.until_ms)}
     return report

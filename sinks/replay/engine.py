@@ -30,8 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from schemas.catalog import load_catalog
-from schemas.codec import Codec
+from schemas.catalog import Catalog
 from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -46,8 +45,8 @@ from sinks.replay.reader import ReadStats, read_spans
 from sinks.runner import SinkWriter
 from streams.errors import LvlupError
 from streams.offsets import committed_offsets, log_bounds, offsets_at, partitions_of
-from streams.producer import codec_for
 from streams.settings import Settings
+from streams.wiring import Wiring, wiring_for
 
 __all__ = ["Outcome", "ReplayCode", "ReplayRequest", "Rescorer", "StoreRun", "describe",
            "run_replay"]
@@ -171,20 +170,21 @@ def run_replay(
     code: ReplayCode | None = None,
     engine: Engine | None = None,
     clickhouse: ClickHouse | None = None,
-    codec: Codec | None = None,
+    wiring: Wiring | None = None,
 ) -> Outcome:
     """Replay and compare (module doc). ``engine``: the live Postgres (default: from the
-    settings); ``clickhouse``: the live ClickHouse, None to leave it out; ``codec``: what the
-    log is decoded with — the live sinks' (default :func:`streams.producer.codec_for` of
-    ``settings.schemas``, so a Confluent-framed log decodes as the sinks decode it).
+    settings); ``clickhouse``: the live ClickHouse, None to leave it out; ``wiring``: the
+    caller's process wiring — its codec decodes the log as the live sinks do (a
+    Confluent-framed log too) and its catalog names the topics (default:
+    :func:`streams.wiring.wiring_for` of ``settings``).
 
     Raises :class:`LvlupError` for a pattern that matches no view, a ClickHouse view asked
     for without a client, or a log that cannot be read.
     """
     code = code or ReplayCode()
-    codec = codec or codec_for(settings.schemas)
+    wiring = wiring or wiring_for(settings)
     started = time.perf_counter()
-    catalog, bootstrap = load_catalog(), settings.kafka.bootstrap()
+    catalog, bootstrap = wiring.catalog, settings.kafka.bootstrap()
     projections = {f"postgres.{p.name}": p for p in code.projections}
     names = list(projections)
     if clickhouse is not None:
@@ -216,7 +216,7 @@ def run_replay(
             until = None if request.until_ms is None else offsets_at(bootstrap, tps,
                                                                      request.until_ms)
             replay = _Replay(settings, request, code, outcome=outcome, live=live,
-                             clickhouse=clickhouse, codec=codec)
+                             clickhouse=clickhouse, wiring=wiring)
             if pg_views:
                 spans, window = spans_for(bounds, pg_live, since=since, until=until,
                                           prefix=True)
@@ -238,9 +238,9 @@ class _Replay:
 
     def __init__(self, settings: Settings, request: ReplayRequest, code: ReplayCode, *,
                  outcome: Outcome, live: Connection, clickhouse: ClickHouse | None,
-                 codec: Codec) -> None:
+                 wiring: Wiring) -> None:
         self.settings, self.request, self.code, self.outcome = settings, request, code, outcome
-        self.codec = codec
+        self.codec, self.catalog = wiring.codec, wiring.catalog
         self.live, self.clickhouse = live, clickhouse
         self.plan: dict[str, tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, Span],
                                    Window]] = {}
@@ -271,11 +271,13 @@ class _Replay:
             self._replay(targets)
             if shadow is not None:
                 started = time.perf_counter()
-                _compare_postgres(request, outcome, self.live, shadow, pg_views)
+                _compare_postgres(request, outcome, self.live, shadow, pg_views,
+                                  catalog=self.catalog)
                 outcome.seconds["compare_postgres"] = time.perf_counter() - started
             if dbs is not None and self.clickhouse is not None:
                 started = time.perf_counter()
-                _compare_clickhouse(request, outcome, self.clickhouse, dbs, ch_views)
+                _compare_clickhouse(request, outcome, self.clickhouse, dbs, ch_views,
+                                    catalog=self.catalog)
                 outcome.seconds["compare_clickhouse"] = time.perf_counter() - started
 
     def _replay(self, targets: dict[str, _Target]) -> None:
@@ -292,11 +294,11 @@ class _Replay:
             outcome.stores[store].counts["written"] = target.written
 
 
-def _truncated(outcome: Outcome, projection: Projection, prefix: str) -> str | None:
+def _truncated(outcome: Outcome, projection: Projection, prefix: str,
+               catalog: Catalog) -> str | None:
     """Why a state view cannot be proven: a source topic lost records to retention."""
     if projection.merge == "keep_first":
         return None  # one row per record: rows of deleted records are out of scope
-    catalog = load_catalog()
     for rt in sorted(projection.record_types):
         topic = prefix + catalog.for_record(rt).name
         for (t, p), (low, _high) in sorted(outcome.bounds.items()):
@@ -307,7 +309,8 @@ def _truncated(outcome: Outcome, projection: Projection, prefix: str) -> str | N
 
 
 def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection,
-                      shadow: Engine, views: list[Projection]) -> None:
+                      shadow: Engine, views: list[Projection], *,
+                      catalog: Catalog) -> None:
     run = outcome.stores["postgres"]
     with shadow.connect() as conn:
         for proj in views:
@@ -315,7 +318,7 @@ def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection
             cmp = compare_rows(name, pgstore.row_infos(live, proj.table),
                                pgstore.row_infos(conn, proj.table), run.window,
                                max_keys=request.max_keys)
-            cmp.unprovable = _truncated(outcome, proj, request.topic_prefix)
+            cmp.unprovable = _truncated(outcome, proj, request.topic_prefix, catalog)
             if request.detail_rows and not cmp.equal:
                 keys = cmp.differing[:request.detail_rows]
                 cmp.live_rows = pgstore.fetch_rows(live, proj.table, keys)
@@ -328,9 +331,10 @@ def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection
 
 
 def _compare_clickhouse(request: ReplayRequest, outcome: Outcome, client: ClickHouse,
-                        dbs: chstore.ScratchDatabases, views: list[str]) -> None:
+                        dbs: chstore.ScratchDatabases, views: list[str], *,
+                        catalog: Catalog) -> None:
     run = outcome.stores["clickhouse"]
-    compacted = {request.topic_prefix + t.name for t in load_catalog().topics
+    compacted = {request.topic_prefix + t.name for t in catalog.topics
                  if t.cleanup_policy == "compact"}
     run.counts.update(chstore.copy_live(client, dbs, run.window.spans, compacted))
     run.schema = {"live": chstore.schema_hash(client, dbs.live),

@@ -17,12 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from schemas.catalog import load_catalog
-from schemas.codec import Codec
 from sinks.records import TopicPartitionKey
 from sinks.replay.plan import Span
 from sinks.replay.reader import read_spans
 from streams.offsets import log_bounds, offsets_at, partitions_of
+from streams.wiring import Wiring
 
 __all__ = [
     "Answer",
@@ -109,10 +108,12 @@ def differences(recorded: Mapping[str, Any], fresh: FreshAnswer) -> dict[str, li
     return {k: [a, b] for k, (a, b) in pairs.items() if a != b}
 
 
-def read_requests(bootstrap: str, codec: Codec, *, since_ms: int | None, until_ms: int | None,
+def read_requests(wiring: Wiring, *, since_ms: int | None, until_ms: int | None,
                   topic_prefix: str = "") -> list[dict[str, Any]]:
-    """The ``inference_request`` records logged in ``[since_ms, until_ms)`` (Kafka time)."""
-    topic = topic_prefix + load_catalog().for_record("inference_request").name
+    """The ``inference_request`` records logged in ``[since_ms, until_ms)`` (Kafka time),
+    read from ``wiring``'s broker with its codec, on the topic its catalog names."""
+    bootstrap, codec = wiring.bootstrap, wiring.codec
+    topic = topic_prefix + wiring.catalog.for_record("inference_request").name
     tps = partitions_of(bootstrap, [topic])
     bounds = log_bounds(bootstrap, tps)
     lo = offsets_at(bootstrap, tps, since_ms) if since_ms is not None else {}

@@ -74,7 +74,8 @@ def test_emit_100k_lines_with_one_percent_malformed(bootstrap):
         lines.append(line)
     producer = EventProducer(bootstrap, load_codec(), router, name="test-emit")
     started = time.perf_counter()
-    report = emit_lines(lines, producer, writer=Writer.ADMIN)  # the platform's own records
+    # the platform's own records
+    report = emit_lines(lines, producer, load_catalog(), writer=Writer.ADMIN)
     elapsed = time.perf_counter() - started
     producer.close()
     print(f"emit: {N} lines in {elapsed:.1f} s ({N / elapsed:,.0f} lines/s)")

@@ -42,6 +42,7 @@ from sinks.replay.engine import ReplayCode, ReplayRequest
 from sinks.replay.reinfer import read_requests, run_reinfer
 from streams.producer import EventProducer
 from streams.settings import Settings
+from streams.wiring import wiring_for
 
 from .sink_support import PrefixRouter, committed_caught_up, wait_caught_up
 
@@ -305,8 +306,9 @@ def test_diff_shows_the_verdict_flips_of_a_scoring_change(live):
 
 
 def test_reinfer_counts_answers_that_changed(live):
-    bootstrap, codec = live.settings.kafka.bootstrap(), load_codec()
-    requests = read_requests(bootstrap, codec, since_ms=live.t0, until_ms=live.t1,
+    wiring = wiring_for(live.settings)
+    bootstrap, codec = wiring.bootstrap, wiring.codec
+    requests = read_requests(wiring, since_ms=live.t0, until_ms=live.t1,
                              topic_prefix=live.router.prefix)
     recorded = load_recorded(bootstrap, codec,
                              live.router.prefix + "lvlup.inference.responses")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from schemas.catalog import Writer
+from schemas.catalog import Writer, load_catalog
 from schemas.example_data import load_examples
 from schemas.registry import load_registry
 from streams.emit import emit_lines
@@ -186,13 +186,13 @@ def test_lvlup_emit_applies_the_same_rule():
     lines = [json.dumps(_item("learning_event")), json.dumps(FORGED["custody_run_result"]),
              json.dumps(FORGED["proposal_decided"])]
     producer = _Collecting()
-    report = emit_lines(lines, producer)  # type: ignore[arg-type]
+    report = emit_lines(lines, producer, load_catalog())  # type: ignore[arg-type]
     assert producer.sent == ["learning_event"]
     assert [r.line for r in report.rejected] == [2, 3]
     assert "authority 'worker'" in report.rejected[0].reason
     worker = _Collecting()
-    report = emit_lines(lines, worker, writer=Writer.WORKER)  # type: ignore[arg-type]
+    report = emit_lines(lines, worker, load_catalog(), writer=Writer.WORKER)  # type: ignore[arg-type]
     assert worker.sent == ["learning_event", "custody_run_result"]
     assert "authority 'admin'" in report.rejected[0].reason
     admin = _Collecting()
-    assert emit_lines(lines, admin, writer=Writer.ADMIN).ok  # type: ignore[arg-type]
+    assert emit_lines(lines, admin, load_catalog(), writer=Writer.ADMIN).ok  # type: ignore[arg-type]
