@@ -2,13 +2,18 @@
 
 Per batch, in one transaction:
 
-1. ``sink_offsets`` rows of the batch's partitions are locked (``SELECT … FOR UPDATE``); a
-   record whose offset is below the stored next offset was already applied and is skipped
-   (the fence: redelivery never changes a view, even for ``sum`` projections).
+1. ``sink_offsets`` rows of the batch's partitions are created or locked (``INSERT … ON
+   CONFLICT DO UPDATE … RETURNING``, one statement); a record whose offset is below the
+   stored next offset was already applied and is skipped (the fence: redelivery never
+   changes a view, even for ``sum`` projections).
 2. Per projection: rows merged per key (:func:`merge_rows`), ``COPY`` into a temporary
    staging table, then ``INSERT … SELECT … ON CONFLICT (key) DO UPDATE`` — COPY + upsert ran
    54–72k rows/s here against 28–53k for executemany (measured on this project's machines).
-3. ``sink_offsets`` set to the batch's next offsets; ``view_watermarks`` advanced.
+3. ``sink_offsets`` set to the batch's next offsets and ``view_watermarks`` advanced, in one
+   statement.
+
+A one-record batch into two views took 11 round trips before, 6 now (statements ~0.5 ms
+each here; docs/ARCHITECTURE.md, "Where the time goes").
 
 Connection failures become :class:`~sinks.errors.StoreUnavailable` (the runner retries);
 constraint or SQL errors become :class:`~sinks.errors.QueryError` (a bug or poison data: the
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -102,6 +108,41 @@ def _offsets(rows: Sequence[Any]) -> dict[TopicPartitionKey, int]:
     return {(str(row[0]), int(row[1])): int(row[2]) for row in rows}
 
 
+_LOCK_SQL = text(
+    "INSERT INTO sink_offsets AS s (consumer_group, topic, partition, next_offset) "
+    "SELECT :g, u.t, u.p, 0 FROM unnest(CAST(:topics AS text[]), CAST(:parts AS integer[])) "
+    "WITH ORDINALITY AS u(t, p, n) ORDER BY u.n "
+    "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = s.next_offset "
+    "RETURNING s.topic, s.partition, s.next_offset")
+_STORE_SQL = text(
+    "UPDATE sink_offsets AS s SET next_offset = GREATEST(s.next_offset, u.o), "
+    "updated_at = now() FROM unnest(CAST(:topics AS text[]), CAST(:parts AS integer[]), "
+    "CAST(:offs AS bigint[])) AS u(t, p, o) "
+    "WHERE s.consumer_group = :g AND s.topic = u.t AND s.partition = u.p")
+_STORE_WITH_MARKS_SQL = text(
+    "WITH marks AS (INSERT INTO view_watermarks (view, max_occurred_at, updated_at) "
+    "SELECT w.v, w.at, :now FROM unnest(CAST(:views AS text[]), CAST(:ats AS timestamptz[])) "
+    "AS w(v, at) ON CONFLICT (view) DO UPDATE SET max_occurred_at = "
+    "GREATEST(view_watermarks.max_occurred_at, EXCLUDED.max_occurred_at), "
+    "updated_at = EXCLUDED.updated_at) "
+    "UPDATE sink_offsets AS s SET next_offset = GREATEST(s.next_offset, u.o), "
+    "updated_at = now() FROM unnest(CAST(:topics AS text[]), CAST(:parts AS integer[]), "
+    "CAST(:offs AS bigint[])) AS u(t, p, o) "
+    "WHERE s.consumer_group = :g AND s.topic = u.t AND s.partition = u.p")
+"""The same update of ``sink_offsets`` after advancing ``view_watermarks`` (the data-modifying
+``WITH`` runs though the outer statement does not read it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """The staging table of one upsert pass: its ``index`` in the transaction, the tables
+    known to exist on the connection, and the set this transaction's creations go into."""
+
+    index: int
+    existing: set[str]
+    created: set[str]
+
+
 class PostgresWriter:
     """Writes batches through ``projections`` into the database behind ``engine``."""
 
@@ -140,13 +181,16 @@ class PostgresWriter:
 
     def write(self, group: str, batch: Batch) -> None:
         """Apply ``batch`` and store its offsets in one transaction (see module doc)."""
+        created: set[str] = set()
         try:
             with self.engine.begin() as conn:
+                stages = self._stages(conn)
                 fence = self._lock_offsets(conn, group, batch)
                 fresh = [r for r in batch.records
                          if r.offset >= fence.get((r.topic, r.partition), 0)]
-                self._apply(conn, fresh)
-                self._store_offsets(conn, group, batch)
+                newest = self._apply(conn, fresh, stages, created)
+                self._store_offsets(conn, group, batch, newest)
+            stages.update(created)  # committed: the staging tables exist on that connection
         except OperationalError as exc:
             raise StoreUnavailable(f"postgres: {exc.orig}") from exc
         except DBAPIError as exc:
@@ -155,23 +199,31 @@ class PostgresWriter:
             raise QueryError(f"postgres rejected a batch: {exc.orig}") from exc
 
     # -- steps -------------------------------------------------------------------------------
+    @staticmethod
+    def _stages(conn: Connection) -> set[str]:
+        """Names of the staging tables known to exist on ``conn``'s DBAPI connection (kept in
+        its ``info``, which lives and dies with that connection)."""
+        info = conn.connection.info
+        stages: set[str] = info.setdefault("lvlup_stages", set())
+        return stages
+
     def _lock_offsets(
         self, conn: Connection, group: str, batch: Batch
     ) -> dict[TopicPartitionKey, int]:
-        params = [{"g": group, "t": t, "p": p} for (t, p) in batch.next_offsets]
-        conn.execute(
-            text("INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) "
-                 "VALUES (:g, :t, :p, 0) ON CONFLICT DO NOTHING"),
-            params,
-        )
+        """Create-or-lock the ``sink_offsets`` rows of the batch's partitions (in key order,
+        so two writers never wait on each other crosswise) and return their next offsets,
+        in one round trip: ``ON CONFLICT DO UPDATE`` locks the row it meets, as ``SELECT …
+        FOR UPDATE`` did."""
+        keys = sorted(batch.next_offsets)
         rows = conn.execute(
-            text("SELECT topic, partition, next_offset FROM sink_offsets "
-                 "WHERE consumer_group = :g AND topic = ANY(:topics) FOR UPDATE"),
-            {"g": group, "topics": sorted({t for t, _ in batch.next_offsets})},
+            _LOCK_SQL,
+            {"g": group, "topics": [t for t, _ in keys], "parts": [p for _, p in keys]},
         ).all()
         return _offsets(rows)
 
-    def _apply(self, conn: Connection, records: list[ConsumedRecord]) -> None:
+    def _apply(self, conn: Connection, records: list[ConsumedRecord], stages: set[str],
+               created: set[str]) -> dict[str, Any]:
+        """Upsert every projection's rows; returns the newest ``occurred_at`` per view."""
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         newest: dict[str, Any] = {}
         by_type = self._by_type
@@ -188,28 +240,21 @@ class PostgresWriter:
             if pending:
                 # keep_first: ON CONFLICT DO NOTHING already keeps the first of duplicates
                 merged = pending if proj.merge == "keep_first" else merge_rows(proj, pending)
-                self._upsert(conn, proj, merged)
-        if newest:
-            conn.execute(
-                text("INSERT INTO view_watermarks (view, max_occurred_at, updated_at) "
-                     "VALUES (:v, :at, :now) ON CONFLICT (view) DO UPDATE SET "
-                     "max_occurred_at = GREATEST(view_watermarks.max_occurred_at, "
-                     "EXCLUDED.max_occurred_at), updated_at = EXCLUDED.updated_at"),
-                [{"v": v, "at": to_datetime(at), "now": datetime.now(UTC)}
-                 for v, at in newest.items()],
-            )
+                self._upsert(conn, proj, merged, stages, created)
+        return newest
 
-    def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]]) -> None:
+    def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]],
+                stages: set[str], created: set[str]) -> None:
         """Upsert rows; rows with different column sets (``patch``) go in separate passes."""
         order = list(proj.table.columns.keys())
         if proj.merge != "patch":  # every row has every column
-            self._upsert_columns(conn, proj, order, rows, 0)
+            self._upsert_columns(conn, proj, order, rows, _Stage(0, stages, created))
             return
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_columns[tuple(c for c in order if c in row)].append(row)
         for part, (cols, group) in enumerate(by_columns.items()):
-            self._upsert_columns(conn, proj, list(cols), group, part)
+            self._upsert_columns(conn, proj, list(cols), group, _Stage(part, stages, created))
 
     def _upsert_columns(
         self,
@@ -217,18 +262,26 @@ class PostgresWriter:
         proj: Projection,
         cols: list[str],
         rows: list[dict[str, Any]],
-        part: int,
+        part: _Stage,
     ) -> None:
         """COPY ``rows`` into a staging table, then upsert them into the view.
 
-        One staging table per (view, column set) of the transaction (``part``), dropped at
-        commit: no ``TRUNCATE`` between passes (it cost a lock and a new file per batch).
+        One staging table per (view, column set) of a transaction (``part.index``), so no
+        pass sees another's rows. Each lives as long as the connection, ``ON COMMIT DELETE
+        ROWS`` (emptied at every commit; a rolled-back creation is forgotten, see
+        :meth:`write`), and is created once per connection: creating and dropping it per
+        batch cost 1.7–1.9 ms per view, a seventh of a one-record batch (docs/ARCHITECTURE.md).
+        A migration that changes a view while a sink runs makes the next COPY fail
+        (:class:`~sinks.errors.QueryError`); the restarted sink's new connections see it.
         """
         table = proj.name
-        stage = f"_stage_{table}_{part}"
-        conn.exec_driver_sql(
-            f'CREATE TEMP TABLE "{stage}" (LIKE "{table}" INCLUDING DEFAULTS) ON COMMIT DROP'
-        )
+        stage = f"_stage_{table}_{part.index}"
+        if stage not in part.existing:
+            conn.exec_driver_sql(
+                f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table}" INCLUDING DEFAULTS) '
+                "ON COMMIT DELETE ROWS"
+            )
+            part.created.add(stage)
         raw = conn.connection.driver_connection
         if raw is None:
             raise StoreUnavailable("postgres: connection closed before COPY")
@@ -257,9 +310,19 @@ class PostgresWriter:
             f"ON CONFLICT ({key}) {action}"
         )
 
-    def _store_offsets(self, conn: Connection, group: str, batch: Batch) -> None:
-        conn.execute(
-            text("UPDATE sink_offsets SET next_offset = GREATEST(next_offset, :o), "
-                 "updated_at = now() WHERE consumer_group = :g AND topic = :t AND partition = :p"),
-            [{"g": group, "t": t, "p": p, "o": o} for (t, p), o in batch.next_offsets.items()],
-        )
+    def _store_offsets(self, conn: Connection, group: str, batch: Batch,
+                       newest: dict[str, Any]) -> None:
+        """Store the batch's next offsets and advance the watermarks of the views it wrote
+        (``newest``: view → newest ``occurred_at``), in one statement (a data-modifying
+        ``WITH`` runs whether or not the outer statement reads it)."""
+        items = sorted(batch.next_offsets.items())
+        params: dict[str, Any] = {"g": group, "topics": [t for (t, _), _ in items],
+                                  "parts": [p for (_, p), _ in items],
+                                  "offs": [o for _, o in items]}
+        if not newest:
+            conn.execute(_STORE_SQL, params)
+            return
+        views = sorted(newest)
+        params.update(views=views, ats=[to_datetime(newest[v]) for v in views],
+                      now=datetime.now(UTC))
+        conn.execute(_STORE_WITH_MARKS_SQL, params)
