@@ -29,8 +29,9 @@ completed exchange, and ``met`` needs 0 errors. ``server_cpu_us_per_request`` an
 load average at the end: on a shared 2-core machine the wall-clock figures also measure
 whatever else runs.
 
-Goals (issue #9): reads ≥ 6,000 req/s with p99 ≤ 25 ms; commands ≥ 3,000 req/s with
-p99 ≤ 50 ms. Raises :class:`streams.errors.LvlupError` when the server does not start.
+Goals (:data:`GOALS`): reads, cached or not, ≥ 6,000 req/s with p99 ≤ 25 ms (issue #9);
+commands ≥ 4,000 req/s with p99 ≤ 40 ms (issue #22).
+Raises :class:`streams.errors.LvlupError` when the server does not start.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ BENCH_RATE_LIMIT = "100000/second"
 measured) but never refuses the load of one loopback client with one key."""
 
 GOALS = {"reads": (6000.0, 25.0), "reads_uncached": (6000.0, 25.0),
-         "commands": (3000.0, 50.0)}
+         "commands": (4000.0, 40.0)}
+"""(req/s, p99 ms) per phase. Commands: issue #22's ≥ 4,000 req/s, p99 ≤ 40 ms (#11 asked
+3,000 and 50 ms); reads kept at #11's 6,000 req/s, stricter than #22's 3,000 for uncached."""
 
 
 @dataclass

@@ -15,7 +15,8 @@
     each timestamped by a steady producer thread; visible = its row is in Postgres
     ``learning_logs`` (the in-flight ids are looked up every 20 ms, so figures carry up to
     ~20 ms of polling error); p50/p99 of visible − produced.
-Goals (issue #11): ratio ≥ 0.35, ≥ 10,000 events/s, p99 ≤ 500 ms; lost and duplicates 0.
+Goals (issue #22, raised from #11's 0.35 and 500 ms): ratio ≥ 0.65, ≥ 10,000 events/s,
+p99 ≤ 250 ms; lost and duplicates 0.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from schemas.codec import load_codec
 from streams.producer import EventProducer
 from streams.settings import Settings
 
-__all__ = ["bench_ingest"]
+__all__ = ["GOAL_EVENTS_S", "GOAL_P99_MS", "GOAL_RATIO", "bench_ingest"]
+
+GOAL_RATIO = 0.65
+"""Platform events/s over raw aiokafka's, median of the pairs (issue #22; #11 asked 0.35)."""
+GOAL_EVENTS_S = 10_000
+"""Platform events/s into both sinks (issue #11)."""
+GOAL_P99_MS = 250.0
+"""p99 produce → visible in Postgres at half the platform's rate (issue #22; #11 asked 500)."""
 
 
 def _learning_events(n: int, seed: int) -> list[dict[str, Any]]:
@@ -222,5 +230,6 @@ def bench_ingest(
             "latency_rate_events_s": rate * 0.5,
             "latency_events": len(latencies), "latency_p50_ms": percentile(latencies, 50),
             "latency_p99_ms": p99, "lost": int(rate * 0.5 * latency_s) - len(latencies),
-            "goal_ratio": 0.35, "goal_events_s": 10_000, "goal_p99_ms": 500,
-            "pass": ratio.median >= 0.35 and rate >= 10_000 and p99 <= 500}
+            "goal_ratio": GOAL_RATIO, "goal_events_s": GOAL_EVENTS_S, "goal_p99_ms": GOAL_P99_MS,
+            "pass": (ratio.median >= GOAL_RATIO and rate >= GOAL_EVENTS_S
+                     and p99 <= GOAL_P99_MS)}

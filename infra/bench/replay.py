@@ -14,7 +14,8 @@ The two run as ``options.pairs`` interleaved pairs (ingest, rebuild, ingest, reb
 pair on its own scratch topics, database and chdb directory; :mod:`infra.bench.pairs`): the
 ratio is the median of the pairs' rebuild/ingest with its min–max beside it.
 
-Goal (issue #10): rebuild ≥ 0.5 × ingest, and every pair's certificate says equal.
+Goal (issue #22, raised from #10's 0.5): rebuild ≥ 1.0 × ingest on every pair, and every
+pair's certificate says equal.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ from streams.settings import Settings
 
 __all__ = ["GOAL_RATIO", "bench_replay"]
 
-GOAL_RATIO = 0.5
+GOAL_RATIO = 1.0
+"""Rebuild rate over ingest rate, on every pair (issue #22: "≥ 1.0 on every run"; it was 0.5,
+issue #4's goal, before)."""
 
 
 def _caught_up(settings: Settings, engine: Any, topics: list[str], suffix: str) -> bool:
@@ -96,7 +99,7 @@ def bench_replay(settings: Settings, events: int = 50_000, warmup: int = 500,
             **ratio.figures(), "rebuild_phases_s": last.seconds, "views": len(last.views),
             "equal": equal,
             "differing_views": sorted({v for r in runs for v in r.cert.mismatches}),
-            "goal_ratio": GOAL_RATIO, "pass": ratio.median >= GOAL_RATIO and equal}
+            "goal_ratio": GOAL_RATIO, "pass": min(ratio.ratios) >= GOAL_RATIO and equal}
 
 
 class _PairRun(NamedTuple):
