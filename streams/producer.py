@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -43,6 +43,9 @@ __all__ = [
     "codec_for",
     "encoder_for",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 class TopicRouter(Protocol):
@@ -143,7 +146,10 @@ class EventProducer:
         """``(topic, key, value)`` for a record; fills envelope fields; raises ``EncodeError``."""
         full = dict(record)
         full.setdefault("event_id", str(uuid.uuid4()))
-        full.setdefault("occurred_at", self._clock())
+        if "occurred_at" not in full:
+            # as Avro's timestamp-millis (the codec's generated encoder takes ints; a datetime
+            # sent every record to fastavro, ~19 µs instead of ~4 per encode)
+            full["occurred_at"] = (self._clock() - _EPOCH) // _MILLISECOND
         full.setdefault("producer", self._name)
         topic, key_field = self._router.route(record_type)
         value = self._codec.encode(record_type, full)
