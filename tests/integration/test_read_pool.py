@@ -1,0 +1,89 @@
+"""The API's read pool on the real Postgres: concurrent reads go out in pipelines, each gets
+its own answer, and a failing read in a batch costs the others nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from api.db import ReadPool
+from api.errors import ApiError
+from sinks.errors import StoreUnavailable
+
+SQL = "SELECT %(n)s::int AS n, %(n)s::int * 2 AS twice"
+BAD = "SELECT %(x)s::int AS n"  # 'abc' → a DataError, answered 400
+
+
+@pytest.fixture
+def conninfo(stack) -> str:  # type: ignore[no-untyped-def]
+    url = make_url(stack.postgres.sqlalchemy_url()).set(database="postgres")
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def test_concurrent_reads_are_pipelined_and_each_gets_its_rows(conninfo: str) -> None:
+    async def go() -> tuple[list[list[tuple[int, int]]], int, int]:
+        pool = ReadPool(conninfo, pipelines=1)
+        try:
+            answers = await asyncio.gather(*(pool.fetch(SQL, {"n": i}) for i in range(40)))
+            return answers, pool.batches, pool.batched_reads
+        finally:
+            await pool.close()
+
+    answers, batches, batched = asyncio.run(go())
+    assert answers == [[(i, 2 * i)] for i in range(40)]
+    # gather queues all 40 before the drainer first runs (asyncio runs tasks in FIFO order):
+    # one pipeline carried them all
+    assert (batches, batched) == (1, 40)
+
+
+def test_a_failing_read_in_a_batch_fails_alone(conninfo: str) -> None:
+    async def go() -> tuple[list[object], int]:
+        pool = ReadPool(conninfo, pipelines=1)
+        try:
+            reads = [pool.fetch(BAD, {"x": "abc"}) if i == 5 else pool.fetch(SQL, {"n": i})
+                     for i in range(12)]
+            return await asyncio.gather(*reads, return_exceptions=True), pool.batches
+        finally:
+            await pool.close()
+
+    answers, batches = asyncio.run(go())
+    assert batches == 0  # the pipeline of 12 failed as a whole, and was split
+    for i, answer in enumerate(answers):
+        if i == 5:
+            assert isinstance(answer, ApiError)
+            assert answer.status == 400
+        else:
+            assert answer == [(i, 2 * i)]
+
+
+def test_a_cancelled_caller_does_not_disturb_the_batch(conninfo: str) -> None:
+    async def go() -> list[object]:
+        pool = ReadPool(conninfo, pipelines=1)
+        try:
+            tasks = [asyncio.ensure_future(pool.fetch(SQL, {"n": i})) for i in range(10)]
+            await asyncio.sleep(0)  # all queued
+            tasks[3].cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            again = await pool.fetch(SQL, {"n": 99})  # the pool still works
+            return [*results, again]
+        finally:
+            await pool.close()
+
+    answers = asyncio.run(go())
+    assert isinstance(answers[3], asyncio.CancelledError)
+    assert [a for i, a in enumerate(answers[:10]) if i != 3] == [
+        [(i, 2 * i)] for i in range(10) if i != 3]
+    assert answers[10] == [(99, 198)]
+
+
+def test_a_closed_pool_refuses_reads(conninfo: str) -> None:
+    async def go() -> None:
+        pool = ReadPool(conninfo)
+        await pool.fetch(SQL, {"n": 1})
+        await pool.close()
+        with pytest.raises(StoreUnavailable):
+            await pool.fetch(SQL, {"n": 2})
+
+    asyncio.run(go())
