@@ -12,8 +12,8 @@ Per batch, in one transaction:
 3. ``sink_offsets`` set to the batch's next offsets and ``view_watermarks`` advanced, in one
    statement.
 
-A one-record batch into two views took 11 round trips before, 6 now (statements ~0.5 ms
-each here; docs/ARCHITECTURE.md, "Where the time goes").
+A one-record batch into two views took 11 round trips before, 8 now, and no staging table
+is created or dropped per batch (docs/ARCHITECTURE.md, "Where the time goes").
 
 Connection failures become :class:`~sinks.errors.StoreUnavailable` (the runner retries);
 constraint or SQL errors become :class:`~sinks.errors.QueryError` (a bug or poison data: the
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -133,16 +132,6 @@ _STORE_WITH_MARKS_SQL = text(
 ``WITH`` runs though the outer statement does not read it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Stage:
-    """The staging table of one upsert pass: its ``index`` in the transaction, the tables
-    known to exist on the connection, and the set this transaction's creations go into."""
-
-    index: int
-    existing: set[str]
-    created: set[str]
-
-
 class PostgresWriter:
     """Writes batches through ``projections`` into the database behind ``engine``."""
 
@@ -181,16 +170,13 @@ class PostgresWriter:
 
     def write(self, group: str, batch: Batch) -> None:
         """Apply ``batch`` and store its offsets in one transaction (see module doc)."""
-        created: set[str] = set()
         try:
             with self.engine.begin() as conn:
-                stages = self._stages(conn)
                 fence = self._lock_offsets(conn, group, batch)
                 fresh = [r for r in batch.records
                          if r.offset >= fence.get((r.topic, r.partition), 0)]
-                newest = self._apply(conn, fresh, stages, created)
+                newest = self._apply(conn, fresh)
                 self._store_offsets(conn, group, batch, newest)
-            stages.update(created)  # committed: the staging tables exist on that connection
         except OperationalError as exc:
             raise StoreUnavailable(f"postgres: {exc.orig}") from exc
         except DBAPIError as exc:
@@ -199,14 +185,6 @@ class PostgresWriter:
             raise QueryError(f"postgres rejected a batch: {exc.orig}") from exc
 
     # -- steps -------------------------------------------------------------------------------
-    @staticmethod
-    def _stages(conn: Connection) -> set[str]:
-        """Names of the staging tables known to exist on ``conn``'s DBAPI connection (kept in
-        its ``info``, which lives and dies with that connection)."""
-        info = conn.connection.info
-        stages: set[str] = info.setdefault("lvlup_stages", set())
-        return stages
-
     def _lock_offsets(
         self, conn: Connection, group: str, batch: Batch
     ) -> dict[TopicPartitionKey, int]:
@@ -221,8 +199,7 @@ class PostgresWriter:
         ).all()
         return _offsets(rows)
 
-    def _apply(self, conn: Connection, records: list[ConsumedRecord], stages: set[str],
-               created: set[str]) -> dict[str, Any]:
+    def _apply(self, conn: Connection, records: list[ConsumedRecord]) -> dict[str, Any]:
         """Upsert every projection's rows; returns the newest ``occurred_at`` per view."""
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         newest: dict[str, Any] = {}
@@ -240,21 +217,20 @@ class PostgresWriter:
             if pending:
                 # keep_first: ON CONFLICT DO NOTHING already keeps the first of duplicates
                 merged = pending if proj.merge == "keep_first" else merge_rows(proj, pending)
-                self._upsert(conn, proj, merged, stages, created)
+                self._upsert(conn, proj, merged)
         return newest
 
-    def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]],
-                stages: set[str], created: set[str]) -> None:
+    def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]]) -> None:
         """Upsert rows; rows with different column sets (``patch``) go in separate passes."""
         order = list(proj.table.columns.keys())
         if proj.merge != "patch":  # every row has every column
-            self._upsert_columns(conn, proj, order, rows, _Stage(0, stages, created))
+            self._upsert_columns(conn, proj, order, rows, 0)
             return
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_columns[tuple(c for c in order if c in row)].append(row)
         for part, (cols, group) in enumerate(by_columns.items()):
-            self._upsert_columns(conn, proj, list(cols), group, _Stage(part, stages, created))
+            self._upsert_columns(conn, proj, list(cols), group, part)
 
     def _upsert_columns(
         self,
@@ -262,26 +238,25 @@ class PostgresWriter:
         proj: Projection,
         cols: list[str],
         rows: list[dict[str, Any]],
-        part: _Stage,
+        part: int,
     ) -> None:
         """COPY ``rows`` into a staging table, then upsert them into the view.
 
-        One staging table per (view, column set) of a transaction (``part.index``), so no
-        pass sees another's rows. Each lives as long as the connection, ``ON COMMIT DELETE
-        ROWS`` (emptied at every commit; a rolled-back creation is forgotten, see
-        :meth:`write`), and is created once per connection: creating and dropping it per
-        batch cost 1.7–1.9 ms per view, a seventh of a one-record batch (docs/ARCHITECTURE.md).
-        A migration that changes a view while a sink runs makes the next COPY fail
-        (:class:`~sinks.errors.QueryError`); the restarted sink's new connections see it.
+        One staging table per (view, column set) of a transaction (``part``), so no pass
+        sees another's rows. Each lives as long as the server session, ``ON COMMIT DELETE
+        ROWS`` (emptied at every commit): creating and dropping it per batch cost 1.7–1.9 ms
+        per view, a seventh of a one-record batch (docs/ARCHITECTURE.md). ``IF NOT EXISTS``
+        is asked in every transaction (~0.4 ms) rather than remembered per connection: behind
+        a transaction-pooling proxy (PgBouncer) the next transaction may meet another server
+        session. A migration that changes a view while a sink runs makes the next COPY fail
+        (:class:`~sinks.errors.QueryError`); the restarted sink's new sessions see it.
         """
         table = proj.name
-        stage = f"_stage_{table}_{part.index}"
-        if stage not in part.existing:
-            conn.exec_driver_sql(
-                f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table}" INCLUDING DEFAULTS) '
-                "ON COMMIT DELETE ROWS"
-            )
-            part.created.add(stage)
+        stage = f"_stage_{table}_{part}"
+        conn.exec_driver_sql(
+            f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table}" INCLUDING DEFAULTS) '
+            "ON COMMIT DELETE ROWS"
+        )
         raw = conn.connection.driver_connection
         if raw is None:
             raise StoreUnavailable("postgres: connection closed before COPY")

@@ -99,9 +99,15 @@ def api_url(views_db, tmp_path):
                            "them as root: infra/install-browser.sh)")
 def test_the_dashboard_shows_the_views_in_a_browser(api_url, tmp_path):
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait(seconds: float) -> WebDriverWait:
+        # a form submit loads a new page: an element found on the old one goes stale between
+        # find_element and is_displayed (the race CI met); the wait polls again instead
+        return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -114,21 +120,21 @@ def test_the_dashboard_shows_the_views_in_a_browser(api_url, tmp_path):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.get(f"{url}/dashboard")
-        login = WebDriverWait(driver, 60).until(
+        login = wait(60).until(
             lambda d: d.find_element(By.ID, "login") if d.find_element(By.ID, "login")
             .is_displayed() else None)
         login.find_element(By.ID, "key").send_keys("lvlup_wrong_key")
         login.find_element(By.ID, "login-submit").click()
-        WebDriverWait(driver, 30).until(
+        wait(30).until(
             lambda d: d.find_element(By.ID, "login-error").is_displayed())
         assert token not in driver.current_url
         driver.find_element(By.ID, "key").send_keys(token)
         driver.find_element(By.ID, "login-submit").click()
-        WebDriverWait(driver, 30).until(lambda d: d.current_url.rstrip("/") == f"{url}/dashboard")
+        wait(30).until(lambda d: d.current_url.rstrip("/") == f"{url}/dashboard")
         cookie = driver.get_cookie("lvlup_session")
         assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert driver.execute_script("return document.cookie") == ""
-        WebDriverWait(driver, 60).until(
+        wait(60).until(
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
         states = {p: driver.find_element(By.ID, p).get_attribute("data-loaded") for p in PANELS}
         texts = {p: driver.find_element(By.ID, p).text for p in PANELS}
