@@ -7,8 +7,9 @@
 ``lvlup_api_audit_failures_total``, ``lvlup_api_unauthenticated_total{reason}`` (requests
 without a valid key where one was needed: ``missing_key``, ``unknown_key``,
 ``login_failed``; never audited on the log), ``lvlup_api_ws_refused_total{reason}``
-(WebSocket handshakes refused: ``auth``, ``cap``). Served as text by ``GET /metrics``, which
-needs a key with the ``read`` scope (:func:`api.app.create_app`).
+(WebSocket handshakes refused: ``auth``, ``cap``), ``lvlup_api_read_cache_total{outcome}``
+(cacheable reads: ``hit``, ``coalesced``, ``miss`` — :mod:`api.readcache`). Served as text
+by ``GET /metrics``, which needs a key with the ``read`` scope (:func:`api.app.create_app`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class ApiMetrics:
             ("reason",), registry=r)
         self.ws_refused = Counter("lvlup_api_ws_refused", "WebSocket handshakes refused",
                                   ("reason",), registry=r)
+        self.read_cache = Counter(
+            "lvlup_api_read_cache", "cacheable reads by outcome: hit (a fresh answer), "
+            "coalesced (another request's read in flight), miss (read the database)",
+            ("outcome",), registry=r)
         self.audit_failures = Counter("lvlup_api_audit_failures",
                                       "command audit records the broker did not ack",
                                       registry=r)

@@ -160,11 +160,34 @@ async def _body(op: Operation, call: Call) -> Any:
     return _validate(op.body_model, data, 422, "body field")
 
 
+async def _from_cache(op: Operation, request: Request, state: AppState
+                      ) -> tuple[tuple[Any, ...] | None, bytes | None]:
+    """A cacheable read's answer from the read cache (:mod:`api.readcache`): ``(None, body)``
+    when a fresh answer or another request's read in flight gives it; ``(key, None)`` when
+    this request reads — it leads the read of ``key`` and must land it; ``(None, None)`` for
+    an operation the cache does not serve. Only valid requests' answers are stored, so a hit
+    needs no validation."""
+    if not op.cacheable or state.read_cache.ttl_s <= 0:
+        return None, None
+    key = (op.operation_id, request.scope["path"], request.scope["query_string"])
+    outcome, hit = "hit", state.read_cache.fresh(key)
+    if hit is None:
+        outcome, hit = "coalesced", await state.read_cache.join(key)
+    if hit is not None:
+        state.metrics.read_cache.labels(outcome).inc()
+        return None, hit
+    state.metrics.read_cache.labels("miss").inc()
+    state.read_cache.lead(key)
+    return key, None
+
+
 async def _serve(op: Operation, request: Request) -> Response:
     started = time.perf_counter()
     state = app_state(request)
     call: Call | None = None
     response: Response
+    cache_key: tuple[Any, ...] | None = None  # a read this request leads (api.readcache)
+    stored: bytes | None = None
     try:
         key = await identify(request, state)
         call = Call(request, state, key) if key is not None else None
@@ -172,15 +195,10 @@ async def _serve(op: Operation, request: Request) -> Response:
         if needed is Scope.READ and not state.api.require_keys:
             needed = None
         require_scope(key, needed, state)
-        cache_key = None
-        if op.cacheable and state.api.read_cache_ttl_s > 0:
-            # only valid requests' answers are stored, so a hit needs no validation
-            cache_key = (op.operation_id, request.scope["path"], request.scope["query_string"])
-            hit = state.read_cache.get(cache_key)
-            if hit is not None and hit[0] > time.monotonic():
-                state.metrics.observe(op.operation_id, op.method, 200,
-                                      time.perf_counter() - started)
-                return Response(hit[1], media_type="application/json")
+        cache_key, hit = await _from_cache(op, request, state)
+        if hit is not None:
+            state.metrics.observe(op.operation_id, op.method, 200, time.perf_counter() - started)
+            return Response(hit, media_type="application/json")
         call = call or Call(request, state, key)
         if op.command is not None:
             call.idempotency_key = idempotency_key(request)
@@ -197,15 +215,15 @@ async def _serve(op: Operation, request: Request) -> Response:
         response = result if isinstance(result, Response) else JsonResponse(
             result, status_code=op.status)
         if cache_key is not None and response.status_code == 200:
-            if len(state.read_cache) > 10_000:
-                state.read_cache.clear()
-            state.read_cache[cache_key] = (time.monotonic() + state.api.read_cache_ttl_s,
-                                           bytes(response.body))
+            stored = bytes(response.body)
     except Exception as exc:  # noqa: BLE001 - every error becomes the error shape
         err = to_api_error(exc)
         response = error_response(err)
         if err.status == 429:
             state.metrics.rate_limited.labels(err.details.get("per", "?")).inc()
+    finally:
+        if cache_key is not None:  # led a read: store its answer, release the waiters
+            state.read_cache.land(cache_key, stored)
     if op.command is not None and call is not None and call.key is not None \
             and response.status_code != 429:
         await write_audit(state, op.command, call, request, response)

@@ -19,6 +19,7 @@ from api.auth import KeyStore
 from api.db import ReadPool, conninfo_of
 from api.metrics import ApiMetrics
 from api.ratelimit import RateLimiter
+from api.readcache import ReadCache
 from api.settings import ApiSettings
 from api.watermarks import EndOffsets
 from schemas.catalog import Catalog
@@ -63,7 +64,9 @@ class AppState:
     view_sources: dict[str, frozenset[str]] = field(default_factory=dict)
     """Record types feeding each Postgres view (:func:`api.reads.view_sources`)."""
     clickhouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    read_cache: dict[tuple[Any, ...], tuple[float, bytes]] = field(default_factory=dict)
+    read_cache: ReadCache = field(init=False)
+    """Cacheable reads' answers for ``api.read_cache_ttl_s`` (0: off), coalesced
+    (:mod:`api.readcache`)."""
     ws_open: dict[str, int] = field(default_factory=dict)
     """Open WebSocket connections per key id (``ip:<address>`` without a key), capped at
     ``api.ws_max_per_key`` (:mod:`api.live`)."""
@@ -76,6 +79,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.read_pool = ReadPool(conninfo_of(self.engine))
+        self.read_cache = ReadCache(self.api.read_cache_ttl_s)
 
     def topic(self, record_type: str) -> str:
         """The topic carrying ``record_type`` (through the router, so test prefixes apply)."""

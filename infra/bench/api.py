@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -251,6 +252,16 @@ def _run(server: tuple[int, int], request: bytes, expect: int, *, warmup: int, r
         return asyncio.run(go())
 
 
+def _read_cache_outcomes(port: int, token: str) -> dict[str, int]:
+    """``{outcome: count}`` of the server's ``lvlup_api_read_cache_total`` (warm-up
+    included): how many cacheable reads were answered from the cache, from another request's
+    read in flight, or read the database."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5,
+                     headers={"Authorization": f"Bearer {token}"}).text
+    found = re.findall(r'^lvlup_api_read_cache_total\{outcome="(\w+)"\} ([0-9.e+]+)$', text, re.M)
+    return {outcome: int(float(n)) for outcome, n in found}
+
+
 def _with_cpu(summary: dict[str, Any], cpu_s: float) -> dict[str, Any]:
     """Add the server's CPU cost: on a shared machine the wall-clock rate also measures the
     neighbours; ``cpu_bound_rps`` is what the worker would serve with a core of its own."""
@@ -302,6 +313,7 @@ def bench_api(settings: Settings, *, requests: int = 30_000, warmup: int = 2_000
             with _server(settings, url, prefix, read_cache_s, rate_limit) as server:
                 out["reads"] = run(server, "reads")
                 out["reads"]["read_cache_s"] = read_cache_s
+                out["reads"]["read_cache"] = _read_cache_outcomes(server[0], token)
     finally:
         delete_topics(bootstrap, [s.name for s in specs])
     out["concurrency"] = {"reads": read_concurrency, "commands": command_concurrency}
