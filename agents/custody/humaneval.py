@@ -20,7 +20,8 @@ from typing import Any
 from agents.custody.errors import BankError
 from agents.custody.items import Category, Item, Tier
 
-__all__ = ["HUMANEVAL_RULE", "humaneval_tier_ranks", "load_humaneval_items", "read_humaneval"]
+__all__ = ["CODE_STOP", "HUMANEVAL_RULE", "completion_prefill", "humaneval_tier_ranks",
+           "load_humaneval_items", "read_humaneval"]
 
 HUMANEVAL_RULE = "lines-v1"
 
@@ -28,6 +29,32 @@ _INSTRUCTIONS = (
     "Complete the following Python function. Reply with the complete function (and any "
     "imports it needs) in one ```python code block.\n\n"
 )
+
+
+#: Where the model's completion of a HumanEval prompt ends: the closing fence of the code
+#: block its turn was opened with, and HumanEval's own stop sequences (Chen et al. 2021,
+#: section 2.3: ``\nclass``, ``\ndef``, ``\n#``, ``\nif``, ``\nprint``) — the ones that end
+#: a function at module level, within the request's limit of four
+#: (``inference.types.MAX_STOP_SEQUENCES``).
+CODE_STOP = ("```", "\ndef ", "\nif __name__", "\nprint(")
+
+_CODE_LEAD = "```python\n"
+
+
+def completion_prefill(item: Item) -> str:
+    """The start of the model's turn for a HumanEval-style item (``code_tests`` with a
+    ``prompt`` and an ``entry_point``): a Python code block opened with the item's prompt —
+    imports, signature and docstring — so the model writes the body, as HumanEval is run
+    (the model completes the prompt; Chen et al. 2021, section 2.3). The answer graded is
+    this prefill plus the completion (ending at :data:`CODE_STOP`). ``""`` for other items.
+
+    Measured on the 28 basic-tier items with Gemma 3 270M (temperature 0): 0 passed when the
+    model was only asked for the function, 2 with its turn opened by the prompt
+    (docs/CUSTODY.md)."""
+    params = item.params
+    if item.scorer != "code_tests" or not params.get("prompt") or not params.get("entry_point"):
+        return ""
+    return _CODE_LEAD + str(params["prompt"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -46,6 +46,7 @@ import structlog
 
 from agents.custody.bank import Bank, load_bank
 from agents.custody.errors import BankError, RunVoided, SandboxUnavailable
+from agents.custody.humaneval import CODE_STOP, completion_prefill
 from agents.custody.items import Category, Item, ScoreResult
 from agents.custody.planning import plan_run
 from agents.custody.policy import CustodyPolicy, load_policy
@@ -100,8 +101,10 @@ class CustodyDeps:
 
     ``infer(agent_id, prompt, max_tokens, seed)`` (``seed``: the trial's seed masked with
     :data:`MODEL_SEED_MASK`) returns the model's answer text (temperature
-    0) or raises — :class:`~inference.client.InferenceTimeout`, :class:`TimeoutError`,
-    :class:`ConnectionError` or :class:`~inference.client.InferenceFailed` with a code in
+    0) — for a HumanEval-style item ``infer(…, prefill, stop=CODE_STOP)``, the continuation
+    of its :func:`~agents.custody.humaneval.completion_prefill` — or raises:
+    :class:`~inference.client.InferenceTimeout`, :class:`TimeoutError`, :class:`ConnectionError`
+    or :class:`~inference.client.InferenceFailed` with a code in
     :data:`OUTAGE_CODES` void the run; another ``InferenceFailed`` fails the trial; anything
     else propagates (a bug ends the worker); ``emit(record_type,
     record)`` publishes and returns once acked; ``now_ms()`` is the clock (ms since the Unix
@@ -116,7 +119,7 @@ class CustodyDeps:
     through the sink's committed offsets; a retest follows its cycle within milliseconds).
     """
 
-    infer: Callable[[str, str, int, int], Awaitable[str]]
+    infer: Callable[..., Awaitable[str]]
     emit: Callable[[str, dict[str, Any]], Awaitable[None]]
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     grade: Callable[[Item, str], ScoreResult] = score
@@ -151,7 +154,11 @@ async def _trial(deps: CustodyDeps, agent_id: str, agent_type: str, item: Item, 
                                                                      deps.max_tokens)
     cited: dict[str, Any] = {"request_id": None, "knowledge": []}
     try:
-        if deps.memory is None:
+        code = completion_prefill(item)
+        if deps.memory is None and code:
+            answer = code + await deps.infer(agent_id, item.prompt, max_tokens,
+                                             seed & MODEL_SEED_MASK, code, stop=CODE_STOP)
+        elif deps.memory is None:
             answer = await deps.infer(agent_id, item.prompt, max_tokens, seed & MODEL_SEED_MASK)
         else:
             answered = await deps.memory.answer(agent_id, agent_type, item, max_tokens,

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agents.custody.humaneval import CODE_STOP, completion_prefill
 from agents.custody.items import Item
 from agents.knowledge.grounding import (
     DEFAULT_K,
@@ -32,8 +33,9 @@ __all__ = ["Answered", "Ask", "CustodyMemory", "chosen", "cite", "client_ask", "
 
 class Ask(Protocol):
     """``await ask(agent_id, prompt, schema=…, max_tokens=…, seed=…, request_id=…,
-    knowledge=…, prefill=…)``: the model's answer text (temperature 0; the JSON text when
-    ``schema`` is set; the continuation of ``prefill``; with ``choices``, the one the model
+    knowledge=…, prefill=…, stop=…)``: the model's answer text (temperature 0; the JSON text
+    when ``schema`` is set; the continuation of ``prefill``, ending before the first ``stop``
+    sequence; with ``choices``, the one the model
     finds most likely — ranked, not generated). ``knowledge`` is the ``KnowledgeRef`` records
     to put on the request. Raises what the inference client raises
     (``InferenceTimeout``, ``InferenceFailed``)."""
@@ -41,7 +43,7 @@ class Ask(Protocol):
     def __call__(self, agent_id: str, prompt: str, *, schema: dict[str, Any] | None,
                  max_tokens: int, seed: int, request_id: str,
                  knowledge: list[dict[str, Any]], prefill: str = "",
-                 choices: Sequence[str] = ()) -> Awaitable[str]: ...
+                 choices: Sequence[str] = (), stop: Sequence[str] = ()) -> Awaitable[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,19 @@ class CustodyMemory:
 
     async def answer(self, agent_id: str, agent_type: str, item: Item, max_tokens: int,
                      seed: int) -> Answered:
-        """Answer ``item`` as ``agent_id`` (module doc). Raises what ``recall`` and ``ask``
-        raise."""
+        """Answer ``item`` as ``agent_id`` (module doc); a HumanEval-style item is completed
+        from its prompt (:func:`~agents.custody.humaneval.completion_prefill`). Raises what
+        ``recall`` and ``ask`` raise."""
         grounding = await self.grounding(agent_id, agent_type, item)
         request_id = self.new_id()
+        code = completion_prefill(item)
         text = await self.ask(agent_id, grounding.prompt, schema=grounding.schema,
                               max_tokens=_tokens(max_tokens, grounding), seed=seed,
                               request_id=request_id, knowledge=refs_record(grounding.refs),
-                              prefill=grounding.prefill, choices=grounding.continuations)
+                              prefill=code or grounding.prefill, choices=grounding.continuations,
+                              stop=CODE_STOP if code else ())
+        if code:  # the function: the prompt the model's turn opened with, and its body
+            return Answered(code + text, request_id, grounding.refs)
         if grounding.choices:
             return Answered(chosen(grounding, text), request_id, grounding.refs)
         return Answered(unwrap_answer(text, item.prompt), request_id, grounding.refs)
@@ -110,8 +117,10 @@ def client_ask(infer: Callable[..., Awaitable[dict[str, Any]]], timeout_s: float
     async def ask(agent_id: str, prompt: str, *, schema: dict[str, Any] | None,
                   max_tokens: int, seed: int, request_id: str,
                   knowledge: list[dict[str, Any]], prefill: str = "",
-                  choices: Sequence[str] = ()) -> str:
-        extra = {"choices": list(choices)} if choices else {}
+                  choices: Sequence[str] = (), stop: Sequence[str] = ()) -> str:
+        extra: dict[str, Any] = {"choices": list(choices)} if choices else {}
+        if stop:
+            extra["stop"] = list(stop)
         response = await infer(agent_id=agent_id, messages=[{"role": "user", "content": prompt}],
                                max_tokens=max_tokens, seed=seed, temperature=0.0,
                                json_schema=schema, timeout_s=timeout_s, request_id=request_id,

@@ -9,6 +9,7 @@ import pytest
 
 from agents.custody.bank import Bank
 from agents.custody.errors import RunVoided, SandboxUnavailable
+from agents.custody.humaneval import CODE_STOP
 from agents.custody.replay import fold, new_agent
 from agents.custody.runs import verdict_for
 from agents.custody.state import AgentState
@@ -33,15 +34,22 @@ class Fake:
         self.by_prompt = {i.prompt: i for i in bank.items}
         self.right, self.fail = right, fail
         self.calls: list[tuple[str, str, int, int]] = []
+        self.prefills: list[tuple[str, tuple[str, ...]]] = []
         self.emitted: list[tuple[str, dict[str, Any]]] = []
 
-    async def infer(self, agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+    async def infer(self, agent_id: str, prompt: str, max_tokens: int, seed: int,
+                    prefill: str = "", *, stop: tuple[str, ...] = ()) -> str:
         self.calls.append((agent_id, prompt, max_tokens, seed))
+        self.prefills.append((prefill, stop))
         assert 0 <= seed < 2**32  # what inference.types accepts
         if self.fail:
             raise TimeoutError("no response in 1 s")
         item = self.by_prompt[prompt]
-        return item.reference or "" if self.right(item.id) else "I do not know. 0 ZZZ"
+        answer = item.reference or "" if self.right(item.id) else "I do not know. 0 ZZZ"
+        if prefill:  # the continuation: what follows the prompt the turn was opened with
+            answer = answer.removeprefix(item.params["prompt"]) + "\n```"
+            return answer.split(stop[0])[0] if stop else answer
+        return answer
 
     async def emit(self, record_type: str, record: dict[str, Any]) -> None:
         self.emitted.append((record_type, record))
@@ -168,6 +176,12 @@ async def test_code_items_run_in_the_sandbox_and_max_tokens_is_capped(bank):
     passed = {r["item_id"]: r["passed"] for r in out.item_records}
     assert passed == {"HumanEval/121": True, "HumanEval/15": False, "HumanEval/22": True}
     assert {max_tokens for _, _, max_tokens, _ in fake.calls} == {64}
+    # the model completes each HumanEval prompt: its turn opens with the prompt in a code block
+    items = {i.id: i for i in out.items}
+    assert [p for p, _ in fake.prefills] == [
+        "```python\n" + items[i].params["prompt"] for i in ("HumanEval/121", "HumanEval/15",
+                                                         "HumanEval/22")]
+    assert {s for _, s in fake.prefills} == {CODE_STOP}
 
 
 async def test_bad_requests_raise_before_anything_is_emitted(bank):
