@@ -40,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CUSTODY_GROUP", "MODEL_SEED_MASK", "OUTAGE_CODES", "RUN_HISTORY", "CustodyDeps",
-    "CustodyWorker", "RunOutcome", "client_infer", "run_custody",
+    "CustodyWorker", "Infer", "RunOutcome", "client_infer", "run_custody",
 ]  # fmt: skip
 
 CUSTODY_GROUP = ConsumerGroup.CUSTODY
@@ -93,6 +93,15 @@ MODEL_SEED_MASK = 2**32 - 1
 #: ``InferenceFailed`` codes that mean the model could not be asked (void, not failed).
 OUTAGE_CODES = frozenset(RETRYABLE_CODES) | {"model_unavailable", "budget_exceeded"}
 log = structlog.get_logger(__name__)
+
+
+class Infer(Protocol):
+    """``await infer(agent_id, prompt, max_tokens, seed, prefill="", *, stop=())``: the model's
+    answer text, the continuation of ``prefill`` (the start of its turn) ending before the
+    first ``stop`` sequence (see :class:`CustodyDeps`)."""
+
+    def __call__(self, agent_id: str, prompt: str, max_tokens: int, seed: int,
+                 prefill: str = "", *, stop: Sequence[str] = ()) -> Awaitable[str]: ...
 
 
 @dataclass
@@ -119,7 +128,7 @@ class CustodyDeps:
     through the sink's committed offsets; a retest follows its cycle within milliseconds).
     """
 
-    infer: Callable[..., Awaitable[str]]
+    infer: Infer
     emit: Callable[[str, dict[str, Any]], Awaitable[None]]
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     grade: Callable[[Item, str], ScoreResult] = score

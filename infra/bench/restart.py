@@ -28,6 +28,7 @@ import hashlib
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from agents.custody.items import Item, ScoreResult
@@ -55,7 +56,8 @@ def _grade(item: Item, _answer: str) -> ScoreResult:
 
 
 def _deps(producer: EventProducer) -> CustodyDeps:
-    async def infer(_agent: str, _prompt: str, _max_tokens: int, _seed: int) -> str:
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str = "",
+                    *, stop: Sequence[str] = ()) -> str:
         return "stub"
 
     async def emit(record_type: str, record: dict[str, Any]) -> None:

@@ -65,7 +65,8 @@ def world(bootstrap):
 
 
 def _deps(producer: EventProducer) -> CustodyDeps:
-    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int) -> str:
+    async def infer(agent_id: str, prompt: str, max_tokens: int, seed: int, prefill: str = "",
+                    *, stop: tuple[str, ...] = ()) -> str:
         return "stub answer"
 
     async def emit(record_type: str, record: dict) -> None:
