@@ -48,9 +48,9 @@ def completion_prefill(item: Item) -> str:
     (the model completes the prompt; Chen et al. 2021, section 2.3). The answer graded is
     this prefill plus the completion (ending at :data:`CODE_STOP`). ``""`` for other items.
 
-    Measured on the 28 basic-tier items with Gemma 3 270M (temperature 0): 0 passed when the
-    model was only asked for the function, 2 with its turn opened by the prompt
-    (docs/CUSTODY.md)."""
+    Measured on the 28 basic-tier items with Gemma 3 270M (temperature 0, the platform's
+    engine): 0 passed when the model was only asked for the function, 1 with its turn opened
+    by the prompt (docs/CUSTODY.md)."""
     params = item.params
     if item.scorer != "code_tests" or not params.get("prompt") or not params.get("entry_point"):
         return ""
