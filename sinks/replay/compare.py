@@ -22,16 +22,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sinks.replay.plan import Position, Window, in_scope
+from sinks.replay.plan import Position, Window
 
 __all__ = ["RowInfo", "ViewComparison", "checksum", "compare_rows", "row_digest"]
 
 
-@dataclass(frozen=True, slots=True)
-class RowInfo:
-    """One row's digest and the log position of the record that last wrote it (if known)."""
+class RowInfo(NamedTuple):
+    """One row's digest and the log position of the record that last wrote it (if known).
+
+    A named tuple, not a dataclass: a comparison builds one per view row on each side
+    (about 120,000 for the 50,000-event ``lvlup bench replay``), and a tuple is built in
+    about half the time of a frozen slotted dataclass (measured: 57 vs 107 ms per 60,000).
+    """
 
     digest: str
     position: Position | None = None
@@ -124,24 +128,15 @@ def compare_rows(
     *,
     max_keys: int | None = None,
 ) -> ViewComparison:
-    """Compare two ``{key: RowInfo}`` maps; with ``window``, only keys :func:`in_scope`.
+    """Compare two ``{key: RowInfo}`` maps; with ``window``, only keys in scope
+    (:func:`sinks.replay.plan.in_scope`, computed here by :func:`_scoped`).
 
     Rows without a position are always in scope. Key lists are capped at ``max_keys``.
     """
-    live_in: dict[str, RowInfo] = {}
-    shadow_in: dict[str, RowInfo] = {}
-    skipped = 0
-    for key in live.keys() | shadow.keys():
-        got, want = live.get(key), shadow.get(key)
-        positions = [r.position for r in (got, want) if r is not None]
-        if window is not None and all(p is not None for p in positions) and not in_scope(
-                window, got.position if got else None, want.position if want else None):
-            skipped += (got is not None) + (want is not None)
-            continue
-        if got is not None:
-            live_in[key] = got
-        if want is not None:
-            shadow_in[key] = want
+    if window is None:
+        live_in, shadow_in, skipped = dict(live), dict(shadow), 0
+    else:
+        live_in, shadow_in, skipped = _scoped(window, live, shadow)
     added = sorted(shadow_in.keys() - live_in.keys())
     removed = sorted(live_in.keys() - shadow_in.keys())
     changed = sorted(k for k in live_in.keys() & shadow_in.keys()
@@ -154,3 +149,59 @@ def compare_rows(
         added=added[:cap], removed=removed[:cap], changed=changed[:cap],
         n_added=len(added), n_removed=len(removed), n_changed=len(changed), skipped=skipped,
     )
+
+
+_IN, _BEFORE, _AFTER, _UNKNOWN = 0, 1, 2, 3
+"""Where a position lies relative to the window (:meth:`Window.where` as small ints)."""
+
+
+def _scoped(window: Window, live: Mapping[str, RowInfo], shadow: Mapping[str, RowInfo],
+            ) -> tuple[dict[str, RowInfo], dict[str, RowInfo], int]:
+    """``(live rows in scope, shadow rows in scope, rows skipped)``.
+
+    The rule is :func:`sinks.replay.plan.in_scope`'s (tests hold the two to the same answers
+    on random windows); it is inlined here because it runs once per key of every view —
+    a call per key cost a third of the Postgres comparison. A row without a position keeps
+    its key in scope.
+    """
+    spans, open_end = window.spans, window.open_end
+
+    def where(position: Position) -> int:
+        span = spans.get((position[0], position[1]))
+        if span is None:
+            return _UNKNOWN
+        offset = position[2]
+        return _BEFORE if offset < span[0] else _IN if offset < span[1] else _AFTER
+
+    keep_alone = {_IN: True, _UNKNOWN: True, _BEFORE: False, _AFTER: open_end}
+    live_in: dict[str, RowInfo] = {}
+    shadow_in: dict[str, RowInfo] = {}
+    skipped = 0
+    for key, got in live.items():
+        want = shadow.get(key)
+        lp = got.position
+        if lp is None or (want is not None and want.position is None):
+            keep = True
+        else:
+            lw = where(lp)
+            if want is None or lw == _AFTER:
+                keep = keep_alone[lw]
+            else:  # both sides positioned, the live row not after the window
+                sp = want.position
+                keep = lw in (_IN, _UNKNOWN) or (sp is not None and sp != lp
+                                                    and where(sp) in (_IN, _UNKNOWN))
+        if keep:
+            live_in[key] = got
+            if want is not None:
+                shadow_in[key] = want
+        else:
+            skipped += 1 if want is None else 2
+    for key, want in shadow.items():
+        if key in live:
+            continue
+        sp = want.position
+        if sp is None or where(sp) in (_IN, _UNKNOWN):
+            shadow_in[key] = want
+        else:
+            skipped += 1
+    return live_in, shadow_in, skipped

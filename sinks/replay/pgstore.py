@@ -74,10 +74,12 @@ def row_infos(conn: Connection, table: Table) -> dict[str, RowInfo]:
     """``{key: RowInfo}`` of every row: md5 of the row's text and its ``src_*`` position.
     Composite keys are joined with ``/``."""
     # identifiers come from the models (code), never from input
-    rows = conn.execute(text(
-        f'SELECT {_key_sql(table)}, md5(t::text), src_topic, src_partition, src_offset '  # noqa: S608
-        f'FROM "{table.name}" t')).all()
-    return {str(r[0]): RowInfo(str(r[1]), (str(r[2]), int(r[3]), int(r[4]))) for r in rows}
+    # typed by the casts (text, text, text, bigint, bigint), so no conversion per row
+    rows: Sequence[tuple[str, str, str, int, int]] = conn.execute(text(
+        f'SELECT {_key_sql(table)}, md5(t::text), src_topic::text, '  # noqa: S608
+        f'src_partition::bigint, src_offset::bigint FROM "{table.name}" t')).all()
+    return {key: RowInfo(digest, (topic, partition, offset))
+            for key, digest, topic, partition, offset in rows}
 
 
 def fetch_rows(conn: Connection, table: Table, keys: Sequence[str]) -> dict[str, dict[str, Any]]:

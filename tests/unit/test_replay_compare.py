@@ -105,3 +105,45 @@ def test_view_shape_reads_keys_and_sampled_columns_from_the_select():
         "agent_id", "day"]
     assert top_level("SELECT 'GROUP BY x' AS s FROM t") == {"SELECT": "'GROUP BY x' AS s",
                                                            "FROM": "t"}
+
+
+def test_compare_scopes_keys_exactly_as_in_scope_on_random_windows():
+    """The comparison's inlined scope rule gives :func:`in_scope`'s answer for every key."""
+    rng = random.Random(22)
+    for _ in range(200):
+        window = Window({A: (rng.randint(0, 5), rng.randint(5, 10))},
+                        open_end=rng.random() < 0.5)
+
+        def position() -> tuple[str, int, int] | None:
+            roll = rng.random()
+            if roll < 0.1:
+                return None
+            return ("t", 0 if roll < 0.8 else 1, rng.randint(0, 12))
+
+        live: dict[str, RowInfo] = {}
+        shadow: dict[str, RowInfo] = {}
+        for n in range(30):
+            key = f"k{n}"
+            if rng.random() < 0.8:
+                live[key] = RowInfo(str(rng.randint(0, 1)), position())
+            if rng.random() < 0.8:
+                same = key in live and rng.random() < 0.5
+                shadow[key] = RowInfo(str(rng.randint(0, 1)),
+                                      live[key].position if same else position())
+        want_live, want_shadow, want_skipped = {}, {}, 0
+        for key in live.keys() | shadow.keys():
+            got, had = live.get(key), shadow.get(key)
+            rows = [r for r in (got, had) if r is not None]
+            if all(r.position is not None for r in rows) and not in_scope(
+                    window, got.position if got else None, had.position if had else None):
+                want_skipped += len(rows)
+                continue
+            want_live.update({key: got} if got else {})
+            want_shadow.update({key: had} if had else {})
+        cmp = compare_rows("v", live, shadow, window)
+        assert (cmp.rows_live, cmp.rows_shadow, cmp.skipped) == (
+            len(want_live), len(want_shadow), want_skipped)
+        assert cmp.checksum_live == checksum(r.digest for r in want_live.values())
+        assert cmp.checksum_shadow == checksum(r.digest for r in want_shadow.values())
+        assert cmp.added == sorted(want_shadow.keys() - want_live.keys())
+        assert cmp.removed == sorted(want_live.keys() - want_shadow.keys())
