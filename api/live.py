@@ -43,7 +43,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.access import identify, require_scope
@@ -54,6 +53,7 @@ from api.metrics import ApiMetrics
 from api.state import app_state
 from schemas.codec import Codec
 from schemas.errors import SchemaError
+from streams.offsets import admin_client
 
 __all__ = ["LearningHub", "LiveUnavailable", "Subscription", "learning_analytics"]
 
@@ -139,7 +139,7 @@ class LearningHub:
 
     def _partitions(self) -> list[int]:
         # aiokafka's partitions_for_topic() only knows topics it already fetched metadata for
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = admin_client(self._bootstrap)  # connected: no first-request wait (its doc)
         try:
             meta = admin.list_topics(self.topic, timeout=self._start_timeout_s)
         except KafkaException as exc:

@@ -19,6 +19,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from streams.errors import LvlupError
 from streams.offsets import (
+    admin_client,
     committed_offsets,
     end_offsets,
     is_transient,
@@ -44,7 +45,7 @@ class NewTopicSpec:
 
 
 def _admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
+    return admin_client(bootstrap)  # the process's connected client (streams.offsets says why)
 
 
 def create_topics(

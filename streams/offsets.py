@@ -12,6 +12,8 @@ from`` the ``KafkaException``).
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -66,8 +68,25 @@ def transient_retry(timeout_s: float) -> tenacity.Retrying:
 
 
 def admin_client(bootstrap: str) -> AdminClient:
-    """A short-lived admin client. librdkafka's informational log is off (level 4 keeps
-    warnings): such clients log "Purging 1 unserved events" on close, which says nothing."""
+    """The process's admin client for ``bootstrap``: one per bootstrap string and process,
+    built on first use and kept connected.
+
+    Not one per call: since librdkafka 2.10 a new client drops its bootstrap connection as
+    soon as the first metadata names the brokers, and connects to a learned broker on its
+    main thread's one-second timer (librdkafka CHANGELOG 2.10.0, "Upgrade considerations";
+    the timer shows in confluentinc/librdkafka#5088's logs). A request issued in between
+    waits for that timer: with librdkafka 2.16 and one KRaft broker, a fresh client's
+    ``list_offsets`` took 1.0 or 3.0 s on about a third of the calls of a replay bench
+    ("Skipping metadata refresh … no usable brokers" in its debug log), a connected
+    client's 7–70 ms. librdkafka handles are thread-safe; the process id is part of the key,
+    so a forked child builds its own rather than use its parent's threads. The informational
+    log is off (level 4 keeps warnings).
+    """
+    return _admin_for(bootstrap, os.getpid())
+
+
+@functools.cache
+def _admin_for(bootstrap: str, pid: int) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
 
 
@@ -150,29 +169,17 @@ def committed_offsets(bootstrap: str, group: str, tps: Iterable[TopicPartitionKe
     Transient errors are retried for up to ``3 × timeout_s`` seconds; others raise
     :class:`LvlupError`.
     """
-    wanted = list(tps)
-    if wanted:  # a consumer that never subscribes does not join the group
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                             "enable.auto.commit": False})
-        try:
-            found = transient_retry(timeout_s)(lambda: consumer.committed(
-                [TopicPartition(t, p) for t, p in wanted], timeout=timeout_s))
-        except KafkaException as exc:
-            raise LvlupError(f"reading the offsets of group {group} failed: "
-                             f"{exc.args[0]}") from exc
-        finally:
-            consumer.close()
-    else:
-        admin = admin_client(bootstrap)
+    wanted = [TopicPartition(t, p) for t, p in tps] or None  # None: every committed one
+    admin = admin_client(bootstrap)  # OffsetFetch through the admin API: joins no group
 
-        def read() -> list[TopicPartition]:
-            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                        request_timeout=timeout_s)
-            return futures[group].result(timeout=timeout_s).topic_partitions or []
+    def read() -> list[TopicPartition]:
+        futures = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout_s)
+        return futures[group].result(timeout=timeout_s).topic_partitions or []
 
-        try:
-            found = transient_retry(timeout_s)(read)
-        except KafkaException as exc:
-            raise LvlupError(f"reading the offsets of group {group} failed: "
-                             f"{exc.args[0]}") from exc
+    try:
+        found = transient_retry(timeout_s)(read)
+    except KafkaException as exc:
+        raise LvlupError(f"reading the offsets of group {group} failed: "
+                         f"{exc.args[0]}") from exc
     return {(tp.topic, tp.partition): int(tp.offset) for tp in found if tp.offset >= 0}
