@@ -27,6 +27,7 @@ record is neither lost on a leader change nor duplicated by a producer retry), a
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,16 +134,18 @@ class DeadLetterQueue:
     def topic(self) -> str:
         return dlq_topic(self.group)
 
-    def ok(self, count: int = 1) -> None:
-        """Note ``count`` valid records (resets the consecutive count)."""
-        self._consecutive = 0
-        for _ in range(min(count, self.policy.window)):
-            self._push(False)
+    def __post_init__(self) -> None:
+        # the last ``window`` records: a bounded deque drops the oldest itself
+        self._recent = deque(self._recent, maxlen=self.policy.window)
 
-    def _push(self, invalid: bool) -> None:
-        self._recent.append(invalid)
-        if len(self._recent) > self.policy.window:
-            self._recent.popleft()
+    def ok(self, count: int = 1) -> None:
+        """Note ``count`` valid records (resets the consecutive count). Called once per
+        record on every consumer's hot path, so it does the least it can."""
+        self._consecutive = 0
+        if count == 1:
+            self._recent.append(False)
+        else:
+            self._recent.extend(itertools.repeat(False, min(count, self.policy.window)))
 
     def send(self, record: SourceRecord, error: BaseException) -> None:
         """Produce ``record`` to the DLQ with the error headers, then check the limits.
@@ -164,7 +167,7 @@ class DeadLetterQueue:
                               on_delivery=self._delivered)
         self.sent += 1
         self._consecutive += 1
-        self._push(True)
+        self._recent.append(True)
         self._check()
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
