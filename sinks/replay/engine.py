@@ -25,6 +25,7 @@ import fnmatch
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,16 +294,39 @@ class _Replay:
                                                         *self.plan["clickhouse"],
                                                         kept=request.keep_shadow)
             self._replay(targets)
-            if shadow is not None:
-                started = time.perf_counter()
-                _compare_postgres(request, outcome, self.live, shadow, pg_views,
-                                  catalog=self.catalog)
-                outcome.seconds["compare_postgres"] = time.perf_counter() - started
+            self._compare(shadow, dbs, pg_views, ch_views)
+
+    def _compare(self, shadow: Engine | None, dbs: chstore.ScratchDatabases | None,
+                 pg_views: list[Projection], ch_views: list[str]) -> None:
+        """Both stores compared at once: Postgres in a worker thread (its time is mostly the
+        server's, reading and hashing rows), ClickHouse in this one (chdb runs its queries
+        in-process); the comparisons are merged in store order, Postgres first, so the
+        outcome does not depend on which finished first. An error of either is raised
+        after both have stopped."""
+        request, outcome = self.request, self.outcome
+        pg: dict[str, ViewComparison] = {}
+        ch: dict[str, ViewComparison] = {}
+
+        def timed(compare: Callable[[], None]) -> float:
+            started = time.perf_counter()
+            compare()
+            return time.perf_counter() - started
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-compare") as pool:
+            pg_seconds = None if shadow is None else pool.submit(timed, lambda: _compare_postgres(
+                request, outcome, self.live, shadow, pg_views, catalog=self.catalog,
+                views_out=pg))
+            ch_seconds = None
             if dbs is not None and self.clickhouse is not None:
-                started = time.perf_counter()
-                _compare_clickhouse(request, outcome, self.clickhouse, dbs, ch_views,
-                                    catalog=self.catalog)
-                outcome.seconds["compare_clickhouse"] = time.perf_counter() - started
+                client = self.clickhouse
+                ch_seconds = timed(lambda: _compare_clickhouse(
+                    request, outcome, client, dbs, ch_views, catalog=self.catalog, views_out=ch))
+            if pg_seconds is not None:
+                outcome.seconds["compare_postgres"] = pg_seconds.result()
+            if ch_seconds is not None:
+                outcome.seconds["compare_clickhouse"] = ch_seconds
+        outcome.views.update(pg)
+        outcome.views.update(ch)
 
     def _replay(self, targets: dict[str, _Target]) -> None:
         outcome, rescore = self.outcome, self.code.rescore
@@ -334,7 +358,7 @@ def _truncated(outcome: Outcome, projection: Projection, prefix: str,
 
 def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection,
                       shadow: Engine, views: list[Projection], *,
-                      catalog: Catalog) -> None:
+                      catalog: Catalog, views_out: dict[str, ViewComparison]) -> None:
     run = outcome.stores["postgres"]
     with shadow.connect() as conn:
         for proj in views:
@@ -347,7 +371,7 @@ def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection
                 keys = cmp.differing[:request.detail_rows]
                 cmp.live_rows = pgstore.fetch_rows(live, proj.table, keys)
                 cmp.shadow_rows = pgstore.fetch_rows(conn, proj.table, keys)
-            outcome.views[name] = cmp
+            views_out[name] = cmp
         revision = text("SELECT version_num FROM alembic_version")
         run.schema = {"tables": pgstore.table_schema_hash([p.table for p in views]),
                       "revision_live": str(live.execute(revision).scalar()),
@@ -356,7 +380,7 @@ def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection
 
 def _compare_clickhouse(request: ReplayRequest, outcome: Outcome, client: ClickHouse,
                         dbs: chstore.ScratchDatabases, views: list[str], *,
-                        catalog: Catalog) -> None:
+                        catalog: Catalog, views_out: dict[str, ViewComparison]) -> None:
     run = outcome.stores["clickhouse"]
     compacted = {request.topic_prefix + t.name for t in catalog.topics
                  if t.cleanup_policy == "compact"}
@@ -375,7 +399,7 @@ def _compare_clickhouse(request: ReplayRequest, outcome: Outcome, client: ClickH
             cmp = chstore.compare_view(client, dbs, table)
             if not request.detail_rows:
                 cmp.live_rows, cmp.shadow_rows = {}, {}
-        outcome.views[name] = cmp
+        views_out[name] = cmp
 
 
 def describe(outcome: Outcome) -> dict[str, Any]:
