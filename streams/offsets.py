@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 
 import tenacity
 from confluent_kafka import (
-    Consumer,
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
@@ -143,21 +141,13 @@ def log_bounds(bootstrap: str, tps: Sequence[TopicPartitionKey],
 def offsets_at(bootstrap: str, tps: Sequence[TopicPartitionKey], when_ms: int,
                timeout_s: float = 30.0) -> dict[TopicPartitionKey, int]:
     """Per partition, the first offset whose timestamp is ``>= when_ms``; the log end when
-    no record is that recent (``offsets_for_times`` answers -1 then)."""
+    no record is that recent (ListOffsets by timestamp answers -1 then)."""
     if not tps:
         return {}
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lvlup-offsets-probe-"
-                         f"{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
-    try:
-        found = transient_retry(timeout_s)(lambda: consumer.offsets_for_times(
-            [TopicPartition(t, p, when_ms) for t, p in tps], timeout=timeout_s))
-    except KafkaException as exc:
-        raise LvlupError(f"offsets_for_times failed: {exc.args[0]}") from exc
-    finally:
-        consumer.close()
+    spec = OffsetSpec.for_timestamp(when_ms)
+    found = _list(bootstrap, tps, spec, timeout_s)
     ends = _list(bootstrap, tps, OffsetSpec.latest(), timeout_s)  # type: ignore[no-untyped-call]
-    return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0
-                                       else ends[(tp.topic, tp.partition)]) for tp in found}
+    return {tp: (offset if offset >= 0 else ends[tp]) for tp, offset in found.items()}
 
 
 def committed_offsets(bootstrap: str, group: str, tps: Iterable[TopicPartitionKey] = (),

@@ -2,7 +2,7 @@
 
 Like Kafka's ``kafka-consumer-groups --reset-offsets --to-datetime``, a dry run by default:
 :func:`plan_reset` lists, per partition, the committed offset and the target — the first
-offset whose record timestamp is at or after the time (``offsets_for_times``; the log end
+offset whose record timestamp is at or after the time (ListOffsets by timestamp; the log end
 when none is). It refuses while the group has active members (``describe_consumer_groups``):
 a running consumer would overwrite the new offsets with its next commit, and Kafka rejects
 the change anyway. :func:`execute_reset` checks again and commits the targets
