@@ -161,11 +161,12 @@ def committed_offsets(bootstrap: str, group: str, tps: Iterable[TopicPartitionKe
     """
     wanted = [TopicPartition(t, p) for t, p in tps] or None  # None: every committed one
     admin = admin_client(bootstrap)  # OffsetFetch through the admin API: joins no group
+    name = str(group)  # the client takes an exact str only (a StrEnum member is refused)
 
     def read() -> list[TopicPartition]:
         futures = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout_s)
-        return futures[group].result(timeout=timeout_s).topic_partitions or []
+            [ConsumerGroupTopicPartitions(name, wanted)], request_timeout=timeout_s)
+        return futures[name].result(timeout=timeout_s).topic_partitions or []
 
     try:
         found = transient_retry(timeout_s)(read)
