@@ -109,6 +109,7 @@ class SinkRunner:
         self._after_write = after_write
         self._stop = threading.Event()
         self._batch = Batch()
+        self._uncommitted: dict[TopicPartitionKey, int] = {}  # written, commit failed
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap,
             "group.id": config.group,
@@ -133,7 +134,9 @@ class SinkRunner:
                  partitions=len(partitions), seeks=len(stored))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._batch.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._batch.drop_partitions(revoked)
+        self._uncommitted = {k: o for k, o in self._uncommitted.items() if k not in revoked}
         consumer.unassign()
 
     # -- the loop ------------------------------------------------------------------------
@@ -193,6 +196,7 @@ class SinkRunner:
     def _flush(self) -> None:
         batch = self._batch
         if batch.empty:
+            self._commit({})  # a commit that failed earlier, if any
             return
         # A fresh buffer first: records polled while a retry waits belong to the next batch.
         self._batch = Batch()
@@ -203,14 +207,30 @@ class SinkRunner:
         self.stats.batches += 1
         if self._after_write is not None:
             self._after_write(batch)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
+        self._commit(batch.next_offsets)
+
+    def _commit(self, next_offsets: dict[TopicPartitionKey, int]) -> None:
+        """Commit ``next_offsets`` with any earlier offsets whose commit failed, synchronously.
+
+        A failed commit is kept and tried again with the next batch, or alone at the next
+        flush that finds no records: otherwise a commit lost to a broker restart after the
+        last batch would leave the group's committed offsets behind the data it stored until
+        new records came (the chaos run's wait for both groups to reach the log end met that).
+        """
+        pending = {**self._uncommitted, **next_offsets}
+        if not pending:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in pending.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
-            self.stats.last_commit.update(batch.next_offsets)
         except Exception as exc:  # noqa: BLE001 - KafkaException; the data is written, idempotent
+            self._uncommitted = pending
             self.stats.commit_failures += 1
             log.warning("sink.commit_failed", group=self.config.group, error=str(exc),
-                        note="records will be redelivered; the writer is idempotent")
+                        note="tried again at the next flush; the writer is idempotent")
+            return
+        self._uncommitted = {}
+        self.stats.last_commit.update(pending)
 
     # -- retries while paused --------------------------------------------------------------
     def _wait(self, state: tenacity.RetryCallState) -> float:
