@@ -130,6 +130,10 @@ class SinkRunner:
             if (tp.topic, tp.partition) in stored:
                 tp.offset = stored[(tp.topic, tp.partition)]
         consumer.assign(partitions)
+        # The store is ahead of the group when a commit was lost after its write (a broker
+        # restart, or a revoke before the retry): the seek skips those records, so no batch
+        # would ever commit them — the next flush commits the stored positions.
+        self._uncommitted.update(stored)
         log.info("sink.assigned", group=self.config.group, writer=self.writer.name,
                  partitions=len(partitions), seeks=len(stored))
 

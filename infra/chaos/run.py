@@ -366,11 +366,14 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
     return report
 
 
-def _committed_at_end(settings: Settings, group: str, topic: str) -> bool:
+def _lag(settings: Settings, group: str, topic: str) -> dict[int, tuple[int, int]]:
+    """``{partition: (committed, end)}`` for the partitions of ``topic`` where ``group``'s
+    committed offset is behind the log end ({} when it has caught up)."""
     bootstrap = settings.kafka.bootstrap()
     ends = end_offsets(bootstrap, topic)
     got = committed_offsets(bootstrap, group, [(topic, p) for p in ends])
-    return all(got.get((topic, p), 0) >= end for p, end in ends.items() if end)
+    return {p: (got.get((topic, p), 0), end) for p, end in ends.items()
+            if end and got.get((topic, p), 0) < end}
 
 
 def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,
@@ -391,11 +394,18 @@ def _wait_and_check(report: ChaosReport, *, settings: Settings, sup: Supervisor,
     # both sinks commit to Kafka after each write: wait for their groups to reach the end
     # (a duplicate may come after the first copy), then read chdb after stopping the sink
     # (chdb allows one process per directory)
-    while time.monotonic() < deadline and not all(
-            _committed_at_end(settings, group + suffix, topic)
-            for group in (CLICKHOUSE_GROUP, POSTGRES_GROUP) for topic in scratch.topics):
+    behind: dict[str, dict[int, tuple[int, int]]] = {}
+    while time.monotonic() < deadline:
+        behind = {f"{group}{suffix} {topic}": lag
+                  for group in (CLICKHOUSE_GROUP, POSTGRES_GROUP) for topic in scratch.topics
+                  if (lag := _lag(settings, group + suffix, topic))}
+        if not behind:
+            break
         sup.poll()
         time.sleep(2)
+    if behind:
+        raise LvlupError(f"the sinks did not catch up within {timeout_s:.0f} s: committed "
+                         f"behind the log end (partition: (committed, end)): {behind}")
     if api is not None:
         with engine.connect() as conn:
             api.check_postgres(conn)

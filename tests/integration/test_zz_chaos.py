@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 def test_faults_during_a_stream_lose_and_duplicate_nothing(stack):
     if not (stack.kafka.embedded and stack.postgres.embedded):
         pytest.skip("faults restart the embedded broker and Postgres only")
-    report = run_chaos(stack, events=20_000, faults=len(FAULTS), seed=7)
+    report = run_chaos(stack, events=20_000, faults=len(FAULTS), seed=7, timeout_s=300)
     print(f"chaos: {report.by_kind()} acked={report.acked} raw_dups="
           f"{report.duplicated_clickhouse_raw} restarts={report.sink_restarts} "
           f"failpoints={report.failpoints_fired}/{report.failpoints_armed} "

@@ -16,11 +16,12 @@ from streams.testing import MemoryBroker
 class _Writer:
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, stored: dict[tuple[str, int], int] | None = None) -> None:
         self.written: list[int] = []
+        self.stored = stored or {}
 
     def stored_offsets(self, group: str, partitions: Any) -> dict[tuple[str, int], int]:
-        return {}
+        return {k: o for k, o in self.stored.items() if k in partitions}
 
     def write(self, group: str, batch: Batch) -> None:
         self.written.append(len(batch.records))
@@ -41,9 +42,13 @@ class _Consumer:
     def unassign(self) -> None:
         """Nothing assigned here."""
 
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = [(tp.topic, tp.partition, tp.offset) for tp in partitions]
 
-def _runner() -> tuple[SinkRunner, _Consumer, _Writer]:
-    writer = _Writer()
+
+def _runner(stored: dict[tuple[str, int], int] | None = None,
+            ) -> tuple[SinkRunner, _Consumer, _Writer]:
+    writer = _Writer(stored)
     dlq = DeadLetterQueue(MemoryBroker().producer(), "g")
     runner = SinkRunner("127.0.0.1:9", SinkConfig("g", ("t",)), writer, load_codec(), dlq)
     runner._consumer.close()
@@ -75,8 +80,23 @@ def test_a_failed_commit_goes_with_the_next_batch_and_not_for_revoked_partitions
     _take(runner, 0, 7)
     _take(runner, 1, 3)
     runner._flush()
-    runner._on_revoke(runner._consumer, [TopicPartition("t", 1)])  # type: ignore[arg-type]
+    runner._on_revoke(runner._consumer, [TopicPartition("t", 1)])
     consumer.down = False
     _take(runner, 2, 5)
     runner._flush()
     assert consumer.commits == [{("t", 0): 8, ("t", 2): 6}]
+
+
+def test_on_assign_the_group_is_brought_up_to_the_offsets_the_store_holds() -> None:
+    # The chaos run's hang: the Postgres sink stored a batch, its commit was lost and the
+    # partition revoked before a retry; once reassigned it seeks past the stored records, so
+    # nothing read would ever commit them and the group stayed behind the log end.
+    runner, consumer, writer = _runner(stored={("t", 0): 120, ("t", 3): 9})
+    consumer.down = False
+    runner._on_assign(runner._consumer,
+                      [TopicPartition("t", 0), TopicPartition("t", 1)])
+    assert consumer.assigned == [("t", 0, 120), ("t", 1, -1001)]
+    runner._flush()  # no record read: the stored position is committed all the same
+    assert writer.written == [] and consumer.commits == [{("t", 0): 120}]
+    runner._flush()
+    assert consumer.commits == [{("t", 0): 120}]
