@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text
 from infra.bench.inference import percentile
 from infra.bench.pairs import BenchOptions, median_of, paired_ratio
 from infra.bench.sample import SampleStream
-from infra.chaos.run import _committed_at_end, _prepare, _Scratch, cleanup, scratch_sinks
+from infra.chaos.run import _lag, _prepare, _Scratch, cleanup, scratch_sinks
 from infra.supervisor import Supervisor
 from schemas.codec import load_codec
 from streams.producer import EventProducer
@@ -112,7 +112,7 @@ class _Platform:
         self.producer.flush(120)
         self.stored += len(records)
         while (_pg_count(self.engine) < self.stored
-               or not _committed_at_end(self.settings, self.group, self.scratch.topic)):
+               or _lag(self.settings, self.group, self.scratch.topic)):
             self.sup.poll()
             time.sleep(poll_s)
         return len(records) / (time.perf_counter() - started)
