@@ -49,14 +49,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from api.auth import Scope, create_key
 from infra.process import free_port
 from schemas.catalog import load_catalog
-from sinks.postgres.migrate import upgrade
+from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
@@ -161,16 +160,10 @@ def _summary(name: str, route: str, phase: _Phase, seconds: float) -> dict[str, 
 @contextmanager
 def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
     base = make_url(settings.postgres.sqlalchemy_url())
-    name = f"bench_api_{uuid.uuid4().hex[:8]}"
-    def admin() -> psycopg.Connection[Any]:
-        return psycopg.connect(host=base.host, port=base.port, user=base.username,
-                               password=base.password, dbname="postgres", autocommit=True)
-
-    with admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
+    url = base.set(database=f"bench_api_{uuid.uuid4().hex[:8]}").render_as_string(
+        hide_password=False)
+    create_migrated(url)
     try:
-        upgrade(url)
         engine = create_engine(url)
         try:
             batch = Batch()
@@ -186,8 +179,7 @@ def _scratch_database(settings: Settings, agents: int) -> Iterator[str]:
             engine.dispose()
         yield url
     finally:
-        with admin() as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 @contextmanager

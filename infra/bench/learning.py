@@ -38,7 +38,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, create_engine, make_url
 
 from agents.custody.bank import load_bank
@@ -69,7 +68,7 @@ from inference.structured import compile_schema
 from inference.types import InferenceRequest, Message
 from schemas.codec import Codec, load_codec
 from sinks.postgres.memory import PostgresRecall
-from sinks.postgres.migrate import upgrade
+from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord
@@ -148,24 +147,15 @@ class TemporaryDatabase:
     ``url``, migrated to head, dropped on exit."""
 
     def __init__(self, url: str) -> None:
-        self.base = make_url(url)
-        self.name = f"bench_learning_{uuid.uuid4().hex[:8]}"
-
-    def _admin(self) -> psycopg.Connection[Any]:
-        b = self.base
-        return psycopg.connect(host=b.host, port=b.port, user=b.username, password=b.password,
-                               dbname="postgres", autocommit=True)
+        self.url = make_url(url).set(database=f"bench_learning_{uuid.uuid4().hex[:8]}"
+                                     ).render_as_string(hide_password=False)
 
     def __enter__(self) -> str:
-        with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        url = self.base.set(database=self.name).render_as_string(hide_password=False)
-        upgrade(url)
-        return url
+        create_migrated(self.url)
+        return self.url
 
     def __exit__(self, *exc: object) -> None:
-        with self._admin() as conn:
-            conn.execute(f'DROP DATABASE "{self.name}" WITH (FORCE)')
+        drop_database(self.url)
 
 
 def _seed(item_id: str) -> int:

@@ -40,7 +40,7 @@ from infra.bench.sample import SampleStream
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter, to_arrow
-from sinks.postgres.migrate import upgrade
+from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter, column_converters
 from sinks.records import Batch, ConsumedRecord
@@ -234,18 +234,14 @@ def _bench_sinks(settings: Settings, n: int, batch: int, pairs: int) -> dict[str
     warm, records = everything[:batch], everything[batch:]
     base = make_url(settings.postgres.sqlalchemy_url())
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    create_migrated(url)
     scratch = Path(tempfile.mkdtemp(prefix="lvlup-bench-"))
     try:
-        url = base.set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
         pg = _pg(url, warm, records, batch, pairs)
         ch = _ch(scratch / "ch", warm, records, batch, pairs)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
         shutil.rmtree(scratch, ignore_errors=True)
     return {"postgres": pg, "clickhouse": ch, "batch": batch, "pairs": pairs,
             "goal_ratio": GOAL_RATIO,

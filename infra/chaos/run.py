@@ -56,7 +56,7 @@ from schemas.codec import load_codec
 from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
-from sinks.postgres.migrate import upgrade
+from sinks.postgres.migrate import create_migrated
 from streams.errors import LvlupError
 from streams.kafka_admin import (
     NewTopicSpec,
@@ -154,10 +154,8 @@ def _prepare(settings: Settings, run_id: str, *, api: bool = False) -> _Scratch:
     base = make_url(settings.postgres.sqlalchemy_url())
     db = f"chaos_{run_id}"
     admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
     url = base.set(database=db).render_as_string(hide_password=False)
-    upgrade(url)
+    create_migrated(url)
     chdb_path = settings.data_dir.resolve() / "chaos" / run_id / "ch"
     client = ChdbClient(chdb_path)
     migrate_up(client, settings.clickhouse.database)

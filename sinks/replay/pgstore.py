@@ -1,7 +1,8 @@
 """The Postgres side of a replay: a shadow database, and reading rows of either side.
 
-The shadow is a database ``<db>_shadow_<id>`` next to the live one, migrated by the same
-Alembic migrations, written by the same :class:`~sinks.postgres.writer.PostgresWriter`.
+The shadow is a database ``<db>_shadow_<id>`` next to the live one, cloned from a template
+the same Alembic migrations built, written by the same
+:class:`~sinks.postgres.writer.PostgresWriter`.
 The live side is read through one ``REPEATABLE READ`` transaction opened before the replay:
 its stored offsets and its rows come from the same snapshot, so a live sink that keeps
 writing meanwhile does not disturb the comparison.
@@ -15,11 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy.engine import make_url
 
-from sinks.postgres.migrate import upgrade
+from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.records import TopicPartitionKey
 from sinks.replay.compare import RowInfo
 
@@ -30,22 +30,20 @@ __all__ = ["fetch_rows", "live_snapshot", "row_infos", "shadow_database", "store
 @contextmanager
 def shadow_database(live_url: str, *, keep: bool = False) -> Iterator[tuple[str, Engine]]:
     """A fresh migrated database next to ``live_url``'s: yields ``(name, engine)``; dropped
-    afterwards unless ``keep``."""
+    afterwards unless ``keep``. Cloned from the migrated template
+    (:func:`~sinks.postgres.migrate.create_migrated`). Raises ``psycopg.OperationalError``
+    when Postgres is unreachable."""
     base = make_url(live_url)
     name = f"{base.database}_shadow_{uuid.uuid4().hex[:8]}"
-    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     url = base.set(database=name).render_as_string(hide_password=False)
+    create_migrated(url)
     engine = create_engine(url)
     try:
-        upgrade(url)
         yield name, engine
     finally:
         engine.dispose()
         if not keep:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(url)
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import structlog
 from pydantic import SecretStr
@@ -35,7 +34,7 @@ from sinks.clickhouse.client import ChdbClient, QueryResult
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.readonly import check_read_only
 from sinks.clickhouse.writer import ClickHouseWriter
-from sinks.postgres.migrate import upgrade
+from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.records import Batch, ConsumedRecord
 from streams.kafka_admin import delete_topics
 from streams.producer import EventProducer
@@ -111,20 +110,10 @@ class ApiEnv:
 
 
 def _new_database(base_url: str) -> tuple[str, Callable[[], None]]:
-    base = make_url(base_url)
     name = f"t_api_{uuid.uuid4().hex[:10]}"
-    admin = dict(host=base.host, port=base.port, user=base.username, password=base.password,
-                 dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-
-    def drop() -> None:
-        with psycopg.connect(**admin) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-    return url, drop
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    create_migrated(url)
+    return url, lambda: drop_database(url)
 
 
 @contextmanager
