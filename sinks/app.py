@@ -90,7 +90,8 @@ def build_sink(
         writer = wrap_writer(writer)
     s = settings.sinks
     wait_ms = s.clickhouse_max_wait_ms if kind == "clickhouse" else s.max_wait_ms
+    drain_s = None if kind == "clickhouse" or s.drain_ms is None else s.drain_ms / 1000
     config = SinkConfig(group=group, topics=tuple(topics), max_batch=s.max_batch,
-                        max_wait_s=wait_ms / 1000, retry_max_s=s.retry_max_s)
+                        max_wait_s=wait_ms / 1000, drain_s=drain_s, retry_max_s=s.retry_max_s)
     return SinkRunner(settings.kafka.bootstrap(), config, writer, codec, _dlq(settings, group),
                       after_write=after_write)

@@ -2,7 +2,13 @@
 
 Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto-commit off.
 
-1. Batches close at ``max_batch`` records or ``max_wait_s`` seconds, whichever first.
+1. Batches close at ``max_batch`` records or ``max_wait_s`` seconds, whichever first — or,
+   with ``drain_s`` set, as soon as a fetch of ``drain_s`` seconds leaves a non-empty batch
+   short of ``max_batch``: the consumer has caught up with the log, and waiting out
+   ``max_wait_s`` would only add latency. Under a backlog fetches fill the batch, so batches
+   stay full at full rate; below it a batch holds what arrived while the previous one was
+   written (adaptive batching, as the Nagle algorithm, RFC 896, or a Kafka producer that
+   sends when its ``linger.ms`` runs out).
 2. A record that cannot be decoded goes to ``<group>.dlq`` (:mod:`streams.dlq`); the DLQ is
    flushed (acked) before the batch is written, so committing past it loses nothing.
 3. ``writer.write(group, batch)`` — on :class:`~sinks.errors.StoreUnavailable` the write is
@@ -59,12 +65,17 @@ class SinkWriter(Protocol):
 
 @dataclass(frozen=True)
 class SinkConfig:
-    """One sink consumer: its group, source topics, batching and retry limits (seconds)."""
+    """One sink consumer: its group, source topics, batching and retry limits (seconds).
+
+    ``drain_s``: close a non-empty batch when a fetch of this long leaves it short of
+    ``max_batch`` (module doc, 1); ``None`` waits for ``max_wait_s``.
+    """
 
     group: str
     topics: tuple[str, ...]
     max_batch: int = 5000
     max_wait_s: float = 0.2
+    drain_s: float | None = None
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
     session_timeout_ms: int = 10_000
@@ -156,12 +167,17 @@ class SinkRunner:
         try:
             opened = time.monotonic()
             while not self._stop.is_set():
-                room = cfg.max_batch - len(self._batch)
+                room = max(1, cfg.max_batch - len(self._batch))
                 wait = max(0.0, cfg.max_wait_s - (time.monotonic() - opened))
-                for msg in self._consumer.consume(num_messages=max(1, room), timeout=wait):
+                if cfg.drain_s is not None:
+                    wait = min(wait, cfg.drain_s)
+                msgs = self._consumer.consume(num_messages=room, timeout=wait)
+                for msg in msgs:
                     self._take(msg)
                 full = len(self._batch) >= cfg.max_batch
-                if full or time.monotonic() - opened >= cfg.max_wait_s:
+                drained = (cfg.drain_s is not None and len(msgs) < room
+                           and not self._batch.empty)
+                if full or drained or time.monotonic() - opened >= cfg.max_wait_s:
                     self._flush()
                     opened = time.monotonic()
             self._flush()

@@ -176,6 +176,12 @@ class SinkSettings(BaseModel):
     max_wait_ms: int = Field(
         default=200, ge=1, le=60_000, description="a batch closes after this many ms"
     )
+    drain_ms: int | None = Field(
+        default=20, ge=1, le=60_000, description="the Postgres sink closes a batch early "
+        "when a fetch of this many ms leaves it short of max_batch (it has caught up with "
+        "the log): latency at moderate rates is one write, not max_wait_ms; under a backlog "
+        "batches still fill. Unset: wait for max_wait_ms"
+    )
     clickhouse_max_wait_ms: int = Field(
         default=1000, ge=1, le=60_000, description="the ClickHouse sink's batch window, ms: "
         "every insert makes a part that background merges must fold, so ClickHouse asks for "
