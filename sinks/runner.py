@@ -17,7 +17,9 @@ Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto
    keeps polling, so the group membership survives and memory stays bounded by one batch.
 4. Only after the write returns are the offsets committed (synchronously).
 5. On assignment the consumer seeks to the offsets the writer stored with its data (Postgres
-   stores them in the same transaction), so a write whose commit was lost is not re-applied.
+   stores them in the same transaction), so a write whose commit was lost is not re-applied,
+   and the next flush commits those offsets (the seek skips the stored records, so no batch
+   of them would bring the group's commit up to the data).
    On revocation the uncommitted records of the revoked partitions are dropped: the new
    owner reads them again (at-least-once; the writers are idempotent).
 """
