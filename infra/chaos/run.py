@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from confluent_kafka import Producer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -56,7 +55,7 @@ from schemas.codec import load_codec
 from sinks.app import CLICKHOUSE_GROUP, POSTGRES_GROUP
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
-from sinks.postgres.migrate import create_migrated
+from sinks.postgres.migrate import create_migrated, drop_database
 from streams.errors import LvlupError
 from streams.kafka_admin import (
     NewTopicSpec,
@@ -130,7 +129,6 @@ class _Scratch:
     topic: str
     db: str
     url: str
-    admin: str
     chdb_path: Path
     extra_topics: tuple[str, ...] = ()
 
@@ -153,14 +151,13 @@ def _prepare(settings: Settings, run_id: str, *, api: bool = False) -> _Scratch:
                   [NewTopicSpec(topic, 6), *(NewTopicSpec(t, n) for t, n in extra)])
     base = make_url(settings.postgres.sqlalchemy_url())
     db = f"chaos_{run_id}"
-    admin = base.set(drivername="postgresql", database="postgres").render_as_string(False)
     url = base.set(database=db).render_as_string(hide_password=False)
     create_migrated(url)
     chdb_path = settings.data_dir.resolve() / "chaos" / run_id / "ch"
     client = ChdbClient(chdb_path)
     migrate_up(client, settings.clickhouse.database)
     client.close()
-    return _Scratch(run_id, topic, db, url, admin, chdb_path, tuple(t for t, _n in extra))
+    return _Scratch(run_id, topic, db, url, chdb_path, tuple(t for t, _n in extra))
 
 
 def scratch_sinks(scratch: _Scratch, purpose: str, run_dir: Path,
@@ -181,8 +178,7 @@ def cleanup(settings: Settings, scratch: _Scratch) -> None:
 
 def _cleanup(settings: Settings, scratch: _Scratch) -> None:
     delete_topics(settings.kafka.bootstrap(), list(scratch.topics))
-    with psycopg.connect(scratch.admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scratch.db}" WITH (FORCE)')
+    drop_database(scratch.url)
 
 
 def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally,
