@@ -11,17 +11,24 @@ Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto
    sends when its ``linger.ms`` runs out).
 2. A record that cannot be decoded goes to ``<group>.dlq`` (:mod:`streams.dlq`); the DLQ is
    flushed (acked) before the batch is written, so committing past it loses nothing.
-3. ``writer.write(group, batch)`` — on :class:`~sinks.errors.StoreUnavailable` the write is
+3. ``writer.write(group, batch)`` runs on one writer thread while this thread consumes and
+   decodes the next batch (a two-stage pipeline: the store's own time — Postgres executing
+   the upserts, chdb an insert — overlaps the next batch's Python work; both sinks' writes
+   wait on sockets or C code with the GIL released). At most one write is in flight: when
+   the next batch closes first, it waits for the write — after a second (a store outage)
+   with every assigned partition paused and the consumer polling — so memory stays bounded
+   by two batches and writes of a partition happen in log order. On :class:`~sinks.errors.StoreUnavailable` the write is
    retried with exponential backoff (tenacity; :class:`~sinks.errors.BackPressure`'s
-   ``retry_after`` is honoured) while every assigned partition is paused and the consumer
-   keeps polling, so the group membership survives and memory stays bounded by one batch.
-4. Only after the write returns are the offsets committed (synchronously).
+   ``retry_after`` is honoured); the group membership survives as above.
+4. Only after the write returns are the offsets committed (synchronously, from this
+   thread, in batch order; ``after_write`` runs just before).
 5. On assignment the consumer seeks to the offsets the writer stored with its data (Postgres
    stores them in the same transaction), so a write whose commit was lost is not re-applied,
    and the next flush commits those offsets (the seek skips the stored records, so no batch
    of them would bring the group's commit up to the data).
-   On revocation the uncommitted records of the revoked partitions are dropped: the new
-   owner reads them again (at-least-once; the writers are idempotent).
+   On revocation the write in flight is waited for and committed first (the partitions are
+   still ours inside the callback); the uncommitted records of the revoked partitions are
+   dropped: the new owner reads them again (at-least-once; the writers are idempotent).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +58,9 @@ log = structlog.get_logger(__name__)
 _TRANSIENT = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
               KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
               KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE}
+_PAUSE_AFTER_S = 1.0
+"""How long the closed next batch waits for the write in flight before pausing and polling
+(module doc, 3): batch writes take tens to hundreds of milliseconds here."""
 
 
 class SinkWriter(Protocol):
@@ -122,6 +134,9 @@ class SinkRunner:
         self._after_write = after_write
         self._stop = threading.Event()
         self._batch = Batch()
+        self._closing: Batch | None = None  # closed, waiting for the write in flight
+        self._inflight: tuple[Batch, Future[None]] | None = None
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-write")
         self._uncommitted: dict[TopicPartitionKey, int] = {}  # written, commit failed
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -137,6 +152,7 @@ class SinkRunner:
 
     # -- rebalance callbacks -------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle(poll=False)  # the stored offsets must include the write in flight
         keys = [(tp.topic, tp.partition) for tp in partitions]
         stored = self._retrying(lambda: self.writer.stored_offsets(self.config.group, keys))
         for tp in partitions:
@@ -152,7 +168,10 @@ class SinkRunner:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._settle(poll=False)  # its offsets are committed while the partitions are ours
         self._batch.drop_partitions(revoked)
+        if self._closing is not None:
+            self._closing.drop_partitions(revoked)
         self._uncommitted = {k: o for k, o in self._uncommitted.items() if k not in revoked}
         consumer.unassign()
 
@@ -182,8 +201,9 @@ class SinkRunner:
                 if full or drained or time.monotonic() - opened >= cfg.max_wait_s:
                     self._flush()
                     opened = time.monotonic()
-            self._flush()
+            self._flush(wait=True)
         finally:
+            self._writes.shutdown(wait=False)
             self._consumer.close()
 
     def _take(self, msg: Message) -> None:
@@ -215,21 +235,53 @@ class SinkRunner:
         self._batch.add(ConsumedRecord(topic, partition, offset, msg.timestamp()[1],
                                        record_type, record, msg.key()))
 
-    def _flush(self) -> None:
-        batch = self._batch
+    def _flush(self, *, wait: bool = False) -> None:
+        """Close the batch: settle the write in flight, then start this batch's write (module
+        doc, 3–4); ``wait`` also settles this one (at stop)."""
+        # A fresh buffer first: records polled while a write is waited for belong to the next.
+        batch, self._batch = self._batch, Batch()
+        self._closing = batch
+        try:
+            self._settle(poll=not wait)
+        finally:
+            self._closing = None
         if batch.empty:
             self._commit({})  # a commit that failed earlier, if any
             return
-        # A fresh buffer first: records polled while a retry waits belong to the next batch.
-        self._batch = Batch()
         self.dlq.flush()
         if batch.records:
-            self._retrying(lambda: self.writer.write(self.config.group, batch))
+            self._inflight = (batch, self._writes.submit(self._write, batch))
+        else:  # dead-lettered records only: nothing to write, the offsets to commit
+            self._inflight = (batch, _done())
+        if wait:
+            self._settle(poll=False)
+
+    def _write(self, batch: Batch) -> None:
+        """The writer thread: ``writer.write`` retried while the store is unavailable."""
+        self._retrying(lambda: self.writer.write(self.config.group, batch),
+                       sleep=self._sleep_until_stopped)
+
+    def _settle(self, *, poll: bool) -> None:
+        """Wait for the write in flight (polling with partitions paused when ``poll``),
+        then call ``after_write`` and commit its offsets. Raises what the write raised."""
+        while self._inflight is not None:
+            batch, future = self._inflight
+            if poll and not future.done() and not self._stop.is_set():
+                # A plain wait first: pausing makes librdkafka drop the partitions' prefetched
+                # records (fetched again after the resume), so a normal write is waited for
+                # without it; a write still running after _PAUSE_AFTER_S is retrying a store
+                # outage, and polling then keeps the group membership (max.poll.interval.ms).
+                # A rebalance inside that poll settles the write itself (_on_revoke).
+                if not wait_futures([future], timeout=_PAUSE_AFTER_S).done:
+                    self._poll_paused(future.done)
+                continue
+            self._inflight = None
+            future.result()
             self.stats.written += len(batch)
-        self.stats.batches += 1
-        if self._after_write is not None:
-            self._after_write(batch)
-        self._commit(batch.next_offsets)
+            self.stats.batches += 1
+            if self._after_write is not None:
+                self._after_write(batch)
+            self._commit(batch.next_offsets)
 
     def _commit(self, next_offsets: dict[TopicPartitionKey, int]) -> None:
         """Commit ``next_offsets`` with any earlier offsets whose commit failed, synchronously.
@@ -265,23 +317,33 @@ class SinkRunner:
 
     def _sleep_polling(self, seconds: float) -> None:
         """Sleep with every partition paused, polling so the group keeps us."""
+        deadline = time.monotonic() + seconds
+        self._poll_paused(lambda: time.monotonic() >= deadline, poll_s=seconds)
+
+    def _sleep_until_stopped(self, seconds: float) -> None:
+        """The writer thread's retry sleep: this thread polls meanwhile."""
+        self._stop.wait(seconds)
+
+    def _poll_paused(self, done: Callable[[], bool], poll_s: float = 0.1) -> None:
+        """Poll with every assigned partition paused until ``done()`` or :meth:`stop`;
+        records fetched before the pause are taken into the open batch afterwards."""
         assignment = self._consumer.assignment()
         if assignment:
             self._consumer.pause(assignment)
-        deadline = time.monotonic() + seconds
+        fetched: list[Message] = []
         try:
-            while time.monotonic() < deadline and not self._stop.is_set():
-                msg = self._consumer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+            while not done() and not self._stop.is_set():
+                msg = self._consumer.poll(min(0.1, poll_s))
                 if msg is not None:  # fetched before the pause: keep it for the next batch
-                    self._pending.append(msg)
+                    fetched.append(msg)
         finally:
             if assignment:
                 self._consumer.resume(assignment)
+        for msg in fetched:
+            self._take(msg)
 
-    _pending: list[Message]
-
-    def _retrying(self, fn: Callable[[], Any]) -> Any:
-        self._pending = []
+    def _retrying(self, fn: Callable[[], Any],
+                  sleep: Callable[[float], None] | None = None) -> Any:
 
         def _before_sleep(state: tenacity.RetryCallState) -> None:
             self.stats.write_retries += 1
@@ -293,12 +355,15 @@ class SinkRunner:
             retry=tenacity.retry_if_exception_type(StoreUnavailable),
             wait=self._wait,
             stop=lambda _state: self._stop.is_set(),
-            sleep=self._sleep_polling,
+            sleep=sleep or self._sleep_polling,
             before_sleep=_before_sleep,
             reraise=True,
         )
-        result = retrying(fn)
-        pending, self._pending = self._pending, []
-        for msg in pending:
-            self._take(msg)
-        return result
+        return retrying(fn)
+
+
+def _done() -> Future[None]:
+    """A future already resolved (a batch with nothing to write)."""
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future

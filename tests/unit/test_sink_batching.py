@@ -1,5 +1,6 @@
 """When the sink runner closes a batch: full, past ``max_wait_s``, or — with ``drain_s`` —
-as soon as a fetch leaves it short of ``max_batch`` (the consumer caught up with the log).
+as soon as a fetch leaves it short of ``max_batch`` (the consumer caught up with the log);
+and that it reads the next batch while a write is in flight, committing only after it.
 
 The consumer is a script of fetches (no broker, no clock): ``max_wait_s`` is an hour, so a
 batch that closes here closed because of the rule under test.
@@ -7,6 +8,8 @@ batch that closes here closed because of the rule under test.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -82,6 +85,13 @@ class _Consumer:
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
         """Commits succeed."""
 
+    def assignment(self) -> list[TopicPartition]:
+        return []
+
+    def poll(self, timeout: float) -> None:
+        """Waiting for a write in flight: nothing new arrives meanwhile."""
+        time.sleep(min(timeout, 0.01))
+
     def close(self) -> None:
         """Nothing to leave."""
 
@@ -125,3 +135,46 @@ def test_under_a_backlog_batches_stay_full() -> None:
 
 def test_an_empty_fetch_writes_nothing() -> None:
     assert _run([0, 0, 4, 0], drain_s=0.02) == [4]
+
+
+class _BlockingWriter(_Writer):
+    """The first write blocks until the test releases it; notes what the runner had read by
+    then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, group: str, batch: Batch) -> None:
+        if not self.batches:
+            self.started.set()
+            assert self.release.wait(10)
+        self.batches.append(len(batch.records))
+
+
+def test_the_next_batch_is_read_while_a_write_is_in_flight_and_commits_wait_for_it() -> None:
+    writer = _BlockingWriter()
+    config = SinkConfig("g", ("t",), max_batch=100, max_wait_s=3600.0, drain_s=0.02)
+    runner = SinkRunner("127.0.0.1:9", config, writer, CODEC,
+                        DeadLetterQueue(MemoryBroker().producer(), "g"))
+    runner._consumer.close()
+    consumer = _Consumer([100, 60, 0, 0], [runner])
+    commits: list[dict[tuple[str, int], int]] = []
+    consumer.commit = lambda *, offsets, asynchronous: commits.append(  # type: ignore[method-assign]
+        {(tp.topic, tp.partition): tp.offset for tp in offsets})
+    runner._consumer = consumer  # type: ignore[assignment]
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    assert writer.started.wait(10)
+    # The first batch's write is blocked: the runner has gone on and read the next 60
+    # records (decoded into the open batch), and nothing is committed yet.
+    deadline = time.monotonic() + 10
+    while consumer.next_offset < 160 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert consumer.next_offset == 160 and commits == []
+    writer.release.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert writer.batches == [100, 60]
+    assert commits == [{("t", 0): 100}, {("t", 0): 160}]

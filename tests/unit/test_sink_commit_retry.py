@@ -64,14 +64,14 @@ def _take(runner: SinkRunner, partition: int, offset: int) -> None:
 def test_a_failed_commit_is_made_at_the_next_flush_without_new_records() -> None:
     runner, consumer, writer = _runner()
     _take(runner, 0, 41)
-    runner._flush()  # written, commit lost (the broker is restarting)
+    runner._flush(wait=True)  # written, commit lost (the broker is restarting)
     assert writer.written == [1] and runner.stats.commit_failures == 1
     assert consumer.commits == [] and runner.stats.last_commit == {}
     consumer.down = False
-    runner._flush()  # nothing new arrived: the lost commit is made alone
+    runner._flush(wait=True)  # nothing new arrived: the lost commit is made alone
     assert consumer.commits == [{("t", 0): 42}]
     assert runner.stats.last_commit == {("t", 0): 42}
-    runner._flush()  # and only once
+    runner._flush(wait=True)  # and only once
     assert consumer.commits == [{("t", 0): 42}]
 
 
@@ -79,11 +79,11 @@ def test_a_failed_commit_goes_with_the_next_batch_and_not_for_revoked_partitions
     runner, consumer, _writer = _runner()
     _take(runner, 0, 7)
     _take(runner, 1, 3)
-    runner._flush()
+    runner._flush()  # its write in flight; the revoke waits for it, and its commit fails
     runner._on_revoke(runner._consumer, [TopicPartition("t", 1)])
     consumer.down = False
     _take(runner, 2, 5)
-    runner._flush()
+    runner._flush(wait=True)
     assert consumer.commits == [{("t", 0): 8, ("t", 2): 6}]
 
 
@@ -96,7 +96,7 @@ def test_on_assign_the_group_is_brought_up_to_the_offsets_the_store_holds() -> N
     runner._on_assign(runner._consumer,
                       [TopicPartition("t", 0), TopicPartition("t", 1)])
     assert consumer.assigned == [("t", 0, 120), ("t", 1, -1001)]
-    runner._flush()  # no record read: the stored position is committed all the same
+    runner._flush(wait=True)  # no record read: the stored position is committed all the same
     assert writer.written == [] and consumer.commits == [{("t", 0): 120}]
-    runner._flush()
+    runner._flush(wait=True)
     assert consumer.commits == [{("t", 0): 120}]
