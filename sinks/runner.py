@@ -17,9 +17,10 @@ Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto
    wait on sockets or C code with the GIL released). At most one write is in flight: when
    the next batch closes first, it waits for the write — after a second (a store outage)
    with every assigned partition paused and the consumer polling — so memory stays bounded
-   by two batches and writes of a partition happen in log order. On :class:`~sinks.errors.StoreUnavailable` the write is
-   retried with exponential backoff (tenacity; :class:`~sinks.errors.BackPressure`'s
-   ``retry_after`` is honoured); the group membership survives as above.
+   by two batches and writes of a partition happen in log order. On
+   :class:`~sinks.errors.StoreUnavailable` the write is retried with exponential backoff
+   (tenacity; :class:`~sinks.errors.BackPressure`'s ``retry_after`` is honoured); the group
+   membership survives as above.
 4. Only after the write returns are the offsets committed (synchronously, from this
    thread, in batch order; ``after_write`` runs just before).
 5. On assignment the consumer seeks to the offsets the writer stored with its data (Postgres

@@ -4,8 +4,12 @@ The query text becomes an OR of its English lexemes (``plainto_tsquery`` with ``
 into ``|``: an entry need not contain every word of a question); matching entries of the
 agent are ranked by ``ts_rank_cd`` (cover density) with normalization 1 (divided by
 1 + log of the entry's length), then oldest first, then by content hash — deterministic for a
-given view. The GIN index ``ix_agent_memory_fts`` on ``to_tsvector('english', text)`` serves
-the match.
+given view. Matching and ranking run over the agent's distinct contents
+(``agent_memory_text``, one row per content hash, served by the GIN index
+``ix_agent_memory_text_fts`` on ``to_tsvector('english', text)``); each hit then cites the
+earliest ``agent_memory`` row of its hash (primary-key look-up). Texts under one hash differ
+at most in case and whitespace, which ``to_tsvector`` ignores, so the match and the rank are
+those of the cited row's text.
 
 :class:`PostgresRecall` implements ``agents.knowledge.recall.Recall`` structurally (this
 layer does not import agents): it returns :class:`MemoryHit` rows with the fields of
@@ -34,13 +38,16 @@ RECALL_SQL = text("""
 WITH q AS (
     SELECT NULLIF(replace(plainto_tsquery('english', :query)::text, ' & ', ' | '), '')
            ::tsquery AS q
+), matched AS (
+    SELECT c.content_hash, ts_rank_cd(to_tsvector('english', c.text), q.q, 1) AS rank
+    FROM agent_memory_text AS c, q
+    WHERE q.q IS NOT NULL AND c.agent_id = :agent_id AND to_tsvector('english', c.text) @@ q.q
 ), hits AS (
     SELECT DISTINCT ON (m.content_hash)
            m.kind, m.text, m.source, m.src_topic, m.src_partition, m.src_offset,
-           m.content_hash, m.occurred_at,
-           ts_rank_cd(to_tsvector('english', m.text), q.q, 1) AS rank
-    FROM agent_memory AS m, q
-    WHERE q.q IS NOT NULL AND m.agent_id = :agent_id AND to_tsvector('english', m.text) @@ q.q
+           m.content_hash, m.occurred_at, h.rank
+    FROM matched AS h
+    JOIN agent_memory AS m ON m.agent_id = :agent_id AND m.content_hash = h.content_hash
     ORDER BY m.content_hash, m.occurred_at, m.src_topic, m.src_partition, m.src_offset
 )
 SELECT * FROM hits

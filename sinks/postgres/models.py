@@ -397,16 +397,27 @@ agent_memory = Table(
     Column("src_partition", Integer, primary_key=True),
     Column("src_offset", BigInteger, primary_key=True),
     Index("ix_agent_memory_agent_time", "agent_id", "occurred_at"),
-    Index("ix_agent_memory_fts", text("to_tsvector('english', text)"), postgresql_using="gin"),
 )
 """Each agent's knowledge memory (issue #20): source passages, insights and accepted
 transfers, one row per agent × content hash × record that brought it — so the view is the
 same whatever order a replay reads its three source topics in; readers take, per content
 hash, the earliest record (occurred_at, then log position) and cite it."""
 
+agent_memory_text = Table(
+    "agent_memory_text", METADATA,
+    Column("agent_id", String, primary_key=True),
+    Column("content_hash", String, primary_key=True),
+    Column("text", Text, nullable=False),
+    Index("ix_agent_memory_text_fts", text("to_tsvector('english', text)"),
+          postgresql_using="gin"),
+)
+"""The memory's distinct contents, one row per agent × content hash, full-text indexed
+(migration 0008): recall matches and ranks here, then cites the earliest ``agent_memory``
+row of each hash. ``text`` is the least text seen under the hash — order-independent."""
+
 VIEW_TABLES: tuple[Table, ...] = (
     agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,
     knowledge_transfers, trusted_sources, proposals, proposal_history, guardian_suggestions,
     experiments, token_usage_log, notifications, error_learning, custody_runs, agent_levels,
-    agent_level_history, conquest_recommendations, agent_memory,
+    agent_level_history, conquest_recommendations, agent_memory, agent_memory_text,
 )

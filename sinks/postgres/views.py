@@ -241,6 +241,16 @@ def _memory(rec: ConsumedRecord) -> Iterable[Row]:
              "source": f"agent:{r.get('from_agent_id')}", "title": None}]
 
 
+def _memory_text(rec: ConsumedRecord) -> Iterable[Row]:
+    """The distinct contents of :func:`_memory`'s entries (``agent_memory_text``: the
+    full-text index is built once per agent × content hash, not once per record)."""
+    return [{"agent_id": row["agent_id"], "content_hash": row["content_hash"],
+             "text": row["text"]} for row in _memory(rec)]
+
+
+_MEMORY_TYPES = frozenset({"internet_learning_result", "learning_event", "knowledge_transfer"})
+
+
 def build_projections() -> list[Projection]:
     """Every Postgres view's projection (a fresh list; projections are immutable)."""
     p = Projection
@@ -280,8 +290,9 @@ def build_projections() -> list[Projection]:
           _level_history, "keep_first"),
         p(m.conquest_recommendations, frozenset({"conquest_recommendation"}),
           ("recommendation_id",), _conquest, "keep_first"),
-        p(m.agent_memory, frozenset({"internet_learning_result", "learning_event",
-                                     "knowledge_transfer"}),
+        p(m.agent_memory, _MEMORY_TYPES,
           ("agent_id", "content_hash", "src_topic", "src_partition", "src_offset"),
           _memory, "keep_first"),
+        p(m.agent_memory_text, _MEMORY_TYPES, ("agent_id", "content_hash"), _memory_text,
+          min_columns=("text",)),
     ]

@@ -279,6 +279,12 @@ class PostgresWriter:
             action = "DO NOTHING"
         else:
             action = "DO UPDATE SET " + ", ".join(_set_clause(proj, c) for c in updatable)
+            if set(updatable) <= set(proj.min_columns):
+                # only least values: a row already holding them is left as it is — no new
+                # row version, so no index entry for a text seen again (agent_memory_text)
+                action += " WHERE " + " OR ".join(
+                    f'"{table}"."{c}" IS DISTINCT FROM LEAST("{table}"."{c}", EXCLUDED."{c}")'
+                    for c in updatable)
         # identifiers come from the models (code), never from records
         conn.exec_driver_sql(
             f'INSERT INTO "{table}" ({col_list}) SELECT {col_list} FROM "{stage}" '  # noqa: S608

@@ -1,6 +1,6 @@
 """The agents' memory view and its recall on a real Postgres (issue #20): the same content
 brought by two records is one memory entry citing the earliest record, whatever order the
-sink (or a replay) wrote them in."""
+sink (or a replay) wrote them in; the full-text view holds each distinct content once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from schemas.codec import load_codec
 from sinks.postgres.memory import PostgresRecall, memory_size
@@ -60,6 +60,44 @@ def test_one_entry_per_content_citing_the_earliest_record(pg_db, order):
         assert len({h.ref.content_hash for h in hits}) == len(hits)  # no duplicate content
         assert asyncio.run(recall("guardian", "assignor partitions rebalance", 5)) == []
         assert memory_size(engine) == {"guardian": {"passage": 1}, "imperium": {"passage": 3}}
+        with engine.connect() as conn:  # the full-text view: each distinct content once
+            indexed = conn.execute(text("SELECT agent_id, text FROM agent_memory_text "
+                                        "ORDER BY 1, 2")).all()
+        assert [tuple(r) for r in indexed] == [("guardian", PASSAGES[2])] + sorted(
+            ("imperium", t) for t in PASSAGES)
+    finally:
+        engine.dispose()
+
+
+def _content_row(engine) -> tuple[str, str]:
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT text, xmin::text FROM agent_memory_text")).one()
+    return str(row[0]), str(row[1])
+
+
+def test_a_repeated_content_is_indexed_once_and_keeps_the_least_text(pg_db):
+    engine = create_engine(pg_db)
+    try:
+        writer = PostgresWriter(engine, build_projections())
+        variant = PASSAGES[0].upper()  # the same content hash: case-folded before hashing
+
+        def write(offset: int, passage: str) -> None:
+            batch = Batch()
+            batch.add(_result("imperium", offset, T0 + offset, [passage]))
+            writer.write(f"test-{offset}", batch)
+
+        write(5, PASSAGES[0])
+        first = _content_row(engine)
+        write(6, PASSAGES[0])  # seen again: a citation more, the indexed row untouched
+        assert _content_row(engine) == first
+        write(7, variant)
+        with engine.connect() as conn:
+            least = conn.execute(text("SELECT LEAST(:a, :b)"),
+                                 {"a": PASSAGES[0], "b": variant}).scalar_one()
+            cites = conn.execute(text("SELECT count(*) FROM agent_memory")).scalar_one()
+        assert _content_row(engine)[0] == least and cites == 3
+        hits = asyncio.run(PostgresRecall(engine)("imperium", "cooperative sticky assignor", 5))
+        assert [(h.text, h.ref.offset) for h in hits] == [(PASSAGES[0], 5)]
     finally:
         engine.dispose()
 
