@@ -9,8 +9,10 @@ index on ``to_tsvector('english', text)`` moves to ``agent_memory_text``, one ro
 and content hash, so the English parse (10–13 µs a text on this project's machines) and the
 index insertion are paid once per distinct content, not once per occurrence, and recall
 ranks each content once. The text kept is the least of the texts seen under that hash (they
-differ at most in case and whitespace, which ``to_tsvector`` ignores): the same whatever
-order the records are written in. The upgrade fills the table from ``agent_memory``.
+differ at most in case and whitespace, which ``to_tsvector`` ignores) in code-point order
+(``COLLATE "C"``, the order of Python's ``min`` that merges a batch's rows first): the same
+whatever order the records are written in and however they are batched. The upgrade fills
+the table from ``agent_memory``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ def upgrade() -> None:
         "agent_memory_text",
         sa.Column("agent_id", sa.String(), nullable=False),
         sa.Column("content_hash", sa.String(), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("text", sa.Text(collation="C"), nullable=False),
         sa.PrimaryKeyConstraint("agent_id", "content_hash"),
     )
     op.execute("INSERT INTO agent_memory_text (agent_id, content_hash, text) "
-               "SELECT agent_id, content_hash, min(text) FROM agent_memory GROUP BY 1, 2")
+               "SELECT agent_id, content_hash, min(text COLLATE \"C\") FROM agent_memory "
+               "GROUP BY 1, 2")
     op.create_index("ix_agent_memory_text_fts", "agent_memory_text",
                     [sa.text("to_tsvector('english', text)")], postgresql_using="gin")
     op.drop_index("ix_agent_memory_fts", table_name="agent_memory")
