@@ -408,13 +408,17 @@ agent_memory_text = Table(
     Column("agent_id", String, primary_key=True),
     Column("content_hash", String, primary_key=True),
     Column("text", Text(collation="C"), nullable=False),
+    Column("src_topic", String(collation="C"), nullable=False),
+    Column("src_partition", Integer, nullable=False),
+    Column("src_offset", BigInteger, nullable=False),
     Index("ix_agent_memory_text_fts", text("to_tsvector('english', text)"),
           postgresql_using="gin"),
 )
 """The memory's distinct contents, one row per agent × content hash, full-text indexed
 (migration 0008): recall matches and ranks here, then cites the earliest ``agent_memory``
-row of each hash. ``text`` is the least text seen under the hash in code-point order
-(``COLLATE "C"``, as Python's ``min`` merging a batch) — order-independent."""
+row of each hash. The row kept is the least ``(text, src_topic, src_partition, src_offset)``
+in code-point order (``COLLATE "C"``, as the batch merge's tuples): the least text seen under
+the hash and the least log position that brought it, whatever the order and batching."""
 
 VIEW_TABLES: tuple[Table, ...] = (
     agents, agent_metrics, learning_cycles, learning_logs, internet_learning_results,

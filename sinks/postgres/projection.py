@@ -10,6 +10,10 @@ cannot touch one row twice in a statement):
 - ``keep_first``: an existing row is never changed — immutable facts (log rows, history).
 - ``patch``: like ``replace``, but a row sets only the columns it has — state changed by
   several record types (a registry entry paused, a cycle started then completed).
+- ``least``: the row whose ``least_by`` columns, compared as one tuple (text in code-point
+  order), are least wins, whole — a choice that depends neither on arrival order nor on
+  batching (one content's text and the position of the record that brought it). A row that
+  would not win is not written at all (no new row version).
 
 ``insert_only`` columns are written when the row is created and never updated.
 ``min_columns`` keep the least value ever seen (a "first seen" time): unlike ``insert_only``,
@@ -32,7 +36,7 @@ from sinks.records import ConsumedRecord
 
 __all__ = ["Merge", "Projection", "merge_rows"]
 
-Merge = Literal["replace", "sum", "keep_first", "patch"]
+Merge = Literal["replace", "sum", "keep_first", "patch", "least"]
 Row = dict[str, Any]
 
 
@@ -54,6 +58,7 @@ class Projection:
     min_columns: tuple[str, ...] = ()
     fill_columns: tuple[str, ...] = ()
     version_column: str | None = None
+    least_by: tuple[str, ...] = ()
     sources: tuple[str, ...] = field(default=())
 
     @property
@@ -64,13 +69,15 @@ class Projection:
     def __post_init__(self) -> None:
         columns = set(self.table.columns.keys())
         named = (*self.key, *self.sum_columns, *self.insert_only, *self.min_columns,
-                 *self.fill_columns,
+                 *self.fill_columns, *self.least_by,
                  *((self.version_column,) if self.version_column else ()))
         missing = [c for c in named if c not in columns]
         if missing:
             raise ValueError(f"projection {self.table.name}: unknown columns {missing}")
         if self.merge == "sum" and not self.sum_columns:
             raise ValueError(f"projection {self.table.name}: merge='sum' needs sum_columns")
+        if (self.merge == "least") != bool(self.least_by):
+            raise ValueError(f"projection {self.table.name}: least_by goes with merge='least'")
 
 
 def _num(value: Any) -> Any:
@@ -92,6 +99,11 @@ def merge_rows(projection: Projection, rows: Iterable[Mapping[str, Any]]) -> lis
             merged[key] = row if isinstance(row, dict) else dict(row)
             continue
         if projection.merge == "keep_first":
+            continue
+        if projection.merge == "least":
+            least = projection.least_by
+            if tuple(row[c] for c in least) < tuple(current[c] for c in least):
+                merged[key] = row if isinstance(row, dict) else dict(row)
             continue
         updated = {**current, **row} if projection.merge == "patch" else dict(row)
         for col in projection.sum_columns:

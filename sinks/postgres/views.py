@@ -245,7 +245,9 @@ def _memory_text(rec: ConsumedRecord) -> Iterable[Row]:
     """The distinct contents of :func:`_memory`'s entries (``agent_memory_text``: the
     full-text index is built once per agent × content hash, not once per record)."""
     return [{"agent_id": row["agent_id"], "content_hash": row["content_hash"],
-             "text": row["text"]} for row in _memory(rec)]
+             "text": row["text"], "src_topic": row["src_topic"],
+             "src_partition": row["src_partition"], "src_offset": row["src_offset"]}
+            for row in _memory(rec)]
 
 
 _MEMORY_TYPES = frozenset({"internet_learning_result", "learning_event", "knowledge_transfer"})
@@ -294,5 +296,5 @@ def build_projections() -> list[Projection]:
           ("agent_id", "content_hash", "src_topic", "src_partition", "src_offset"),
           _memory, "keep_first"),
         p(m.agent_memory_text, _MEMORY_TYPES, ("agent_id", "content_hash"), _memory_text,
-          min_columns=("text",)),
+          "least", least_by=("text", "src_topic", "src_partition", "src_offset")),
     ]

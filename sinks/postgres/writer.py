@@ -279,12 +279,12 @@ class PostgresWriter:
             action = "DO NOTHING"
         else:
             action = "DO UPDATE SET " + ", ".join(_set_clause(proj, c) for c in updatable)
-            if set(updatable) <= set(proj.min_columns):
-                # only least values: a row already holding them is left as it is — no new
-                # row version, so no index entry for a text seen again (agent_memory_text)
-                action += " WHERE " + " OR ".join(
-                    f'"{table}"."{c}" IS DISTINCT FROM LEAST("{table}"."{c}", EXCLUDED."{c}")'
-                    for c in updatable)
+            if proj.merge == "least":
+                # a row comparison is lexicographic, as merge_rows' tuples; a row that does
+                # not win leaves the stored one as it is (no new row version, no index entry)
+                theirs = ", ".join(f'EXCLUDED."{c}"' for c in proj.least_by)
+                ours = ", ".join(f'"{table}"."{c}"' for c in proj.least_by)
+                action += f" WHERE ({theirs}) < ({ours})"
         # identifiers come from the models (code), never from records
         conn.exec_driver_sql(
             f'INSERT INTO "{table}" ({col_list}) SELECT {col_list} FROM "{stage}" '  # noqa: S608

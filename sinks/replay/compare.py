@@ -127,16 +127,20 @@ def compare_rows(
     window: Window | None = None,
     *,
     max_keys: int | None = None,
+    least: bool = False,
 ) -> ViewComparison:
     """Compare two ``{key: RowInfo}`` maps; with ``window``, only keys in scope
     (:func:`sinks.replay.plan.in_scope`, computed here by :func:`_scoped`).
 
     Rows without a position are always in scope. Key lists are capped at ``max_keys``.
+    ``least``: each row holds the least position of the records that brought it (projection
+    merge ``least``), so a live row positioned before the window is out of scope even when the
+    shadow, which never saw that record, holds the key from a later one.
     """
     if window is None:
         live_in, shadow_in, skipped = dict(live), dict(shadow), 0
     else:
-        live_in, shadow_in, skipped = _scoped(window, live, shadow)
+        live_in, shadow_in, skipped = _scoped(window, live, shadow, least=least)
     added = sorted(shadow_in.keys() - live_in.keys())
     removed = sorted(live_in.keys() - shadow_in.keys())
     changed = sorted(k for k in live_in.keys() & shadow_in.keys()
@@ -156,7 +160,7 @@ _IN, _BEFORE, _AFTER, _UNKNOWN = 0, 1, 2, 3
 
 
 def _scoped(window: Window, live: Mapping[str, RowInfo], shadow: Mapping[str, RowInfo],
-            ) -> tuple[dict[str, RowInfo], dict[str, RowInfo], int]:
+            *, least: bool = False) -> tuple[dict[str, RowInfo], dict[str, RowInfo], int]:
     """``(live rows in scope, shadow rows in scope, rows skipped)``.
 
     The rule is :func:`sinks.replay.plan.in_scope`'s (tests hold the two to the same answers
@@ -184,7 +188,9 @@ def _scoped(window: Window, live: Mapping[str, RowInfo], shadow: Mapping[str, Ro
             keep = True
         else:
             lw = where(lp)
-            if want is None or lw == _AFTER:
+            if least and lw == _BEFORE:
+                keep = False
+            elif want is None or lw == _AFTER:
                 keep = keep_alone[lw]
             else:  # both sides positioned, the live row not after the window
                 sp = want.position

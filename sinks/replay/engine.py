@@ -345,8 +345,10 @@ class _Replay:
 def _truncated(outcome: Outcome, projection: Projection, prefix: str,
                catalog: Catalog) -> str | None:
     """Why a state view cannot be proven: a source topic lost records to retention."""
-    if projection.merge == "keep_first":
-        return None  # one row per record: rows of deleted records are out of scope
+    if projection.merge in ("keep_first", "least"):
+        # one row per record, or the least of its records' rows: a row whose record is
+        # retained is rebuilt exactly; rows of deleted records are out of scope
+        return None
     for rt in sorted(projection.record_types):
         topic = prefix + catalog.for_record(rt).name
         for (t, p), (low, _high) in sorted(outcome.bounds.items()):
@@ -365,7 +367,7 @@ def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection
             name = f"postgres.{proj.name}"
             cmp = compare_rows(name, pgstore.row_infos(live, proj.table),
                                pgstore.row_infos(conn, proj.table), run.window,
-                               max_keys=request.max_keys)
+                               max_keys=request.max_keys, least=proj.merge == "least")
             cmp.unprovable = _truncated(outcome, proj, request.topic_prefix, catalog)
             if request.detail_rows and not cmp.equal:
                 keys = cmp.differing[:request.detail_rows]

@@ -69,10 +69,11 @@ def test_one_entry_per_content_citing_the_earliest_record(pg_db, order):
         engine.dispose()
 
 
-def _content_row(engine) -> tuple[str, str]:
+def _content_row(engine) -> tuple[str, int, str]:
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT text, xmin::text FROM agent_memory_text")).one()
-    return str(row[0]), str(row[1])
+        row = conn.execute(text("SELECT text, src_offset, xmin::text "
+                                "FROM agent_memory_text")).one()
+    return str(row[0]), int(row[1]), str(row[2])
 
 
 def test_a_repeated_content_is_indexed_once_and_keeps_the_least_text(pg_db):
@@ -86,18 +87,21 @@ def test_a_repeated_content_is_indexed_once_and_keeps_the_least_text(pg_db):
             batch.add(_result("imperium", offset, T0 + offset, [passage]))
             writer.write(f"test-{offset}", batch)
 
-        write(5, PASSAGES[0])
+        write(6, PASSAGES[0])
+        later = _content_row(engine)
+        write(5, PASSAGES[0])  # an earlier position of the same text wins, whole
         first = _content_row(engine)
-        write(6, PASSAGES[0])  # seen again: a citation more, the indexed row untouched
+        assert later[1] == 6 and first[1] == 5
+        write(8, PASSAGES[0])  # seen again: a citation more, the indexed row untouched
         assert _content_row(engine) == first
         write(7, variant)
         with engine.connect() as conn:
             cites = conn.execute(text("SELECT count(*) FROM agent_memory")).scalar_one()
-        # code-point order in Postgres as in Python (a batch's rows are merged by min())
-        assert _content_row(engine)[0] == min(PASSAGES[0], variant) == variant
-        assert cites == 3
+        # code-point order in Postgres as in Python (a batch's rows are merged as tuples)
+        assert _content_row(engine)[:2] == (min(PASSAGES[0], variant), 7) and cites == 4
+        assert variant < PASSAGES[0]
         hits = asyncio.run(PostgresRecall(engine)("imperium", "cooperative sticky assignor", 5))
-        assert [(h.text, h.ref.offset) for h in hits] == [(PASSAGES[0], 5)]
+        assert [(h.text, h.ref.offset) for h in hits] == [(PASSAGES[0], 5)]  # earliest cited
     finally:
         engine.dispose()
 

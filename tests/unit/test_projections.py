@@ -53,6 +53,16 @@ def test_patch_with_version_orders_updates_and_fills_descriptive_columns():
     assert merge_rows(p, rows) == [{"k": "a", "ver": 3, "v": 30, "label": "submitted"}]
 
 
+def test_least_keeps_the_least_row_whole_in_any_order():
+    p = _proj("least", least_by=("label", "v"))
+    rows = [{"k": "a", "label": "b", "v": 1, "n": 1}, {"k": "a", "label": "B", "v": 9, "n": 2},
+            {"k": "a", "label": "B", "v": 3, "n": 3}]
+    for ordered in (rows, rows[::-1], [rows[1], rows[0], rows[2]]):
+        assert merge_rows(p, ordered) == [{"k": "a", "label": "B", "v": 3, "n": 3}]
+    with pytest.raises(ValueError, match="least_by"):
+        _proj("least")
+
+
 def test_projection_rejects_unknown_columns():
     with pytest.raises(ValueError, match="unknown columns"):
         _proj("sum", sum_columns=("nope",))

@@ -147,3 +147,15 @@ def test_compare_scopes_keys_exactly_as_in_scope_on_random_windows():
         assert cmp.checksum_shadow == checksum(r.digest for r in want_shadow.values())
         assert cmp.added == sorted(want_shadow.keys() - want_live.keys())
         assert cmp.removed == sorted(want_live.keys() - want_shadow.keys())
+
+
+def test_a_least_row_whose_record_is_before_the_window_is_out_of_scope():
+    # live kept the row of a record retention deleted (offset 0); the shadow, which never
+    # saw it, holds the same key from the least retained record (offset 3)
+    live = {"k": RowInfo("old", ("t", 0, 0)), "in": RowInfo("1", ("t", 0, 2))}
+    shadow = {"k": RowInfo("new", ("t", 0, 3)), "in": RowInfo("1", ("t", 0, 2))}
+    window = Window({A: (1, 5)}, open_end=False)
+    least = compare_rows("v", live, shadow, window, least=True)
+    assert least.equal and least.skipped == 2 and least.rows_live == 1
+    latest = compare_rows("v", live, shadow, window)  # a latest-wins view: a missed update
+    assert latest.changed == ["k"]
