@@ -178,3 +178,42 @@ def test_the_next_batch_is_read_while_a_write_is_in_flight_and_commits_wait_for_
     assert not thread.is_alive()
     assert writer.batches == [100, 60]
     assert commits == [{("t", 0): 100}, {("t", 0): 160}]
+
+
+class _PreparingWriter(_BlockingWriter):
+    """A :class:`~sinks.runner.PreparingWriter`: notes which thread prepared which batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared_on: list[tuple[int, str]] = []
+
+    def prepare(self, batch: Batch) -> tuple[str, int]:
+        self.prepared_on.append((len(batch.records), threading.current_thread().name))
+        return ("rows of", len(batch.records))
+
+    def write_prepared(self, group: str, batch: Batch, prepared: tuple[str, int]) -> None:
+        assert prepared == ("rows of", len(batch.records))
+        self.write(group, batch)
+
+
+def test_a_preparing_writer_builds_the_next_batch_on_the_consumer_thread_during_the_write() -> None:
+    writer = _PreparingWriter()
+    config = SinkConfig("g", ("t",), max_batch=100, max_wait_s=3600.0, drain_s=0.02)
+    runner = SinkRunner("127.0.0.1:9", config, writer, CODEC,
+                        DeadLetterQueue(MemoryBroker().producer(), "g"))
+    runner._consumer.close()
+    runner._consumer = _Consumer([100, 60, 0, 0], [runner])  # type: ignore[assignment]
+    thread = threading.Thread(target=runner.run, name="consumer")
+    thread.start()
+    assert writer.started.wait(10)
+    # the first write is blocked; the second batch is closed and its rows already built,
+    # on the consumer's thread (the writer thread is busy with the first)
+    deadline = time.monotonic() + 10
+    while len(writer.prepared_on) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.prepared_on == [(100, "consumer"), (60, "consumer")]
+    assert writer.batches == []
+    writer.release.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert writer.batches == [100, 60]
