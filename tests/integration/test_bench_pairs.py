@@ -51,3 +51,14 @@ def test_restart_bench_restores_from_the_table_and_cleans_up(stack):  # type: ig
     assert result["ratio"] == result["table_start_s"] / result["fold_start_s"]
     assert not [t for t in topic_partitions(stack.kafka.bootstrap()) if "bench.rst" in t
                 or t.startswith(("bench-rst-", "bench-fold-"))]
+
+
+def test_ingest_bench_times_every_latency_event_by_the_sinks_stored_offsets(stack):  # type: ignore[no-untyped-def]
+    # the latency checker reads the Postgres sink's stored offsets (committed with the rows)
+    # and each event's delivery report: every event produced at half rate must be timed
+    from infra.bench.ingest import bench_ingest
+
+    result = bench_ingest(stack, options=BenchOptions(pairs=1, short=True))
+    assert result["pairs"] == 1 and result["lost"] == 0
+    assert result["latency_events"] == int(result["latency_rate_events_s"] * 2.0)
+    assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
