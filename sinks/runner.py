@@ -13,12 +13,8 @@ Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto
    flushed (acked) before the batch is written, so committing past it loses nothing.
 3. ``writer.write(group, batch)`` runs on one writer thread while this thread consumes and
    decodes the next batch (a two-stage pipeline: the store's own time — Postgres executing
-   the upserts — overlaps the next batch's Python work; psycopg waits on its socket with
-   the GIL released). A :class:`PreparingWriter` (Postgres) also builds the closed batch's
-   rows on this thread, before waiting for the write in flight, and the writer thread only
-   sends them (``write_prepared``). chdb holds the GIL through an insert (measured: building
-   the next Arrow table beside an insert took as long as one after the other), so the
-   ClickHouse writer does all its work on the writer thread. At most one write is in flight: when
+   the upserts, chdb an insert — overlaps the next batch's Python work; both sinks' writes
+   wait on sockets or C code with the GIL released). At most one write is in flight: when
    the next batch closes first, it waits for the write — after a second (a store outage)
    with every assigned partition paused and the consumer polling — so memory stays bounded
    by two batches and writes of a partition happen in log order. On
@@ -44,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import structlog
 import tenacity
@@ -57,7 +53,7 @@ from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 from streams.dlq import DeadLetterQueue, DlqPolicy, SourceRecord
 from streams.messages import message_headers, message_position
 
-__all__ = ["PreparingWriter", "SinkConfig", "SinkRunner", "SinkStats", "SinkWriter"]
+__all__ = ["SinkConfig", "SinkRunner", "SinkStats", "SinkWriter"]
 
 log = structlog.get_logger(__name__)
 _TRANSIENT = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
@@ -80,22 +76,6 @@ class SinkWriter(Protocol):
 
     def write(self, group: str, batch: Batch) -> None:
         """Write the batch idempotently. Raise ``StoreUnavailable`` to have it retried."""
-
-
-@runtime_checkable
-class PreparingWriter(SinkWriter, Protocol):
-    """A writer whose Python work on a batch can run before its write (module doc, 3).
-
-    ``write(group, batch)`` must equal ``write_prepared(group, batch, prepare(batch))``.
-    """
-
-    def prepare(self, batch: Batch) -> Any:
-        """Build what the write needs from ``batch``: CPU only, no I/O, no side effects."""
-
-    def write_prepared(self, group: str, batch: Batch, prepared: Any) -> None:
-        """Write ``batch`` with ``prepared`` (from :meth:`prepare` of this batch, possibly
-        before records of revoked partitions were dropped from it: the writer writes the
-        batch's records as they are now). Idempotent; ``StoreUnavailable`` is retried."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +138,6 @@ class SinkRunner:
         self._closing: Batch | None = None  # closed, waiting for the write in flight
         self._inflight: tuple[Batch, Future[None]] | None = None
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-write")
-        self._preparing = writer if isinstance(writer, PreparingWriter) else None
         self._uncommitted: dict[TopicPartitionKey, int] = {}  # written, commit failed
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -262,9 +241,6 @@ class SinkRunner:
         doc, 3–4); ``wait`` also settles this one (at stop)."""
         # A fresh buffer first: records polled while a write is waited for belong to the next.
         batch, self._batch = self._batch, Batch()
-        # built before waiting: overlaps the write in flight (module doc, 3)
-        prepared = (self._preparing.prepare(batch)
-                    if self._preparing is not None and batch.records else None)
         self._closing = batch
         try:
             self._settle(poll=not wait)
@@ -275,21 +251,16 @@ class SinkRunner:
             return
         self.dlq.flush()
         if batch.records:
-            self._inflight = (batch, self._writes.submit(self._write, batch, prepared))
+            self._inflight = (batch, self._writes.submit(self._write, batch))
         else:  # dead-lettered records only: nothing to write, the offsets to commit
             self._inflight = (batch, _done())
         if wait:
             self._settle(poll=False)
 
-    def _write(self, batch: Batch, prepared: Any) -> None:
-        """The writer thread: the write retried while the store is unavailable."""
-        group, preparing = self.config.group, self._preparing
-        if preparing is not None and prepared is not None:
-            self._retrying(lambda: preparing.write_prepared(group, batch, prepared),
-                           sleep=self._sleep_until_stopped)
-        else:
-            self._retrying(lambda: self.writer.write(group, batch),
-                           sleep=self._sleep_until_stopped)
+    def _write(self, batch: Batch) -> None:
+        """The writer thread: ``writer.write`` retried while the store is unavailable."""
+        self._retrying(lambda: self.writer.write(self.config.group, batch),
+                       sleep=self._sleep_until_stopped)
 
     def _settle(self, *, poll: bool) -> None:
         """Wait for the write in flight (polling with partitions paused when ``poll``),

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from sinks.errors import StoreUnavailable
 from sinks.records import Batch, TopicPartitionKey
-from sinks.runner import PreparingWriter, SinkWriter
+from sinks.runner import SinkWriter
 from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.settings import Settings
 
@@ -81,28 +80,10 @@ class FailpointWriter:
         """The wrapped writer's."""
         return self.inner.stored_offsets(group, partitions)
 
-    def prepare(self, batch: Batch) -> Any:
-        """The wrapped writer's :meth:`~sinks.runner.PreparingWriter.prepare`, or None
-        when it has none (the runner then calls :meth:`write`)."""
-        inner = self.inner
-        return inner.prepare(batch) if isinstance(inner, PreparingWriter) else None
-
     def write(self, group: str, batch: Batch) -> None:
         """Write ``batch``; when armed, write its first half and raise StoreUnavailable."""
-        self.write_prepared(group, batch, None)
-
-    def write_prepared(self, group: str, batch: Batch, prepared: Any) -> None:
-        """:meth:`write` with what :meth:`prepare` built (None: the wrapped ``write``).
-        The partial write of an armed failpoint goes through the wrapped ``write``; the
-        runner's retry then brings the whole batch with ``prepared``, built before the
-        half was written (the Postgres writer rebuilds it from the records its fence
-        lets through)."""
         if len(batch.records) < 2 or not fire(self.directory, self.name, PARTIAL_WRITE):
-            inner = self.inner
-            if prepared is not None and isinstance(inner, PreparingWriter):
-                inner.write_prepared(group, batch, prepared)
-            else:
-                inner.write(group, batch)
+            self.inner.write(group, batch)
             return
         half = Batch()
         for rec in batch.records[: len(batch.records) // 2]:

@@ -12,11 +12,6 @@ Per batch, in one transaction:
 3. ``sink_offsets`` set to the batch's next offsets and ``view_watermarks`` advanced, in one
    statement.
 
-The rows of step 2 are built before the transaction (:meth:`PostgresWriter.prepare`, pure
-CPU): the runner builds batch N+1's on its consumer thread while batch N is written, so the
-Python work overlaps Postgres's. When the fence skips records the rows are built again from
-the fresh ones inside the transaction (a redelivery: rare).
-
 A one-record batch into two views took 11 round trips before, 8 now, and no staging table
 is created or dropped per batch (docs/ARCHITECTURE.md, "Where the time goes").
 
@@ -29,7 +24,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -43,7 +37,7 @@ from sinks.errors import QueryError, StoreUnavailable
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
-__all__ = ["CopyPass", "PostgresWriter", "PreparedBatch", "column_converters"]
+__all__ = ["PostgresWriter", "column_converters"]
 
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -138,25 +132,6 @@ _STORE_WITH_MARKS_SQL = text(
 ``WITH`` runs though the outer statement does not read it)."""
 
 
-CopyPass = tuple[Projection, list[str], list[list[Any]], int]
-"""One ``COPY`` + upsert of a batch: the projection, its columns, the rows' values in that
-order (converted for psycopg), and the pass number (its staging table)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedBatch:
-    """A batch's rows ready for ``COPY`` (:meth:`PostgresWriter.prepare`).
-
-    ``records``: how many records they were built from; ``passes``: one per projection and
-    column set, in projection order; ``newest``: view name → newest ``occurred_at`` (Avro
-    ``timestamp-millis``) among those records, for ``view_watermarks``.
-    """
-
-    records: int
-    passes: tuple[CopyPass, ...]
-    newest: dict[str, Any]
-
-
 class PostgresWriter:
     """Writes batches through ``projections`` into the database behind ``engine``."""
 
@@ -193,35 +168,15 @@ class PostgresWriter:
         stored = _offsets(rows)
         return {tp: o for tp, o in stored.items() if tp in wanted}
 
-    def prepare(self, batch: Batch) -> PreparedBatch:
-        """The batch's rows, merged and converted for ``COPY``: pure CPU, no I/O.
-
-        The runner calls it on its consumer thread while the previous batch is written, so
-        this Python work overlaps Postgres executing the previous batch (sinks/runner.py,
-        module doc, 3). Built from every record of ``batch``; :meth:`write_prepared` builds
-        them again when the fence or a revocation leaves fewer.
-        """
-        return self._prepare(batch.records)
-
     def write(self, group: str, batch: Batch) -> None:
         """Apply ``batch`` and store its offsets in one transaction (see module doc)."""
-        self.write_prepared(group, batch, self.prepare(batch))
-
-    def write_prepared(self, group: str, batch: Batch, prepared: PreparedBatch) -> None:
-        """:meth:`write` with the rows ``prepare(batch)`` built. Only the records at or
-        past the fence are applied: when they are fewer than ``prepared`` was built from (a
-        redelivery, or records of revoked partitions dropped since), the rows are built
-        again from those records inside the transaction."""
         try:
             with self.engine.begin() as conn:
                 fence = self._lock_offsets(conn, group, batch)
                 fresh = [r for r in batch.records
                          if r.offset >= fence.get((r.topic, r.partition), 0)]
-                if len(fresh) != prepared.records:
-                    prepared = self._prepare(fresh)
-                for proj, cols, values, part in prepared.passes:
-                    self._upsert_columns(conn, proj, cols, values, part)
-                self._store_offsets(conn, group, batch, prepared.newest)
+                newest = self._apply(conn, fresh)
+                self._store_offsets(conn, group, batch, newest)
         except OperationalError as exc:
             raise StoreUnavailable(f"postgres: {exc.orig}") from exc
         except DBAPIError as exc:
@@ -244,9 +199,8 @@ class PostgresWriter:
         ).all()
         return _offsets(rows)
 
-    def _prepare(self, records: list[ConsumedRecord]) -> PreparedBatch:
-        """Every projection's rows for ``records``, merged per key and converted to ``COPY``
-        values, and the newest ``occurred_at`` per view."""
+    def _apply(self, conn: Connection, records: list[ConsumedRecord]) -> dict[str, Any]:
+        """Upsert every projection's rows; returns the newest ``occurred_at`` per view."""
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         newest: dict[str, Any] = {}
         by_type = self._by_type
@@ -258,53 +212,35 @@ class PostgresWriter:
                     at = rec.record["occurred_at"]
                     if name not in newest or at > newest[name]:
                         newest[name] = at
-        passes: list[CopyPass] = []
         for proj in self.projections:
             pending = rows.get(proj.name)
             if pending:
                 # keep_first: ON CONFLICT DO NOTHING already keeps the first of duplicates
                 merged = pending if proj.merge == "keep_first" else merge_rows(proj, pending)
-                passes.extend(self._passes(proj, merged))
-        return PreparedBatch(len(records), tuple(passes), newest)
+                self._upsert(conn, proj, merged)
+        return newest
 
-    def _passes(self, proj: Projection, rows: list[dict[str, Any]]) -> list[CopyPass]:
-        """One ``COPY`` pass per column set: rows with different column sets (``patch``)
-        go in separate passes; every other merge has every column in every row."""
+    def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]]) -> None:
+        """Upsert rows; rows with different column sets (``patch``) go in separate passes."""
         order = list(proj.table.columns.keys())
-        if proj.merge != "patch":
-            return [(proj, order, self._values(proj.name, order, rows), 0)]
+        if proj.merge != "patch":  # every row has every column
+            self._upsert_columns(conn, proj, order, rows, 0)
+            return
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_columns[tuple(c for c in order if c in row)].append(row)
-        return [(proj, list(cols), self._values(proj.name, list(cols), group), part)
-                for part, (cols, group) in enumerate(by_columns.items())]
-
-    def _values(self, table: str, cols: list[str], rows: list[dict[str, Any]]) -> list[list[Any]]:
-        """``rows`` as lists of ``cols``' values, converted for psycopg (absent → NULL)."""
-        fixes = [(i, self._convert[table][c]) for i, c in enumerate(cols)
-                 if c in self._convert[table]]
-        pick = itemgetter(*cols) if len(cols) > 1 else None
-        out: list[list[Any]] = []
-        for row in rows:
-            try:  # rows usually have every column: one C call instead of a .get each
-                values = list(pick(row)) if pick is not None else [row[cols[0]]]
-            except KeyError:  # an absent column is written as NULL
-                values = [row.get(c) for c in cols]
-            for i, fn in fixes:
-                values[i] = fn(values[i])
-            out.append(values)
-        return out
+        for part, (cols, group) in enumerate(by_columns.items()):
+            self._upsert_columns(conn, proj, list(cols), group, part)
 
     def _upsert_columns(
         self,
         conn: Connection,
         proj: Projection,
         cols: list[str],
-        values: list[list[Any]],
+        rows: list[dict[str, Any]],
         part: int,
     ) -> None:
-        """COPY ``values`` (rows of ``cols``) into a staging table, then upsert them into the
-        view.
+        """COPY ``rows`` into a staging table, then upsert them into the view.
 
         One staging table per (view, column set) of a transaction (``part``), so no pass
         sees another's rows. Each lives as long as the server session, ``ON COMMIT DELETE
@@ -326,9 +262,17 @@ class PostgresWriter:
             raise StoreUnavailable("postgres: connection closed before COPY")
         col_list = ", ".join(f'"{c}"' for c in cols)
         with raw.cursor() as cur, cur.copy(f'COPY "{stage}" ({col_list}) FROM STDIN') as copy:
-            write_row = copy.write_row
-            for row in values:
-                write_row(row)
+            fixes = [(i, self._convert[table][c]) for i, c in enumerate(cols)
+                     if c in self._convert[table]]
+            pick = itemgetter(*cols) if len(cols) > 1 else None
+            for row in rows:
+                try:  # rows usually have every column: one C call instead of a .get each
+                    values = list(pick(row)) if pick is not None else [row[cols[0]]]
+                except KeyError:  # an absent column is written as NULL
+                    values = [row.get(c) for c in cols]
+                for i, fn in fixes:
+                    values[i] = fn(values[i])
+                copy.write_row(values)
         key = ", ".join(f'"{k}"' for k in proj.key)
         updatable = [c for c in cols if c not in proj.key and c not in proj.insert_only]
         if proj.merge == "keep_first" or not updatable:

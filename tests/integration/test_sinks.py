@@ -125,39 +125,6 @@ def test_postgres_views_equal_the_log_and_redelivery_changes_nothing(
     engine.dispose()
 
 
-def test_postgres_rows_prepared_before_a_revocation_or_a_redelivery_are_built_again(pg_db):
-    # The runner builds a batch's rows (prepare) before the write, while the previous batch
-    # is written: a revocation may drop records from the batch afterwards, and the fence may
-    # skip records already stored. Either way the write must apply the records as they are
-    # then, not the rows prepared — a stale build would store the revoked partition's rows,
-    # and add the redelivered error events to error_learning's sums a second time.
-    from infra.bench.sample import SampleStream
-    from sinks.records import ConsumedRecord
-
-    records: list[ConsumedRecord] = []
-    for i, (record_type, record) in enumerate(SampleStream(seed=21).records(600)):
-        records.append(ConsumedRecord("t.prep", i % 2, i // 2, 0, record_type, record))
-    first = records[:300]
-    assert any(r.record_type == "error_event" and r.partition == 0 for r in first)
-    engine = create_engine(pg_db)
-    writer = PostgresWriter(engine, build_projections())
-
-    batch = Batch()
-    for rec in first:
-        batch.add(rec)
-    prepared = writer.prepare(batch)
-    batch.drop_partitions({("t.prep", 1)})
-    writer.write_prepared("g", batch, prepared)
-    assert db_views(engine) == reference_views([r for r in first if r.partition == 0])
-
-    everything = Batch()
-    for rec in records:
-        everything.add(rec)
-    writer.write_prepared("g", everything, writer.prepare(everything))
-    assert db_views(engine) == reference_views(records)
-    engine.dispose()
-
-
 def _sink_process(kind: str, group: str, topics: list[str], env: dict[str, str],
                   log_path: Path, kill_after: int = 0) -> subprocess.Popen:
     full = {**os.environ, **env, "SINK_KIND": kind, "SINK_GROUP": group,
