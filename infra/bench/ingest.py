@@ -40,6 +40,7 @@ from infra.chaos.run import _lag, _prepare, _Scratch, cleanup, scratch_sinks
 from infra.supervisor import Supervisor
 from schemas.codec import load_codec
 from schemas.groups import ConsumerGroup
+from sinks.postgres.writer import PostgresWriter
 from streams.errors import LvlupError
 from streams.producer import Delivery, DeliveryCallback, EventProducer
 from streams.settings import Settings
@@ -190,24 +191,21 @@ def _latency(settings: Settings, scratch: _Scratch, rate: float, seconds: float)
     thread.start()
     latencies: list[float] = []
     deadline = time.monotonic() + seconds + 60
-    with engine.connect() as conn:
-        while time.monotonic() < deadline:
-            rows = conn.execute(text(
-                "SELECT partition, next_offset FROM sink_offsets "
-                "WHERE consumer_group = :g AND topic = :t"),
-                {"g": group, "t": scratch.topic}).all()
-            stored: dict[int, int] = {int(r[0]): int(r[1]) for r in rows}
-            seen = time.time()
-            conn.commit()
-            with lock:
-                for partition, queue in acked.items():
-                    visible_below = stored.get(partition, 0)
-                    while queue and queue[0][0] < visible_below:
-                        latencies.append((seen - queue.popleft()[1]) * 1000)
-                waiting = any(acked.values())
-            if not thread.is_alive() and not waiting:
-                break
-            time.sleep(0.02)
+    offsets = PostgresWriter(engine, [])  # only its stored_offsets: the sink's positions
+    while time.monotonic() < deadline:
+        with lock:
+            keys = [(scratch.topic, partition) for partition in acked]
+        stored = offsets.stored_offsets(group, keys)
+        seen = time.time()
+        with lock:
+            for partition, queue in acked.items():
+                visible_below = stored.get((scratch.topic, partition), 0)
+                while queue and queue[0][0] < visible_below:
+                    latencies.append((seen - queue.popleft()[1]) * 1000)
+            waiting = any(acked.values())
+        if not thread.is_alive() and not waiting:
+            break
+        time.sleep(0.02)
     thread.join()
     producer.close()
     engine.dispose()
