@@ -42,7 +42,7 @@ from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter, to_arrow
 from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.postgres.views import build_projections
-from sinks.postgres.writer import PostgresWriter, column_converters
+from sinks.postgres.writer import PostgresWriter, column_converters, staging_shape, unstaged
 from sinks.records import Batch, ConsumedRecord
 from streams.settings import Settings
 
@@ -153,14 +153,15 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
             for (proj, cols, _), rows in zip(views, chunk, strict=True):
                 col_list = ", ".join(f'"{c}"' for c in cols)
                 key = ", ".join(f'"{k}"' for k in proj.key)
-                raw.execute(f'CREATE TEMP TABLE "stage_{proj.name}" (LIKE "base_{proj.name}") '
-                            "ON COMMIT DROP")
+                raw.execute(f'CREATE TEMP TABLE "stage_{proj.name}" ON COMMIT DROP AS '  # noqa: S608
+                            f'SELECT {staging_shape(proj.table)} FROM "base_{proj.name}" '
+                            "WITH NO DATA")
                 with raw.cursor() as cur, cur.copy(
                         f'COPY "stage_{proj.name}" ({col_list}) FROM STDIN') as copy:
                     for row in rows:
                         copy.write_row(row)
                 raw.execute(f'INSERT INTO "base_{proj.name}" ({col_list}) '  # noqa: S608
-                            f'SELECT {col_list} FROM "stage_{proj.name}" '
+                            f'SELECT {unstaged(proj.table, cols)} FROM "stage_{proj.name}" '
                             f"ON CONFLICT ({key}) DO NOTHING")
 
     writer.write("warm-up", _batches(warm, batch)[0])

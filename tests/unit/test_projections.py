@@ -7,7 +7,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table
 
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.postgres.views import build_projections
-from sinks.postgres.writer import to_date, to_datetime
+from sinks.postgres.writer import to_date, to_datetime, to_epoch_day, to_epoch_us
 from sinks.records import ConsumedRecord
 
 META = MetaData()
@@ -115,6 +115,17 @@ def test_physical_avro_values_convert():
     assert to_datetime(1_500).microsecond == 500_000
     assert str(to_date(20000)) == "2024-10-04"
     assert to_date("x") == "x"
+
+
+def test_staged_values_are_integers_counted_from_the_epoch():
+    from datetime import UTC, date, datetime
+
+    assert to_epoch_us(1_500) == 1_500_000 and to_epoch_us(-1) == -1_000
+    assert to_epoch_us(datetime(1970, 1, 1, 0, 0, 1, 7, tzinfo=UTC)) == 1_000_007
+    assert to_epoch_us(datetime(1969, 12, 31, 23, 59, 59, 999_999)) == -1, "naive is UTC"
+    assert to_epoch_us(None) is None
+    assert to_epoch_day(date(1970, 1, 2)) == 1 and to_epoch_day(20000) == 20000
+    assert to_epoch_day(None) is None
 
 
 def test_min_columns_keep_the_least_value_whatever_the_arrival_order():
