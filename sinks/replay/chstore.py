@@ -35,7 +35,7 @@ from sinks.replay.viewsql import approximate_columns, key_columns
 
 __all__ = ["EVENT_KEY", "ScratchDatabases", "compare_events", "compare_view", "copy_live",
            "fetch_events", "fetch_view_rows", "list_views", "schema_hash", "scratch_databases",
-           "span_condition"]
+           "span_condition", "view_shapes"]
 
 EVENT_KEY = "concat(topic, ':', toString(partition), ':', toString(offset))"
 
@@ -159,12 +159,28 @@ def list_views(client: ClickHouse, database: str) -> list[str]:
 
 def _view_shape(client: ClickHouse, database: str, view: str) -> tuple[list[str], list[str]]:
     """``(key columns, approximate columns)`` of a view (:mod:`sinks.replay.viewsql`)."""
-    sql = str(client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
-                           "AND name = {t:String}", {"db": database, "t": view}).scalar())
-    res = client.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
-                       "AND table = {t:String} ORDER BY position", {"db": database, "t": view})
-    return (key_columns(sql, [(str(n), str(t)) for n, t in res.rows]),
-            approximate_columns(sql))
+    return view_shapes(client, database, [view])[view]
+
+
+def view_shapes(client: ClickHouse, database: str,
+                views: Sequence[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """``{view: (key columns, approximate columns)}`` of ``views``
+    (:mod:`sinks.replay.viewsql`), read in two queries whatever their number (a query of
+    ``system.tables`` costs chdb ~2 ms, a few hundred milliseconds over a replay's views,
+    twice each). Raises ``KeyError`` for a name that is not a table or view of ``database``."""
+    wanted = set(views)
+    # the whole database's rows, filtered here: chdb binds no Array parameters
+    sql = {str(n): str(q) for n, q in client.query(
+        "SELECT name, as_select FROM system.tables WHERE database = {db:String}",
+        {"db": database}).rows if n in wanted}
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, name, kind in client.query(
+            "SELECT table, name, type FROM system.columns WHERE database = {db:String} "
+            "ORDER BY table, position", {"db": database}).rows:
+        if table in wanted:
+            columns.setdefault(str(table), []).append((str(name), str(kind)))
+    return {v: (key_columns(sql[v], columns.get(v, [])), approximate_columns(sql[v]))
+            for v in views}
 
 
 def fetch_view_rows(client: ClickHouse, database: str, view: str,
@@ -177,11 +193,13 @@ def fetch_view_rows(client: ClickHouse, database: str, view: str,
     return {"/".join(str(row[k]) for k in keys): row for row in res.dicts()}
 
 
-def compare_view(client: ClickHouse, dbs: ScratchDatabases, view: str) -> ViewComparison:
+def compare_view(client: ClickHouse, dbs: ScratchDatabases, view: str,
+                 shape: tuple[list[str], list[str]] | None = None) -> ViewComparison:
     """One analytics view of the copy (live) against the shadow's; approximate columns
     (sampling quantiles) are left out of the digests and named in the comparison. The
-    shape is read once, from the shadow: the copy is migrated by the same migrations."""
-    keys, approx = _view_shape(client, dbs.shadow, view)
+    shape (``(key columns, approximate columns)``, :func:`view_shapes`) is read from the
+    shadow when not given: the copy is migrated by the same migrations."""
+    keys, approx = shape if shape is not None else _view_shape(client, dbs.shadow, view)
     sides = [fetch_view_rows(client, db, view, keys) for db in (dbs.cut, dbs.shadow)]
     live, shadow = ({k: RowInfo(row_digest([v for c, v in r.items() if c not in approx]))
                      for k, r in rows.items()} for rows in sides)

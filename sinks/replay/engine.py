@@ -24,8 +24,9 @@ from __future__ import annotations
 import fnmatch
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,9 @@ __all__ = ["Outcome", "ReplayCode", "ReplayRequest", "Rescorer", "StoreRun", "de
 
 Rescorer = Callable[[ConsumedRecord], ConsumedRecord]
 _GROUP = "lvlup.replay"
+_PG_AHEAD = 6
+"""Postgres writes of a replay queued behind the one running: the reader is at most this
+many chunks (``sinks.max_batch`` records each) ahead of Postgres."""
 
 
 @dataclass(frozen=True)
@@ -271,19 +275,26 @@ class _Replay:
                                    Window]] = {}
 
     def run(self, pg_views: list[Projection], ch_views: list[str]) -> None:
-        """Create the shadows, replay into them, compare; shadows dropped unless kept."""
+        """Create the shadows, replay into them, compare; shadows dropped unless kept.
+
+        The Postgres shadow is cloned on a worker thread while ClickHouse's scratch
+        databases are migrated on this one (the clone is the server's work, the migrations
+        chdb's in this process), and dropped by the thread that compared it as soon as its
+        comparison ends, while ClickHouse's may still run (:meth:`_compare`)."""
         request, outcome = self.request, self.outcome
-        with ExitStack() as stack:
+        with ExitStack() as stack, ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="replay-postgres") as pool:
             targets: dict[str, _Target] = {}
-            shadow: Engine | None = None
-            dbs: chstore.ScratchDatabases | None = None
+            pg: pgstore.ShadowDatabase | None = None
+            opening = None
             if "postgres" in self.plan:
-                name, shadow = stack.enter_context(pgstore.shadow_database(
-                    self.settings.postgres.sqlalchemy_url(), keep=request.keep_shadow))
-                targets["postgres"] = _Target(PostgresWriter(shadow, pg_views), _GROUP,
-                                              self.plan["postgres"][1])
-                outcome.stores["postgres"] = StoreRun("postgres", name, *self.plan["postgres"],
-                                                      kept=request.keep_shadow)
+                pg = pgstore.ShadowDatabase(self.settings.postgres.sqlalchemy_url(),
+                                            keep=request.keep_shadow)
+                opening = pool.submit(pg.open)
+                # registered before anything else can fail: the clone is waited for, then
+                # dropped, whatever happens next
+                stack.callback(_close_when_opened, pg, opening)
+            dbs: chstore.ScratchDatabases | None = None
             if "clickhouse" in self.plan and self.clickhouse is not None:
                 dbs = stack.enter_context(chstore.scratch_databases(
                     self.clickhouse, self.settings.clickhouse.database,
@@ -293,53 +304,94 @@ class _Replay:
                 outcome.stores["clickhouse"] = StoreRun("clickhouse", dbs.shadow,
                                                         *self.plan["clickhouse"],
                                                         kept=request.keep_shadow)
-            self._replay(targets)
-            self._compare(shadow, dbs, pg_views, ch_views)
+            if pg is not None and opening is not None:
+                shadow = opening.result()
+                targets = {"postgres": _Target(PostgresWriter(shadow, pg_views), _GROUP,
+                                               self.plan["postgres"][1]), **targets}
+                outcome.stores = {"postgres": StoreRun("postgres", pg.name,
+                                                       *self.plan["postgres"],
+                                                       kept=request.keep_shadow),
+                                  **outcome.stores}
+            queued = self._replay(targets, pool)
+            self._compare(pool, pg=pg, dbs=dbs, pg_views=pg_views, ch_views=ch_views,
+                          pg_target=targets.get("postgres"), queued=queued)
 
-    def _compare(self, shadow: Engine | None, dbs: chstore.ScratchDatabases | None,
-                 pg_views: list[Projection], ch_views: list[str]) -> None:
-        """Both stores compared at once: Postgres in a worker thread (its time is mostly the
-        server's, reading and hashing rows), ClickHouse in this one (chdb runs its queries
-        in-process); the comparisons are merged in store order, Postgres first, so the
-        outcome does not depend on which finished first. An error of either is raised
-        after both have stopped."""
+    def _compare(self, pool: ThreadPoolExecutor, *, pg: pgstore.ShadowDatabase | None,
+                 dbs: chstore.ScratchDatabases | None, pg_views: list[Projection],
+                 ch_views: list[str], pg_target: _Target | None,
+                 queued: list[Future[None]]) -> None:
+        """Both stores compared at once: Postgres on ``pool``'s thread once its ``queued``
+        writes are done (its time is mostly the server's, reading and hashing rows), which
+        then drops its shadow; ClickHouse on this one (chdb runs its queries in-process)
+        meanwhile. The comparisons are merged in store order, Postgres first, so the outcome
+        does not depend on which finished first. An error of either (a failed Postgres
+        write too) is raised after both have stopped."""
         request, outcome = self.request, self.outcome
-        pg: dict[str, ViewComparison] = {}
-        ch: dict[str, ViewComparison] = {}
+        pg_out: dict[str, ViewComparison] = {}
+        ch_out: dict[str, ViewComparison] = {}
 
-        def timed(compare: Callable[[], None]) -> float:
+        def postgres(shadow: pgstore.ShadowDatabase, engine: Engine) -> float:
+            for write in queued:  # done: the pool runs in submission order
+                write.result()
+            if pg_target is not None:
+                outcome.seconds["write_postgres"] = pg_target.seconds
+                outcome.stores["postgres"].counts["written"] = pg_target.written
             started = time.perf_counter()
-            compare()
-            return time.perf_counter() - started
+            _compare_postgres(request, outcome, self.live, engine, pg_views,
+                              catalog=self.catalog, views_out=pg_out)
+            seconds = time.perf_counter() - started
+            shadow.close()
+            return seconds
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-compare") as pool:
-            pg_seconds = None if shadow is None else pool.submit(timed, lambda: _compare_postgres(
-                request, outcome, self.live, shadow, pg_views, catalog=self.catalog,
-                views_out=pg))
-            ch_seconds = None
+        pg_seconds = None
+        if pg is not None and pg.engine is not None:
+            pg_seconds = pool.submit(postgres, pg, pg.engine)
+        try:
             if dbs is not None and self.clickhouse is not None:
-                client = self.clickhouse
-                ch_seconds = timed(lambda: _compare_clickhouse(
-                    request, outcome, client, dbs, ch_views, catalog=self.catalog, views_out=ch))
+                started = time.perf_counter()
+                _compare_clickhouse(request, outcome, self.clickhouse, dbs, ch_views,
+                                    catalog=self.catalog, views_out=ch_out)
+                outcome.seconds["compare_clickhouse"] = time.perf_counter() - started
+        finally:
             if pg_seconds is not None:
-                outcome.seconds["compare_postgres"] = pg_seconds.result()
-            if ch_seconds is not None:
-                outcome.seconds["compare_clickhouse"] = ch_seconds
-        outcome.views.update(pg)
-        outcome.views.update(ch)
+                wait([pg_seconds])
+        if pg_seconds is not None:
+            outcome.seconds["compare_postgres"] = pg_seconds.result()
+        outcome.views.update(pg_out)
+        outcome.views.update(ch_out)
 
-    def _replay(self, targets: dict[str, _Target]) -> None:
+    def _replay(self, targets: dict[str, _Target], pool: ThreadPoolExecutor) -> list[Future[None]]:
+        """Read the spans once and write every chunk to each target: ClickHouse on this
+        thread, Postgres on ``pool``'s (in chunk order, at most :data:`_PG_AHEAD` chunks
+        queued), so Python here reads, decodes and writes ClickHouse while Postgres executes
+        the previous chunk. Returns the Postgres writes still queued (:meth:`_compare` runs
+        the Postgres comparison after them on the same thread)."""
         outcome, rescore = self.outcome, self.code.rescore
         spans = union_spans(*(t.spans for t in targets.values()))
+        queued: deque[Future[None]] = deque()
+        pg = targets.get("postgres")
         for chunk in read_spans(self.settings.kafka.bootstrap(), self.codec, spans,
                                 chunk=self.settings.sinks.max_batch, stats=outcome.read):
             records = chunk.records if rescore is None else [rescore(r) for r in chunk.records]
-            for target in targets.values():
-                target.write(records, chunk.undecodable)
+            if pg is not None:
+                queued.append(pool.submit(pg.write, records, chunk.undecodable))
+            for store, target in targets.items():
+                if store != "postgres":
+                    target.write(records, chunk.undecodable)
+            while len(queued) > _PG_AHEAD:
+                queued.popleft().result()
         outcome.seconds["read"] = outcome.read.seconds
         for store, target in targets.items():
-            outcome.seconds[f"write_{store}"] = target.seconds
-            outcome.stores[store].counts["written"] = target.written
+            if store != "postgres":
+                outcome.seconds[f"write_{store}"] = target.seconds
+                outcome.stores[store].counts["written"] = target.written
+        return list(queued)
+
+
+def _close_when_opened(shadow: pgstore.ShadowDatabase, opening: Future[Engine]) -> None:
+    """Drop ``shadow`` once its clone has finished (a clone that failed left nothing)."""
+    if opening.exception() is None:
+        shadow.close()
 
 
 def _truncated(outcome: Outcome, projection: Projection, prefix: str,
@@ -389,6 +441,8 @@ def _compare_clickhouse(request: ReplayRequest, outcome: Outcome, client: ClickH
     run.counts.update(chstore.copy_live(client, dbs, run.window.spans, compacted))
     run.schema = {"live": chstore.schema_hash(client, dbs.live),
                   "shadow": chstore.schema_hash(client, dbs.shadow)}
+    shapes = chstore.view_shapes(client, dbs.shadow, [n.split(".", 1)[1] for n in views
+                                                      if n != "clickhouse.events"])
     for name in views:
         table = name.split(".", 1)[1]
         if table == "events":
@@ -398,7 +452,7 @@ def _compare_clickhouse(request: ReplayRequest, outcome: Outcome, client: ClickH
                 cmp.live_rows = chstore.fetch_events(client, dbs.cut, keys)
                 cmp.shadow_rows = chstore.fetch_events(client, dbs.shadow, keys)
         else:
-            cmp = chstore.compare_view(client, dbs, table)
+            cmp = chstore.compare_view(client, dbs, table, shapes[table])
             if not request.detail_rows:
                 cmp.live_rows, cmp.shadow_rows = {}, {}
         views_out[name] = cmp

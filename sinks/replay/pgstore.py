@@ -23,27 +23,57 @@ from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.records import TopicPartitionKey
 from sinks.replay.compare import RowInfo
 
-__all__ = ["fetch_rows", "live_snapshot", "row_infos", "shadow_database", "stored_offsets",
-           "table_schema_hash"]
+__all__ = ["ShadowDatabase", "fetch_rows", "live_snapshot", "row_infos", "shadow_database",
+           "stored_offsets", "table_schema_hash"]
+
+
+class ShadowDatabase:
+    """A fresh migrated database next to ``live_url``'s, named ``<db>_shadow_<id>``.
+
+    :meth:`open` creates it (cloned from the migrated template,
+    :func:`~sinks.postgres.migrate.create_migrated`) and returns its engine; :meth:`close`
+    disposes the engine and drops the database unless ``keep`` — once: later calls do
+    nothing, so the thread that finished with the shadow may close it while the caller's
+    cleanup closes it again. Both raise ``psycopg.OperationalError`` when Postgres is
+    unreachable.
+    """
+
+    def __init__(self, live_url: str, *, keep: bool = False) -> None:
+        base = make_url(live_url)
+        self.name = f"{base.database}_shadow_{uuid.uuid4().hex[:8]}"
+        self.url = base.set(database=self.name).render_as_string(hide_password=False)
+        self.keep = keep
+        self.engine: Engine | None = None
+        self._closed = False
+
+    def open(self) -> Engine:
+        """Create the database; its engine."""
+        create_migrated(self.url)
+        self.engine = create_engine(self.url)
+        return self.engine
+
+    def close(self) -> None:
+        """Dispose the engine and drop the database (unless ``keep``); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.engine is not None:
+            self.engine.dispose()
+        if not self.keep:
+            drop_database(self.url)
 
 
 @contextmanager
 def shadow_database(live_url: str, *, keep: bool = False) -> Iterator[tuple[str, Engine]]:
-    """A fresh migrated database next to ``live_url``'s: yields ``(name, engine)``; dropped
-    afterwards unless ``keep``. Cloned from the migrated template
-    (:func:`~sinks.postgres.migrate.create_migrated`). Raises ``psycopg.OperationalError``
-    when Postgres is unreachable."""
-    base = make_url(live_url)
-    name = f"{base.database}_shadow_{uuid.uuid4().hex[:8]}"
-    url = base.set(database=name).render_as_string(hide_password=False)
-    create_migrated(url)
-    engine = create_engine(url)
+    """A :class:`ShadowDatabase` opened for the block: yields ``(name, engine)``; dropped
+    afterwards unless ``keep``. Raises ``psycopg.OperationalError`` when Postgres is
+    unreachable."""
+    shadow = ShadowDatabase(live_url, keep=keep)
+    engine = shadow.open()
     try:
-        yield name, engine
+        yield shadow.name, engine
     finally:
-        engine.dispose()
-        if not keep:
-            drop_database(url)
+        shadow.close()
 
 
 @contextmanager
