@@ -245,6 +245,72 @@ def test_rebuild_certifies_both_stores_and_names_corrupted_rows(live, tmp_path):
     assert "verdict: equal" in proc.stdout
 
 
+def test_postgres_writes_run_behind_the_reader(live, monkeypatch):
+    """While the first Postgres write is held, the reader goes on: ClickHouse receives the
+    next chunks meanwhile (one thread doing both would wait out the hold first), and the
+    rebuild still certifies equal."""
+    import sinks.replay.engine as replay_engine
+    from sinks.clickhouse.writer import ClickHouseWriter
+    from sinks.postgres.writer import PostgresWriter
+
+    three_chunks = threading.Event()
+    seen: dict[str, Any] = {"ch_writes": 0, "ahead": None}
+
+    class CountingClickHouse(ClickHouseWriter):
+        def write(self, group, batch):  # type: ignore[no-untyped-def]
+            super().write(group, batch)
+            seen["ch_writes"] += 1
+            if seen["ch_writes"] >= 3:
+                three_chunks.set()
+
+    class HeldFirst(PostgresWriter):
+        def write(self, group, batch):  # type: ignore[no-untyped-def]
+            if seen["ahead"] is None:
+                seen["ahead"] = three_chunks.wait(timeout=10)
+                seen["thread"] = threading.current_thread().name
+            super().write(group, batch)
+
+    monkeypatch.setattr(replay_engine, "ClickHouseWriter", CountingClickHouse)
+    monkeypatch.setattr(replay_engine, "PostgresWriter", HeldFirst)
+    small = live.settings.model_copy(update={"sinks": live.settings.sinks.model_copy(
+        update={"max_batch": 200})})
+    cert = rebuild(small, live.request(), engine=live.engine, clickhouse=live.clickhouse)
+    assert seen["ahead"] is True, "ClickHouse got no chunk while Postgres held the first"
+    assert seen["thread"].startswith("replay-postgres")
+    assert cert.equal, cert.mismatches
+
+
+def test_a_failed_postgres_write_fails_the_rebuild_and_leaves_no_shadow(live, monkeypatch):
+    """Postgres writes run on their own thread behind the reader: the third chunk's failure
+    is raised by the rebuild (after ClickHouse's comparison stopped), and every shadow and
+    copy database of both stores is dropped."""
+    import sinks.replay.engine as replay_engine
+    from sinks.errors import QueryError
+    from sinks.postgres.writer import PostgresWriter
+
+    class FailingThird(PostgresWriter):
+        calls = 0
+
+        def write(self, group, batch):  # type: ignore[no-untyped-def]
+            FailingThird.calls += 1
+            if FailingThird.calls == 3:
+                raise QueryError("postgres rejected a batch: injected")
+            super().write(group, batch)
+
+    monkeypatch.setattr(replay_engine, "PostgresWriter", FailingThird)
+    small = live.settings.model_copy(update={"sinks": live.settings.sinks.model_copy(
+        update={"max_batch": 200})})
+    with pytest.raises(QueryError, match="injected"):
+        rebuild(small, live.request(), engine=live.engine, clickhouse=live.clickhouse)
+    assert FailingThird.calls >= 3
+    with live.engine.connect() as conn:
+        left = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                            {"p": f"{live.engine.url.database}_shadow_%"}).all()
+    assert left == []
+    names = [r[0] for r in live.clickhouse.query("SELECT name FROM system.databases").rows]
+    assert not [n for n in names if "_shadow_" in n or "_live_" in n]
+
+
 def test_rebuild_after_retention_proves_what_is_retained(live):
     """Records deleted from the log start (as retention does) are out of scope; a state view
     fed by a truncated topic is listed as unprovable, not as a mismatch."""
