@@ -20,6 +20,14 @@ the same alone or batched (asserted by ``tests/inference/test_batching_model.py`
 93.4 tok/s (1.74×); with repacked weights 62.7 and 84.4 tok/s (1.35×) and load-dependent
 answers.
 
+**One micro-batch per step.** With one KV stream per sequence llama.cpp puts only
+*consecutive increasing* sequence ids in one micro-batch (``llama_batch_allocr::split_equal``,
+sequential mode): a step over slots 3, 2, 1, 0 ran as four forward passes. So a freed slot is
+reused lowest first (the active slots stay 0, 1, 2 …) and a step lists its sequences in slot
+order. Measured on 2 cores, 16 requests × 32 tokens on 4 slots: a four-sequence step 50 →
+38 ms (median; every other wave of the run had reused its slots in reverse), aggregate
+82.6–85.5 tok/s against 56.8–60.2 one request at a time (1.42–1.45×; 1.14× before).
+
 Sampling: temperature 0 is greedy (the first highest logit); above 0 a llama.cpp sampler
 chain top-k 40 → top-p → min-p 0.05 → temperature → seeded draw, the chain and defaults of
 llama-cpp-python's ``create_completion``. Stop sequences end the text before their first
@@ -255,6 +263,7 @@ class BatchDecoder:
                     self._queue.remove(job)
                 while self._queue and free:
                     job = self._queue.popleft()
+                    free.sort(reverse=True)  # the lowest free slot: active ones stay 0, 1, 2 …
                     job.slot = free.pop()
                     active.append(job)
             for job in expired:
@@ -293,7 +302,9 @@ class BatchDecoder:
                     job.row = row
             job.fed += len(chunk)
         else:
-            for job in active:
+            # in sequence-id order: llama.cpp puts only consecutive increasing ids of a
+            # multi-stream batch in one micro-batch (llama_batch_allocr::split_equal)
+            for job in sorted(active, key=lambda j: j.slot):
                 job.row = self._add(job.last, job.pos, job.slot, True)
                 job.pos += 1
         started = time.perf_counter()
