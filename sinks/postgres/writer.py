@@ -113,30 +113,26 @@ STAGED_DATE = "(date '1970-01-01' + {c})"
 """SQL turning a staged ``integer`` of days (``{c}``) into its ``date`` (``date + integer``)."""
 
 
+def _staged(table: Table) -> dict[str, tuple[str, str, Callable[[Any], Any]]]:
+    """Columns staged in another type: ``{column: (staging type, SQL back to the column's
+    type with {c} for the staged column, converter of the record's value)}``."""
+    out: dict[str, tuple[str, str, Callable[[Any], Any]]] = {}
+    for col in table.columns:
+        if isinstance(col.type, DateTime):
+            out[col.name] = ("bigint", STAGED_TIMESTAMP, to_epoch_us)
+        elif isinstance(col.type, Date):
+            out[col.name] = ("integer", STAGED_DATE, to_epoch_day)
+    return out
+
+
 def column_converters(table: Table) -> dict[str, Callable[[Any], Any]]:
     """Columns whose physical Avro value needs converting for the staging ``COPY``, and how:
     ``timestamptz`` → int microseconds (:func:`to_epoch_us`), ``date`` → int days
     (:func:`to_epoch_day`), ``jsonb`` → JSON text (:func:`to_jsonb`)."""
-    out: dict[str, Callable[[Any], Any]] = {}
+    out = {name: convert for name, (_, _, convert) in _staged(table).items()}
     for col in table.columns:
-        if isinstance(col.type, DateTime):
-            out[col.name] = to_epoch_us
-        elif isinstance(col.type, Date):
-            out[col.name] = to_epoch_day
-        elif isinstance(col.type, JSONB):
+        if isinstance(col.type, JSONB):
             out[col.name] = to_jsonb
-    return out
-
-
-def _staged(table: Table) -> dict[str, tuple[str, str]]:
-    """Columns staged in another type: ``{column: (staging type, SQL back to the column's
-    type with {c} for the staged column)}``."""
-    out: dict[str, tuple[str, str]] = {}
-    for col in table.columns:
-        if isinstance(col.type, DateTime):
-            out[col.name] = ("bigint", STAGED_TIMESTAMP)
-        elif isinstance(col.type, Date):
-            out[col.name] = ("integer", STAGED_DATE)
     return out
 
 
@@ -149,12 +145,16 @@ def staging_shape(table: Table) -> str:
                      for c in table.columns.keys())  # noqa: SIM118 - names, not Columns
 
 
+def _unstaged(staged: dict[str, tuple[str, str, Callable[[Any], Any]]],
+              cols: Sequence[str]) -> str:
+    return ", ".join(staged[c][1].format(c=f'"{c}"') if c in staged else f'"{c}"'
+                     for c in cols)
+
+
 def unstaged(table: Table, cols: Sequence[str]) -> str:
     """The ``SELECT`` list reading ``cols`` of a staging table (:func:`staging_shape`) back
     as ``table``'s column types, in order."""
-    staged = _staged(table)
-    return ", ".join(staged[c][1].format(c=f'"{c}"') if c in staged else f'"{c}"'
-                     for c in cols)
+    return _unstaged(_staged(table), cols)
 
 
 def _set_clause(proj: Projection, col: str) -> str:
@@ -217,6 +217,7 @@ class PostgresWriter:
             defaultdict(list))
         self._convert = {proj.name: column_converters(proj.table) for proj in self.projections}
         self._shape = {proj.name: staging_shape(proj.table) for proj in self.projections}
+        self._staged = {proj.name: _staged(proj.table) for proj in self.projections}
         for proj in self.projections:
             for record_type in proj.record_types:
                 self._by_type[record_type].append((proj.name, proj.to_rows))
@@ -364,7 +365,7 @@ class PostgresWriter:
                 theirs = ", ".join(f'EXCLUDED."{c}"' for c in proj.least_by)
                 ours = ", ".join(f'"{table}"."{c}"' for c in proj.least_by)
                 action += f" WHERE ({theirs}) < ({ours})"
-        select = unstaged(proj.table, cols)
+        select = _unstaged(self._staged[table], cols)
         conn.exec_driver_sql(
             f'INSERT INTO "{table}" ({col_list}) SELECT {select} FROM "{stage}" '  # noqa: S608
             f"ON CONFLICT ({key}) {action}"

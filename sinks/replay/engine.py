@@ -284,7 +284,6 @@ class _Replay:
         request, outcome = self.request, self.outcome
         with ExitStack() as stack, ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="replay-postgres") as pool:
-            targets: dict[str, _Target] = {}
             pg: pgstore.ShadowDatabase | None = None
             opening = None
             if "postgres" in self.plan:
@@ -294,24 +293,24 @@ class _Replay:
                 # registered before anything else can fail: the clone is waited for, then
                 # dropped, whatever happens next
                 stack.callback(_close_when_opened, pg, opening)
+                outcome.stores["postgres"] = StoreRun("postgres", pg.name,
+                                                      *self.plan["postgres"],
+                                                      kept=request.keep_shadow)
             dbs: chstore.ScratchDatabases | None = None
             if "clickhouse" in self.plan and self.clickhouse is not None:
                 dbs = stack.enter_context(chstore.scratch_databases(
                     self.clickhouse, self.settings.clickhouse.database,
                     keep=request.keep_shadow))
-                targets["clickhouse"] = _Target(ClickHouseWriter(self.clickhouse, dbs.shadow),
-                                                _GROUP, self.plan["clickhouse"][1])
                 outcome.stores["clickhouse"] = StoreRun("clickhouse", dbs.shadow,
                                                         *self.plan["clickhouse"],
                                                         kept=request.keep_shadow)
-            if pg is not None and opening is not None:
-                shadow = opening.result()
-                targets = {"postgres": _Target(PostgresWriter(shadow, pg_views), _GROUP,
-                                               self.plan["postgres"][1]), **targets}
-                outcome.stores = {"postgres": StoreRun("postgres", pg.name,
-                                                       *self.plan["postgres"],
-                                                       kept=request.keep_shadow),
-                                  **outcome.stores}
+            targets: dict[str, _Target] = {}
+            if opening is not None:
+                targets["postgres"] = _Target(PostgresWriter(opening.result(), pg_views),
+                                              _GROUP, self.plan["postgres"][1])
+            if dbs is not None and self.clickhouse is not None:
+                targets["clickhouse"] = _Target(ClickHouseWriter(self.clickhouse, dbs.shadow),
+                                                _GROUP, self.plan["clickhouse"][1])
             queued = self._replay(targets, pool)
             self._compare(pool, pg=pg, dbs=dbs, pg_views=pg_views, ch_views=ch_views,
                           pg_target=targets.get("postgres"), queued=queued)
@@ -370,21 +369,20 @@ class _Replay:
         spans = union_spans(*(t.spans for t in targets.values()))
         queued: deque[Future[None]] = deque()
         pg = targets.get("postgres")
+        here = {store: t for store, t in targets.items() if t is not pg}
         for chunk in read_spans(self.settings.kafka.bootstrap(), self.codec, spans,
                                 chunk=self.settings.sinks.max_batch, stats=outcome.read):
             records = chunk.records if rescore is None else [rescore(r) for r in chunk.records]
             if pg is not None:
                 queued.append(pool.submit(pg.write, records, chunk.undecodable))
-            for store, target in targets.items():
-                if store != "postgres":
-                    target.write(records, chunk.undecodable)
+            for target in here.values():
+                target.write(records, chunk.undecodable)
             while len(queued) > _PG_AHEAD:
                 queued.popleft().result()
         outcome.seconds["read"] = outcome.read.seconds
-        for store, target in targets.items():
-            if store != "postgres":
-                outcome.seconds[f"write_{store}"] = target.seconds
-                outcome.stores[store].counts["written"] = target.written
+        for store, target in here.items():
+            outcome.seconds[f"write_{store}"] = target.seconds
+            outcome.stores[store].counts["written"] = target.written
         return list(queued)
 
 
