@@ -216,7 +216,7 @@ def _hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.casefold().split()).encode("utf-8")).hexdigest()[:16]
 
 
-def _memory(rec: ConsumedRecord) -> Iterable[Row]:
+def _memory(rec: ConsumedRecord) -> list[Row]:
     """An agent's memory entries from one learning record: the passages of an
     ``internet_learning_result`` (v2), the insight of a ``learning_event``, the knowledge of
     an accepted ``knowledge_transfer`` (for the receiver)."""
@@ -241,13 +241,42 @@ def _memory(rec: ConsumedRecord) -> Iterable[Row]:
              "source": f"agent:{r.get('from_agent_id')}", "title": None}]
 
 
-def _memory_text(rec: ConsumedRecord) -> Iterable[Row]:
-    """The distinct contents of :func:`_memory`'s entries (``agent_memory_text``: the
-    full-text index is built once per agent × content hash, not once per record)."""
-    return [{"agent_id": row["agent_id"], "content_hash": row["content_hash"],
-             "text": row["text"], "src_topic": row["src_topic"],
-             "src_partition": row["src_partition"], "src_offset": row["src_offset"]}
-            for row in _memory(rec)]
+class _MemoryRows:
+    """The rows of both memory views, :func:`_memory` computed once a record for the two.
+
+    ``agent_memory`` and ``agent_memory_text`` are fed the same entries; the writer calls
+    their ``to_rows`` one after the other on each record, and computing the entries twice
+    (a SHA-256 of the case-folded text each, :func:`_hash`) was ~15 % of a Postgres batch of
+    learning events (py-spy, docs/ARCHITECTURE.md). A call keeps its record's entries for the
+    *other* view's next call on the same record, which takes them once; any other call
+    computes afresh, so each view's rows are still a pure function of the record. Built per
+    :func:`build_projections` call (no module state); safe across threads (one tuple read
+    and written whole).
+    """
+
+    def __init__(self) -> None:
+        self._kept: tuple[str, ConsumedRecord, list[Row]] | None = None
+
+    def _entries(self, view: str, rec: ConsumedRecord) -> list[Row]:
+        kept = self._kept
+        if kept is not None and kept[1] is rec and kept[0] != view:
+            self._kept = None
+            return kept[2]
+        rows = _memory(rec)
+        self._kept = (view, rec, rows)
+        return rows
+
+    def memory(self, rec: ConsumedRecord) -> list[Row]:
+        """``agent_memory``: :func:`_memory`'s entries."""
+        return self._entries("memory", rec)
+
+    def texts(self, rec: ConsumedRecord) -> list[Row]:
+        """``agent_memory_text``: the distinct contents of the entries (the full-text index
+        is built once per agent × content hash, not once per record)."""
+        return [{"agent_id": row["agent_id"], "content_hash": row["content_hash"],
+                 "text": row["text"], "src_topic": row["src_topic"],
+                 "src_partition": row["src_partition"], "src_offset": row["src_offset"]}
+                for row in self._entries("text", rec)]
 
 
 _MEMORY_TYPES = frozenset({"internet_learning_result", "learning_event", "knowledge_transfer"})
@@ -258,6 +287,7 @@ def build_projections() -> list[Projection]:
     p = Projection
     proposal_types = frozenset({"proposal_submitted", "proposal_gated", "proposal_scanned",
                                 "proposal_experimented", "proposal_decided"})
+    memory = _MemoryRows()
     return [
         p(m.agents, frozenset({"agent_command"}), ("agent_id",), _agents, "patch",
           insert_only=("registered_at",), version_column="updated_at"),
@@ -294,7 +324,7 @@ def build_projections() -> list[Projection]:
           ("recommendation_id",), _conquest, "keep_first"),
         p(m.agent_memory, _MEMORY_TYPES,
           ("agent_id", "content_hash", "src_topic", "src_partition", "src_offset"),
-          _memory, "keep_first"),
-        p(m.agent_memory_text, _MEMORY_TYPES, ("agent_id", "content_hash"), _memory_text,
+          memory.memory, "keep_first"),
+        p(m.agent_memory_text, _MEMORY_TYPES, ("agent_id", "content_hash"), memory.texts,
           "least", least_by=("text", "src_topic", "src_partition", "src_offset")),
     ]

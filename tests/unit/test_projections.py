@@ -147,3 +147,31 @@ def test_error_learning_first_seen_does_not_depend_on_batch_cuts():
     halves = merge_rows(proj, [*merge_rows(proj, rows[:2]), *merge_rows(proj, rows[2:])])
     assert whole[0]["first_seen"] == halves[0]["first_seen"] == 1_600_000_000_000
     assert whole[0]["occurrences"] == halves[0]["occurrences"] == 5
+
+
+def test_both_memory_views_share_one_computation_of_a_records_entries(monkeypatch):
+    from sinks.postgres import views
+
+    hashed: list[str] = []
+    real = views._hash
+    monkeypatch.setattr(views, "_hash", lambda text: hashed.append(text) or real(text))
+    projs = {p.name: p for p in build_projections()}
+    memory, texts = projs["agent_memory"], projs["agent_memory_text"]
+    recs = [ConsumedRecord("learning", 0, i, 1000 + i, "learning_event",
+                           {"event_id": f"e{i}", "agent_id": "imperium-1", "topic": "kafka",
+                            "occurred_at": 1000 + i, "event_type": "insight",
+                            "insight": f"Insight  number {i}", "source": "s"})
+            for i in range(5)]
+    rows, text_rows = [], []
+    for rec in recs:  # the writer's order: every projection of a record, then the next
+        rows += memory.to_rows(rec)
+        text_rows += texts.to_rows(rec)
+    assert len(hashed) == len(recs)  # once a record, not once a view
+    assert [r["content_hash"] for r in rows] == [views._hash(f"insight number {i}")
+                                                 for i in range(5)]
+    assert [(r["content_hash"], r["text"], r["src_offset"]) for r in text_rows] == [
+        (r["content_hash"], r["text"], r["src_offset"]) for r in rows]
+    # the entries are kept for the other view's next call only: a view asking again recomputes
+    hashed.clear()
+    assert memory.to_rows(recs[0]) == memory.to_rows(recs[0]) == rows[:1]
+    assert len(hashed) == 2
