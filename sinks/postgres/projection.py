@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import Table
@@ -90,19 +91,21 @@ def merge_rows(projection: Projection, rows: Iterable[Mapping[str, Any]]) -> lis
     if projection.version_column is not None:
         ver = projection.version_column
         ordered.sort(key=lambda r: (r.get(ver) is not None, r.get(ver)))  # stable
-    merged: dict[tuple[Any, ...], Row] = {}
+    merged: dict[Any, Row] = {}
     keep = (*projection.insert_only, *projection.fill_columns)
+    # one C call a row (a 1-tuple of columns is the bare value: keys and orders are the same)
+    key_of = itemgetter(*projection.key)
+    least_of = itemgetter(*projection.least_by) if projection.least_by else None
     for row in ordered:
-        key = tuple(row[k] for k in projection.key)
+        key = key_of(row)
         current = merged.get(key)
         if current is None:
             merged[key] = row if isinstance(row, dict) else dict(row)
             continue
         if projection.merge == "keep_first":
             continue
-        if projection.merge == "least":
-            least = projection.least_by
-            if tuple(row[c] for c in least) < tuple(current[c] for c in least):
+        if least_of is not None:  # merge == "least" (checked in Projection)
+            if least_of(row) < least_of(current):
                 merged[key] = row if isinstance(row, dict) else dict(row)
             continue
         updated = {**current, **row} if projection.merge == "patch" else dict(row)
