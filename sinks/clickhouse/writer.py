@@ -60,8 +60,9 @@ def _payloads(rs: list[dict[str, Any]]) -> pa.Array:
     One ``orjson.dumps`` of the whole list, cut into records inside Arrow (``split_pattern``
     on ``},{``, then the braces put back): the bytes of each element are exactly
     ``orjson.dumps(record)``'s, since orjson writes a list as ``[`` + elements joined by
-    ``,`` + ``]``, and it costs ~1.6 µs a row against ~2.1 for a ``dumps`` + ``decode`` per
-    row (issue #22, measured in docs/ARCHITECTURE.md). Every boundary between two records is
+    ``,`` + ``]``, and it costs ~2.6 µs a row against ~3.6 for a ``dumps`` + ``decode`` per
+    row and arrow re-reading the ``str`` objects (issue #22, measured cold in
+    docs/ARCHITECTURE.md). Every boundary between two records is
     an occurrence of ``},{``; when the list holds no other (a count equal to the records'
     less one), the cut is exact. A record whose JSON contains ``},{`` itself (a list of
     objects, such text in a string) makes more pieces, and the batch is then dumped row by
@@ -101,7 +102,8 @@ def to_arrow(records: Sequence[ConsumedRecord]) -> pa.Table:
         [rec.offset for rec in records],
         [rec.timestamp_ms for rec in records],
     ]
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, EVENTS_SCHEMA, strict=False)]
+    types = EVENTS_SCHEMA.types[:-1]  # every column but the payload, last
+    arrays = [pa.array(col, type=t) for col, t in zip(columns, types, strict=True)]
     arrays.append(_payloads(rs))
     return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
 
