@@ -87,3 +87,41 @@ def test_a_closed_pool_refuses_reads(conninfo: str) -> None:
             await pool.fetch(SQL, {"n": 2})
 
     asyncio.run(go())
+
+
+def test_reads_queued_one_turn_after_the_first_go_out_with_it(conninfo: str) -> None:
+    """uvicorn wakes several connections a loop iteration, and their handlers reach the
+    pool one iteration after one another: the drainer gives the loop one turn before it
+    takes its batch, so those reads share the first one's pipeline instead of it going out
+    alone."""
+    async def go() -> tuple[list[list[tuple[int, int]]], int, int]:
+        pool = ReadPool(conninfo, pipelines=1)
+        try:
+            first = asyncio.ensure_future(pool.fetch(SQL, {"n": 0}))
+            await asyncio.sleep(0)  # first's task queues its read and starts the drainer
+            rest = [asyncio.ensure_future(pool.fetch(SQL, {"n": i})) for i in range(1, 10)]
+            answers = await asyncio.gather(first, *rest)
+            return answers, pool.batches, pool.batched_reads
+        finally:
+            await pool.close()
+
+    answers, batches, batched = asyncio.run(go())
+    assert answers == [[(i, 2 * i)] for i in range(10)]
+    assert (batches, batched) == (1, 10)  # before: read 0 alone, then a batch of 9
+
+
+def test_a_batch_of_two_statements_answers_each_read_in_order(conninfo: str) -> None:
+    other = "SELECT %(n)s::int + 100 AS m"
+
+    async def go() -> tuple[list[list[tuple[int, ...]]], int, int]:
+        pool = ReadPool(conninfo, pipelines=1)
+        try:
+            answers = await asyncio.gather(*(
+                pool.fetch(other if i % 3 == 0 else SQL, {"n": i}) for i in range(15)))
+            return answers, pool.batches, pool.batched_reads
+        finally:
+            await pool.close()
+
+    answers, batches, batched = asyncio.run(go())
+    assert answers == [[(i + 100,)] if i % 3 == 0 else [(i, 2 * i)] for i in range(15)]
+    assert (batches, batched) == (1, 15)
