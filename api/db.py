@@ -69,9 +69,10 @@ class ReadPool:
     **Pipelined reads.** Reads are queued; up to ``pipelines`` drainer tasks each take what
     is waiting (at most ``max_batch``) and send it on one connection in libpq's pipeline
     mode — one write and a few reads of the socket for the whole batch instead of one round
-    trip each (PostgreSQL manual, "libpq — Pipeline Mode"). Nothing waits to fill a batch: a
-    read arriving at an idle pool goes out at once, alone; batches form only while earlier
-    reads are in flight. On this 2-core VM a round trip costs the client ~250 µs of CPU, most
+    trip each (PostgreSQL manual, "libpq — Pipeline Mode"). Nothing waits on a timer to fill
+    a batch: a read arriving at an idle pool goes out after one turn of the event loop, with
+    whatever the requests woken with it queued; larger batches form while earlier reads are
+    in flight. On this 2-core VM a round trip costs the client ~250 µs of CPU, most
     of it in the kernel; a read in a batch of 16 cost ~75 µs (docs/ARCHITECTURE.md).
 
     A pipeline is one implicit transaction: a statement that fails aborts the ones after it.
