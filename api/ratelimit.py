@@ -6,10 +6,15 @@ limit answers ``429 rate_limited`` with ``Retry-After`` (whole seconds until the
 a request again). In-process memory storage: with several API processes each enforces its
 own share.
 
-The asyncio flavour of ``limits`` (``limits.aio``): its memory storage expires windows in one
-asyncio task on the API's loop. The threaded storage started a ``threading.Timer`` — a new OS
-thread — whenever the previous one had finished, i.e. up to every 10 ms under load: 4.7 % of
-the read path's samples (docs/ARCHITECTURE.md, "Where the time goes").
+The synchronous flavour of ``limits``, called from the API's loop: a hit is a few in-memory
+list operations, with nothing to wait for. Its memory storage expires windows on a
+``threading.Timer`` started at most every 10 ms. The asyncio flavour (``limits.aio``, used
+from session 7) in limits 5.8 bisects every key's window in ``asyncio.to_thread`` from a task
+started whenever the previous one had finished — under load, a thread-pool round trip for
+each key of nearly every request: ~96 µs of CPU for a request's two hits against ~46 µs here
+(40,000 requests from 32 tasks, one process, same hour; docs/ARCHITECTURE.md, "Where the time
+goes"). A rate limit's answer is the same in both: the same moving window over the same
+storage layout.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from api.errors import ApiError
 
@@ -41,7 +46,7 @@ class _Scope:
 
 class RateLimiter:
     """Checks a request's key and IP against their limits; raises 429 :class:`ApiError`.
-    Use from one event loop (the API's)."""
+    Use from one event loop (the API's); the checks never leave its thread."""
 
     def __init__(self, per_key: str, per_ip: str) -> None:
         self._storage = MemoryStorage()
@@ -59,8 +64,8 @@ class RateLimiter:
 
     async def _hit(self, scope: _Scope, ident: str) -> None:
         for item in scope.items:
-            if not await self._limiter.hit(item, scope.name, ident):
-                stats = await self._limiter.get_window_stats(item, scope.name, ident)
+            if not self._limiter.hit(item, scope.name, ident):
+                stats = self._limiter.get_window_stats(item, scope.name, ident)
                 wait = max(1, math.ceil(stats.reset_time - time.time()))
                 raise ApiError(429, "rate_limited",
                                f"rate limit {item} per {scope.name} exceeded",
@@ -68,7 +73,6 @@ class RateLimiter:
                                {"Retry-After": str(wait)})
 
     def close(self) -> None:
-        """Stop the storage's expiry task, if one runs (call on the API's loop)."""
-        timer = self._storage.timer
-        if timer is not None and not timer.done():
-            timer.cancel()
+        """Cancel the storage's pending expiry timer (a thread; one may still be running and
+        ends within its pass over the windows)."""
+        self._storage.timer.cancel()
