@@ -33,6 +33,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,11 @@ class ChaosReport:
     seconds: float = 0.0
     failpoints_armed: int = 0
     failpoints_fired: int = 0
+    delivery_errors: dict[str, int] = field(default_factory=dict)
+    """Records the producer gave up on, by librdkafka error name (why ``acked < events``)."""
+    client_errors: dict[str, int] = field(default_factory=dict)
+    """The producer's client-level errors (``error_cb``) by name, ``FATAL:`` before a fatal
+    one (an idempotent producer that raised one delivers nothing more)."""
     api: ApiResult | None = None
     """The ``kill_api`` check, when the schedule had that kind."""
 
@@ -119,6 +125,8 @@ class ChaosReport:
 class _Tally:
     acked: set[str] = field(default_factory=set)
     attempted: set[str] = field(default_factory=set)
+    failed: Counter[str] = field(default_factory=Counter)
+    client: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -188,13 +196,19 @@ def _produce(bootstrap: str, topic: str, *, n: int, rate: float, tally: _Tally,
     duration, faults take time of their own — still meets traffic: a failpoint needs a
     next batch)."""
     codec = load_codec()
+
+    def client_error(err: Any) -> None:
+        tally.client[("FATAL:" if err.fatal() else "") + err.name()] += 1
+
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                          "enable.idempotence": True, "linger.ms": 5,
-                         "message.timeout.ms": 300_000})
+                         "message.timeout.ms": 300_000, "error_cb": client_error})
 
     def delivered(err: Any, msg: Any) -> None:
         if err is None:
             tally.acked.add(msg.key().decode())
+        else:
+            tally.failed[err.name()] += 1
 
     stream = (r for rt, r in SampleStream(seed=97).records(40 * n) if rt == "learning_event")
     started = time.monotonic()
@@ -344,6 +358,8 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
         if api is not None:
             api.finish()
         report.acked = len(tally.acked)
+        report.delivery_errors = dict(tally.failed)
+        report.client_errors = dict(tally.client)
         _wait_and_check(report, settings=settings, sup=sup, tally=tally, scratch=scratch,
                         timeout_s=timeout_s, api=api)
     finally:

@@ -18,8 +18,10 @@ def test_faults_during_a_stream_lose_and_duplicate_nothing(stack):
     print(f"chaos: {report.by_kind()} acked={report.acked} raw_dups="
           f"{report.duplicated_clickhouse_raw} restarts={report.sink_restarts} "
           f"failpoints={report.failpoints_fired}/{report.failpoints_armed} "
-          f"{report.seconds:.0f} s; per kind: {report.results()}")
-    assert report.acked == 20_000
+          f"{report.seconds:.0f} s; delivery errors: {report.delivery_errors}; "
+          f"per kind: {report.results()}")
+    assert report.acked == 20_000, (
+        f"not acked: {report.delivery_errors}; client errors: {report.client_errors}")
     assert sorted(report.faults) == sorted(FAULTS)
     assert report.failpoints_armed == report.failpoints_fired == 1  # the partial write happened
     assert report.lost_postgres == 0
