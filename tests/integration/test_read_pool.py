@@ -125,3 +125,24 @@ def test_a_batch_of_two_statements_answers_each_read_in_order(conninfo: str) -> 
     answers, batches, batched = asyncio.run(go())
     assert answers == [[(i + 100,)] if i % 3 == 0 else [(i, 2 * i)] for i in range(15)]
     assert (batches, batched) == (1, 15)
+
+
+def test_a_read_made_as_the_last_batch_is_answered_is_sent(conninfo: str) -> None:
+    """The caller a batch just answered runs before the drainer's done callbacks would: its
+    next read must still find a drainer (before the drainer left its set in the same step,
+    this read waited forever)."""
+    async def reads(pool: ReadPool) -> list[list[tuple[int, int]]]:
+        out = []
+        for i in range(5):  # each read made in the step its previous answer woke this task
+            out.append(await pool.fetch(SQL, {"n": i}))
+        return out
+
+    async def go() -> list[list[tuple[int, int]]]:
+        pool = ReadPool(conninfo, pipelines=1)
+        try:
+            return await asyncio.wait_for(reads(pool), 10)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(go()) == [[(i, 2 * i)] for i in range(5)]
+
