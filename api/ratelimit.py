@@ -42,6 +42,14 @@ def parse_limits(spec: str) -> list[RateLimitItem]:
     return list(parse_many(spec)) if spec else []
 
 
+def _trimmed(hits: deque[float], cutoff: float) -> deque[float]:
+    """``hits`` (oldest first) without the times before ``cutoff``: what is left is the
+    window (a hit exactly at ``cutoff`` is still in it, as in limits' ``acquire_entry``)."""
+    while hits and hits[0] < cutoff:
+        hits.popleft()
+    return hits
+
+
 class WindowStorage(Storage, MovingWindowSupport):
     """Moving-window storage for ``limits``, in memory, used from one thread and starting none.
 
@@ -82,10 +90,7 @@ class WindowStorage(Storage, MovingWindowSupport):
             hits: deque[float] = deque()
             self._windows[key] = (hits, float(expiry))
         else:
-            hits = window[0]
-            cutoff = now - expiry
-            while hits and hits[0] < cutoff:
-                hits.popleft()
+            hits = _trimmed(window[0], now - expiry)
         if len(hits) + amount > limit:
             return False
         hits.extend([now] * amount)
@@ -98,10 +103,7 @@ class WindowStorage(Storage, MovingWindowSupport):
         window = self._windows.get(key)
         if window is None:
             return now, 0
-        hits = window[0]
-        cutoff = now - expiry
-        while hits and hits[0] < cutoff:
-            hits.popleft()
+        hits = _trimmed(window[0], now - expiry)
         return (hits[0], len(hits)) if hits else (now, 0)
 
     def _sweep(self, now: float) -> None:
