@@ -20,8 +20,10 @@ start=$(date +%s)
 mkdir -p "$scratch/src"
 git ls-files -z --cached --others --exclude-standard \
   | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$scratch/src"
+# editable: the compiled codec (schemas/_avrovm, setup.py) is built beside the sources the tests
+# import, as in `make setup`
 "$vpy" -m pip install -q --no-cache-dir --find-links "$house" --only-binary llama-cpp-python \
-  "$scratch/src[dev]"
+  -e "$scratch/src[dev]"
 echo "drift: resolved in $(( $(date +%s) - start )) s:"
 "$vpy" -m pip list --format=freeze 2>/dev/null \
   | grep -iE '^(litellm|pydantic|pydantic-core|confluent-kafka|aiokafka|faust-streaming|starlette|fastavro|chdb|sqlalchemy|psycopg)==' \

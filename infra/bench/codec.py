@@ -16,6 +16,7 @@ from typing import Any
 
 from schemas.codec import Codec, load_codec
 from schemas.example_data import example_records
+from schemas.fastcodec import compiled_module
 
 __all__ = ["GOAL_US", "bench_codec"]
 
@@ -58,8 +59,10 @@ def bench_codec(
 
     ``iterations`` calls of each operation per type are split over ``repeats`` timed runs.
     Returns ``{"per_type": {record_type: {"encode_us", "decode_us", "total_us", "bytes"}},
-    "max_total_us", "slowest_type", "goal_us", "pass", "iterations"}`` where ``pass`` is
-    ``max_total_us <= goal_us``. Raises :class:`ValueError` when ``iterations`` < 1.
+    "max_total_us", "slowest_type", "goal_us", "pass", "iterations", "implementation"}`` where
+    ``pass`` is ``max_total_us <= goal_us`` and ``implementation`` names the fast path that ran:
+    ``"compiled"`` (:mod:`schemas._avrovm`) or ``"generated"`` (its Python, when not built).
+    Raises :class:`ValueError` when ``iterations`` < 1.
     """
     if iterations < 1 or repeats < 1:
         raise ValueError("iterations and repeats must be >= 1")
@@ -95,4 +98,5 @@ def bench_codec(
         "goal_us": GOAL_US,
         "pass": max_total <= GOAL_US,
         "iterations": iterations,
+        "implementation": "compiled" if compiled_module() is not None else "generated",
     }

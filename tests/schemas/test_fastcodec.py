@@ -1,4 +1,5 @@
-"""The generated fast path (schemas.fastcodec) against fastavro: same bytes, values, errors."""
+"""The fast paths (schemas.fastcodec: the compiled module and the generated Python) against
+fastavro: same bytes, values, errors. Every test that builds a fast path runs with both."""
 
 from __future__ import annotations
 
@@ -14,10 +15,19 @@ from hypothesis import strategies as st
 from schemas.codec import Codec
 from schemas.errors import DecodeError, EncodeError
 from schemas.example_data import example_records
-from schemas.fastcodec import Fallback, compile_decoder, compile_encoder
+from schemas.fastcodec import Fallback, compile_decoder, compile_encoder, compiled_module
 from schemas.registry import load_registry
 
 EXAMPLES = list(example_records())
+BOTH = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "generated"])
+
+
+def test_the_compiled_module_is_built_here():
+    """``make setup`` builds schemas._avrovm; without it the "compiled" cases below would
+    silently test the generated Python twice."""
+    assert compiled_module() is not None
+    sv = load_registry().latest("proposal_gated")
+    assert type(compile_decoder(sv.physical)).__module__ == "schemas._avrovm"
 
 
 def _fastavro_bytes(sv, record) -> bytes:
@@ -27,18 +37,20 @@ def _fastavro_bytes(sv, record) -> bytes:
     return buf.getvalue()
 
 
-def test_every_packaged_schema_gets_a_fast_path():
+@BOTH
+def test_every_packaged_schema_gets_a_fast_path(compiled):
     missing = [f"{sv.record_type}.v{sv.version}" for sv in load_registry()
-               if compile_encoder(sv.physical, sv.version) is None
-               or compile_decoder(sv.physical) is None]
+               if compile_encoder(sv.physical, sv.version, compiled=compiled) is None
+               or compile_decoder(sv.physical, compiled=compiled) is None]
     assert missing == []
 
 
 @pytest.mark.parametrize(("record_type", "version", "record"), EXAMPLES)
-def test_fast_bytes_and_values_equal_fastavros(record_type, version, record):
+@BOTH
+def test_fast_bytes_and_values_equal_fastavros(compiled, record_type, version, record):
     sv = load_registry().get(record_type, version)
-    encode = compile_encoder(sv.physical, sv.version)
-    decode = compile_decoder(sv.physical)
+    encode = compile_encoder(sv.physical, sv.version, compiled=compiled)
+    decode = compile_decoder(sv.physical, compiled=compiled)
     data = encode(record, sv.header)
     assert data == _fastavro_bytes(sv, record)
     decoded, end = decode(data, len(sv.header))
@@ -51,12 +63,13 @@ def test_fast_bytes_and_values_equal_fastavros(record_type, version, record):
     ("xp", 2**40),             # outside 32 bits: fastavro writes it as given
     ("learning_score", True),  # bool for a double
 ])
-def test_declined_values_are_written_by_fastavro(field, value):
+@BOTH
+def test_declined_values_are_written_by_fastavro(compiled, field, value):
     sv = load_registry().latest("agent_metrics")
     record = next(r for t, v, r in EXAMPLES if t == "agent_metrics" and v == sv.version)
     record = {**record, field: value}
     with pytest.raises(Fallback):
-        compile_encoder(sv.physical, sv.version)(record, sv.header)
+        compile_encoder(sv.physical, sv.version, compiled=compiled)(record, sv.header)
     assert Codec(load_registry()).encode("agent_metrics", record) == _fastavro_bytes(sv, record)
 
 
@@ -92,9 +105,10 @@ def test_corrupt_bytes_raise_decode_error_not_a_fast_path_error():
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=120))
-def test_random_bodies_decode_as_fastavro_decodes_them(body):
+@BOTH
+def test_random_bodies_decode_as_fastavro_decodes_them(compiled, body):
     sv = load_registry().latest("agent_level_changed")
-    decode = compile_decoder(sv.physical)
+    decode = compile_decoder(sv.physical, compiled=compiled)
     try:
         expected = schemaless_reader(BytesIO(body), sv.physical, None)
         reference = BytesIO(body)
@@ -153,12 +167,13 @@ def _fastavro_read(sv, body: bytes):
 @pytest.mark.parametrize(("record_type", "version"), REGISTRY_VERSIONS)
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
-def test_random_records_of_every_schema_match_fastavro(record_type, version, data):
+@BOTH
+def test_random_records_of_every_schema_match_fastavro(compiled, record_type, version, data):
     sv = load_registry().get(record_type, version)
     record = data.draw(_values(sv.physical))
-    encoded = compile_encoder(sv.physical, sv.version)(record, sv.header)
+    encoded = compile_encoder(sv.physical, sv.version, compiled=compiled)(record, sv.header)
     assert encoded == _fastavro_bytes(sv, record)
-    decoded, end = compile_decoder(sv.physical)(encoded, len(sv.header))
+    decoded, end = compile_decoder(sv.physical, compiled=compiled)(encoded, len(sv.header))
     expected, consumed = _fastavro_read(sv, encoded[len(sv.header):])
     assert (decoded, end) == (expected, consumed + len(sv.header))
 
@@ -166,7 +181,8 @@ def test_random_records_of_every_schema_match_fastavro(record_type, version, dat
 @pytest.mark.parametrize(("record_type", "version"), REGISTRY_VERSIONS)
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
-def test_corrupted_bodies_of_every_schema_decode_as_fastavro_or_decline(
+@BOTH
+def test_corrupted_bodies_of_every_schema_decode_as_fastavro_or_decline(compiled,
         record_type, version, data):
     """A valid body with bytes replaced, cut or inserted: the fast decoder returns what
     fastavro returns, or declines; it never returns something fastavro would not."""
@@ -187,7 +203,7 @@ def test_corrupted_bodies_of_every_schema_decode_as_fastavro_or_decline(
             body.insert(at, byte)
     body_bytes = bytes(body)
     try:
-        got = compile_decoder(sv.physical)(body_bytes, 0)
+        got = compile_decoder(sv.physical, compiled=compiled)(body_bytes, 0)
     except (Fallback, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError,
             struct.error):
         return  # declined: the codec then asks fastavro
@@ -197,11 +213,14 @@ def test_corrupted_bodies_of_every_schema_decode_as_fastavro_or_decline(
 
 
 def _reference_read_long(data: bytes, pos: int):
-    """The plain loop of the Avro spec: at most 10 bytes, least significant group first."""
+    """The plain loop of the Avro spec: at most 10 bytes (64 bits), least significant group
+    first."""
     z = shift = 0
     for _ in range(10):
         b = data[pos]
         pos += 1
+        if shift == 63 and b > 1:  # beyond 64 bits
+            break
         z |= (b & 0x7F) << shift
         if b < 0x80:
             return (z >> 1) ^ -(z & 1), pos
@@ -228,17 +247,22 @@ def test_read_long_equals_the_reference_loop(noise, pos, value):
     assert _outcome(_read_long, noise, pos) == _outcome(_reference_read_long, noise, pos)
 
 
-def test_varints_of_every_size_equal_fastavros():
-    """Zig-zag varints from the 14-bit tables, for each byte count 1..10 and both signs."""
+@BOTH
+def test_varints_of_every_size_equal_fastavros(compiled):
+    """Zig-zag varints for each byte count 1..10 and both signs, written and read back."""
     sv = load_registry().latest("agent_metrics")
     record = next(r for t, v, r in EXAMPLES if t == "agent_metrics" and v == sv.version)
-    encode = compile_encoder(sv.physical, sv.version)
+    encode = compile_encoder(sv.physical, sv.version, compiled=compiled)
+    decode = compile_decoder(sv.physical, compiled=compiled)
     for bits in range(64):
         for value in (2**bits - 1, 2**bits, -(2**bits), -(2**bits) - 1):
             if not -(2**63) <= value < 2**63:
                 continue
             rec = {**record, "occurred_at": value, "last_success": value}
-            assert encode(rec, sv.header) == _fastavro_bytes(sv, rec)
+            data = encode(rec, sv.header)
+            assert data == _fastavro_bytes(sv, rec)
+            assert decode(data, len(sv.header)) == (
+                _fastavro_read(sv, data[len(sv.header):])[0], len(data))
             if -(2**31) <= value < 2**31:
                 rec = {**rec, "total_learning_cycles": value}
                 assert encode(rec, sv.header) == _fastavro_bytes(sv, rec)
@@ -262,3 +286,26 @@ def test_the_codecs_quick_paths_equal_its_general_paths():
             **codec.decode(bytearray(data))[1]})
         if version == load_registry().latest(record_type).version:
             assert codec.encode(record_type, record) == data
+
+
+@BOTH
+@pytest.mark.parametrize("tenth", [0x01, 0x02, 0x7F, 0x80])
+def test_a_varint_of_more_than_64_bits_is_never_decoded_differently(compiled, tenth):
+    """A ten-byte varint whose last byte carries bits beyond 64 (or continues): the fast
+    decoder returns fastavro's value or declines, never another value."""
+    sv = load_registry().latest("agent_metrics")
+    record = next(r for t, v, r in EXAMPLES if t == "agent_metrics" and v == sv.version)
+    body = _fastavro_bytes(sv, record)[len(sv.header):]
+    event_len = body[0] >> 1  # event_id: a one-byte length, then the UUID string
+    at = 1 + event_len        # occurred_at, a varint of 6 bytes for a timestamp in ms
+    end = at
+    while body[end] & 0x80:
+        end += 1
+    forged = body[:at] + b"\xff" * 9 + bytes([tenth]) + body[end + 1:]
+    try:
+        got = compile_decoder(sv.physical, compiled=compiled)(forged, 0)
+    except (Fallback, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError,
+            struct.error):
+        return
+    assert got == _fastavro_read(sv, forged)
+    assert not compiled or tenth == 0x01  # the compiled path reads 64 bits at most
