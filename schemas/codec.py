@@ -129,12 +129,15 @@ class Codec:
             encoder = self._encoders[sv.fingerprint]
             if encoder is not None:
                 self._fast_latest[rt] = (encoder, sv.header)
-        self._fast_headers: dict[bytes, tuple[str, Decoder]] = {}
+        # (record type, decoder, whether the writer is its type's newest version: then
+        # reader_version="latest" — every sink's call — reads it as written, fast too)
+        self._fast_headers: dict[bytes, tuple[str, Decoder, bool]] = {}
         for sv in registry:
             writer = registry.find_fingerprint(sv.fingerprint)
             decoder = self._decoders[sv.fingerprint]
             if writer is not None and decoder is not None:
-                self._fast_headers[writer.header] = (writer.record_type, decoder)
+                is_latest = self._latest[writer.record_type] is writer
+                self._fast_headers[writer.header] = (writer.record_type, decoder, is_latest)
 
     def encode(
         self, record_type: str, record: Mapping[str, Any], *, version: int | None = None
@@ -252,10 +255,13 @@ class Codec:
         reader version.
         """
         tried = False
-        if reader_version is None and not logical and data.__class__ is bytes:
-            # the hot path: a known single-object header read by its generated decoder
+        if not logical and data.__class__ is bytes:
+            # the hot path: a known single-object header read by its generated decoder, when
+            # the reader is the writer (no version asked, or "latest" and it is the newest)
             known = self._fast_headers.get(data[:HEADER_SIZE])
-            if known is not None:
+            if known is not None and (
+                reader_version is None or (reader_version == "latest" and known[2])
+            ):
                 try:
                     fast_record, end = known[1](data, HEADER_SIZE)
                 except _FAST_DECLINES:
