@@ -23,8 +23,8 @@ setup: $(STAMP)
 # ever building its sdist with the default, AMX-crashing flags. The ranges in pyproject.toml stay
 # for users who install the package into their own environment; `make lock` refreshes the lock
 # from them and `make drift` tests a fresh resolution of the ranges without it.
-$(STAMP): pyproject.toml requirements.lock setup.py schemas/_avrovm.pyx infra/build-llama.sh \
-  infra/install-debian.sh
+$(STAMP): pyproject.toml requirements.lock setup.py schemas/_avrovm.pyx \
+  sinks/clickhouse/_columns.pyx infra/build-llama.sh infra/install-debian.sh
 	@start=$$(date +%s); \
 	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
 	$(PY) -m pip install -q --upgrade 'pip>=24' wheel 'setuptools>=77'; \

@@ -1,8 +1,9 @@
-"""Build hook for the one compiled module, :mod:`schemas._avrovm` (the codec's C path).
+"""Build hook for the compiled modules: :mod:`schemas._avrovm` (the codec's C path) and
+:mod:`sinks.clickhouse._columns` (the ClickHouse sink's columns straight into Arrow buffers).
 
-Everything else about the package is in ``pyproject.toml``. The extension is optional: without
-Cython or a C compiler the package installs without it and :mod:`schemas.fastcodec` uses its
-generated Python (same contract, slower; ``lvlup bench codec`` prints which one ran).
+Everything else about the package is in ``pyproject.toml``. Both extensions are optional:
+without Cython or a C compiler the package installs without them and the Python they stand in
+for runs instead (same results, slower; ``lvlup bench codec`` prints which one ran).
 """
 
 from setuptools import Extension, setup
@@ -13,7 +14,9 @@ except ImportError:  # no Cython: the pure-Python path only
     extensions = []
 else:
     extensions = cythonize(
-        [Extension("schemas._avrovm", ["schemas/_avrovm.pyx"], optional=True)],
+        [Extension("schemas._avrovm", ["schemas/_avrovm.pyx"], optional=True),
+         Extension("sinks.clickhouse._columns", ["sinks/clickhouse/_columns.pyx"],
+                   optional=True)],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )

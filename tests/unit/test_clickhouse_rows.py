@@ -71,3 +71,61 @@ def test_edge_batches_and_values_orjson_needs_a_default_for():
     assert to_arrow([]).num_rows == 0
     with pytest.raises(TypeError):
         to_arrow(_consumed([{"event_id": event, "occurred_at": 1, "bad": object()}]))
+
+
+# --- the compiled column builder (sinks/clickhouse/_columns.pyx) against the Python lists ---
+
+def test_the_compiled_column_builder_is_built_here():
+    """``make setup`` builds it; without it the equality tests below would compare the
+    Python lists with themselves."""
+    assert writer.compiled_columns() is not None
+
+
+def _both(consumed: list[ConsumedRecord]):
+    fast = to_arrow(consumed)
+    slow = to_arrow(consumed, compiled=False)
+    return fast, slow
+
+
+def test_compiled_columns_give_the_same_table_for_a_mixed_stream():
+    records = [rec for _, rec in SampleStream(seed=11).records(600)]
+    consumed = [ConsumedRecord(f"topic-{i % 4}", i % 6, 10**12 + i, -1 if i == 5 else 1_700 + i,
+                               rt, r) for i, (rt, r) in enumerate(
+                                   SampleStream(seed=11).records(600))]
+    fast, slow = _both(consumed)
+    assert writer.compiled_columns()(consumed, records) is not None  # it did take them
+    assert fast.equals(slow)
+    assert fast.schema == writer.EVENTS_SCHEMA
+    assert fast.column("agent_id").to_pylist() == slow.column("agent_id").to_pylist()
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    ("event_id", uuid.UUID(int=7)),   # not a str: the Python path's str() converts it
+    ("schema_version", 70_000),       # outside uint16: pa.array refuses it
+    ("schema_version", True),         # a bool is not an int here
+    ("occurred_at", None),            # a null
+    ("occurred_at", 2**63),           # outside int64
+    ("producer", None),               # a null string
+    ("agent_id", 42),                 # truthy, not a str
+    ("event_id", "bad \udcff"),       # not encodable as UTF-8
+])
+def test_values_the_compiled_builder_is_not_sure_of_go_to_the_python_lists(where, value):
+    records = [rec for _, rec in SampleStream(seed=5).records(30)]
+    records[17] = {**records[17], where: value}
+    consumed = _consumed(records)
+    assert writer.compiled_columns()(consumed, records) is None  # declined
+    try:
+        slow = to_arrow(consumed, compiled=False)
+    except Exception as exc:  # whatever the Python path raises, to_arrow must raise too
+        with pytest.raises(type(exc)):
+            to_arrow(consumed)
+        return
+    assert to_arrow(consumed).equals(slow)
+
+
+def test_offsets_and_partitions_outside_their_columns_decline():
+    records = [rec for _, rec in SampleStream(seed=2).records(4)]
+    for bad in (ConsumedRecord("t", 70_000, 1, 1, "learning_event", records[0]),
+                ConsumedRecord("t", 1, -1, 1, "learning_event", records[0]),
+                ConsumedRecord("t", 1, 1, None, "learning_event", records[0])):
+        assert writer.compiled_columns()([bad], [records[0]]) is None
