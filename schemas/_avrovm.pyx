@@ -150,6 +150,18 @@ cdef inline int _put_long(Buf* b, int64_t v) except -1:
     return _put_z(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
 
 
+cdef inline int _put_str(Buf* b, object v) except -1:
+    """An exact ``str`` as its UTF-8 length and bytes (else Fallback)."""
+    cdef const char* s
+    cdef Py_ssize_t size
+    if type(v) is not str:
+        raise _FALLBACK
+    s = PyUnicode_AsUTF8AndSize(v, &size)
+    _put_z(b, <uint64_t>size << 1)
+    _put(b, s, size)
+    return 0
+
+
 cdef int64_t _as_long(object v, bint is_int) except? -1:
     """``v`` as a C long: an exact ``int`` within 64 (``is_int``: 32) bits, else Fallback."""
     cdef int overflow = 0
@@ -189,16 +201,10 @@ cdef int _enc_record(Node n, object r, bint exact, Buf* b) except -1:
 
 
 cdef int _enc(Node n, object v, Buf* b) except -1:
-    cdef const char* s
-    cdef Py_ssize_t size
     cdef double d
     cdef Node c
     if n.kind == K_STRING:
-        if type(v) is not str:
-            raise _FALLBACK
-        s = PyUnicode_AsUTF8AndSize(v, &size)
-        _put_z(b, <uint64_t>size << 1)
-        _put(b, s, size)
+        _put_str(b, v)
     elif n.kind == K_LONG or n.kind == K_INT:
         _put_long(b, _as_long(v, n.kind == K_INT))
     elif n.kind == K_NULLABLE:
@@ -241,11 +247,7 @@ cdef int _enc(Node n, object v, Buf* b) except -1:
             _put_z(b, <uint64_t>len(v) << 1)
             c = n.child
             for k, x in v.items():
-                if type(k) is not str:
-                    raise _FALLBACK
-                s = PyUnicode_AsUTF8AndSize(k, &size)
-                _put_z(b, <uint64_t>size << 1)
-                _put(b, s, size)
+                _put_str(b, k)
                 _enc(c, x, b)
         _put(b, b"\x00", 1)
     elif n.kind == K_NULL:
