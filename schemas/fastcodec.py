@@ -44,6 +44,15 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from schemas.varint import CHUNK as _CHUNK
+from schemas.varint import Fallback
+from schemas.varint import Lengths as _Lengths
+from schemas.varint import read_z as _read_z
+from schemas.varint import varint as _varint
+from schemas.varint import varint32 as _varint32
+from schemas.varint import varlen as _varlen
+from schemas.varint import zigzag_varint as _zigzag_varint
+
 __all__ = [
     "Decoder", "Encoder", "Fallback", "compile_decoder", "compile_encoder", "compiled_module",
 ]
@@ -54,126 +63,11 @@ Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]
 """``decoder(data, start)`` → ``(record, position after it)``."""
 
 
-class Fallback(Exception):
-    """The fast path declines this input; run fastavro instead."""
-
-
 class _Unsupported(Exception):
     """The schema uses a type this module does not generate code for."""
 
 
 _PRIMITIVES = ("null", "boolean", "int", "long", "double", "string")
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
-_CHUNK = 1 << 14
-"""Tables hold varints of 14-bit chunks (two 7-bit groups): 16,384 entries each."""
-
-
-def _zigzag_varint(z: int) -> bytes:
-    """The varint bytes of an unsigned (already zig-zagged) ``z`` (spec, "Binary Encoding")."""
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def _varint(n: int) -> bytes:
-    """Zig-zag varint of a 64-bit ``n`` (Avro spec, "Primitive Types" → ``long``).
-
-    Raises :class:`Fallback` when ``n`` is not an ``int`` (``bool`` included) or does not fit
-    64 bits.
-    """
-    if n.__class__ is not int or not _LONG_MIN <= n <= _LONG_MAX:
-        raise Fallback
-    return _zigzag_varint((n << 1) ^ (n >> 63))
-
-
-def _varint32(n: int) -> bytes:
-    """:func:`_varint` of an Avro ``int``: raises :class:`Fallback` outside 32 bits."""
-    if not _INT_MIN <= n <= _INT_MAX:
-        raise Fallback
-    return _varint(n)
-
-
-def _varlen(n: int) -> bytes:
-    """Varint of a length or block count ``n >= 0`` (zig-zag of ``n`` is ``2n``)."""
-    return _zigzag_varint(n << 1)
-
-
-_from_bytes = int.from_bytes
-
-
-def _read_z(data: bytes, pos: int) -> tuple[int, int]:
-    """The unsigned (still zig-zagged) varint at ``pos``: ``(z, next position)``.
-
-    Reads at most 10 bytes (a 64-bit varint: the tenth 0 or 1), else raises
-    :class:`Fallback`; ``IndexError`` when the bytes end first. Six bytes (a timestamp in
-    milliseconds: 2**35 <= z < 2**42) are read as one 48-bit integer whose 7-bit groups are
-    joined by masks and shifts; other sizes byte by byte, unrolled (a loop cost twice as much).
-    """
-    if pos + 6 <= len(data):
-        w = _from_bytes(data[pos:pos + 6], "little")
-        if w & 0x808080808080 == 0x008080808080:
-            w = (w & 0x007F007F007F) | ((w >> 1) & 0x3F803F803F80)  # 14 bits a 16-bit lane
-            return (w & 0x3FFF) | ((w >> 2) & 0xFFFC000) | ((w >> 4) & 0x3FFF0000000), pos + 6
-    b = data[pos]
-    z = b & 0x7F
-    if b < 0x80:
-        return z, pos + 1
-    b = data[pos + 1]
-    z |= (b & 0x7F) << 7
-    if b < 0x80:
-        return z, pos + 2
-    b = data[pos + 2]
-    z |= (b & 0x7F) << 14
-    if b < 0x80:
-        return z, pos + 3
-    b = data[pos + 3]
-    z |= (b & 0x7F) << 21
-    if b < 0x80:
-        return z, pos + 4
-    b = data[pos + 4]
-    z |= (b & 0x7F) << 28
-    if b < 0x80:
-        return z, pos + 5
-    b = data[pos + 5]
-    z |= (b & 0x7F) << 35
-    if b < 0x80:
-        return z, pos + 6
-    b = data[pos + 6]
-    z |= (b & 0x7F) << 42
-    if b < 0x80:
-        return z, pos + 7
-    b = data[pos + 7]
-    z |= (b & 0x7F) << 49
-    if b < 0x80:
-        return z, pos + 8
-    b = data[pos + 8]
-    z |= (b & 0x7F) << 56
-    if b < 0x80:
-        return z, pos + 9
-    b = data[pos + 9]
-    if b <= 1:  # the tenth byte holds bit 63 only: more would not fit 64 bits
-        return z | (b << 63), pos + 10
-    raise Fallback
-
-
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a zig-zag varint at ``pos``: ``(value, next position)``; at most 10 bytes."""
-    z, pos = _read_z(data, pos)
-    return (z >> 1) ^ -(z & 1), pos
-
-
-class _Lengths(dict[int, bytes]):
-    """``lengths[n]``: the varint of a length or count ``n >= 0``; a table below 2**13, the
-    general :func:`_varlen` above (not stored: the table stays bounded)."""
-
-    def __missing__(self, n: int) -> bytes:
-        return _varlen(n)
-
-
 @functools.cache
 def _runtime() -> dict[str, Any]:
     """The names every generated function sees: helpers and look-up tables (built once).

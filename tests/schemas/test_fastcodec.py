@@ -239,7 +239,8 @@ def _outcome(read, data: bytes, pos: int):
 @given(st.binary(min_size=1, max_size=12), st.integers(0, 3),
        st.integers(-(2**63), 2**63 - 1))
 def test_read_long_equals_the_reference_loop(noise, pos, value):
-    from schemas.fastcodec import _read_long, _varint
+    from schemas.varint import read_long as _read_long
+    from schemas.varint import varint as _varint
 
     encoded = _varint(value)
     assert _read_long(encoded + noise, 0) == (value, len(encoded))
