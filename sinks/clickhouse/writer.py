@@ -110,10 +110,15 @@ def to_arrow(records: Sequence[ConsumedRecord], *, compiled: bool = True) -> pa.
     """
     rs = [rec.record for rec in records]
     fast = compiled_columns() if compiled else None
-    built = fast(records, rs) if fast is not None else None
-    if built is not None:
-        built.append(_payloads(rs))
-        return pa.Table.from_arrays(built, schema=EVENTS_SCHEMA)
+    arrays = fast(records, rs) if fast is not None else None
+    if arrays is None:
+        arrays = _python_columns(records, rs)
+    arrays.append(_payloads(rs))
+    return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+
+
+def _python_columns(records: Sequence[ConsumedRecord], rs: list[dict[str, Any]]) -> list[pa.Array]:
+    """The first ten columns' arrays from ten Python lists (:func:`to_arrow`'s portable path)."""
     columns: list[list[Any]] = [
         [str(r["event_id"]) for r in rs],
         [rec.record_type for rec in records],
@@ -127,9 +132,7 @@ def to_arrow(records: Sequence[ConsumedRecord], *, compiled: bool = True) -> pa.
         [rec.timestamp_ms for rec in records],
     ]
     types = EVENTS_SCHEMA.types[:-1]  # every column but the payload, last
-    arrays = [pa.array(col, type=t) for col, t in zip(columns, types, strict=True)]
-    arrays.append(_payloads(rs))
-    return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+    return [pa.array(col, type=t) for col, t in zip(columns, types, strict=True)]
 
 
 class ClickHouseWriter:
