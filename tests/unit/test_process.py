@@ -62,12 +62,21 @@ def test_missing_maven_is_a_clear_error(tmp_path, monkeypatch):
         resolve_kafka_jars(tmp_path / "cache", "3.9.2")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):
     libs = tmp_path / "cache" / "kafka" / "3.9.2" / "libs"
     libs.mkdir(parents=True)
     (libs / ".complete").write_text("3.9.2")
+    # ports the kernel just found free: a fixed one (49992 before) sits in Linux's ephemeral
+    # range, and a client socket holding it made the port check fail first (seen in CI)
+    port, controller_port = _free_port(), _free_port()
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
-                        kafka=KafkaSettings(port=0 + 49992, controller_port=49993))
+                        kafka=KafkaSettings(port=port, controller_port=controller_port))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EnvironmentProblem, match="java is not installed"):
         KafkaBroker(settings).start()
