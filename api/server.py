@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from api.app import create_app
 from api.settings import ApiSettings, api_settings_from_env
 from streams.failpoints import NO_FAILPOINTS, Failpoints
-from streams.logs import configure_logging
+from streams.logs import configure_logging, enable_crash_reports
 from streams.settings import Settings
 
 __all__ = ["app_factory", "main", "serve"]
@@ -57,7 +57,9 @@ def serve(settings: Settings, api: ApiSettings, *,
 
 
 def main() -> None:
-    """``python -m api.server``: settings from the environment, logging configured, serve."""
+    """``python -m api.server``: settings from the environment, logging configured (and
+    crash reports: :func:`streams.logs.enable_crash_reports`), serve."""
+    enable_crash_reports()
     settings = Settings()
     configure_logging(settings.log_level)
     serve(settings, api_settings_from_env())

@@ -6,12 +6,13 @@ output (``lvlup bench --json`` prints its object on stdout's last line).
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "enable_crash_reports"]
 
 
 class _StderrLogger(structlog.PrintLogger):
@@ -31,6 +32,19 @@ class _StderrLogger(structlog.PrintLogger):
 
 def _stderr_logger(*_args: object) -> _StderrLogger:
     return _StderrLogger()
+
+
+def enable_crash_reports() -> None:
+    """On a fatal signal (SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL) write every thread's Python
+    stack to stderr before the process dies (stdlib :mod:`faulthandler`).
+
+    The platform loads native code into its processes (librdkafka, chdb, libpq, Arrow, the
+    compiled codec); without this a crash in one of them leaves only "Segmentation fault"
+    from the shell, as it did once in a replay benchmark's parent process (session 21, not
+    reproduced in 11 further runs). Called first by every entry point's ``main``; idempotent.
+    """
+    if not faulthandler.is_enabled():
+        faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=True)
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:

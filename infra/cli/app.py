@@ -24,7 +24,7 @@ from infra.cli import (
     workers,
 )
 from infra.cli.errors import EXIT_USER_ERROR, USER_ERRORS, error_line
-from streams.logs import configure_logging
+from streams.logs import configure_logging, enable_crash_reports
 from streams.settings import Settings
 
 __all__ = ["build_app", "main"]
@@ -64,7 +64,9 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app on ``argv`` (default ``sys.argv[1:]``); a
     package's base error (:data:`infra.cli.errors.USER_ERRORS`) ends it with one line on
-    stderr and exit code 2."""
+    stderr and exit code 2. A native crash writes every thread's Python stack to stderr
+    (:func:`streams.logs.enable_crash_reports`)."""
+    enable_crash_reports()
     app = build_app()
     try:
         app(args=argv, standalone_mode=True)
