@@ -69,7 +69,10 @@ class _Collect:
     ) -> dict[TopicPartitionKey, int]:
         return {}
 
-    def write(self, group: str, batch: Batch) -> None:
+    def prepare(self, batch: Batch) -> None:
+        return None
+
+    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
         self.records.extend(batch.records)
 
 
