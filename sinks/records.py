@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-__all__ = ["Batch", "ConsumedRecord", "Prepared", "TopicPartitionKey"]
-
-T = TypeVar("T")
+__all__ = ["Batch", "ConsumedRecord", "TopicPartitionKey"]
 
 TopicPartitionKey = tuple[str, int]
 
@@ -74,31 +72,3 @@ class Batch:
     def empty(self) -> bool:
         """True when nothing was consumed (not even dead-lettered records)."""
         return not self.next_offsets
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared(Generic[T]):
-    """What a writer computed from a batch's records ahead of its write (the runner prepares
-    the next batch while the previous one is written: :mod:`sinks.runner`).
-
-    It remembers the very list it was computed from and its length: :meth:`for_records`
-    gives the value only for that list, unchanged — a batch whose records were dropped
-    (``Batch.drop_partitions`` makes a new list) or added to since gets ``None``, and the
-    writer computes again from what the batch holds then.
-    """
-
-    records: list[ConsumedRecord]
-    count: int
-    value: T
-
-    @classmethod
-    def of(cls, records: list[ConsumedRecord], value: T) -> Prepared[T]:
-        """``value`` computed from ``records`` as they are now."""
-        return cls(records, len(records), value)
-
-    def for_records(self, records: list[ConsumedRecord]) -> T | None:
-        """The value when ``records`` is the list it was computed from, unchanged; else
-        ``None``."""
-        if records is self.records and len(records) == self.count:
-            return self.value
-        return None

@@ -14,10 +14,7 @@ Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto
 3. ``writer.write(group, batch)`` runs on one writer thread while this thread consumes and
    decodes the next batch (a two-stage pipeline: the store's own time — Postgres executing
    the upserts, chdb an insert — overlaps the next batch's Python work; both sinks' writes
-   wait on sockets or C code with the GIL released). The closed batch's ``writer.prepare``
-   (the Postgres sink projects and converts its rows, the ClickHouse sink builds its Arrow
-   table) runs on a third thread as soon as it closes, so it overlaps the write in flight
-   too; what it raises is raised by the batch's write. At most one write is in flight: when
+   wait on sockets or C code with the GIL released). At most one write is in flight: when
    the next batch closes first, it waits for the write — after a second (a store outage)
    with every assigned partition paused and the consumer polling — so memory stays bounded
    by two batches and writes of a partition happen in log order. On
@@ -52,7 +49,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from sinks.errors import BackPressure, StoreUnavailable
-from sinks.records import Batch, ConsumedRecord, Prepared, TopicPartitionKey
+from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 from streams.dlq import DeadLetterQueue, DlqPolicy, SourceRecord
 from streams.messages import message_headers, message_position
 
@@ -77,14 +74,8 @@ class SinkWriter(Protocol):
     ) -> dict[TopicPartitionKey, int]:
         """Next offsets stored with the data, per partition ({} if the store keeps none)."""
 
-    def prepare(self, batch: Batch) -> Prepared[Any] | None:
-        """The batch's share of the write that needs no store (projecting rows, building a
-        table), or ``None`` when the writer has none; run ahead, on another thread, while
-        the previous batch is written (module doc, 3)."""
-
-    def write(self, group: str, batch: Batch, prepared: Prepared[Any] | None = None) -> None:
-        """Write the batch idempotently, with its :meth:`prepare` result when given. Raise
-        ``StoreUnavailable`` to have it retried."""
+    def write(self, group: str, batch: Batch) -> None:
+        """Write the batch idempotently. Raise ``StoreUnavailable`` to have it retried."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +138,6 @@ class SinkRunner:
         self._closing: Batch | None = None  # closed, waiting for the write in flight
         self._inflight: tuple[Batch, Future[None]] | None = None
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-write")
-        self._prepares = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-prepare")
         self._uncommitted: dict[TopicPartitionKey, int] = {}  # written, commit failed
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -215,7 +205,6 @@ class SinkRunner:
             self._flush(wait=True)
         finally:
             self._writes.shutdown(wait=False)
-            self._prepares.shutdown(wait=False)
             self._consumer.close()
 
     def _take(self, msg: Message) -> None:
@@ -253,9 +242,6 @@ class SinkRunner:
         # A fresh buffer first: records polled while a write is waited for belong to the next.
         batch, self._batch = self._batch, Batch()
         self._closing = batch
-        # prepared while the write in flight runs; a rebalance in the settle below may drop
-        # records from the batch, and then the write prepares again (sinks.records.Prepared)
-        prepared = self._prepares.submit(self.writer.prepare, batch) if batch.records else None
         try:
             self._settle(poll=not wait)
         finally:
@@ -264,19 +250,16 @@ class SinkRunner:
             self._commit({})  # a commit that failed earlier, if any
             return
         self.dlq.flush()
-        if batch.records and prepared is not None:
-            self._inflight = (batch, self._writes.submit(self._write, batch, prepared))
+        if batch.records:
+            self._inflight = (batch, self._writes.submit(self._write, batch))
         else:  # dead-lettered records only: nothing to write, the offsets to commit
             self._inflight = (batch, _done())
         if wait:
             self._settle(poll=False)
 
-    def _write(self, batch: Batch, preparing: Future[Prepared[Any] | None]) -> None:
-        """The writer thread: ``writer.write`` with the batch's prepared share (what
-        preparing raised is raised here, as the write's), retried while the store is
-        unavailable."""
-        prepared = preparing.result()
-        self._retrying(lambda: self.writer.write(self.config.group, batch, prepared),
+    def _write(self, batch: Batch) -> None:
+        """The writer thread: ``writer.write`` retried while the store is unavailable."""
+        self._retrying(lambda: self.writer.write(self.config.group, batch),
                        sleep=self._sleep_until_stopped)
 
     def _settle(self, *, poll: bool) -> None:

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from sinks.errors import StoreUnavailable
-from sinks.records import Batch, Prepared, TopicPartitionKey
+from sinks.records import Batch, TopicPartitionKey
 from sinks.runner import SinkWriter
 from streams.failpoints import NO_FAILPOINTS, Failpoints
 from streams.settings import Settings
@@ -81,15 +80,10 @@ class FailpointWriter:
         """The wrapped writer's."""
         return self.inner.stored_offsets(group, partitions)
 
-    def prepare(self, batch: Batch) -> Prepared[Any] | None:
-        """The wrapped writer's."""
-        return self.inner.prepare(batch)
-
-    def write(self, group: str, batch: Batch, prepared: Prepared[Any] | None = None) -> None:
-        """Write ``batch``; when armed, write its first half (prepared again: ``prepared``
-        is the whole batch's) and raise StoreUnavailable."""
+    def write(self, group: str, batch: Batch) -> None:
+        """Write ``batch``; when armed, write its first half and raise StoreUnavailable."""
         if len(batch.records) < 2 or not fire(self.directory, self.name, PARTIAL_WRITE):
-            self.inner.write(group, batch, prepared)
+            self.inner.write(group, batch)
             return
         half = Batch()
         for rec in batch.records[: len(batch.records) // 2]:

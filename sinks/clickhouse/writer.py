@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinks.clickhouse.client import ClickHouse
-from sinks.records import Batch, ConsumedRecord, Prepared, TopicPartitionKey
+from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
 __all__ = ["EVENTS_SCHEMA", "ClickHouseWriter", "batch_token", "to_arrow"]
 
@@ -150,17 +150,10 @@ class ClickHouseWriter:
         """None stored with the data: the runner resumes from Kafka's committed offsets."""
         return {}
 
-    def prepare(self, batch: Batch) -> Prepared[pa.Table]:
-        """The batch's Arrow table (:func:`to_arrow`), built ahead of the insert."""
-        return Prepared.of(batch.records, to_arrow(batch.records))
-
-    def write(self, group: str, batch: Batch, prepared: Prepared[pa.Table] | None = None) -> None:
-        """Insert the batch's records (``prepared``'s table when it is this batch's, unchanged)
-        with a deterministic deduplication token."""
+    def write(self, group: str, batch: Batch) -> None:
+        """Insert the batch's records with a deterministic deduplication token."""
         if batch.records:
-            table = prepared.for_records(batch.records) if prepared is not None else None
-            self.client.insert_arrow(self.table, table if table is not None
-                                     else to_arrow(batch.records),
+            self.client.insert_arrow(self.table, to_arrow(batch.records),
                                      dedup_token=batch_token(batch))
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -36,10 +35,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sinks.errors import QueryError, StoreUnavailable
 from sinks.postgres.projection import Projection, merge_rows
-from sinks.records import Batch, ConsumedRecord, Prepared, TopicPartitionKey
+from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
-__all__ = ["CopyPass", "PostgresWriter", "PreparedRows", "column_converters", "staging_shape",
-           "unstaged"]
+__all__ = ["PostgresWriter", "column_converters", "staging_shape", "unstaged"]
 
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -206,39 +204,6 @@ _STORE_WITH_MARKS_SQL = text(
 ``WITH`` runs though the outer statement does not read it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CopyPass:
-    """One COPY + upsert of a batch: ``values`` (COPY value lists in ``cols`` order) into
-    view ``proj`` through staging table number ``part``."""
-
-    proj: Projection
-    cols: list[str]
-    part: int
-    values: list[list[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedRows:
-    """A batch's writes before the database: its COPY passes in projection order and the
-    newest ``occurred_at`` per view it writes (for ``view_watermarks``)."""
-
-    passes: list[CopyPass]
-    newest: dict[str, Any]
-
-
-def _column_sets(proj: Projection, rows: list[dict[str, Any]]
-                 ) -> list[tuple[list[str], list[dict[str, Any]]]]:
-    """``rows`` by the columns they carry, in the table's column order: one set for every
-    merge but ``patch``, whose rows may carry fewer columns (each set is its own pass)."""
-    order = list(proj.table.columns.keys())
-    if proj.merge != "patch":  # every row has every column
-        return [(order, rows)]
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_columns[tuple(c for c in order if c in row)].append(row)
-    return [(list(cols), group) for cols, group in by_columns.items()]
-
-
 class PostgresWriter:
     """Writes batches through ``projections`` into the database behind ``engine``."""
 
@@ -277,33 +242,15 @@ class PostgresWriter:
         stored = _offsets(rows)
         return {tp: o for tp, o in stored.items() if tp in wanted}
 
-    def prepare(self, batch: Batch) -> Prepared[PreparedRows]:
-        """The batch's rows as :meth:`write` will COPY them — projected, merged per key and
-        converted — computed without the database (the runner calls this for the next batch
-        while the previous one is written, on another thread). Raises what a projection
-        raises on a record it cannot project."""
-        return Prepared.of(batch.records, self._prepare(batch.records))
-
-    def write(self, group: str, batch: Batch,
-              prepared: Prepared[PreparedRows] | None = None) -> None:
-        """Apply ``batch`` and store its offsets in one transaction (see module doc).
-
-        ``prepared`` (:meth:`prepare` of this batch) is used when every record of the batch
-        is past the fence and the batch is unchanged since; otherwise the rows are computed
-        again from the records past the fence (a redelivered batch must not re-apply what
-        it already wrote).
-        """
+    def write(self, group: str, batch: Batch) -> None:
+        """Apply ``batch`` and store its offsets in one transaction (see module doc)."""
         try:
             with self.engine.begin() as conn:
                 fence = self._lock_offsets(conn, group, batch)
                 fresh = [r for r in batch.records
                          if r.offset >= fence.get((r.topic, r.partition), 0)]
-                rows = prepared.for_records(batch.records) if prepared is not None else None
-                if rows is None or len(fresh) != len(batch.records):
-                    rows = self._prepare(fresh)
-                for step in rows.passes:
-                    self._copy_upsert(conn, step)
-                self._store_offsets(conn, group, batch, rows.newest)
+                newest = self._apply(conn, fresh)
+                self._store_offsets(conn, group, batch, newest)
         except OperationalError as exc:
             raise StoreUnavailable(f"postgres: {exc.orig}") from exc
         except DBAPIError as exc:
@@ -326,9 +273,8 @@ class PostgresWriter:
         ).all()
         return _offsets(rows)
 
-    def _prepare(self, records: list[ConsumedRecord]) -> PreparedRows:
-        """Project ``records`` into every view's rows, merge them per key, and convert them
-        to COPY values (:class:`PreparedRows`); no database."""
+    def _apply(self, conn: Connection, records: list[ConsumedRecord]) -> dict[str, Any]:
+        """Upsert every projection's rows; returns the newest ``occurred_at`` per view."""
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         newest: dict[str, Any] = {}
         by_type = self._by_type
@@ -340,37 +286,35 @@ class PostgresWriter:
                     at = rec.record["occurred_at"]
                     if name not in newest or at > newest[name]:
                         newest[name] = at
-        passes: list[CopyPass] = []
         for proj in self.projections:
             pending = rows.get(proj.name)
             if pending:
                 # keep_first: ON CONFLICT DO NOTHING already keeps the first of duplicates
                 merged = pending if proj.merge == "keep_first" else merge_rows(proj, pending)
-                for part, (cols, group) in enumerate(_column_sets(proj, merged)):
-                    passes.append(CopyPass(proj, cols, part, self._values(proj.name, cols,
-                                                                          group)))
-        return PreparedRows(passes, newest)
+                self._upsert(conn, proj, merged)
+        return newest
 
-    def _values(self, table: str, cols: list[str],
-                rows: list[dict[str, Any]]) -> list[list[Any]]:
-        """``rows`` as COPY value lists in ``cols`` order, converted for the staging table
-        (:func:`column_converters`); an absent column is NULL."""
-        fixes = [(i, self._convert[table][c]) for i, c in enumerate(cols)
-                 if c in self._convert[table]]
-        pick = itemgetter(*cols) if len(cols) > 1 else None
-        out = []
+    def _upsert(self, conn: Connection, proj: Projection, rows: list[dict[str, Any]]) -> None:
+        """Upsert rows; rows with different column sets (``patch``) go in separate passes."""
+        order = list(proj.table.columns.keys())
+        if proj.merge != "patch":  # every row has every column
+            self._upsert_columns(conn, proj, order, rows, 0)
+            return
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
-            try:  # rows usually have every column: one C call instead of a .get each
-                values = list(pick(row)) if pick is not None else [row[cols[0]]]
-            except KeyError:
-                values = [row.get(c) for c in cols]
-            for i, fn in fixes:
-                values[i] = fn(values[i])
-            out.append(values)
-        return out
+            by_columns[tuple(c for c in order if c in row)].append(row)
+        for part, (cols, group) in enumerate(by_columns.items()):
+            self._upsert_columns(conn, proj, list(cols), group, part)
 
-    def _copy_upsert(self, conn: Connection, step: CopyPass) -> None:
-        """COPY one pass's values into a staging table, then upsert them into the view.
+    def _upsert_columns(
+        self,
+        conn: Connection,
+        proj: Projection,
+        cols: list[str],
+        rows: list[dict[str, Any]],
+        part: int,
+    ) -> None:
+        """COPY ``rows`` into a staging table, then upsert them into the view.
 
         One staging table per (view, column set) of a transaction (``part``), so no pass
         sees another's rows. Each lives as long as the server session, ``ON COMMIT DELETE
@@ -386,9 +330,8 @@ class PostgresWriter:
         (:data:`STAGED_TIMESTAMP`, :data:`STAGED_DATE`); its name (``_copy_…``) differs from
         the earlier all-typed layout's, so a pooled session holding one never meets the other.
         """
-        proj, cols = step.proj, step.cols
         table = proj.name
-        stage = f"_copy_{table}_{step.part}"
+        stage = f"_copy_{table}_{part}"
         # identifiers come from the models (code), never from records
         conn.exec_driver_sql(
             f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" ON COMMIT DELETE ROWS AS '  # noqa: S608
@@ -399,7 +342,16 @@ class PostgresWriter:
             raise StoreUnavailable("postgres: connection closed before COPY")
         col_list = ", ".join(f'"{c}"' for c in cols)
         with raw.cursor() as cur, cur.copy(f'COPY "{stage}" ({col_list}) FROM STDIN') as copy:
-            for values in step.values:
+            fixes = [(i, self._convert[table][c]) for i, c in enumerate(cols)
+                     if c in self._convert[table]]
+            pick = itemgetter(*cols) if len(cols) > 1 else None
+            for row in rows:
+                try:  # rows usually have every column: one C call instead of a .get each
+                    values = list(pick(row)) if pick is not None else [row[cols[0]]]
+                except KeyError:  # an absent column is written as NULL
+                    values = [row.get(c) for c in cols]
+                for i, fn in fixes:
+                    values[i] = fn(values[i])
                 copy.write_row(values)
         key = ", ".join(f'"{k}"' for k in proj.key)
         updatable = [c for c in cols if c not in proj.key and c not in proj.insert_only]

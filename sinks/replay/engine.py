@@ -40,7 +40,7 @@ from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.postgres.projection import Projection
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
-from sinks.records import Batch, ConsumedRecord, Prepared, TopicPartitionKey
+from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 from sinks.replay import chstore, pgstore
 from sinks.replay.compare import ViewComparison, compare_rows
 from sinks.replay.plan import Span, Window, spans_for, union_spans
@@ -153,10 +153,7 @@ class _Target:
         span = self.spans.get((topic, partition))
         return span is not None and span[0] <= offset < span[1]
 
-    def batch(self, records: list[ConsumedRecord],
-              undecodable: list[tuple[str, int, int]]) -> Batch | None:
-        """The chunk's records and undecodable positions inside this store's spans, as a
-        batch; ``None`` when the chunk has none."""
+    def write(self, records: list[ConsumedRecord], undecodable: list[tuple[str, int, int]]) -> None:
         batch = Batch()
         for rec in records:
             if self.covers(rec.topic, rec.partition, rec.offset):
@@ -164,19 +161,12 @@ class _Target:
         for topic, partition, offset in undecodable:
             if self.covers(topic, partition, offset):
                 batch.advance(topic, partition, offset)
-        return None if batch.empty else batch
-
-    def write(self, batch: Batch, prepared: Prepared[Any] | None = None) -> None:
-        """Write ``batch`` (with the writer's ``prepare`` result, when given), timed."""
+        if batch.empty:
+            return
         started = time.perf_counter()
-        self.writer.write(self.group, batch, prepared)
+        self.writer.write(self.group, batch)
         self.seconds += time.perf_counter() - started
         self.written += len(batch)
-
-    def write_prepared(self, batch: Batch, preparing: Future[Prepared[Any] | None]) -> None:
-        """:meth:`write` once ``preparing`` (the writer's ``prepare`` of ``batch`` on another
-        thread) is done; what it raised is raised here."""
-        self.write(batch, preparing.result())
 
 
 @contextmanager
@@ -293,8 +283,7 @@ class _Replay:
         comparison ends, while ClickHouse's may still run (:meth:`_compare`)."""
         request, outcome = self.request, self.outcome
         with ExitStack() as stack, ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="replay-postgres") as pool, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-prepare") as prep:
+                max_workers=1, thread_name_prefix="replay-postgres") as pool:
             pg: pgstore.ShadowDatabase | None = None
             opening = None
             if "postgres" in self.plan:
@@ -322,7 +311,7 @@ class _Replay:
             if dbs is not None and self.clickhouse is not None:
                 targets["clickhouse"] = _Target(ClickHouseWriter(self.clickhouse, dbs.shadow),
                                                 _GROUP, self.plan["clickhouse"][1])
-            queued = self._replay(targets, pool, prep)
+            queued = self._replay(targets, pool)
             self._compare(pool, pg=pg, dbs=dbs, pg_views=pg_views, ch_views=ch_views,
                           pg_target=targets.get("postgres"), queued=queued)
 
@@ -370,16 +359,12 @@ class _Replay:
         outcome.views.update(pg_out)
         outcome.views.update(ch_out)
 
-    def _replay(self, targets: dict[str, _Target], pool: ThreadPoolExecutor,
-                prep: ThreadPoolExecutor) -> list[Future[None]]:
+    def _replay(self, targets: dict[str, _Target], pool: ThreadPoolExecutor) -> list[Future[None]]:
         """Read the spans once and write every chunk to each target: ClickHouse on this
         thread, Postgres on ``pool``'s (in chunk order, at most :data:`_PG_AHEAD` chunks
         queued), so Python here reads, decodes and writes ClickHouse while Postgres executes
-        the previous chunk; each Postgres chunk's rows are prepared (projected, merged,
-        converted: ``PostgresWriter.prepare``) on ``prep``'s thread before its write, so that
-        Python too overlaps the server's work on the chunk before. Returns the Postgres
-        writes still queued (:meth:`_compare` runs the Postgres comparison after them on the
-        same thread)."""
+        the previous chunk. Returns the Postgres writes still queued (:meth:`_compare` runs
+        the Postgres comparison after them on the same thread)."""
         outcome, rescore = self.outcome, self.code.rescore
         spans = union_spans(*(t.spans for t in targets.values()))
         queued: deque[Future[None]] = deque()
@@ -388,12 +373,10 @@ class _Replay:
         for chunk in read_spans(self.settings.kafka.bootstrap(), self.codec, spans,
                                 chunk=self.settings.sinks.max_batch, stats=outcome.read):
             records = chunk.records if rescore is None else [rescore(r) for r in chunk.records]
-            if pg is not None and (pg_batch := pg.batch(records, chunk.undecodable)) is not None:
-                preparing = prep.submit(pg.writer.prepare, pg_batch)
-                queued.append(pool.submit(pg.write_prepared, pg_batch, preparing))
+            if pg is not None:
+                queued.append(pool.submit(pg.write, records, chunk.undecodable))
             for target in here.values():
-                if (batch := target.batch(records, chunk.undecodable)) is not None:
-                    target.write(batch)
+                target.write(records, chunk.undecodable)
             while len(queued) > _PG_AHEAD:
                 queued.popleft().result()
         outcome.seconds["read"] = outcome.read.seconds

@@ -69,10 +69,7 @@ class _Collect:
     ) -> dict[TopicPartitionKey, int]:
         return {}
 
-    def prepare(self, batch: Batch) -> None:
-        return None
-
-    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
+    def write(self, group: str, batch: Batch) -> None:
         self.records.extend(batch.records)
 
 

@@ -257,18 +257,18 @@ def test_postgres_writes_run_behind_the_reader(live, monkeypatch):
     seen: dict[str, Any] = {"ch_writes": 0, "ahead": None}
 
     class CountingClickHouse(ClickHouseWriter):
-        def write(self, group, batch, prepared=None):  # type: ignore[no-untyped-def]
-            super().write(group, batch, prepared)
+        def write(self, group, batch):  # type: ignore[no-untyped-def]
+            super().write(group, batch)
             seen["ch_writes"] += 1
             if seen["ch_writes"] >= 3:
                 three_chunks.set()
 
     class HeldFirst(PostgresWriter):
-        def write(self, group, batch, prepared=None):  # type: ignore[no-untyped-def]
+        def write(self, group, batch):  # type: ignore[no-untyped-def]
             if seen["ahead"] is None:
                 seen["ahead"] = three_chunks.wait(timeout=10)
                 seen["thread"] = threading.current_thread().name
-            super().write(group, batch, prepared)
+            super().write(group, batch)
 
     monkeypatch.setattr(replay_engine, "ClickHouseWriter", CountingClickHouse)
     monkeypatch.setattr(replay_engine, "PostgresWriter", HeldFirst)
@@ -291,11 +291,11 @@ def test_a_failed_postgres_write_fails_the_rebuild_and_leaves_no_shadow(live, mo
     class FailingThird(PostgresWriter):
         calls = 0
 
-        def write(self, group, batch, prepared=None):  # type: ignore[no-untyped-def]
+        def write(self, group, batch):  # type: ignore[no-untyped-def]
             FailingThird.calls += 1
             if FailingThird.calls == 3:
                 raise QueryError("postgres rejected a batch: injected")
-            super().write(group, batch, prepared)
+            super().write(group, batch)
 
     monkeypatch.setattr(replay_engine, "PostgresWriter", FailingThird)
     small = live.settings.model_copy(update={"sinks": live.settings.sinks.model_copy(

@@ -125,38 +125,6 @@ def test_postgres_views_equal_the_log_and_redelivery_changes_nothing(
     engine.dispose()
 
 
-def test_prepared_rows_never_apply_records_behind_the_fence(bootstrap, codec, routed, pg_db):
-    """Batches prepared ahead (as the runner prepares the next batch during a write) and
-    written after the fence moved: the part of a batch already written, and a batch written
-    twice, must not be applied again — the summed view (``error_learning.occurrences``)
-    would count them twice."""
-    router, topics = routed
-    produce_sample(bootstrap, codec, router, 2000, seed=5)
-    log = read_log(bootstrap, codec, topics)
-    engine = create_engine(pg_db)
-    writer = PostgresWriter(engine, build_projections())
-
-    def batch(records):
-        out = Batch()
-        for rec in records:
-            out.add(rec)
-        return out
-
-    # cuts inside the error events (the log is in topic, partition, offset order): the
-    # straddling batch's part before ``mid`` is written by ``first``, and ``rest`` twice
-    errors = [i for i, r in enumerate(log) if r.record_type == "error_event"]
-    lo, hi = errors[0], errors[-1] + 1
-    mid = (lo + hi) // 2
-    first, straddling, rest = batch(log[:mid]), batch(log[lo:hi]), batch(log[mid:])
-    ahead = [writer.prepare(b) for b in (first, straddling, rest)]
-    writer.write("g", first, ahead[0])
-    writer.write("g", straddling, ahead[1])  # its first half is behind the fence now
-    writer.write("g", rest, ahead[2])
-    writer.write("g", rest, ahead[2])  # redelivered whole
-    assert db_views(engine) == reference_views(log)
-    engine.dispose()
-
-
 def _sink_process(kind: str, group: str, topics: list[str], env: dict[str, str],
                   log_path: Path, kill_after: int = 0) -> subprocess.Popen:
     full = {**os.environ, **env, "SINK_KIND": kind, "SINK_GROUP": group,

@@ -18,10 +18,7 @@ class Recording:
     def stored_offsets(self, group, partitions):  # type: ignore[no-untyped-def]
         return {}
 
-    def prepare(self, batch: Batch) -> None:
-        return None
-
-    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
+    def write(self, group: str, batch: Batch) -> None:
         self.batches.append([r.offset for r in batch.records])
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from schemas.codec import load_codec
-from sinks.records import Batch, ConsumedRecord, Prepared
+from sinks.records import Batch
 from sinks.runner import SinkConfig, SinkRunner
 from streams.dlq import DeadLetterQueue
 from streams.testing import MemoryBroker
@@ -105,10 +105,7 @@ class _Writer:
     def stored_offsets(self, group: str, partitions: Any) -> dict[tuple[str, int], int]:
         return {}
 
-    def prepare(self, batch: Batch) -> None:
-        return None
-
-    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
+    def write(self, group: str, batch: Batch) -> None:
         self.batches.append(len(batch.records))
 
 
@@ -149,7 +146,7 @@ class _BlockingWriter(_Writer):
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
+    def write(self, group: str, batch: Batch) -> None:
         if not self.batches:
             self.started.set()
             assert self.release.wait(10)
@@ -181,84 +178,3 @@ def test_the_next_batch_is_read_while_a_write_is_in_flight_and_commits_wait_for_
     assert not thread.is_alive()
     assert writer.batches == [100, 60]
     assert commits == [{("t", 0): 100}, {("t", 0): 160}]
-
-
-class _PreparingWriter(_BlockingWriter):
-    """Notes, for each batch's ``prepare``, its size, its thread and whether the first write
-    was still blocked; hands the write what it prepared."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.prepared: list[tuple[int, str, bool]] = []
-        self.got: list[object] = []
-
-    def prepare(self, batch: Batch) -> Any:
-        blocked = self.started.is_set() and not self.release.is_set()
-        self.prepared.append((len(batch.records), threading.current_thread().name, blocked))
-        return Prepared.of(batch.records, f"rows of {len(batch.records)}")
-
-    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
-        self.got.append(prepared.for_records(batch.records)  # type: ignore[attr-defined]
-                        if prepared is not None else None)
-        super().write(group, batch, prepared)
-
-
-def test_the_next_batch_is_prepared_while_the_write_in_flight_runs() -> None:
-    writer = _PreparingWriter()
-    config = SinkConfig("g", ("t",), max_batch=100, max_wait_s=3600.0, drain_s=0.02)
-    runner = SinkRunner("127.0.0.1:9", config, writer, CODEC,
-                        DeadLetterQueue(MemoryBroker().producer(), "g"))
-    runner._consumer.close()
-    consumer = _Consumer([100, 60, 0, 0], [runner])
-    runner._consumer = consumer  # type: ignore[assignment]
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    assert writer.started.wait(10)
-    deadline = time.monotonic() + 10
-    while len(writer.prepared) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    # the second batch (60) was prepared on the prepare thread while the first write was held
-    assert [(n, blocked) for n, _, blocked in writer.prepared] == [(100, False), (60, True)]
-    assert all(name.startswith("sink-prepare") for _, name, _ in writer.prepared)
-    writer.release.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert writer.got == ["rows of 100", "rows of 60"]  # each write got its own batch's
-
-
-class _FailingPrepare(_Writer):
-    def prepare(self, batch: Batch) -> None:
-        raise KeyError("agent_id")  # a projection that cannot project a record
-
-
-def test_what_prepare_raises_is_raised_as_the_write_and_nothing_is_committed() -> None:
-    writer = _FailingPrepare()
-    config = SinkConfig("g", ("t",), max_batch=100, max_wait_s=3600.0, drain_s=0.02)
-    runner = SinkRunner("127.0.0.1:9", config, writer, CODEC,
-                        DeadLetterQueue(MemoryBroker().producer(), "g"))
-    runner._consumer.close()
-    consumer = _Consumer([5, 0, 0], [runner])
-    commits: list[object] = []
-    consumer.commit = lambda *, offsets, asynchronous: commits.append(offsets)  # type: ignore[method-assign]
-    runner._consumer = consumer  # type: ignore[assignment]
-    try:
-        runner.run()
-    except KeyError as exc:
-        assert exc.args == ("agent_id",)
-    else:
-        raise AssertionError("the prepare error was not raised")
-    assert writer.batches == [] and commits == []
-
-
-def test_a_prepared_value_serves_only_the_unchanged_list_it_came_from() -> None:
-    batch = Batch()
-    for i in range(3):
-        batch.add(ConsumedRecord("t", i % 2, i, 0, "learning_event", {}))
-    prepared = Prepared.of(batch.records, "value")
-    assert prepared.for_records(batch.records) == "value"
-    assert prepared.for_records(list(batch.records)) is None  # an equal list is not it
-    batch.add(ConsumedRecord("t", 0, 3, 0, "learning_event", {}))
-    assert prepared.for_records(batch.records) is None  # added to since
-    again = Prepared.of(batch.records, "value")
-    batch.drop_partitions({("t", 1)})  # a rebalance took partition 1
-    assert again.for_records(batch.records) is None

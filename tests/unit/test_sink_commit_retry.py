@@ -23,10 +23,7 @@ class _Writer:
     def stored_offsets(self, group: str, partitions: Any) -> dict[tuple[str, int], int]:
         return {k: o for k, o in self.stored.items() if k in partitions}
 
-    def prepare(self, batch: Batch) -> None:
-        return None
-
-    def write(self, group: str, batch: Batch, prepared: object = None) -> None:
+    def write(self, group: str, batch: Batch) -> None:
         self.written.append(len(batch.records))
 
 
