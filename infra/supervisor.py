@@ -4,14 +4,25 @@ Each child runs in its own process group (``start_new_session``) with stdout/std
 ``<run_dir>/<name>.log``. A child that exits while the supervisor runs is restarted after an
 exponential backoff (tenacity's ``wait_exponential``: 1 s, 2 s, 4 s … capped at 30 s; the
 count resets once a child stayed up 60 s). :meth:`Supervisor.stop` sends SIGTERM to every
-group, waits, then SIGKILLs what is left: no orphans.
+group, waits, then SIGKILLs what is left.
+
+A supervisor that dies without :meth:`~Supervisor.stop` (SIGKILL, a native crash, the OOM
+killer) takes its children with it: each child is started with :data:`SUPERVISOR_PID_ENV` set
+to the supervisor's pid, and a child that calls :func:`follow_supervisor` first thing (every
+``lvlup`` command does, in ``main``) asks Linux for SIGTERM when its parent goes
+(``prctl(PR_SET_PDEATHSIG)``, prctl(2)) — its usual graceful stop. Before this, a replay
+benchmark whose parent crashed left both its sink processes consuming for half an hour.
+prctl(2): the signal follows the *thread* that started the child, so start and restart
+children from a thread that outlives them (``lvlup run``: the main thread).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +31,14 @@ from pathlib import Path
 import structlog
 import tenacity
 
-__all__ = ["ChildSpec", "ChildState", "Supervisor"]
+__all__ = ["SUPERVISOR_PID_ENV", "ChildSpec", "ChildState", "Supervisor", "follow_supervisor"]
 
 log = structlog.get_logger(__name__)
 _BACKOFF = tenacity.wait_exponential(multiplier=1, min=1, max=30)
 _STABLE_S = 60.0
+SUPERVISOR_PID_ENV = "LVLUP_SUPERVISOR_PID"
+"""Set in every child's environment to the supervisor's pid (module doc)."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,8 @@ class Supervisor:
 
     def _start(self, child: ChildState) -> None:
         with (self.log_dir / f"{child.spec.name}.log").open("ab") as out:
-            child.proc = subprocess.Popen(list(child.spec.argv), env=self.env, stdout=out,
+            env = {**self.env, SUPERVISOR_PID_ENV: str(os.getpid())}
+            child.proc = subprocess.Popen(list(child.spec.argv), env=env, stdout=out,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           start_new_session=True)
         child.started_at = time.monotonic()
@@ -127,3 +142,22 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         return
+
+
+def follow_supervisor() -> None:
+    """In a supervised child: get SIGTERM when the supervisor dies (module doc).
+
+    Reads and removes :data:`SUPERVISOR_PID_ENV` (so the child's own children do not act on
+    it); does nothing when it is unset or off Linux. Raises :class:`SystemExit` (code 1) when
+    the supervisor is already gone — the child's parent is no longer that pid, so no signal
+    would ever come — and :class:`OSError` when ``prctl`` fails.
+    """
+    raw = os.environ.pop(SUPERVISOR_PID_ENV, None)
+    if raw is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
+    if os.getppid() != int(raw):
+        raise SystemExit(f"lvlup: the supervisor (pid {raw}) is gone; not starting")

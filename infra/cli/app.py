@@ -24,6 +24,7 @@ from infra.cli import (
     workers,
 )
 from infra.cli.errors import EXIT_USER_ERROR, USER_ERRORS, error_line
+from infra.supervisor import follow_supervisor
 from streams.logs import configure_logging, enable_crash_reports
 from streams.settings import Settings
 
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app on ``argv`` (default ``sys.argv[1:]``); a
     package's base error (:data:`infra.cli.errors.USER_ERRORS`) ends it with one line on
     stderr and exit code 2. A native crash writes every thread's Python stack to stderr
-    (:func:`streams.logs.enable_crash_reports`)."""
+    (:func:`streams.logs.enable_crash_reports`); a command started by a supervisor stops
+    when the supervisor dies (:func:`infra.supervisor.follow_supervisor`)."""
     enable_crash_reports()
+    follow_supervisor()
     app = build_app()
     try:
         app(args=argv, standalone_mode=True)
