@@ -27,7 +27,7 @@ _SUPERVISOR = """
 import sys, time
 from pathlib import Path
 from infra.supervisor import ChildSpec, Supervisor
-sup = Supervisor([ChildSpec("c", (sys.executable, "-c", sys.argv[1]))], {{}}, Path(sys.argv[2]))
+sup = Supervisor([ChildSpec("c", (sys.executable, "-c", sys.argv[1]))], {}, Path(sys.argv[2]))
 sup.start()
 print("PID", sup.children[0].proc.pid, flush=True)
 time.sleep(120)
@@ -51,7 +51,7 @@ def _kill_supervisor_of(child_code: str, tmp_path: Path) -> int:
     """Start a supervisor process with one child running ``child_code``, SIGKILL the
     supervisor once the child runs; the child's pid."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    sup = subprocess.Popen([sys.executable, "-c", _SUPERVISOR.format(), child_code,
+    sup = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, child_code,
                             str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
     assert sup.stdout is not None
     try:
