@@ -145,7 +145,8 @@ class EventProducer:
     def encode(self, record_type: str, record: Mapping[str, Any]) -> tuple[str, bytes, bytes]:
         """``(topic, key, value)`` for a record; fills envelope fields; raises ``EncodeError``."""
         full = dict(record)
-        full.setdefault("event_id", str(uuid.uuid4()))
+        if "event_id" not in full:  # not setdefault: its default would be made every time
+            full["event_id"] = str(uuid.uuid4())
         if "occurred_at" not in full:
             # as Avro's timestamp-millis (the codec's generated encoder takes ints; a datetime
             # sent every record to fastavro, ~19 µs instead of ~4 per encode)
