@@ -16,6 +16,14 @@ Errors are translated at this boundary: a lost or refused connection →
 the server refuses → :class:`api.errors.ApiError` 400; any other server error →
 :class:`sinks.errors.QueryError` (500). A connection that raised, or whose call was
 cancelled, is closed, never reused.
+
+``json`` and ``jsonb`` cells are not parsed: each comes back as the server's own JSON text in
+an :class:`orjson.Fragment`, which the answer's ``orjson.dumps`` copies as it is (valid JSON
+by the type's definition; PostgreSQL writes ``{"x": "y"}`` with a space, the parsed-and-dumped
+form had none). Parsing each cell into Python objects and dumping them again cost ~80 µs of a
+21-row agents page's ~600 µs of client CPU (docs/ARCHITECTURE.md). The read pool serves only
+pages that go straight into an answer (:func:`api.reads.read_page`); code that needs a jsonb
+value as Python data reads it through the engine.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from typing import Any
 import orjson
 import psycopg
 import structlog
-from psycopg.types.json import set_json_loads
+from psycopg.adapt import Buffer, Loader
+from psycopg.pq import Format
 from sqlalchemy import Engine
 
 from api.errors import ApiError
@@ -57,6 +66,31 @@ class _Read:
     sql: str
     params: Mapping[str, Any]
     future: asyncio.Future[Rows]
+
+
+class _JsonText(Loader):
+    """A ``json``/``jsonb`` cell as an :class:`orjson.Fragment` of its text (module doc)."""
+
+    def load(self, data: Buffer) -> orjson.Fragment:
+        return orjson.Fragment(bytes(data))
+
+
+class _JsonBinary(_JsonText):
+    """A binary ``json`` cell: its text as well (PostgreSQL ``json_send``)."""
+
+    format = Format.BINARY
+
+
+class _JsonbBinary(Loader):
+    """A binary ``jsonb`` cell: a version byte, 1, then the text (PostgreSQL ``jsonb_send``)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> orjson.Fragment:
+        raw = bytes(data)
+        if raw[:1] != b"\x01":
+            raise psycopg.DataError(f"unknown jsonb binary format version {raw[:1]!r}")
+        return orjson.Fragment(raw[1:])
 
 
 class ReadPool:
@@ -104,7 +138,10 @@ class ReadPool:
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
-        set_json_loads(orjson.loads, conn)
+        for name in ("json", "jsonb"):
+            conn.adapters.register_loader(name, _JsonText)
+        conn.adapters.register_loader("json", _JsonBinary)
+        conn.adapters.register_loader("jsonb", _JsonbBinary)
         return conn
 
     async def fetch(self, sql: str, params: Mapping[str, Any]) -> Rows:
