@@ -42,7 +42,7 @@ from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 from sinks.replay import chstore, pgstore
-from sinks.replay.compare import ViewComparison, compare_rows
+from sinks.replay.compare import RowInfo, ViewComparison, compare_rows
 from sinks.replay.plan import Span, Window, spans_for, union_spans
 from sinks.replay.reader import ReadStats, read_spans
 from sinks.runner import SinkWriter
@@ -280,13 +280,23 @@ class _Replay:
         The Postgres shadow is cloned on a worker thread while ClickHouse's scratch
         databases are migrated on this one (the clone is the server's work, the migrations
         chdb's in this process), and dropped by the thread that compared it as soon as its
-        comparison ends, while ClickHouse's may still run (:meth:`_compare`)."""
+        comparison ends, while ClickHouse's may still run (:meth:`_compare`).
+
+        The live side of the Postgres comparison — each view's row digests, read in the
+        snapshot the plan was made in — is read on a third thread from the start, while the
+        shadow is cloned and written: the live rows do not change in that snapshot, and
+        reading them is mostly the server's work (md5 of every row), which the replay's
+        GIL-bound writing leaves room for. The comparison then reads only the shadow."""
         request, outcome = self.request, self.outcome
         with ExitStack() as stack, ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="replay-postgres") as pool:
+                max_workers=1, thread_name_prefix="replay-postgres") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-live") as early:
             pg: pgstore.ShadowDatabase | None = None
             opening = None
+            live_rows: Future[dict[str, dict[str, RowInfo]]] | None = None
             if "postgres" in self.plan:
+                # the live connection is this thread's again only after the future is done
+                live_rows = early.submit(_live_row_infos, self.live, pg_views)
                 pg = pgstore.ShadowDatabase(self.settings.postgres.sqlalchemy_url(),
                                             keep=request.keep_shadow)
                 opening = pool.submit(pg.open)
@@ -313,12 +323,14 @@ class _Replay:
                                                 _GROUP, self.plan["clickhouse"][1])
             queued = self._replay(targets, pool)
             self._compare(pool, pg=pg, dbs=dbs, pg_views=pg_views, ch_views=ch_views,
-                          pg_target=targets.get("postgres"), queued=queued)
+                          pg_target=targets.get("postgres"), queued=queued,
+                          live_rows=live_rows)
 
     def _compare(self, pool: ThreadPoolExecutor, *, pg: pgstore.ShadowDatabase | None,
                  dbs: chstore.ScratchDatabases | None, pg_views: list[Projection],
                  ch_views: list[str], pg_target: _Target | None,
-                 queued: list[Future[None]]) -> None:
+                 queued: list[Future[None]],
+                 live_rows: Future[dict[str, dict[str, RowInfo]]] | None = None) -> None:
         """Both stores compared at once: Postgres on ``pool``'s thread once its ``queued``
         writes are done (its time is mostly the server's, reading and hashing rows), which
         then drops its shadow; ClickHouse on this one (chdb runs its queries in-process)
@@ -336,8 +348,9 @@ class _Replay:
                 outcome.seconds["write_postgres"] = pg_target.seconds
                 outcome.stores["postgres"].counts["written"] = pg_target.written
             started = time.perf_counter()
+            live = live_rows.result() if live_rows is not None else None
             _compare_postgres(request, outcome, self.live, engine, pg_views,
-                              catalog=self.catalog, views_out=pg_out)
+                              catalog=self.catalog, views_out=pg_out, live_rows=live)
             seconds = time.perf_counter() - started
             shadow.close()
             return seconds
@@ -408,15 +421,24 @@ def _truncated(outcome: Outcome, projection: Projection, prefix: str,
     return None
 
 
+def _live_row_infos(live: Connection, views: list[Projection]) -> dict[str, dict[str, RowInfo]]:
+    """Every view's live ``{key: RowInfo}``, by table name, from the plan's snapshot."""
+    return {proj.table.name: pgstore.row_infos(live, proj.table) for proj in views}
+
+
 def _compare_postgres(request: ReplayRequest, outcome: Outcome, live: Connection,
                       shadow: Engine, views: list[Projection], *,
-                      catalog: Catalog, views_out: dict[str, ViewComparison]) -> None:
+                      catalog: Catalog, views_out: dict[str, ViewComparison],
+                      live_rows: dict[str, dict[str, RowInfo]] | None = None) -> None:
+    """Compare each view's live rows (``live_rows`` when read already, else read here)
+    with the shadow's."""
     run = outcome.stores["postgres"]
     with shadow.connect() as conn:
         for proj in views:
             name = f"postgres.{proj.name}"
-            cmp = compare_rows(name, pgstore.row_infos(live, proj.table),
-                               pgstore.row_infos(conn, proj.table), run.window,
+            mine = (live_rows[proj.table.name] if live_rows is not None
+                    else pgstore.row_infos(live, proj.table))
+            cmp = compare_rows(name, mine, pgstore.row_infos(conn, proj.table), run.window,
                                max_keys=request.max_keys, least=proj.merge == "least")
             cmp.unprovable = _truncated(outcome, proj, request.topic_prefix, catalog)
             if request.detail_rows and not cmp.equal:
