@@ -25,7 +25,7 @@ _RECORD: dict[str, object] = {
 @pytest.fixture()
 def producer() -> Iterator[EventProducer]:
     made = EventProducer("127.0.0.1:1", load_codec(), load_catalog(), name="api",
-                         clock=lambda: _NOW)
+                         clock=lambda: _NOW, config={"log_level": 0})  # no broker: quiet
     yield made
     made.close(timeout_s=1)
 
