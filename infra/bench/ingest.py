@@ -35,6 +35,7 @@ from sqlalchemy import create_engine, text
 
 from infra.bench.inference import percentile
 from infra.bench.pairs import BenchOptions, median_of, paired_ratio
+from infra.bench.positions import log_ends, sinks_reached
 from infra.bench.sample import SampleStream
 from infra.chaos.run import _prepare, _Scratch, cleanup, scratch_sinks
 from infra.supervisor import Supervisor
@@ -42,7 +43,6 @@ from schemas.codec import load_codec
 from schemas.groups import ConsumerGroup
 from sinks.postgres.writer import PostgresWriter
 from streams.errors import LvlupError
-from streams.offsets import committed_offsets, end_offsets
 from streams.producer import Delivery, DeliveryCallback, EventProducer
 from streams.settings import Settings
 
@@ -115,18 +115,15 @@ class _Platform:
                                       _Fixed(scratch.topic), name="bench")
         self.group = f"lvlup.sinks.clickhouse.bench.{scratch.run_id}"
         self.pg_group = f"{ConsumerGroup.POSTGRES_SINK}.bench.{scratch.run_id}"
-        self.offsets = PostgresWriter(self.engine, [])  # only its stored_offsets
         self.stored = 0
 
     def run(self, records: list[dict[str, Any]], poll_s: float = 0.05) -> float:
         """Events/s: ``records`` from the first send until both sinks hold all of them.
 
-        "Hold" is read from the sinks' positions, not by counting rows: the Postgres sink
-        stores its next offsets in the transaction that makes the rows visible, the
-        ClickHouse sink commits its offsets after its insert. A ``count(*)`` of
-        ``learning_logs`` every 50 ms took ~11 ms of a Postgres backend each (2.4 s in an
-        18 s run at 100k rows, on this machine's 2 cores beside the sinks it measured). The
-        rows are counted once after the clock stops; a short count raises
+        "Hold" is read from the sinks' positions (:mod:`infra.bench.positions`), not by
+        counting rows: a ``count(*)`` of ``learning_logs`` every 50 ms took ~11 ms of a
+        Postgres backend each (2.4 s in an 18 s run at 100k rows, beside the sinks it
+        measured). The rows are counted once after the clock stops; a short count raises
         :class:`LvlupError`.
         """
         bootstrap, topic = self.settings.kafka.bootstrap(), self.scratch.topic
@@ -136,8 +133,9 @@ class _Platform:
         self.producer.flush(120)
         self.stored += len(records)
         # every record is acked: these ends are final for this run
-        ends = {(topic, p): end for p, end in end_offsets(bootstrap, topic).items() if end}
-        while not self._holds(ends):
+        ends = log_ends(bootstrap, [topic])
+        while not sinks_reached(bootstrap, self.engine, ends, pg_group=self.pg_group,
+                                ch_group=self.group):
             self.sup.poll()
             time.sleep(poll_s)
         elapsed = time.perf_counter() - started
@@ -145,14 +143,6 @@ class _Platform:
         if count < self.stored:
             raise LvlupError(f"learning_logs holds {count} rows, {self.stored} were sent")
         return len(records) / elapsed
-
-    def _holds(self, ends: dict[tuple[str, int], int]) -> bool:
-        """Whether both sinks' positions reached ``ends`` (Postgres first: one cheap read)."""
-        stored = self.offsets.stored_offsets(self.pg_group, list(ends))
-        if any(stored.get(tp, 0) < end for tp, end in ends.items()):
-            return False
-        done = committed_offsets(self.settings.kafka.bootstrap(), self.group, list(ends))
-        return all(done.get(tp, 0) >= end for tp, end in ends.items())
 
     def close(self) -> None:
         """Release the producer and the database connections."""

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from pydantic import SecretStr
 
 from infra.bench.pairs import BenchOptions, median_of, paired_ratio
+from infra.bench.positions import log_ends, sinks_reached
 from infra.bench.sample import SampleStream
 from infra.sinks_process import sink_children
 from infra.supervisor import Supervisor
@@ -40,7 +41,6 @@ from sinks.clickhouse.migrate import migrate_up
 from sinks.replay import pgstore
 from sinks.replay.certificate import Certificate, rebuild
 from sinks.replay.engine import ReplayRequest
-from sinks.replay.positions import committed_offsets, log_bounds, partitions_of
 from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
@@ -50,25 +50,6 @@ __all__ = ["GOAL_RATIO", "bench_replay"]
 GOAL_RATIO = 1.0
 """Rebuild rate over ingest rate, on every pair (issue #22: "≥ 1.0 on every run"; it was 0.5,
 issue #4's goal, before)."""
-
-
-def _log_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    """The end offset of every non-empty partition of ``topics``."""
-    bootstrap = settings.kafka.bootstrap()
-    tps = partitions_of(bootstrap, topics)
-    return {tp: high for tp, (_low, high) in log_bounds(bootstrap, tps).items() if high}
-
-
-def _caught_up(settings: Settings, engine: Any, ends: dict[tuple[str, int], int],
-               suffix: str) -> bool:
-    """Both sinks' positions reached ``ends``: Postgres's stored offsets (one small read),
-    then ClickHouse's committed ones."""
-    with pgstore.live_snapshot(engine) as conn:
-        pg = pgstore.stored_offsets(conn, POSTGRES_GROUP + suffix)
-    if any(pg.get(tp, 0) < end for tp, end in ends.items()):
-        return False
-    ch = committed_offsets(settings.kafka.bootstrap(), CLICKHOUSE_GROUP + suffix, list(ends))
-    return all(ch.get(tp, 0) >= end for tp, end in ends.items())
 
 
 def _produce(producer: EventProducer, records: list[tuple[str, dict[str, Any]]]) -> None:
@@ -82,9 +63,11 @@ def _wait(settings: Settings, engine: Any, topics: list[str], *, suffix: str,
     """Until both sinks stored everything produced so far (the producer has flushed: the
     log ends are final and read once). Polling the ends and partitions too, every 50 ms,
     put ~0.4 of a core of admin requests in this process beside the sinks it timed."""
-    ends = _log_ends(settings, topics)
+    bootstrap = settings.kafka.bootstrap()
+    ends = log_ends(bootstrap, topics)
     deadline = time.monotonic() + timeout_s
-    while not _caught_up(settings, engine, ends, suffix):
+    while not sinks_reached(bootstrap, engine, ends, pg_group=POSTGRES_GROUP + suffix,
+                            ch_group=CLICKHOUSE_GROUP + suffix):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the sinks did not catch up in {timeout_s} s")
         sup.poll()
