@@ -21,15 +21,25 @@ Not a Faust agent: the commit point must be ours. confluent-kafka consumer, auto
    :class:`~sinks.errors.StoreUnavailable` the write is retried with exponential backoff
    (tenacity; :class:`~sinks.errors.BackPressure`'s ``retry_after`` is honoured); the group
    membership survives as above.
-4. Only after the write returns are the offsets committed (synchronously, from this
-   thread, in batch order; ``after_write`` runs just before).
+4. Only after the write returns are the offsets committed (``after_write`` runs just
+   before). The commit is asynchronous, answered by ``on_commit`` inside this thread's own
+   polls, so no broker outage can block the loop (librdkafka does not bound a synchronous
+   commit: one waited on a restarting coordinator past ``max.poll.interval.ms`` and the
+   sink left its group for good, see docs/ARCHITECTURE.md). At most one commit is in flight;
+   offsets written meanwhile wait for its answer and go with the next. An offset stays
+   pending until a commit of it is confirmed, so a failed one is asked again at the next
+   flush, even with no new record; a failure is not re-asked once a later offset of the
+   partition has been asked (the group's position never moves back). At revocation and at
+   stop the pending offsets are asked at once; stop then polls up to ``commit_wait_s`` for
+   the answers.
 5. On assignment the consumer seeks to the offsets the writer stored with its data (Postgres
    stores them in the same transaction), so a write whose commit was lost is not re-applied,
    and the next flush commits those offsets (the seek skips the stored records, so no batch
    of them would bring the group's commit up to the data).
-   On revocation the write in flight is waited for and committed first (the partitions are
-   still ours inside the callback); the uncommitted records of the revoked partitions are
-   dropped: the new owner reads them again (at-least-once; the writers are idempotent).
+   On revocation the write in flight is waited for and its commit asked first (the
+   partitions are still ours inside the callback, and the request goes to the coordinator
+   before the rejoin); the uncommitted records of the revoked partitions are dropped: the
+   new owner reads them again (at-least-once; the writers are idempotent).
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ from typing import Any, Protocol
 
 import structlog
 import tenacity
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from schemas.codec import Codec
 from schemas.errors import SchemaError
@@ -83,7 +93,8 @@ class SinkConfig:
     """One sink consumer: its group, source topics, batching and retry limits (seconds).
 
     ``drain_s``: close a non-empty batch when a fetch of this long leaves it short of
-    ``max_batch`` (module doc, 1); ``None`` waits for ``max_wait_s``.
+    ``max_batch`` (module doc, 1); ``None`` waits for ``max_wait_s``. ``commit_wait_s``: how
+    long :meth:`SinkRunner.run` polls at stop for its last commits' answers (module doc, 4).
     """
 
     group: str
@@ -94,6 +105,7 @@ class SinkConfig:
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
     session_timeout_ms: int = 10_000
+    commit_wait_s: float = 10.0
     dlq: DlqPolicy = field(default_factory=DlqPolicy)
     consumer_config: tuple[tuple[str, Any], ...] = ()
 
@@ -138,7 +150,9 @@ class SinkRunner:
         self._closing: Batch | None = None  # closed, waiting for the write in flight
         self._inflight: tuple[Batch, Future[None]] | None = None
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-write")
-        self._uncommitted: dict[TopicPartitionKey, int] = {}  # written, commit failed
+        self._uncommitted: dict[TopicPartitionKey, int] = {}  # written, commit not yet asked
+        self._asked: dict[TopicPartitionKey, int] = {}  # the latest offset asked per partition
+        self._commits_in_flight = 0  # asked, not yet answered by on_commit
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap,
             "group.id": config.group,
@@ -148,6 +162,7 @@ class SinkRunner:
             "heartbeat.interval.ms": max(500, config.session_timeout_ms // 10),
             "max.poll.interval.ms": 300_000,
             "enable.partition.eof": False,
+            "on_commit": self._on_commit,
             **dict(config.consumer_config),
         })
 
@@ -169,11 +184,13 @@ class SinkRunner:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        self._settle(poll=False)  # its offsets are committed while the partitions are ours
+        self._settle(poll=False)  # its offsets are asked while the partitions are ours
+        self._commit({}, now=True)
         self._batch.drop_partitions(revoked)
         if self._closing is not None:
             self._closing.drop_partitions(revoked)
         self._uncommitted = {k: o for k, o in self._uncommitted.items() if k not in revoked}
+        self._asked = {k: o for k, o in self._asked.items() if k not in revoked}
         consumer.unassign()
 
     # -- the loop ------------------------------------------------------------------------
@@ -203,6 +220,7 @@ class SinkRunner:
                     self._flush()
                     opened = time.monotonic()
             self._flush(wait=True)
+            self._await_commits()
         finally:
             self._writes.shutdown(wait=False)
             self._consumer.close()
@@ -284,28 +302,68 @@ class SinkRunner:
                 self._after_write(batch)
             self._commit(batch.next_offsets)
 
-    def _commit(self, next_offsets: dict[TopicPartitionKey, int]) -> None:
-        """Commit ``next_offsets`` with any earlier offsets whose commit failed, synchronously.
-
-        A failed commit is kept and tried again with the next batch, or alone at the next
-        flush that finds no records: otherwise a commit lost to a broker restart after the
-        last batch would leave the group's committed offsets behind the data it stored until
-        new records came (the chaos run's wait for both groups to reach the log end met that).
+    def _commit(self, next_offsets: dict[TopicPartitionKey, int], *, now: bool = False
+                ) -> None:
+        """Ask the group to commit ``next_offsets`` with every offset still pending (module
+        doc, 4): asynchronously, unless a commit is in flight (then they wait for its answer
+        and the next flush), or ``now`` (revocation, stop) sends them regardless. Requests go
+        to the coordinator in order, so a later one never moves a position back.
         """
-        pending = {**self._uncommitted, **next_offsets}
-        if not pending:
+        self._uncommitted.update(next_offsets)
+        if not self._uncommitted or (self._commits_in_flight and not now):
             return
+        pending = self._uncommitted
         offsets = [TopicPartition(t, p, o) for (t, p), o in pending.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except Exception as exc:  # noqa: BLE001 - KafkaException; the data is written, idempotent
-            self._uncommitted = pending
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # refused before any request (no group state yet)
             self.stats.commit_failures += 1
             log.warning("sink.commit_failed", group=self.config.group, error=str(exc),
-                        note="tried again at the next flush; the writer is idempotent")
+                        note="asked again at the next flush; the writer is idempotent")
             return
         self._uncommitted = {}
-        self.stats.last_commit.update(pending)
+        self._asked.update(pending)
+        self._commits_in_flight += 1
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to one commit (served inside this thread's polls): record
+        what the group now holds; put back what failed unless a later offset of that
+        partition has been asked since (or it was revoked)."""
+        self._commits_in_flight = max(0, self._commits_in_flight - 1)
+        failed: list[str] = []
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            error = err or tp.error
+            if error is None:
+                if tp.offset > self.stats.last_commit.get(key, -1):
+                    self.stats.last_commit[key] = tp.offset
+            elif self._asked.get(key) == tp.offset and key not in self._uncommitted:
+                self._uncommitted[key] = tp.offset
+                failed.append(str(error))
+        if failed:
+            self.stats.commit_failures += 1
+            log.warning("sink.commit_failed", group=self.config.group, error=failed[0],
+                        partitions=len(failed),
+                        note="asked again at the next flush; the writer is idempotent")
+
+    def _await_commits(self) -> None:
+        """At stop: ask what is pending and poll (partitions paused, records fetched are
+        left to the next owner) until every commit is answered and confirmed, or
+        ``commit_wait_s`` runs out — then the group is behind the store, which the next
+        assignment's seek to the stored offsets repairs (module doc, 5)."""
+        deadline = time.monotonic() + self.config.commit_wait_s
+        assignment = self._consumer.assignment()
+        if assignment:
+            self._consumer.pause(assignment)
+        while self._uncommitted or self._commits_in_flight:
+            if time.monotonic() >= deadline:
+                log.warning("sink.commit_unconfirmed", group=self.config.group,
+                            pending=len(self._uncommitted),
+                            in_flight=self._commits_in_flight,
+                            waited_s=self.config.commit_wait_s)
+                return
+            self._commit({})
+            self._consumer.poll(0.1)
 
     # -- retries while paused --------------------------------------------------------------
     def _wait(self, state: tenacity.RetryCallState) -> float:

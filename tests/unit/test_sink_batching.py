@@ -67,11 +67,21 @@ class _Consumer:
         self.runner = runner
         self.queued = 0
         self.next_offset = 0
+        self.asked: list[list[TopicPartition]] = []
+        self.commits: list[dict[tuple[str, int], int]] = []
 
     def subscribe(self, topics: list[str], **_kw: Any) -> None:
         """Nothing to join."""
 
+    def _answer(self) -> None:
+        """Commit requests succeed, answered inside the next poll (as librdkafka's are)."""
+        asked, self.asked = self.asked, []
+        for offsets in asked:
+            self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+            self.runner[0]._on_commit(None, offsets)
+
     def consume(self, num_messages: int, timeout: float) -> list[_Msg]:
+        self._answer()
         if not self.arrivals:
             self.runner[0].stop()
             return []
@@ -83,13 +93,15 @@ class _Consumer:
         return out
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        """Commits succeed."""
+        assert asynchronous
+        self.asked.append(offsets)
 
     def assignment(self) -> list[TopicPartition]:
         return []
 
     def poll(self, timeout: float) -> None:
         """Waiting for a write in flight: nothing new arrives meanwhile."""
+        self._answer()
         time.sleep(min(timeout, 0.01))
 
     def close(self) -> None:
@@ -160,9 +172,7 @@ def test_the_next_batch_is_read_while_a_write_is_in_flight_and_commits_wait_for_
                         DeadLetterQueue(MemoryBroker().producer(), "g"))
     runner._consumer.close()
     consumer = _Consumer([100, 60, 0, 0], [runner])
-    commits: list[dict[tuple[str, int], int]] = []
-    consumer.commit = lambda *, offsets, asynchronous: commits.append(  # type: ignore[method-assign]
-        {(tp.topic, tp.partition): tp.offset for tp in offsets})
+    commits = consumer.commits
     runner._consumer = consumer  # type: ignore[assignment]
     thread = threading.Thread(target=runner.run)
     thread.start()
