@@ -55,7 +55,7 @@ _BOUNDARY = "},{"
 itself: no proper prefix of it is also a suffix)."""
 
 
-def _payloads(rs: list[dict[str, Any]]) -> pa.Array:
+def _payloads(rs: list[dict[str, Any]], *, compiled: bool = True) -> pa.Array:
     """The ``payload`` column: each record as compact JSON, an Arrow ``string`` array.
 
     One ``orjson.dumps`` of the whole list, cut into records inside Arrow (``split_pattern``
@@ -72,12 +72,23 @@ def _payloads(rs: list[dict[str, Any]]) -> pa.Array:
     if not rs:
         return pa.array([], type=pa.string())
     data = orjson.dumps(rs, default=_default)
+    cut = compiled_payloads() if compiled else None
+    if cut is not None:
+        column: pa.Array | None = cut(data, len(rs))
+        if column is not None:
+            return column
+        return _row_by_row(rs)
     inner = pa.array([0, len(data) - 4], type=pa.int32()).buffers()[1]
     whole = pa.StringArray.from_buffers(1, inner, pa.py_buffer(data)[2:-2])
     pieces = pc.split_pattern(whole, _BOUNDARY).values
     if len(pieces) == len(rs):
         joined: pa.Array = pc.binary_join_element_wise("{", pieces, "}", "")
         return joined
+    return _row_by_row(rs)
+
+
+def _row_by_row(rs: list[dict[str, Any]]) -> pa.Array:
+    """The ``payload`` column from one ``orjson.dumps`` a record (:func:`_payloads`' fallback)."""
     dumps = orjson.dumps
     return pa.array([dumps(r, default=_default).decode() for r in rs], type=pa.string())
 
@@ -87,15 +98,31 @@ ColumnBuilder = Callable[[Sequence[ConsumedRecord], list[dict[str, Any]]], "list
 
 
 @functools.cache
-def compiled_columns() -> ColumnBuilder | None:
-    """:func:`sinks.clickhouse._columns.columns` (Cython, built by ``setup.py`` as an
-    optional extension), or ``None`` when it is not built; imported once."""
+def _compiled() -> Any:
+    """The compiled module :mod:`sinks.clickhouse._columns` (Cython, built by ``setup.py`` as
+    an optional extension), or ``None`` when it is not built; imported once."""
     try:
         from sinks.clickhouse import _columns  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    builder: ColumnBuilder = _columns.columns
+    return _columns
+
+
+def compiled_columns() -> ColumnBuilder | None:
+    """:func:`sinks.clickhouse._columns.columns` (the ten columns), or ``None`` when the
+    extension is not built."""
+    module = _compiled()
+    builder: ColumnBuilder | None = None if module is None else module.columns
     return builder
+
+
+def compiled_payloads() -> Callable[[bytes, int], pa.Array | None] | None:
+    """:func:`sinks.clickhouse._columns.payloads` (the compiled payload cut), or ``None`` when
+    the extension is not built."""
+    module = _compiled()
+    cut: Callable[[bytes, int], pa.Array | None] | None = (
+        None if module is None else module.payloads)
+    return cut
 
 
 def to_arrow(records: Sequence[ConsumedRecord], *, compiled: bool = True) -> pa.Table:
@@ -113,7 +140,7 @@ def to_arrow(records: Sequence[ConsumedRecord], *, compiled: bool = True) -> pa.
     arrays = fast(records, rs) if fast is not None else None
     if arrays is None:
         arrays = _python_columns(records, rs)
-    arrays.append(_payloads(rs))
+    arrays.append(_payloads(rs, compiled=compiled))
     return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
 
 

@@ -1,5 +1,6 @@
 """The ClickHouse sink's rows: ``to_arrow`` builds the ``payload`` column with one JSON dump
-per batch, cut in Arrow, and its bytes equal a per-record ``orjson.dumps`` exactly."""
+per batch, cut by the compiled module or in Arrow, and its bytes equal a per-record
+``orjson.dumps`` exactly."""
 
 from __future__ import annotations
 
@@ -36,27 +37,30 @@ class _CountingOrjson:
         return orjson.dumps(*args, **kwargs)
 
 
-def test_payloads_of_a_mixed_stream_are_each_records_json_from_one_dump(monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_payloads_of_a_mixed_stream_are_each_records_json_from_one_dump(monkeypatch, compiled):
     records = [rec for _, rec in SampleStream(seed=7).records(400)]
     counting = _CountingOrjson()
     monkeypatch.setattr(writer, "orjson", counting)
-    table = to_arrow(_consumed(records))
+    table = to_arrow(_consumed(records), compiled=compiled)
     assert table.column("payload").to_pylist() == _one_by_one(records)
     assert counting.calls == 1
     assert table.column("offset").to_pylist() == list(range(400))
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("odd", [
     {"text": "a},{b"},  # the boundary inside a string
     {"items": [{"a": 1}, {"b": 2}]},  # a list of objects
     {"deep": {"x": [{}, {}]}},
 ])
-def test_a_record_holding_the_boundary_is_dumped_row_by_row_and_still_exact(monkeypatch, odd):
+def test_a_record_holding_the_boundary_is_dumped_row_by_row_and_still_exact(monkeypatch, odd,
+                                                                           compiled):
     base = [rec for _, rec in SampleStream(seed=3).records(20)]
     records = [*base[:10], {**base[10], **odd}, *base[11:]]
     counting = _CountingOrjson()
     monkeypatch.setattr(writer, "orjson", counting)
-    table = to_arrow(_consumed(records))
+    table = to_arrow(_consumed(records), compiled=compiled)
     assert table.column("payload").to_pylist() == _one_by_one(records)
     assert counting.calls == 1 + len(records)
 
@@ -71,6 +75,18 @@ def test_edge_batches_and_values_orjson_needs_a_default_for():
     assert to_arrow([]).num_rows == 0
     with pytest.raises(TypeError):
         to_arrow(_consumed([{"event_id": event, "occurred_at": 1, "bad": object()}]))
+
+
+def test_the_compiled_payload_cut_is_built_here_and_checks_what_it_cuts():
+    cut = writer.compiled_payloads()
+    assert cut is not None  # else the compiled=True cases above ran the Arrow cut
+    assert cut(b'[{"a":1},{"b":2}]', 2).to_pylist() == ['{"a":1}', '{"b":2}']
+    assert cut(b'[{"a":1}]', 1).to_pylist() == ['{"a":1}']
+    assert cut(b'[{"a":{}},{}]', 2).to_pylist() == ['{"a":{}}', '{}']
+    assert cut(b'[{"a":1},{"b":2}]', 1) is None  # more boundaries than records
+    assert cut(b'[{"a":1},{"b":2}]', 3) is None  # fewer
+    assert cut(b'{"a":1},{"b":2}', 2) is None  # not a list
+    assert cut(b'[]', 1) is None
 
 
 # --- the compiled column builder (sinks/clickhouse/_columns.pyx) against the Python lists ---
