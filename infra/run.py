@@ -151,12 +151,15 @@ def bootstrap(settings: Settings, producer: EventProducer, *, demo: bool = False
 
 
 def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
-    """The supervised processes: sinks, the inference worker, imperium, custody, proposals
-    (with guardian's scheduled scans), conquest, and the API."""
+    """The supervised processes: sinks (both stores' in one process, then ``pg-sink-2`` …
+    to make ``sinks.postgres_members`` Postgres sink members), the inference worker,
+    imperium, custody, proposals (with guardian's scheduled scans), conquest, and the API."""
     lvlup = (sys.executable, "-m", "infra.cli")
-    specs = [ChildSpec("sinks", (*lvlup, "sink", "all")),
-             ChildSpec("inference", (*lvlup, "worker", "inference")),
-             ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
+    specs = [ChildSpec("sinks", (*lvlup, "sink", "all"))]
+    specs += [ChildSpec(f"pg-sink-{i}", (*lvlup, "sink", "postgres"))
+              for i in range(2, settings.sinks.postgres_members + 1)]
+    specs += [ChildSpec("inference", (*lvlup, "worker", "inference")),
+              ChildSpec("imperium", (*lvlup, "worker", "imperium"))]
     specs.append(ChildSpec("custody", (*lvlup, "worker", "custody")))
     specs.append(ChildSpec("proposals", (*lvlup, "worker", "proposals")))  # + guardian scans
     specs.append(ChildSpec("conquest", (*lvlup, "worker", "conquest")))

@@ -99,13 +99,16 @@ def run_sinks(settings: Settings, kind: str, stop: threading.Event, *,
 
 
 def sink_children(topics: Sequence[str], group_suffix: str, run_dir: Path,
-                  overrides: Mapping[str, str] | None = None) -> Supervisor:
-    """A (not yet started) supervisor of one Postgres and one ClickHouse sink process
+                  overrides: Mapping[str, str] | None = None, *,
+                  postgres_members: int = 1) -> Supervisor:
+    """A (not yet started) supervisor of ``postgres_members`` Postgres sink processes (one
+    consumer group; ``pg-sink`` first, then ``pg-sink-2`` …) and one ClickHouse sink process
     (``lvlup sink postgres|clickhouse``) over ``topics``, their consumer groups suffixed with
     ``group_suffix``; ``overrides`` are ``LVLUP_*`` settings for the children (a scratch
     database, chdb directory, batch window). Isolated runs use it: chaos, the benchmarks."""
     lvlup = (sys.executable, "-m", "infra.cli", "sink")
     opts = ("--topics", ",".join(topics), "--group-suffix", group_suffix)
-    return Supervisor([ChildSpec("pg-sink", (*lvlup, "postgres", *opts)),
-                       ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts))],
-                      child_environment(overrides), run_dir)
+    specs = [ChildSpec("pg-sink" if i == 1 else f"pg-sink-{i}", (*lvlup, "postgres", *opts))
+             for i in range(1, postgres_members + 1)]
+    specs.append(ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts)))
+    return Supervisor(specs, child_environment(overrides), run_dir)

@@ -29,8 +29,8 @@ from streams.errors import LvlupError
 
 __all__ = [
     "Span", "TopicPartitionKey", "admin_client", "committed_offsets", "end_offsets",
-    "is_transient", "log_bounds", "offsets_at", "partitions_of", "topic_partitions",
-    "transient_retry",
+    "group_members", "is_transient", "log_bounds", "offsets_at", "partitions_of",
+    "topic_partitions", "transient_retry",
 ]
 
 #: ``(topic, partition)``
@@ -174,3 +174,24 @@ def committed_offsets(bootstrap: str, group: str, tps: Iterable[TopicPartitionKe
         raise LvlupError(f"reading the offsets of group {group} failed: "
                          f"{exc.args[0]}") from exc
     return {(tp.topic, tp.partition): int(tp.offset) for tp in found if tp.offset >= 0}
+
+
+def group_members(bootstrap: str, group: str, timeout_s: float = 10.0) -> tuple[str, int]:
+    """``(state, members holding partitions)`` of consumer group ``group`` (one
+    DescribeGroups request through the admin API): a group that finished its rebalance is
+    ``"STABLE"``. Transient errors are retried for up to ``3 × timeout_s`` seconds; others
+    raise :class:`LvlupError`."""
+    admin = admin_client(bootstrap)
+    name = str(group)
+
+    def read() -> tuple[str, int]:
+        desc = admin.describe_consumer_groups([name], request_timeout=timeout_s)[name].result(
+            timeout=timeout_s)
+        holding = sum(1 for m in desc.members
+                      if m.assignment is not None and m.assignment.topic_partitions)
+        return str(desc.state.name), holding
+
+    try:
+        return transient_retry(timeout_s)(read)
+    except KafkaException as exc:
+        raise LvlupError(f"describing group {group} failed: {exc.args[0]}") from exc

@@ -191,6 +191,12 @@ class SinkSettings(BaseModel):
     retry_max_s: float = Field(
         default=10.0, gt=0, description="longest backoff between write retries, seconds"
     )
+    postgres_members: int = Field(
+        default=1, ge=1, le=16, description="Postgres sink processes in its consumer group: "
+        "each takes a share of the partitions, so their write chains (decode, COPY, upsert, "
+        "commit) overlap; more members than a topic's partitions leaves the extra idle. The "
+        "ClickHouse sink stays one process (chdb is one process per directory)"
+    )
     dlq_max_consecutive: int = Field(
         default=100, ge=1, description="invalid records in a row before the consumer stops"
     )

@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, text
 
 from infra.bench.inference import percentile
 from infra.bench.pairs import BenchOptions, median_of, paired_ratio
-from infra.bench.positions import log_ends, sinks_reached
+from infra.bench.positions import await_members, log_ends, sinks_reached
 from infra.bench.sample import SampleStream
 from infra.chaos.run import _prepare, _Scratch, cleanup, scratch_sinks
 from infra.supervisor import Supervisor
@@ -248,15 +248,18 @@ def bench_ingest(
     payloads = _payloads(events)
     scratch_dir = settings.data_dir.resolve() / "bench" / scratch.run_id
     sup = scratch_sinks(scratch, "bench", scratch_dir / "run",
-                        {"LVLUP_DATA_DIR": str(scratch_dir), "LVLUP_SINKS__MAX_WAIT_MS": "50"})
+                        {"LVLUP_DATA_DIR": str(scratch_dir), "LVLUP_SINKS__MAX_WAIT_MS": "50"},
+                        postgres_members=settings.sinks.postgres_members)
     base_topics: list[str] = []
     baselines: list[float] = []
     platforms: list[float] = []
     sup.start()
     platform = _Platform(settings, scratch, sup)
     try:
-        # warm-up: both sinks joined their groups and wrote once
+        # warm-up: both sinks joined their groups and wrote once, every Postgres member
+        # holds its partitions (a late join would rebalance inside a timed run)
         platform.run(_learning_events(200, 6), poll_s=0.1)
+        await_members(bootstrap, platform.pg_group, settings.sinks.postgres_members)
         for pair in range(options.pairs):
             base_topics.append(f"{scratch.topic}.baseline.{pair}")
             create_topics(bootstrap, [NewTopicSpec(base_topics[-1], 6)])

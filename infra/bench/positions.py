@@ -9,12 +9,29 @@ bounds each poll took CPU from the sinks being timed (BENCHMARKS.md, session 22)
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sinks.replay import pgstore
-from streams.offsets import committed_offsets, log_bounds, partitions_of
+from streams.errors import LvlupError
+from streams.offsets import committed_offsets, group_members, log_bounds, partitions_of
 
-__all__ = ["log_ends", "sinks_reached"]
+__all__ = ["await_members", "log_ends", "sinks_reached"]
+
+
+def await_members(bootstrap: str, group: str, members: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``group`` is stable with ``members`` members holding partitions, so a
+    member that joins late does not rebalance the group inside a timed phase. Raises
+    :class:`LvlupError` after ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    seen: tuple[str, int] = ("", 0)
+    while time.monotonic() < deadline:
+        seen = group_members(bootstrap, group)
+        if seen == ("STABLE", members):
+            return
+        time.sleep(0.2)
+    raise LvlupError(f"group {group} did not settle with {members} members in {timeout_s:.0f} "
+                     f"s (last seen: {seen[0] or 'nothing'}, {seen[1]} holding partitions)")
 
 
 def log_ends(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:

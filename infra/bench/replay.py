@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from pydantic import SecretStr
 
 from infra.bench.pairs import BenchOptions, median_of, paired_ratio
-from infra.bench.positions import log_ends, sinks_reached
+from infra.bench.positions import await_members, log_ends, sinks_reached
 from infra.bench.sample import SampleStream
 from infra.sinks_process import sink_children
 from infra.supervisor import Supervisor
@@ -148,7 +148,8 @@ def _ingest(settings: Settings, engine: Any, *, prefix: str, suffix: str, url: s
     sup = sink_children(topics, suffix, scratch / "run",
                         {"LVLUP_POSTGRES__URL": url, "LVLUP_DATA_DIR": str(scratch),
                          "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch / "ch"),
-                         "LVLUP_SINKS__MAX_WAIT_MS": "50"})
+                         "LVLUP_SINKS__MAX_WAIT_MS": "50"},
+                        postgres_members=settings.sinks.postgres_members)
     codec = load_codec()
     producer = EventProducer(settings.kafka.bootstrap(), codec, load_catalog().prefixed(prefix),
                              name="bench-replay")
@@ -160,6 +161,8 @@ def _ingest(settings: Settings, engine: Any, *, prefix: str, suffix: str, url: s
     try:
         _produce(producer, warm)
         _wait(settings, engine, topics, suffix=suffix, sup=sup)
+        await_members(settings.kafka.bootstrap(), POSTGRES_GROUP + suffix,
+                      settings.sinks.postgres_members)
         started = time.perf_counter()
         _produce(producer, records)
         _wait(settings, engine, topics, suffix=suffix, sup=sup)

@@ -169,14 +169,16 @@ def _prepare(settings: Settings, run_id: str, *, api: bool = False) -> _Scratch:
 
 
 def scratch_sinks(scratch: _Scratch, purpose: str, run_dir: Path,
-                  overrides: dict[str, str] | None = None) -> Supervisor:
-    """A (not yet started) supervisor of one Postgres and one ClickHouse sink process over
-    ``scratch``'s topic, database and chdb directory, in consumer groups suffixed
-    ``.<purpose>.<run id>``; ``overrides`` add ``LVLUP_*`` settings for the children."""
+                  overrides: dict[str, str] | None = None, *,
+                  postgres_members: int = 1) -> Supervisor:
+    """A (not yet started) supervisor of ``postgres_members`` Postgres sink processes and one
+    ClickHouse sink process over ``scratch``'s topic, database and chdb directory, in
+    consumer groups suffixed ``.<purpose>.<run id>``; ``overrides`` add ``LVLUP_*`` settings
+    for the children."""
     return sink_children(scratch.topics, f".{purpose}.{scratch.run_id}", run_dir,
                          {"LVLUP_POSTGRES__URL": scratch.url,
                           "LVLUP_CLICKHOUSE__CHDB_PATH": str(scratch.chdb_path),
-                          **(overrides or {})})
+                          **(overrides or {})}, postgres_members=postgres_members)
 
 
 def cleanup(settings: Settings, scratch: _Scratch) -> None:
@@ -326,7 +328,8 @@ def run_chaos(settings: Settings, *, events: int = 20_000, faults: int = 5,
     failpoints = run_dir / "failpoints"
     sup = scratch_sinks(scratch, "chaos", run_dir,
                         {"LVLUP_SINKS__MAX_BATCH": "2000",
-                         "LVLUP_SINKS__FAILPOINTS_DIR": str(failpoints)})
+                         "LVLUP_SINKS__FAILPOINTS_DIR": str(failpoints)},
+                        postgres_members=settings.sinks.postgres_members)
     api = ApiLoad(run_id=scratch.run_id, db_url=scratch.url, prefix=scratch.prefix,
                   failpoints=failpoints, run_dir=run_dir,
                   point=api_point) if scratch.extra_topics else None

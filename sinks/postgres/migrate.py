@@ -26,6 +26,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _TEMPLATE_PREFIX = "lvlup_template_"
 _TEMPLATE_LOCK = 0x6C76_6C75_7073_6864
 """``pg_advisory_lock`` key serialising work on the template (any fixed bigint)."""
+_MIGRATE_LOCK = 0x6C76_6C75_7073_6D67
+"""``pg_advisory_lock`` key serialising :func:`upgrade` runs on one database (any fixed
+bigint other than :data:`_TEMPLATE_LOCK`)."""
 
 
 def alembic_config(url: str) -> Config:
@@ -45,11 +48,22 @@ def head_revision() -> str:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate forward to ``revision``. Raises :class:`StoreUnavailable` if unreachable."""
+    """Migrate forward to ``revision``. Raises :class:`StoreUnavailable` if unreachable.
+
+    Processes that start together (the Postgres sink's members, ``lvlup run``'s children)
+    each migrate at start: a session advisory lock on the database (PostgreSQL docs,
+    "Advisory Locks") makes them take turns, so the later ones find the head and do nothing
+    instead of racing the same DDL.
+    """
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        command.upgrade(alembic_config(url), revision)
+        with psycopg.connect(dsn, autocommit=True) as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (_MIGRATE_LOCK,))
+            command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:
         raise StoreUnavailable(f"postgres: {exc.orig}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"postgres: {exc}") from exc
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -4,6 +4,7 @@ template rebuilt for other migrations, a half-built template never used."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import psycopg
@@ -68,3 +69,37 @@ def test_a_clone_has_the_schema_of_a_migrated_database_and_the_template_is_rebui
         drop_database(plain)
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
         assert make_url(clone).database not in _databases(admin)
+
+
+def test_members_that_start_together_migrate_one_database_in_turn(stack):
+    """The Postgres sink's members (and ``lvlup run``'s children) each migrate at start:
+    three upgrades of one empty database at once all succeed and leave it at the head,
+    where the same DDL raced without the advisory lock."""
+    base = make_url(stack.postgres.sqlalchemy_url())
+    admin_dsn = _dsn(base.set(database="postgres").render_as_string(hide_password=False))
+    fresh = base.set(database=f"t_race_{uuid.uuid4().hex[:8]}").render_as_string(
+        hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{make_url(fresh).database}"')
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def member() -> None:
+        start.wait()
+        try:
+            upgrade(fresh)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=member) for _ in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        with psycopg.connect(_dsn(fresh)) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+                (head_revision(),)]
+    finally:
+        drop_database(fresh)
