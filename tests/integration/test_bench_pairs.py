@@ -62,3 +62,16 @@ def test_ingest_bench_times_every_latency_event_by_the_sinks_stored_offsets(stac
     assert result["pairs"] == 1 and result["lost"] == 0
     assert result["latency_events"] == int(result["latency_rate_events_s"] * 2.0)
     assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+
+
+def test_two_postgres_members_share_the_partitions_and_every_row_is_written(stack):  # type: ignore[no-untyped-def]
+    # sinks.postgres_members=2: the bench starts two Postgres sink processes in one group and
+    # times nothing until both hold partitions (await_members raises after 60 s otherwise);
+    # every platform run counts its rows in learning_logs (a short count raises)
+    from infra.bench.ingest import bench_ingest
+
+    two = stack.model_copy(update={"sinks": stack.sinks.model_copy(
+        update={"postgres_members": 2})})
+    result = bench_ingest(two, options=BenchOptions(pairs=1, short=True))
+    assert result["pairs"] == 1 and result["lost"] == 0
+    assert result["latency_events"] == int(result["latency_rate_events_s"] * 2.0)
