@@ -30,6 +30,7 @@ from sqlalchemy import Engine, text
 
 from agents.custody.replay import read_topics
 from infra.custody_summary import CustodyProgress, custody_progress
+from infra.sinks_process import postgres_member
 from infra.supervisor import ChildSpec, Supervisor
 from schemas.catalog import Writer, load_catalog
 from schemas.codec import load_codec
@@ -156,7 +157,7 @@ def child_specs(settings: Settings, api_port: int = 8000) -> list[ChildSpec]:
     imperium, custody, proposals (with guardian's scheduled scans), conquest, and the API."""
     lvlup = (sys.executable, "-m", "infra.cli")
     specs = [ChildSpec("sinks", (*lvlup, "sink", "all"))]
-    specs += [ChildSpec(f"pg-sink-{i}", (*lvlup, "sink", "postgres"))
+    specs += [ChildSpec(postgres_member(i), (*lvlup, "sink", "postgres"))
               for i in range(2, settings.sinks.postgres_members + 1)]
     specs += [ChildSpec("inference", (*lvlup, "worker", "inference")),
               ChildSpec("imperium", (*lvlup, "worker", "imperium"))]

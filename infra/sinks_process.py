@@ -29,7 +29,7 @@ from streams.errors import LvlupError
 from streams.producer import codec_for
 from streams.settings import Settings, child_environment
 
-__all__ = ["run_sinks", "sink_children"]
+__all__ = ["postgres_member", "run_sinks", "sink_children"]
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +98,12 @@ def run_sinks(settings: Settings, kind: str, stop: threading.Event, *,
         raise errors[0]
 
 
+def postgres_member(i: int) -> str:
+    """The supervised name of the ``i``-th Postgres sink member (1-based): ``pg-sink``, then
+    ``pg-sink-2`` …"""
+    return "pg-sink" if i == 1 else f"pg-sink-{i}"
+
+
 def sink_children(topics: Sequence[str], group_suffix: str, run_dir: Path,
                   overrides: Mapping[str, str] | None = None, *,
                   postgres_members: int = 1) -> Supervisor:
@@ -108,7 +114,7 @@ def sink_children(topics: Sequence[str], group_suffix: str, run_dir: Path,
     database, chdb directory, batch window). Isolated runs use it: chaos, the benchmarks."""
     lvlup = (sys.executable, "-m", "infra.cli", "sink")
     opts = ("--topics", ",".join(topics), "--group-suffix", group_suffix)
-    specs = [ChildSpec("pg-sink" if i == 1 else f"pg-sink-{i}", (*lvlup, "postgres", *opts))
+    specs = [ChildSpec(postgres_member(i), (*lvlup, "postgres", *opts))
              for i in range(1, postgres_members + 1)]
     specs.append(ChildSpec("ch-sink", (*lvlup, "clickhouse", *opts)))
     return Supervisor(specs, child_environment(overrides), run_dir)

@@ -55,9 +55,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     "Advisory Locks") makes them take turns, so the later ones find the head and do nothing
     instead of racing the same DDL.
     """
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        with psycopg.connect(dsn, autocommit=True) as lock:
+        with psycopg.connect(_dsn(url), autocommit=True) as lock:
             lock.execute("SELECT pg_advisory_lock(%s)", (_MIGRATE_LOCK,))
             command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:
@@ -74,10 +73,17 @@ def downgrade(url: str, revision: str) -> None:
         raise StoreUnavailable(f"postgres: {exc.orig}") from exc
 
 
+def _dsn(url: str, database: str | None = None) -> str:
+    """A psycopg DSN for SQLAlchemy ``url`` (its database, or ``database`` on its server)."""
+    base = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        base = base.set(database=database)
+    return base.render_as_string(hide_password=False)
+
+
 def _admin_dsn(url: str) -> str:
     """A psycopg DSN for the ``postgres`` maintenance database of ``url``'s server."""
-    base = make_url(url).set(drivername="postgresql", database="postgres")
-    return base.render_as_string(hide_password=False)
+    return _dsn(url, "postgres")
 
 
 def create_migrated(url: str) -> None:
