@@ -9,6 +9,10 @@ Per batch, in one transaction:
 2. Per projection: rows merged per key (:func:`merge_rows`), ``COPY`` into a temporary
    staging table, then ``INSERT … SELECT … ON CONFLICT (key) DO UPDATE`` — COPY + upsert ran
    54–72k rows/s here against 28–53k for executemany (measured on this project's machines).
+   Append-only views (``keep_first``) first try ``COPY`` straight into the view inside a
+   savepoint: with no key already present the outcome is the upsert's, at ~60 % of its time;
+   a unique violation rolls the savepoint back and the batch takes the staged upsert
+   (:meth:`PostgresWriter._copy_direct`).
 3. ``sink_offsets`` set to the batch's next offsets and ``view_watermarks`` advanced, in one
    statement.
 
@@ -29,6 +33,8 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Date, DateTime, Engine, Table, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -37,7 +43,8 @@ from sinks.errors import QueryError, StoreUnavailable
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
-__all__ = ["PostgresWriter", "column_converters", "staging_shape", "unstaged"]
+__all__ = ["DIRECT_PAUSE_BATCHES", "PostgresWriter", "column_converters", "direct_converters",
+           "staging_shape", "unstaged"]
 
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -94,6 +101,17 @@ def to_epoch_us(value: Any) -> Any:
     return value
 
 
+def to_exact_datetime(value: Any) -> Any:
+    """Avro ``timestamp-millis`` (int ms since the epoch, UTC) → aware datetime, exact for every
+    year ``datetime`` holds (integer arithmetic: ``epoch + timedelta(milliseconds=ms)``, ~0.36
+    µs here against 0.25 for :func:`to_datetime`, whose float quotient rounds to the wrong
+    microsecond after ~2242); anything else as is. For ``COPY`` straight into a view, where
+    the value is a ``timestamptz`` (psycopg dumps it)."""
+    if type(value) is int:
+        return _EPOCH + timedelta(0, 0, 0, value)
+    return value
+
+
 def to_epoch_day(value: Any) -> Any:
     """A ``date`` column's value as staged: int days since 1970-01-01 (Avro ``date`` ints
     pass as they are; a ``date`` is counted); None stays NULL."""
@@ -136,6 +154,44 @@ def column_converters(table: Table) -> dict[str, Callable[[Any], Any]]:
     return out
 
 
+def direct_converters(table: Table) -> dict[str, Callable[[Any], Any]]:
+    """Columns whose physical Avro value needs converting for ``COPY`` straight into
+    ``table`` (no staging), and how: ``timestamptz`` → aware datetime
+    (:func:`to_exact_datetime`), ``date`` → date (:func:`to_date`), ``jsonb`` → JSON text
+    (:func:`to_jsonb`)."""
+    out: dict[str, Callable[[Any], Any]] = {}
+    for col in table.columns:
+        if isinstance(col.type, DateTime):
+            out[col.name] = to_exact_datetime
+        elif isinstance(col.type, Date):
+            out[col.name] = to_date
+        elif isinstance(col.type, JSONB):
+            out[col.name] = to_jsonb
+    return out
+
+
+DIRECT_PAUSE_BATCHES = 32
+"""After a direct ``COPY`` into a view meets a key already present, that view's next this many
+batches go straight to the staged upsert: a stream that redelivers into a filled view (a new
+consumer group over old rows) pays the failed attempt once per 32 batches, not every batch."""
+
+
+def _copy_rows(copy: Any, rows: list[dict[str, Any]], cols: list[str],
+               convert: dict[str, Callable[[Any], Any]]) -> None:
+    """Write ``rows`` (column → value) to the psycopg ``copy`` as ``cols``, converting the
+    values of ``convert``'s columns; a column a row lacks is written as NULL."""
+    fixes = [(i, convert[c]) for i, c in enumerate(cols) if c in convert]
+    pick = itemgetter(*cols) if len(cols) > 1 else None
+    for row in rows:
+        try:  # rows usually have every column: one C call instead of a .get each
+            values = list(pick(row)) if pick is not None else [row[cols[0]]]
+        except KeyError:  # an absent column is written as NULL
+            values = [row.get(c) for c in cols]
+        for i, fn in fixes:
+            values[i] = fn(values[i])
+        copy.write_row(values)
+
+
 def staging_shape(table: Table) -> str:
     """The ``SELECT`` list that shapes a staging table of ``table`` (``CREATE TEMP TABLE …
     AS SELECT <this> FROM table WITH NO DATA``): every column, timestamps and dates as the
@@ -172,6 +228,14 @@ def _set_clause(proj: Projection, col: str) -> str:
         return f'"{c}" = GREATEST("{t}"."{c}", EXCLUDED."{c}")'
     return (f'"{c}" = CASE WHEN "{t}"."{ver}" IS NULL OR EXCLUDED."{ver}" >= "{t}"."{ver}" '
             f'THEN EXCLUDED."{c}" ELSE "{t}"."{c}" END')
+
+
+def _driver(conn: Connection) -> Any:
+    """The psycopg connection under ``conn`` (COPY is the driver's own API)."""
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise StoreUnavailable("postgres: connection closed before COPY")
+    return raw
 
 
 def _offsets(rows: Sequence[Any]) -> dict[TopicPartitionKey, int]:
@@ -218,6 +282,10 @@ class PostgresWriter:
         self._convert = {proj.name: column_converters(proj.table) for proj in self.projections}
         self._shape = {proj.name: staging_shape(proj.table) for proj in self.projections}
         self._staged = {proj.name: _staged(proj.table) for proj in self.projections}
+        self._direct = {proj.name: direct_converters(proj.table) for proj in self.projections
+                        if proj.merge == "keep_first"}
+        # view → batches left before its next direct COPY (after a unique violation)
+        self._direct_paused: dict[str, int] = {}
         for proj in self.projections:
             for record_type in proj.record_types:
                 self._by_type[record_type].append((proj.name, proj.to_rows))
@@ -257,6 +325,11 @@ class PostgresWriter:
             if exc.connection_invalidated:
                 raise StoreUnavailable(f"postgres: {exc.orig}") from exc
             raise QueryError(f"postgres rejected a batch: {exc.orig}") from exc
+        # COPY runs on the driver's cursor: its errors come unwrapped by SQLAlchemy
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"postgres: {exc}") from exc
+        except psycopg.Error as exc:
+            raise QueryError(f"postgres rejected a batch: {exc}") from exc
 
     # -- steps -------------------------------------------------------------------------------
     def _lock_offsets(
@@ -314,7 +387,8 @@ class PostgresWriter:
         rows: list[dict[str, Any]],
         part: int,
     ) -> None:
-        """COPY ``rows`` into a staging table, then upsert them into the view.
+        """COPY ``rows`` into a staging table, then upsert them into the view (an append-only
+        view tries :meth:`_copy_direct` first).
 
         One staging table per (view, column set) of a transaction (``part``), so no pass
         sees another's rows. Each lives as long as the server session, ``ON COMMIT DELETE
@@ -331,28 +405,22 @@ class PostgresWriter:
         the earlier all-typed layout's, so a pooled session holding one never meets the other.
         """
         table = proj.name
+        if table in self._direct:
+            paused = self._direct_paused.get(table, 0)
+            if paused:
+                self._direct_paused[table] = paused - 1
+            elif self._copy_direct(conn, table, cols, rows):
+                return
         stage = f"_copy_{table}_{part}"
         # identifiers come from the models (code), never from records
         conn.exec_driver_sql(
             f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" ON COMMIT DELETE ROWS AS '  # noqa: S608
             f'SELECT {self._shape[table]} FROM "{table}" WITH NO DATA'
         )
-        raw = conn.connection.driver_connection
-        if raw is None:
-            raise StoreUnavailable("postgres: connection closed before COPY")
+        raw = _driver(conn)
         col_list = ", ".join(f'"{c}"' for c in cols)
         with raw.cursor() as cur, cur.copy(f'COPY "{stage}" ({col_list}) FROM STDIN') as copy:
-            fixes = [(i, self._convert[table][c]) for i, c in enumerate(cols)
-                     if c in self._convert[table]]
-            pick = itemgetter(*cols) if len(cols) > 1 else None
-            for row in rows:
-                try:  # rows usually have every column: one C call instead of a .get each
-                    values = list(pick(row)) if pick is not None else [row[cols[0]]]
-                except KeyError:  # an absent column is written as NULL
-                    values = [row.get(c) for c in cols]
-                for i, fn in fixes:
-                    values[i] = fn(values[i])
-                copy.write_row(values)
+            _copy_rows(copy, rows, cols, self._convert[table])
         key = ", ".join(f'"{k}"' for k in proj.key)
         updatable = [c for c in cols if c not in proj.key and c not in proj.insert_only]
         if proj.merge == "keep_first" or not updatable:
@@ -370,6 +438,36 @@ class PostgresWriter:
             f'INSERT INTO "{table}" ({col_list}) SELECT {select} FROM "{stage}" '  # noqa: S608
             f"ON CONFLICT ({key}) {action}"
         )
+
+    def _copy_direct(self, conn: Connection, table: str, cols: list[str],
+                     rows: list[dict[str, Any]]) -> bool:
+        """``COPY`` ``rows`` straight into the append-only view ``table`` inside a savepoint;
+        True if they all went in, False (savepoint rolled back, nothing written, the view's
+        next :data:`DIRECT_PAUSE_BATCHES` batches staged) if one met a key already present
+        or a duplicate in the batch.
+
+        For a ``keep_first`` view, inserting every row when no key conflicts is exactly what
+        ``INSERT … ON CONFLICT DO NOTHING`` does, and a conflict rolls back to the staged
+        upsert, so the view's content is the same either way. It skips the staging table's
+        writes, the upsert's scan, its speculative insertions and the integer-to-timestamp
+        expressions; ``COPY`` also inserts the heap rows in bulk (PostgreSQL docs, "Populating
+        a Database"). Measured here, 5,000 learning events into ``learning_logs`` and
+        ``agent_memory``: 109 ms staged, 67 ms direct (docs/ARCHITECTURE.md). Any other error
+        is raised as it is, as the staged path would meet it too.
+        """
+        raw = _driver(conn)
+        col_list = ", ".join(f'"{c}"' for c in cols)
+        with raw.cursor() as cur:
+            cur.execute("SAVEPOINT lvlup_direct_copy")
+            try:
+                with cur.copy(f'COPY "{table}" ({col_list}) FROM STDIN') as copy:
+                    _copy_rows(copy, rows, cols, self._direct[table])
+            except pg_errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT lvlup_direct_copy")
+                self._direct_paused[table] = DIRECT_PAUSE_BATCHES
+                return False
+            cur.execute("RELEASE SAVEPOINT lvlup_direct_copy")
+        return True
 
     def _store_offsets(self, conn: Connection, group: str, batch: Batch,
                        newest: dict[str, Any]) -> None:
