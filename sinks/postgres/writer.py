@@ -9,9 +9,10 @@ Per batch, in one transaction:
 2. Per projection: rows merged per key (:func:`merge_rows`), ``COPY`` into a temporary
    staging table, then ``INSERT … SELECT … ON CONFLICT (key) DO UPDATE`` — COPY + upsert ran
    54–72k rows/s here against 28–53k for executemany (measured on this project's machines).
-   Append-only views (``keep_first``) first try ``COPY`` straight into the view inside a
-   savepoint: with no key already present the outcome is the upsert's, at ~60 % of its time;
-   a unique violation rolls the savepoint back and the batch takes the staged upsert
+   Append-only views (``keep_first``) first try a binary ``COPY`` straight into the view
+   inside a savepoint (:mod:`sinks.postgres.binary`): with no key already present the outcome
+   is the upsert's, in well under its time; a unique violation (or a value the binary format
+   does not take) rolls the savepoint back and the batch takes the staged upsert
    (:meth:`PostgresWriter._copy_direct`).
 3. ``sink_offsets`` set to the batch's next offsets and ``view_watermarks`` advanced, in one
    statement.
@@ -40,11 +41,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sinks.errors import QueryError, StoreUnavailable
+from sinks.postgres.binary import binary_layout
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
-__all__ = ["DIRECT_PAUSE_BATCHES", "PostgresWriter", "column_converters", "direct_converters",
-           "staging_shape", "unstaged"]
+__all__ = ["DIRECT_PAUSE_BATCHES", "PostgresWriter", "column_converters", "staging_shape",
+           "unstaged"]
 
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -101,17 +103,6 @@ def to_epoch_us(value: Any) -> Any:
     return value
 
 
-def to_exact_datetime(value: Any) -> Any:
-    """Avro ``timestamp-millis`` (int ms since the epoch, UTC) → aware datetime, exact for every
-    year ``datetime`` holds (integer arithmetic: ``epoch + timedelta(milliseconds=ms)``, ~0.36
-    µs here against 0.25 for :func:`to_datetime`, whose float quotient rounds to the wrong
-    microsecond after ~2242); anything else as is. For ``COPY`` straight into a view, where
-    the value is a ``timestamptz`` (psycopg dumps it)."""
-    if type(value) is int:
-        return _EPOCH + timedelta(0, 0, 0, value)
-    return value
-
-
 def to_epoch_day(value: Any) -> Any:
     """A ``date`` column's value as staged: int days since 1970-01-01 (Avro ``date`` ints
     pass as they are; a ``date`` is counted); None stays NULL."""
@@ -150,22 +141,6 @@ def column_converters(table: Table) -> dict[str, Callable[[Any], Any]]:
     out = {name: convert for name, (_, _, convert) in _staged(table).items()}
     for col in table.columns:
         if isinstance(col.type, JSONB):
-            out[col.name] = to_jsonb
-    return out
-
-
-def direct_converters(table: Table) -> dict[str, Callable[[Any], Any]]:
-    """Columns whose physical Avro value needs converting for ``COPY`` straight into
-    ``table`` (no staging), and how: ``timestamptz`` → aware datetime
-    (:func:`to_exact_datetime`), ``date`` → date (:func:`to_date`), ``jsonb`` → JSON text
-    (:func:`to_jsonb`)."""
-    out: dict[str, Callable[[Any], Any]] = {}
-    for col in table.columns:
-        if isinstance(col.type, DateTime):
-            out[col.name] = to_exact_datetime
-        elif isinstance(col.type, Date):
-            out[col.name] = to_date
-        elif isinstance(col.type, JSONB):
             out[col.name] = to_jsonb
     return out
 
@@ -282,8 +257,9 @@ class PostgresWriter:
         self._convert = {proj.name: column_converters(proj.table) for proj in self.projections}
         self._shape = {proj.name: staging_shape(proj.table) for proj in self.projections}
         self._staged = {proj.name: _staged(proj.table) for proj in self.projections}
-        self._direct = {proj.name: direct_converters(proj.table) for proj in self.projections
-                        if proj.merge == "keep_first"}
+        self._direct = {proj.name: layout for proj in self.projections
+                        if proj.merge == "keep_first"
+                        and (layout := binary_layout(proj.table)) is not None}
         # view → batches left before its next direct COPY (after a unique violation)
         self._direct_paused: dict[str, int] = {}
         for proj in self.projections:
@@ -441,28 +417,31 @@ class PostgresWriter:
 
     def _copy_direct(self, conn: Connection, table: str, cols: list[str],
                      rows: list[dict[str, Any]]) -> bool:
-        """``COPY`` ``rows`` straight into the append-only view ``table`` inside a savepoint;
-        True if they all went in, False (savepoint rolled back, nothing written, the view's
-        next :data:`DIRECT_PAUSE_BATCHES` batches staged) if one met a key already present
-        or a duplicate in the batch.
+        """Binary ``COPY`` of ``rows`` straight into the append-only view ``table`` inside a
+        savepoint; True if they all went in, False (savepoint rolled back, nothing written,
+        the view's next :data:`DIRECT_PAUSE_BATCHES` batches staged) if one met a key already
+        present or a duplicate in the batch, or held a value the binary layout does not take
+        (``TypeError``/``OverflowError`` while formatting, :mod:`sinks.postgres.binary`).
 
         For a ``keep_first`` view, inserting every row when no key conflicts is exactly what
-        ``INSERT … ON CONFLICT DO NOTHING`` does, and a conflict rolls back to the staged
+        ``INSERT … ON CONFLICT DO NOTHING`` does, and anything else rolls back to the staged
         upsert, so the view's content is the same either way. It skips the staging table's
         writes, the upsert's scan, its speculative insertions and the integer-to-timestamp
         expressions; ``COPY`` also inserts the heap rows in bulk (PostgreSQL docs, "Populating
         a Database"). Measured here, 5,000 learning events into ``learning_logs`` and
-        ``agent_memory``: 109 ms staged, 67 ms direct (docs/ARCHITECTURE.md). Any other error
+        ``agent_memory``: 109 ms staged, 65 ms direct (docs/ARCHITECTURE.md). Any other error
         is raised as it is, as the staged path would meet it too.
         """
+        layout = self._direct[table]
         raw = _driver(conn)
         col_list = ", ".join(f'"{c}"' for c in cols)
         with raw.cursor() as cur:
             cur.execute("SAVEPOINT lvlup_direct_copy")
             try:
-                with cur.copy(f'COPY "{table}" ({col_list}) FROM STDIN') as copy:
-                    _copy_rows(copy, rows, cols, self._direct[table])
-            except pg_errors.UniqueViolation:
+                with cur.copy(f'COPY "{table}" ({col_list}) FROM STDIN (FORMAT BINARY)') as copy:
+                    copy.set_types([layout.types[c] for c in cols])
+                    _copy_rows(copy, rows, cols, layout.convert)
+            except (pg_errors.UniqueViolation, TypeError, OverflowError):
                 cur.execute("ROLLBACK TO SAVEPOINT lvlup_direct_copy")
                 self._direct_paused[table] = DIRECT_PAUSE_BATCHES
                 return False

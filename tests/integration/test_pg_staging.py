@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, event, text
 
+from infra.bench.sample import SampleStream
+from schemas.codec import load_codec
+from schemas.example_data import example_records
 from sinks.errors import QueryError
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import (
@@ -171,3 +174,70 @@ def test_a_value_postgres_rejects_in_copy_is_a_query_error_and_nothing_is_stored
     finally:
         engine.dispose()
     assert (logs, offsets) == (0, 0)
+
+
+def test_a_value_the_binary_copy_cannot_send_takes_the_staged_path_as_before(pg_db):
+    """Binary COPY dumps each column by its declared type: a value of another Python type
+    (an int for a text column) falls back to the staged text path, which adapts it by type as
+    before; an int32 overflow (which psycopg's binary int4 dumper would wrap silently) falls
+    back too and Postgres rejects it there, as it always did."""
+    engine = create_engine(pg_db)
+    try:
+        writer = PostgresWriter(engine, build_projections())
+        odd = _insight(0, "odd", "typed oddly")
+        odd.record["agent_type"] = 5
+        writer.write("g", _batch(odd))
+        with engine.connect() as conn:
+            agent_type = conn.execute(text(
+                "SELECT agent_type FROM learning_logs WHERE event_id = 'odd'")).scalar_one()
+        writer.write("g", _batch(_record(
+            1, "guardian_finding", finding_id="f1", occurred_at=1_700_000_000_000,
+            proposal_id="p1", rule_id="B101", cwe=None, severity="high", confidence="high",
+            file_path="a.py", line=2**31, message="m", tool="bandit")))
+    except QueryError as exc:
+        assert "out of range for type integer" in str(exc)
+    else:
+        raise AssertionError("an int32 overflow was stored")
+    finally:
+        engine.dispose()
+    assert agent_type == "5"
+
+
+def test_every_append_only_view_takes_the_binary_copy_for_the_sample_stream(pg_db):
+    """The platform's own records — the sample stream and the packaged example of every record
+    type and schema version, through the Avro codec as a sink decodes them — fit the binary
+    layout of every append-only view: none of those views is staged (a projection yielding
+    another Python type would make every batch pay the fallback)."""
+    codec = load_codec()
+    projections = build_projections()
+    append_only = {p.name for p in projections if p.merge == "keep_first"}
+    examples = [(rt, v, r) for rt, v, r in example_records()]
+    sample = [(rt, None, r) for rt, r in SampleStream(seed=7).records(3000)]
+    records = []
+    for offset, (record_type, version, record) in enumerate(examples + sample):
+        # every example a row of its own: the views' keys made unique
+        unique = {k: f"{k}-{offset}" for k in ("event_id", "transfer_id", "finding_id",
+                                               "run_id", "recommendation_id") if k in record}
+        decoded_type, decoded = codec.decode(
+            codec.encode(record_type, {**record, **unique}, version=version))
+        records.append(ConsumedRecord("sample", offset % 3, offset, 0, decoded_type, decoded))
+    fed = {p.name for p in projections for r in records
+           if r.record_type in p.record_types and p.to_rows(r)}
+    engine = create_engine(pg_db)
+    staged: set[str] = set()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def spy(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        if statement.startswith('CREATE TEMP TABLE IF NOT EXISTS "_copy_'):
+            staged.add(statement.split('"')[1].removeprefix("_copy_").rsplit("_", 1)[0])
+
+    try:
+        PostgresWriter(engine, projections).write("g", _batch(*records))
+        with engine.connect() as conn:
+            counts = {name: conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()
+                      for name in sorted(fed & append_only)}
+    finally:
+        engine.dispose()
+    assert fed >= append_only, append_only - fed
+    assert staged.isdisjoint(append_only), staged & append_only
+    assert all(counts.values()), counts
