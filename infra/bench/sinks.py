@@ -1,11 +1,14 @@
 """``lvlup bench sinks``: rows/s through each sink's write path against a standalone baseline
 on the same rows, in the same run.
 
-- Postgres: :class:`PostgresWriter` (projection, merge, conversion, COPY into staging,
-  upsert, offsets fenced in the same transaction) vs. a bare ``COPY`` into a staging table +
-  ``INSERT … ON CONFLICT`` of the same rows (prepared beforehand), per batch, into copies of
-  every view the sink writes for them (``learning_logs`` and ``agent_memory``, with their
-  indexes — the figures list them under ``views``).
+- Postgres: :class:`PostgresWriter` (projection, merge, conversion, COPY, offsets fenced in
+  the same transaction) vs. the same rows prepared beforehand and written bare, per batch,
+  into copies of every view the sink writes for them (``learning_logs``, ``agent_memory``
+  and ``agent_memory_text``, with their indexes — the figures list them under ``views``):
+  the way the sink writes each view when no key is present, a binary ``COPY`` straight into
+  an append-only view (rows already in wire form) and ``COPY`` into a staging table +
+  ``INSERT … ON CONFLICT`` for the others. Since session 25 the append-only views' baseline
+  is that direct COPY (the sink's own path since then), where it was the staged upsert.
 - ClickHouse: :class:`ClickHouseWriter` (Arrow build incl. the JSON payload, insert with a
   deduplication token) vs. ``insert_arrow`` of the same rows already in Arrow form.
 
@@ -40,6 +43,7 @@ from infra.bench.sample import SampleStream
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter, to_arrow
+from sinks.postgres.binary import binary_layout
 from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter, column_converters, staging_shape, unstaged
@@ -129,7 +133,11 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
     # since #20, agent_memory: one memory row per insight), so the ratio prices the sink's
     # machinery, not the number of views
     types = {r.record_type for r in records}
-    views = [(p, list(p.table.columns.keys()), column_converters(p.table))
+    # append-only views the way the sink writes them when no key is present (a binary COPY
+    # straight in, sinks.postgres.binary), the others through staging + upsert
+    layouts = {p.name: binary_layout(p.table) for p in projections if p.merge == "keep_first"}
+    views = [(p, list(p.table.columns.keys()),
+              layout.convert if (layout := layouts.get(p.name)) else column_converters(p.table))
              for p in projections if p.record_types & types]
 
     def prepared(recs: list[ConsumedRecord]) -> list[list[list[Any]]]:
@@ -153,6 +161,15 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
             for (proj, cols, _), rows in zip(views, chunk, strict=True):
                 col_list = ", ".join(f'"{c}"' for c in cols)
                 key = ", ".join(f'"{k}"' for k in proj.key)
+                layout = layouts.get(proj.name)
+                if layout is not None:
+                    with raw.cursor() as cur, cur.copy(
+                            f'COPY "base_{proj.name}" ({col_list}) FROM STDIN '
+                            "(FORMAT BINARY)") as copy:
+                        copy.set_types([layout.types[c] for c in cols])
+                        for row in rows:
+                            copy.write_row(row)
+                    continue
                 raw.execute(f'CREATE TEMP TABLE "stage_{proj.name}" ON COMMIT DROP AS '  # noqa: S608
                             f'SELECT {staging_shape(proj.table)} FROM "base_{proj.name}" '
                             "WITH NO DATA")
