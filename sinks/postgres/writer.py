@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import structlog
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Date, DateTime, Engine, Table, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -44,6 +45,8 @@ from sinks.errors import QueryError, StoreUnavailable
 from sinks.postgres.binary import binary_layout
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["DIRECT_PAUSE_BATCHES", "PostgresWriter", "column_converters", "staging_shape",
            "unstaged"]
@@ -441,9 +444,12 @@ class PostgresWriter:
                 with cur.copy(f'COPY "{table}" ({col_list}) FROM STDIN (FORMAT BINARY)') as copy:
                     copy.set_types([layout.types[c] for c in cols])
                     _copy_rows(copy, rows, cols, layout.convert)
-            except (pg_errors.UniqueViolation, TypeError, OverflowError):
+            except (pg_errors.UniqueViolation, TypeError, OverflowError) as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT lvlup_direct_copy")
                 self._direct_paused[table] = DIRECT_PAUSE_BATCHES
+                log.info("sink.postgres.direct_copy_declined", view=table,
+                         reason=type(exc).__name__, detail=str(exc)[:200],
+                         staged_batches=DIRECT_PAUSE_BATCHES)
                 return False
             cur.execute("RELEASE SAVEPOINT lvlup_direct_copy")
         return True
