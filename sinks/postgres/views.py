@@ -221,19 +221,23 @@ def _memory(rec: ConsumedRecord) -> list[Row]:
     ``internet_learning_result`` (v2), the insight of a ``learning_event``, the knowledge of
     an accepted ``knowledge_transfer`` (for the receiver)."""
     r = rec.record
+    kind = rec.record_type
+    if kind == "learning_event":  # the high-volume type: one dict literal, checked first
+        text = r.get("insight") or ""
+        if str(r.get("event_type")) != "insight" or not text.strip():
+            return []
+        return [{"agent_id": r["agent_id"], "topic": r.get("topic"),
+                 "occurred_at": r["occurred_at"], "src_topic": rec.topic,
+                 "src_partition": rec.partition, "src_offset": rec.offset,
+                 "content_hash": _hash(text), "kind": "insight", "text": text,
+                 "source": r.get("source"), "title": None}]
     base: Row = {"agent_id": r["agent_id"], "topic": r.get("topic"),
                  "occurred_at": r["occurred_at"], **_src(rec)}
-    if rec.record_type == "internet_learning_result":
+    if kind == "internet_learning_result":
         return [{**base, "content_hash": p.get("content_hash") or _hash(p["text"]),
                  "kind": "passage", "text": p["text"], "source": r.get("source_url"),
                  "title": " — ".join(t for t in (r.get("title"), p.get("section")) if t)}
                 for p in r.get("passages") or () if p.get("text")]
-    if rec.record_type == "learning_event":
-        text = r.get("insight") or ""
-        if str(r.get("event_type")) != "insight" or not text.strip():
-            return []
-        return [{**base, "content_hash": _hash(text), "kind": "insight", "text": text,
-                 "source": r.get("source"), "title": None}]
     text = r.get("knowledge") or ""
     if not r.get("accepted") or not text.strip():
         return []
@@ -272,11 +276,11 @@ class _MemoryRows:
 
     def texts(self, rec: ConsumedRecord) -> list[Row]:
         """``agent_memory_text``: the distinct contents of the entries (the full-text index
-        is built once per agent × content hash, not once per record)."""
-        return [{"agent_id": row["agent_id"], "content_hash": row["content_hash"],
-                 "text": row["text"], "src_topic": row["src_topic"],
-                 "src_partition": row["src_partition"], "src_offset": row["src_offset"]}
-                for row in self._entries("text", rec)]
+        is built once per agent × content hash, not once per record). The rows are the
+        memory entries themselves, shared with ``agent_memory``'s: the writer reads only a
+        view's own columns and never changes a row (merges copy), so the other keys ride
+        along unread where copying six of them cost ~0.6 µs a record."""
+        return self._entries("text", rec)
 
 
 _MEMORY_TYPES = frozenset({"internet_learning_result", "learning_event", "knowledge_transfer"})
