@@ -57,7 +57,7 @@ from streams.kafka_admin import NewTopicSpec, create_topics, delete_topics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
-__all__ = ["GOAL_ADDED_MS", "GOAL_RATIO", "GOAL_SCALING", "bench_inference_front"]
+__all__ = ["GOAL_ADDED_MS", "GOAL_RATIO", "GOAL_SCALING", "bench_inference_front", "meets_goals"]
 
 GOAL_ADDED_MS = 15.0
 GOAL_RATIO = 0.95
@@ -241,6 +241,13 @@ def bench_inference_front(settings: Settings, *, prompts: int = 8) -> dict[str, 
     return out
 
 
+def meets_goals(added_ms: float, ratio: float, scaling: float) -> bool:
+    """Whether one run meets issue #21's goals: added p50 ≤ :data:`GOAL_ADDED_MS` (ms),
+    front ÷ direct tokens/s at concurrency 1 ≥ :data:`GOAL_RATIO`, and concurrency-4 ÷
+    concurrency-1 tokens/s through the front door ≥ :data:`GOAL_SCALING`."""
+    return added_ms <= GOAL_ADDED_MS and ratio >= GOAL_RATIO and scaling >= GOAL_SCALING
+
+
 def _measure(engine: LlamaEngine, client_for: Callable[[], httpx.Client],
              n: int) -> dict[str, Any]:
     with client_for() as client:
@@ -259,6 +266,7 @@ def _measure(engine: LlamaEngine, client_for: Callable[[], httpx.Client],
     front4 = _front(client_for, c4_prompts, 4)
     scaling = front4["tokens_s"] / max(front["tokens_s"], 1e-9)
     return {
+        "pass": meets_goals(added, ratio, scaling),
         "c1": {"direct_p50_ms": percentile(c1["direct"], 50),
                "front_p50_ms": percentile(c1["front"], 50), "added_p50_ms": added,
                "path_p50_ms": percentile(c1["path"], 50),
