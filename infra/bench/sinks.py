@@ -43,7 +43,7 @@ from infra.bench.sample import SampleStream
 from sinks.clickhouse.client import ChdbClient
 from sinks.clickhouse.migrate import migrate_up
 from sinks.clickhouse.writer import ClickHouseWriter, to_arrow
-from sinks.postgres.binary import binary_layout
+from sinks.postgres.binary import direct_layout
 from sinks.postgres.migrate import create_migrated, drop_database
 from sinks.postgres.views import build_projections
 from sinks.postgres.writer import PostgresWriter, column_converters, staging_shape, unstaged
@@ -135,7 +135,7 @@ def _pg(url: str, warm: list[ConsumedRecord], records: list[ConsumedRecord],
     types = {r.record_type for r in records}
     # append-only views the way the sink writes them when no key is present (a binary COPY
     # straight in, sinks.postgres.binary), the others through staging + upsert
-    layouts = {p.name: binary_layout(p.table) for p in projections if p.merge == "keep_first"}
+    layouts = {p.name: direct_layout(p) for p in projections}
     views = [(p, list(p.table.columns.keys()),
               layout.convert if (layout := layouts.get(p.name)) else column_converters(p.table))
              for p in projections if p.record_types & types]

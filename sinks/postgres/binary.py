@@ -50,8 +50,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["BinaryLayout", "binary_layout", "checked_bool", "checked_int4", "to_pg_date",
-           "to_pg_jsonb", "to_pg_timestamptz"]
+from sinks.postgres.projection import Projection
+
+__all__ = ["BinaryLayout", "binary_layout", "checked_bool", "checked_int4", "direct_layout",
+           "micros_since", "to_pg_date", "to_pg_jsonb", "to_pg_timestamptz"]
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_DATE = date(2000, 1, 1)
@@ -61,6 +63,13 @@ _PG_EPOCH_DAYS = 10_957
 """2000-01-01 in days since 1970-01-01."""
 _MICROSECOND = timedelta(microseconds=1)
 _INT4 = 2**31
+
+
+def micros_since(epoch: datetime, value: datetime) -> int:
+    """Exact integer microseconds from the aware ``epoch`` to ``value`` (a naive ``value`` is
+    taken as UTC, the platform's time)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return (aware - epoch) // _MICROSECOND
 
 
 def to_pg_timestamptz(value: Any) -> Any:
@@ -73,8 +82,7 @@ def to_pg_timestamptz(value: Any) -> Any:
     if type(value) is int:
         return (value - _PG_EPOCH_MS) * 1000
     if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return (aware - _PG_EPOCH) // _MICROSECOND
+        return micros_since(_PG_EPOCH, value)
     return value
 
 
@@ -150,3 +158,10 @@ def binary_layout(table: Table) -> BinaryLayout | None:
         else:
             return None
     return BinaryLayout(types, convert)
+
+
+def direct_layout(projection: Projection) -> BinaryLayout | None:
+    """The layout the writer COPYs ``projection``'s view straight in with, or None where the
+    view is always staged: only append-only (``keep_first``) views whose every column
+    :func:`binary_layout` sends take the direct path (``PostgresWriter._copy_direct``)."""
+    return binary_layout(projection.table) if projection.merge == "keep_first" else None

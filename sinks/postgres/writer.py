@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sinks.errors import QueryError, StoreUnavailable
-from sinks.postgres.binary import binary_layout
+from sinks.postgres.binary import direct_layout, micros_since
 from sinks.postgres.projection import Projection, merge_rows
 from sinks.records import Batch, ConsumedRecord, TopicPartitionKey
 
@@ -85,7 +85,6 @@ def to_date(value: Any) -> Any:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def to_epoch_us(value: Any) -> Any:
@@ -101,8 +100,7 @@ def to_epoch_us(value: Any) -> Any:
     if type(value) is int:
         return value * 1000
     if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return (aware - _EPOCH) // _MICROSECOND
+        return micros_since(_EPOCH, value)
     return value
 
 
@@ -261,8 +259,7 @@ class PostgresWriter:
         self._shape = {proj.name: staging_shape(proj.table) for proj in self.projections}
         self._staged = {proj.name: _staged(proj.table) for proj in self.projections}
         self._direct = {proj.name: layout for proj in self.projections
-                        if proj.merge == "keep_first"
-                        and (layout := binary_layout(proj.table)) is not None}
+                        if (layout := direct_layout(proj)) is not None}
         # view → batches left before its next direct COPY (after a unique violation)
         self._direct_paused: dict[str, int] = {}
         for proj in self.projections:
